@@ -1,0 +1,102 @@
+//! axum extractors: `Claims<C>` and `Option<Claims<C>>` (feature `axum`).
+
+use std::fmt;
+
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::{HeaderValue, StatusCode, header};
+
+use crate::claims::Claims;
+use crate::layer::Anonymous;
+
+/// Why `Claims<C>` could not be extracted.
+///
+/// - [`MissingToken`](ClaimsRejection::MissingToken): the layer runs in
+///   optional mode and the request had no token → 401.
+/// - [`MissingLayer`](ClaimsRejection::MissingLayer): no `JwtAuthLayer`
+///   ran for this route, or it was set up with another claims type: a
+///   wiring bug, answered 500 with a hint rather than 401.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClaimsRejection {
+    /// Optional authentication let the request through without a token.
+    MissingToken,
+    /// The request extensions hold no `Claims<C>` of the requested type.
+    MissingLayer {
+        /// The claims type the handler asked for.
+        claims_type: &'static str,
+    },
+}
+
+impl fmt::Display for ClaimsRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClaimsRejection::MissingToken => f.write_str("this route needs an access token"),
+            ClaimsRejection::MissingLayer { claims_type } => write!(
+                f,
+                "no Claims<{claims_type}> in the request extensions: add JwtAuthLayer to this \
+                 route (Router::route_layer) and make sure its .claims::<T>() type is the one \
+                 the handler extracts"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ClaimsRejection {}
+
+impl IntoResponse for ClaimsRejection {
+    fn into_response(self) -> Response {
+        match self {
+            ClaimsRejection::MissingToken => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
+            )
+                .into_response(),
+            ClaimsRejection::MissingLayer { .. } => {
+                (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+            }
+        }
+    }
+}
+
+impl<S, C> FromRequestParts<S> for Claims<C>
+where
+    S: Send + Sync,
+    C: Send + Sync + 'static,
+{
+    type Rejection = ClaimsRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<Claims<C>>() {
+            Some(claims) => Ok(claims.clone()),
+            None if parts.extensions.get::<Anonymous>().is_some() => {
+                Err(ClaimsRejection::MissingToken)
+            }
+            None => Err(ClaimsRejection::MissingLayer {
+                claims_type: std::any::type_name::<C>(),
+            }),
+        }
+    }
+}
+
+impl<S, C> OptionalFromRequestParts<S> for Claims<C>
+where
+    S: Send + Sync,
+    C: Send + Sync + 'static,
+{
+    type Rejection = ClaimsRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        match parts.extensions.get::<Claims<C>>() {
+            Some(claims) => Ok(Some(claims.clone())),
+            None if parts.extensions.get::<Anonymous>().is_some() => Ok(None),
+            None => Err(ClaimsRejection::MissingLayer {
+                claims_type: std::any::type_name::<C>(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! Strict base64url (RFC 4648 §5) without padding, as JWS requires: no `=`,
+//! no whitespace, no characters outside the alphabet, no non-zero trailing bits.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// Decodes strict unpadded base64url, or `None`.
+pub(crate) fn decode(input: &[u8]) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(input).ok()
+}
+
+/// Decodes into `out`, returning the decoded length, or `None` when the
+/// input is not strict base64url or does not fit.
+pub(crate) fn decode_into(input: &[u8], out: &mut [u8]) -> Option<usize> {
+    if input.len().div_ceil(4) * 3 > out.len() {
+        return None;
+    }
+    URL_SAFE_NO_PAD.decode_slice(input, out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict() {
+        assert_eq!(decode(b"YWI").unwrap(), b"ab");
+        assert!(decode(b"YWI=").is_none(), "padding");
+        assert!(decode(b"YW I").is_none(), "space");
+        assert!(decode(b"YWJ").is_none(), "non-zero trailing bits");
+        assert!(decode(b"YW+/").is_none(), "standard alphabet");
+        assert!(decode(b"Y").is_none(), "impossible length");
+        let mut buf = [0u8; 3];
+        assert_eq!(decode_into(b"YWI", &mut buf), Some(2));
+        assert_eq!(decode_into(b"YWJjZA", &mut buf), None);
+    }
+}

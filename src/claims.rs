@@ -1,0 +1,306 @@
+//! Verified claims as handlers see them: the application's own type plus
+//! the registered claims (RFC 7519 §4.1).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+/// The default claims type: the payload as a JSON object.
+pub type JsonClaims = serde_json::Map<String, serde_json::Value>;
+
+/// The verified claims of the request's token, deserialized into `C`.
+///
+/// The auth layer inserts `Claims<C>` into the request extensions; with the
+/// `axum` feature it is also an extractor. It dereferences to `C`, and the
+/// registered claims are at hand whatever `C` is. Cloning is cheap.
+///
+/// ```
+/// use tower_jwt_auth::{Algorithm, Claims, Key, Verifier};
+/// #[derive(Clone, serde::Deserialize)]
+/// struct MyClaims { name: String }
+///
+/// let verifier = Verifier::builder()
+///     .key(Key::hmac(Algorithm::HS256, [7u8; 32])?)
+///     .any_audience()
+///     .build()?;
+/// # let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(),
+/// #     &serde_json::json!({"sub": "ada", "name": "Ada", "exp": 4102444800u64}),
+/// #     &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32])).unwrap();
+/// let claims: Claims<MyClaims> = verifier.verify(&token).unwrap();
+/// assert_eq!(claims.name, "Ada");           // your type, through Deref
+/// assert_eq!(claims.sub(), Some("ada"));    // registered claims
+/// assert_eq!(claims.exp(), Some(4102444800));
+/// # Ok::<(), tower_jwt_auth::BuildError>(())
+/// ```
+pub struct Claims<C = JsonClaims> {
+    inner: Arc<Inner<C>>,
+}
+
+struct Inner<C> {
+    custom: C,
+    registered: RegisteredClaims,
+    payload: Box<str>,
+}
+
+impl<C> Clone for Claims<C> {
+    fn clone(&self) -> Self {
+        Claims {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for Claims<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Claims")
+            .field("registered", &self.inner.registered)
+            .field("custom", &self.inner.custom)
+            .finish()
+    }
+}
+
+impl<C> Deref for Claims<C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        &self.inner.custom
+    }
+}
+
+impl<C> Claims<C> {
+    pub(crate) fn new(custom: C, registered: RegisteredClaims, payload: Box<str>) -> Self {
+        Claims {
+            inner: Arc::new(Inner {
+                custom,
+                registered,
+                payload,
+            }),
+        }
+    }
+
+    /// The application's claims.
+    pub fn custom(&self) -> &C {
+        &self.inner.custom
+    }
+
+    /// The registered claims (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`).
+    pub fn registered(&self) -> &RegisteredClaims {
+        &self.inner.registered
+    }
+
+    /// The verified payload as JSON text, for claims `C` does not model.
+    pub fn json(&self) -> &str {
+        &self.inner.payload
+    }
+
+    /// The `sub` claim.
+    pub fn sub(&self) -> Option<&str> {
+        self.inner.registered.sub()
+    }
+
+    /// The `iss` claim.
+    pub fn iss(&self) -> Option<&str> {
+        self.inner.registered.iss()
+    }
+
+    /// The `aud` claim, as a list (a single string becomes one element).
+    pub fn aud(&self) -> &[String] {
+        self.inner.registered.aud()
+    }
+
+    /// The `exp` claim, in seconds since the Unix epoch.
+    pub fn exp(&self) -> Option<i64> {
+        self.inner.registered.exp()
+    }
+
+    /// The `nbf` claim, in seconds since the Unix epoch.
+    pub fn nbf(&self) -> Option<i64> {
+        self.inner.registered.nbf()
+    }
+
+    /// The `iat` claim, in seconds since the Unix epoch.
+    pub fn iat(&self) -> Option<i64> {
+        self.inner.registered.iat()
+    }
+
+    /// The `jti` claim.
+    pub fn jti(&self) -> Option<&str> {
+        self.inner.registered.jti()
+    }
+}
+
+/// The registered claims of a verified token (RFC 7519 §4.1).
+///
+/// Times are seconds since the Unix epoch; fractional seconds are truncated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegisteredClaims {
+    iss: Option<String>,
+    sub: Option<String>,
+    aud: Vec<String>,
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    iat: Option<i64>,
+    jti: Option<String>,
+}
+
+impl RegisteredClaims {
+    /// The issuer.
+    pub fn iss(&self) -> Option<&str> {
+        self.iss.as_deref()
+    }
+    /// The subject.
+    pub fn sub(&self) -> Option<&str> {
+        self.sub.as_deref()
+    }
+    /// The audiences (empty when the token has none).
+    pub fn aud(&self) -> &[String] {
+        &self.aud
+    }
+    /// Expiration time.
+    pub fn exp(&self) -> Option<i64> {
+        self.exp
+    }
+    /// Not-before time.
+    pub fn nbf(&self) -> Option<i64> {
+        self.nbf
+    }
+    /// Issued-at time.
+    pub fn iat(&self) -> Option<i64> {
+        self.iat
+    }
+    /// The token's unique identifier.
+    pub fn jti(&self) -> Option<&str> {
+        self.jti.as_deref()
+    }
+}
+
+/// The registered claims as read for validation, borrowing from the payload.
+/// Duplicate members are an error (serde refuses a repeated field), and so
+/// is a member of the wrong JSON type.
+#[derive(Deserialize)]
+pub(crate) struct RawClaims<'a> {
+    #[serde(borrow, default)]
+    pub(crate) iss: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub(crate) sub: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub(crate) aud: Option<Audience<'a>>,
+    #[serde(default)]
+    pub(crate) exp: Option<NumericDate>,
+    #[serde(default)]
+    pub(crate) nbf: Option<NumericDate>,
+    #[serde(default)]
+    pub(crate) iat: Option<NumericDate>,
+    #[serde(borrow, default)]
+    pub(crate) jti: Option<Cow<'a, str>>,
+}
+
+impl RawClaims<'_> {
+    pub(crate) fn to_registered(&self) -> RegisteredClaims {
+        RegisteredClaims {
+            iss: self.iss.as_deref().map(str::to_owned),
+            sub: self.sub.as_deref().map(str::to_owned),
+            aud: match &self.aud {
+                None => Vec::new(),
+                Some(Audience::One(a)) => vec![a.to_string()],
+                Some(Audience::Many(list)) => list.iter().map(|a| a.to_string()).collect(),
+            },
+            exp: self.exp.map(NumericDate::seconds),
+            nbf: self.nbf.map(NumericDate::seconds),
+            iat: self.iat.map(NumericDate::seconds),
+            jti: self.jti.as_deref().map(str::to_owned),
+        }
+    }
+}
+
+/// `aud`: one string or an array of strings.
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "`aud` must be a string or an array of strings")]
+pub(crate) enum Audience<'a> {
+    One(#[serde(borrow)] Cow<'a, str>),
+    Many(#[serde(borrow)] Vec<Cow<'a, str>>),
+}
+
+impl Audience<'_> {
+    pub(crate) fn contains_any(&self, wanted: &[String]) -> bool {
+        match self {
+            Audience::One(a) => wanted.iter().any(|w| w == a),
+            Audience::Many(list) => list.iter().any(|a| wanted.iter().any(|w| w == a)),
+        }
+    }
+}
+
+/// A JSON number of seconds since the epoch; anything else is an error.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub(crate) struct NumericDate(pub(crate) f64);
+
+impl NumericDate {
+    fn seconds(self) -> i64 {
+        // `as` saturates; NumericDate never holds NaN (JSON has none).
+        self.0 as i64
+    }
+}
+
+impl<'de> Deserialize<'de> for NumericDate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = NumericDate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a NumericDate (a JSON number of seconds since the epoch)")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<NumericDate, E> {
+                Ok(NumericDate(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<NumericDate, E> {
+                Ok(NumericDate(v as f64))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<NumericDate, E> {
+                if v.is_finite() {
+                    Ok(NumericDate(v))
+                } else {
+                    Err(E::custom("NumericDate must be finite"))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(json: &str) -> Result<RawClaims<'_>, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn registered_types_are_enforced() {
+        assert!(raw(r#"{"exp":"123"}"#).is_err());
+        assert!(raw(r#"{"exp":true}"#).is_err());
+        assert!(raw(r#"{"iss":5}"#).is_err());
+        assert!(raw(r#"{"aud":[1]}"#).is_err());
+        assert!(raw(r#"{"sub":"a","sub":"b"}"#).is_err(), "duplicate");
+        let ok = raw(r#"{"exp":1.5,"aud":["a","b"],"sub":"x\u0041"}"#).unwrap();
+        let reg = ok.to_registered();
+        assert_eq!(reg.exp(), Some(1));
+        assert_eq!(reg.aud(), ["a", "b"]);
+        assert_eq!(reg.sub(), Some("xA"));
+    }
+
+    #[test]
+    fn audience_matching() {
+        let one = raw(r#"{"aud":"api"}"#).unwrap().aud.unwrap();
+        assert!(one.contains_any(&["api".into()]));
+        assert!(!one.contains_any(&["other".into()]));
+        let many = raw(r#"{"aud":["x","api"]}"#).unwrap().aud.unwrap();
+        assert!(many.contains_any(&["api".into()]));
+        let empty = raw(r#"{"aud":[]}"#).unwrap().aud.unwrap();
+        assert!(!empty.contains_any(&["api".into()]));
+    }
+}

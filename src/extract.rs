@@ -1,0 +1,202 @@
+//! Where a token comes from: the `Authorization: Bearer` header, a named
+//! cookie, or another header, tried in the order the application sets.
+
+use http::header::{AUTHORIZATION, COOKIE};
+use http::{HeaderMap, HeaderName};
+
+use crate::error::AuthError;
+
+/// A place to look for the token.
+///
+/// ```
+/// use tower_jwt_auth::TokenSource;
+/// use http::HeaderName;
+///
+/// let sources = [
+///     TokenSource::Bearer,
+///     TokenSource::cookie("access_token"),
+///     TokenSource::header(HeaderName::from_static("x-access-token")),
+/// ];
+/// # let _ = sources;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenSource {
+    /// `Authorization: Bearer <token>`; the scheme is matched
+    /// case-insensitively (RFC 7235). A request with two `Authorization`
+    /// headers is refused with 400 `invalid_request`. Another scheme (for
+    /// example `Basic`) counts as no token here.
+    Bearer,
+    /// A cookie with this name (for browser apps that keep the token in an
+    /// `HttpOnly` cookie). When the name repeats, the first one is used.
+    Cookie(String),
+    /// A header holding the token alone (or `Bearer <token>`). Two such
+    /// headers are refused with 400 `invalid_request`.
+    Header(HeaderName),
+}
+
+impl TokenSource {
+    /// A cookie source.
+    pub fn cookie(name: impl Into<String>) -> TokenSource {
+        TokenSource::Cookie(name.into())
+    }
+
+    /// A header source.
+    pub fn header(name: HeaderName) -> TokenSource {
+        TokenSource::Header(name)
+    }
+
+    fn find<'r>(&self, headers: &'r HeaderMap) -> Result<Option<&'r str>, AuthError> {
+        match self {
+            TokenSource::Bearer => match single(headers, &AUTHORIZATION)? {
+                None => Ok(None),
+                Some(value) => bearer(value),
+            },
+            TokenSource::Header(name) => match single(headers, name)? {
+                None => Ok(None),
+                Some(value) => match bearer(value)? {
+                    Some(token) => Ok(Some(token)),
+                    None if value.is_empty() => Ok(None),
+                    None => Ok(Some(value)),
+                },
+            },
+            TokenSource::Cookie(name) => Ok(cookie(headers, name)),
+        }
+    }
+}
+
+/// The value of a header that must not repeat.
+fn single<'r>(headers: &'r HeaderMap, name: &HeaderName) -> Result<Option<&'r str>, AuthError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(AuthError::MultipleTokens);
+    }
+    value
+        .to_str()
+        .map(|v| Some(v.trim()))
+        .map_err(|_| AuthError::Malformed("the token header is not visible ASCII"))
+}
+
+/// The token of a `Bearer` credential; `None` for another scheme.
+fn bearer(value: &str) -> Result<Option<&str>, AuthError> {
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = rest.trim_matches(' ');
+    if token.is_empty() {
+        return Err(AuthError::Malformed("empty bearer token"));
+    }
+    Ok(Some(token))
+}
+
+fn cookie<'r>(headers: &'r HeaderMap, name: &str) -> Option<&'r str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| {
+            let v = v.trim();
+            v.strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(v)
+        })
+        .filter(|v| !v.is_empty())
+}
+
+/// The token from the first source that has one.
+pub(crate) fn find_token<'r>(
+    sources: &[TokenSource],
+    headers: &'r HeaderMap,
+) -> Result<Option<&'r str>, AuthError> {
+    for source in sources {
+        if let Some(token) = source.find(headers)? {
+            return Ok(Some(token));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for v in [
+            "Bearer a.b.c",
+            "bearer a.b.c",
+            "BEARER  a.b.c",
+            "bEaReR a.b.c ",
+        ] {
+            let h = headers(&[("authorization", v)]);
+            assert_eq!(
+                find_token(&[TokenSource::Bearer], &h).unwrap(),
+                Some("a.b.c"),
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_schemes_and_empty_tokens() {
+        let h = headers(&[("authorization", "Basic dXNlcjpwYXNz")]);
+        assert_eq!(find_token(&[TokenSource::Bearer], &h).unwrap(), None);
+        let h = headers(&[("authorization", "Bearer")]);
+        assert!(find_token(&[TokenSource::Bearer], &h).is_err());
+        let h = headers(&[("authorization", "Bearer   ")]);
+        assert!(find_token(&[TokenSource::Bearer], &h).is_err());
+    }
+
+    #[test]
+    fn two_authorization_headers_are_a_bad_request() {
+        let h = headers(&[("authorization", "Bearer a"), ("authorization", "Bearer b")]);
+        let err = find_token(&[TokenSource::Bearer], &h).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::BadRequest);
+    }
+
+    #[test]
+    fn cookies_and_order() {
+        let h = headers(&[
+            ("cookie", "theme=dark; access_token=\"c.o.k\""),
+            ("cookie", "access_token=second"),
+            ("x-token", "h.e.d"),
+        ]);
+        let cookie = TokenSource::cookie("access_token");
+        let header = TokenSource::header(HeaderName::from_static("x-token"));
+        assert_eq!(
+            find_token(std::slice::from_ref(&cookie), &h).unwrap(),
+            Some("c.o.k")
+        );
+        assert_eq!(
+            find_token(&[header.clone(), cookie.clone()], &h).unwrap(),
+            Some("h.e.d")
+        );
+        assert_eq!(
+            find_token(&[TokenSource::Bearer, cookie, header], &h).unwrap(),
+            Some("c.o.k")
+        );
+        assert_eq!(
+            find_token(&[TokenSource::cookie("nope")], &h).unwrap(),
+            None
+        );
+    }
+}

@@ -1,0 +1,258 @@
+//! Verification keys: each parsed once, bound to one algorithm, optionally named by a `kid`.
+
+mod der;
+mod jwk;
+
+use std::fmt;
+use std::sync::Arc;
+
+use aws_lc_rs::{hmac, signature::ParsedPublicKey};
+
+use crate::algorithm::{Algorithm, Family};
+use crate::error::BuildError;
+
+pub(crate) use jwk::parse_jwk_set;
+
+/// The smallest RSA modulus accepted, in bits.
+pub(crate) const MIN_RSA_BITS: usize = 2048;
+/// The largest RSA modulus accepted, in bits (aws-lc's verification limit).
+pub(crate) const MAX_RSA_BITS: usize = 8192;
+
+/// A key that verifies token signatures for exactly one [`Algorithm`].
+///
+/// A key is parsed and checked once, when it is made: an RSA modulus below
+/// 2048 bits, an EC point off its curve, an HMAC secret shorter than the
+/// hash output, or a key that does not fit the algorithm is a [`BuildError`].
+/// Cloning is cheap (the parsed key is shared).
+///
+/// ```
+/// use tower_jwt_auth::{Algorithm, Key};
+///
+/// let key = Key::hmac(Algorithm::HS256, b"0123456789abcdef0123456789abcdef")?
+///     .with_kid("2024-01");
+/// assert_eq!(key.algorithm(), Algorithm::HS256);
+/// assert_eq!(key.kid(), Some("2024-01"));
+/// # Ok::<(), tower_jwt_auth::BuildError>(())
+/// ```
+#[derive(Clone)]
+pub struct Key {
+    inner: Arc<KeyInner>,
+}
+
+struct KeyInner {
+    alg: Algorithm,
+    kid: Option<String>,
+    material: Material,
+}
+
+enum Material {
+    Hmac(Box<hmac::Key>),
+    Public(ParsedPublicKey),
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print key material (an HMAC secret is a secret).
+        f.debug_struct("Key")
+            .field("alg", &self.inner.alg)
+            .field("kid", &self.inner.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> BuildError {
+    BuildError::InvalidKey(msg.into())
+}
+
+impl Key {
+    /// An HMAC key (`HS256`, `HS384`, `HS512`) from a shared secret.
+    ///
+    /// # Errors
+    /// [`BuildError::InvalidKey`] if `alg` is not an HMAC algorithm, or the
+    /// secret is shorter than the hash output (32, 48 or 64 bytes), as RFC 7518 §3.2 requires.
+    pub fn hmac(alg: Algorithm, secret: impl AsRef<[u8]>) -> Result<Key, BuildError> {
+        let secret = secret.as_ref();
+        let hmac_alg = alg
+            .hmac()
+            .ok_or_else(|| invalid(format!("{alg} is not an HMAC algorithm")))?;
+        let min = alg.min_hmac_secret_len();
+        if secret.len() < min {
+            return Err(invalid(format!(
+                "an {alg} secret must be at least {min} bytes, got {}",
+                secret.len()
+            )));
+        }
+        Ok(Key::new(
+            alg,
+            Material::Hmac(Box::new(hmac::Key::new(hmac_alg, secret))),
+        ))
+    }
+
+    /// A public key from PEM: `PUBLIC KEY` (SubjectPublicKeyInfo), `RSA PUBLIC
+    /// KEY` (PKCS#1) or `CERTIFICATE` (the certificate is only a container
+    /// for its key; it is not validated).
+    ///
+    /// # Errors
+    /// [`BuildError::InvalidKey`] if the PEM cannot be read, holds a private
+    /// key, or its key does not fit `alg` (type, curve, RSA size).
+    pub fn from_pem(alg: Algorithm, pem: impl AsRef<[u8]>) -> Result<Key, BuildError> {
+        let pem = der::parse_pem(pem.as_ref()).map_err(invalid)?;
+        match pem.label.as_str() {
+            "PUBLIC KEY" => Key::from_spki_der(alg, &pem.der),
+            "RSA PUBLIC KEY" => {
+                if alg.family() != Family::Rsa {
+                    return Err(invalid(format!("an RSA key cannot verify {alg}")));
+                }
+                let bits = der::rsa_public_key_bits(&pem.der).map_err(invalid)?;
+                Key::public(alg, &pem.der, Some(bits))
+            }
+            "CERTIFICATE" => {
+                let spki = der::certificate_spki(&pem.der).map_err(invalid)?;
+                Key::from_spki_der(alg, spki)
+            }
+            label if label.contains("PRIVATE") => Err(invalid(format!(
+                "the PEM holds a private key ({label}); give the public key instead"
+            ))),
+            label => Err(invalid(format!(
+                "unsupported PEM block {label:?}; expected PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE"
+            ))),
+        }
+    }
+
+    /// A public key from DER-encoded SubjectPublicKeyInfo.
+    ///
+    /// # Errors
+    /// [`BuildError::InvalidKey`] if the DER cannot be read or the key does
+    /// not fit `alg`.
+    pub fn from_spki_der(alg: Algorithm, der: &[u8]) -> Result<Key, BuildError> {
+        let info = der::spki_info(der).map_err(invalid)?;
+        let fits = match (info.clone(), alg.family()) {
+            (der::PublicKeyInfo::Rsa { .. }, Family::Rsa) => true,
+            (der::PublicKeyInfo::Ec(c), Family::Ec(want)) => c == want,
+            (der::PublicKeyInfo::Ed25519, Family::Ed25519) => true,
+            _ => false,
+        };
+        if !fits {
+            return Err(invalid(format!("a {info:?} key cannot verify {alg}")));
+        }
+        let bits = match info {
+            der::PublicKeyInfo::Rsa { bits } => Some(bits),
+            _ => None,
+        };
+        Key::public(alg, der, bits)
+    }
+
+    /// A key from one JSON Web Key (RFC 7517). The JWK's `alg` member names
+    /// the algorithm; use [`Key::from_jwk_for`] for a JWK without one.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, Key};
+    ///
+    /// let jwk = r#"{"kty":"OKP","crv":"Ed25519","alg":"EdDSA","kid":"k1",
+    ///               "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
+    /// let key = Key::from_jwk(jwk)?;
+    /// assert_eq!(key.algorithm(), Algorithm::EdDSA);
+    /// assert_eq!(key.kid(), Some("k1"));
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`BuildError::InvalidKey`] if the JSON is not a usable public JWK
+    /// (private key material, `use` other than `sig`, `key_ops` without
+    /// `verify`, a key too weak or not fitting its `alg`), or has no `alg`.
+    pub fn from_jwk(jwk: &str) -> Result<Key, BuildError> {
+        jwk::parse_single(jwk, None)
+    }
+
+    /// Like [`Key::from_jwk`], for a JWK that may lack `alg`: the key is
+    /// bound to `alg`, and a JWK `alg` member, when present, must equal it.
+    ///
+    /// # Errors
+    /// As [`Key::from_jwk`], and when the JWK's `alg` differs from `alg`.
+    pub fn from_jwk_for(alg: Algorithm, jwk: &str) -> Result<Key, BuildError> {
+        jwk::parse_single(jwk, Some(alg))
+    }
+
+    /// Names the key, so tokens with this `kid` header select it.
+    pub fn with_kid(self, kid: impl Into<String>) -> Key {
+        let inner = match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.kid = Some(kid.into());
+                inner
+            }
+            Err(shared) => KeyInner {
+                alg: shared.alg,
+                kid: Some(kid.into()),
+                material: shared.material.clone_material(),
+            },
+        };
+        Key {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The one algorithm this key verifies.
+    pub fn algorithm(&self) -> Algorithm {
+        self.inner.alg
+    }
+
+    /// The key's `kid`, if it has one.
+    pub fn kid(&self) -> Option<&str> {
+        self.inner.kid.as_deref()
+    }
+
+    /// Checks `signature` over `message`. Constant-time for HMAC.
+    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match &self.inner.material {
+            Material::Hmac(key) => hmac::verify(key, message, signature).is_ok(),
+            Material::Public(key) => key.verify_sig(message, signature).is_ok(),
+        }
+    }
+
+    fn new(alg: Algorithm, material: Material) -> Key {
+        Key {
+            inner: Arc::new(KeyInner {
+                alg,
+                kid: None,
+                material,
+            }),
+        }
+    }
+
+    /// Builds an asymmetric key from bytes aws-lc understands for `alg`
+    /// (SPKI or PKCS#1 for RSA, SPKI or an uncompressed point for EC, SPKI or
+    /// raw bytes for Ed25519). `rsa_bits` is the modulus size when known.
+    pub(crate) fn public(
+        alg: Algorithm,
+        bytes: &[u8],
+        rsa_bits: Option<usize>,
+    ) -> Result<Key, BuildError> {
+        if let Some(bits) = rsa_bits {
+            if bits < MIN_RSA_BITS {
+                return Err(invalid(format!(
+                    "RSA keys must be at least {MIN_RSA_BITS} bits, this one has {bits}"
+                )));
+            }
+            if bits > MAX_RSA_BITS {
+                return Err(invalid(format!(
+                    "RSA keys above {MAX_RSA_BITS} bits are not supported, this one has {bits}"
+                )));
+            }
+        }
+        let verification = alg
+            .verification()
+            .ok_or_else(|| invalid(format!("{alg} needs a shared secret, not a public key")))?;
+        let parsed = ParsedPublicKey::new(verification, bytes)
+            .map_err(|e| invalid(format!("aws-lc refused the {alg} public key: {e}")))?;
+        Ok(Key::new(alg, Material::Public(parsed)))
+    }
+}
+
+impl Material {
+    fn clone_material(&self) -> Material {
+        match self {
+            Material::Hmac(k) => Material::Hmac(k.clone()),
+            Material::Public(k) => Material::Public(k.clone()),
+        }
+    }
+}

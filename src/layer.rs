@@ -1,0 +1,307 @@
+//! [`JwtAuthLayer`] (the builder), its service [`JwtAuth`] and [`ResponseFuture`].
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use serde::de::DeserializeOwned;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::claims::{Claims, JsonClaims};
+use crate::error::AuthError;
+use crate::extract::{TokenSource, find_token};
+use crate::reject::{DefaultRejection, OnRejection};
+use crate::verify::Verifier;
+
+/// The default limit on a token's length: 16 KiB.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// Marks a request that went through the layer in optional mode without a
+/// token, so extractors can tell "anonymous" from "the layer is missing".
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Anonymous;
+
+/// A tower layer that authenticates requests with a JWT.
+///
+/// It finds the token (by default in `Authorization: Bearer`), verifies it
+/// with its [`Verifier`], and puts the verified [`Claims<C>`] into the
+/// request extensions. A refused request gets a response from the
+/// rejection (by default [`DefaultRejection`]: RFC 6750 for HTTP, status
+/// headers for gRPC); the inner service never sees it.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use tower_jwt_auth::{Algorithm, Claims, JwtAuthLayer, Key, TokenSource, Verifier};
+///
+/// #[derive(Clone, serde::Deserialize)]
+/// struct User { sub: String }
+///
+/// async fn me(claims: Claims<User>) -> String {
+///     claims.sub.clone()
+/// }
+///
+/// # fn main() -> Result<(), tower_jwt_auth::BuildError> {
+/// let verifier = Verifier::builder()
+///     .key(Key::hmac(Algorithm::HS256, [7u8; 32])?)
+///     .audience("my-api")
+///     .build()?;
+/// let app: Router = Router::new()
+///     .route("/me", get(me))
+///     .route_layer(
+///         JwtAuthLayer::new(verifier)
+///             .claims::<User>()
+///             .sources([TokenSource::Bearer, TokenSource::cookie("access_token")]),
+///     );
+/// # Ok(()) }
+/// ```
+pub struct JwtAuthLayer<C = JsonClaims, R = DefaultRejection> {
+    verifier: Verifier,
+    sources: Arc<[TokenSource]>,
+    max_token_len: usize,
+    optional: bool,
+    rejection: R,
+    _claims: PhantomData<fn() -> C>,
+}
+
+impl<C, R: Clone> Clone for JwtAuthLayer<C, R> {
+    fn clone(&self) -> Self {
+        JwtAuthLayer {
+            verifier: self.verifier.clone(),
+            sources: Arc::clone(&self.sources),
+            max_token_len: self.max_token_len,
+            optional: self.optional,
+            rejection: self.rejection.clone(),
+            _claims: PhantomData,
+        }
+    }
+}
+
+impl<C, R: fmt::Debug> fmt::Debug for JwtAuthLayer<C, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuthLayer")
+            .field("verifier", &self.verifier)
+            .field("sources", &self.sources)
+            .field("max_token_len", &self.max_token_len)
+            .field("optional", &self.optional)
+            .field("rejection", &self.rejection)
+            .field("claims", &std::any::type_name::<C>())
+            .finish()
+    }
+}
+
+impl JwtAuthLayer {
+    /// A layer that verifies with `verifier`, reads `Authorization: Bearer`,
+    /// limits tokens to [`DEFAULT_MAX_TOKEN_LEN`] and puts [`Claims`] (a JSON
+    /// map) into the extensions. Choose your own claims type with
+    /// [`claims`](JwtAuthLayer::claims).
+    pub fn new(verifier: Verifier) -> Self {
+        JwtAuthLayer {
+            verifier,
+            sources: Arc::from([TokenSource::Bearer]),
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            optional: false,
+            rejection: DefaultRejection::default(),
+            _claims: PhantomData,
+        }
+    }
+}
+
+impl<C> JwtAuthLayer<C, DefaultRejection> {
+    /// Sets the realm named in `WWW-Authenticate` (default `api`).
+    pub fn realm(mut self, realm: &str) -> Self {
+        self.rejection = self.rejection.realm(realm);
+        self
+    }
+}
+
+impl<C, R> JwtAuthLayer<C, R> {
+    /// Deserializes verified claims into `C2`, inserted as `Claims<C2>`.
+    /// A token whose claims do not fit `C2` is refused with 401.
+    pub fn claims<C2>(self) -> JwtAuthLayer<C2, R> {
+        JwtAuthLayer {
+            verifier: self.verifier,
+            sources: self.sources,
+            max_token_len: self.max_token_len,
+            optional: self.optional,
+            rejection: self.rejection,
+            _claims: PhantomData,
+        }
+    }
+
+    /// Sets where the token is looked for, in order; the first source that
+    /// has a token wins. An empty list keeps the default (`Bearer`).
+    pub fn sources(mut self, sources: impl IntoIterator<Item = TokenSource>) -> Self {
+        let sources: Vec<TokenSource> = sources.into_iter().collect();
+        if !sources.is_empty() {
+            self.sources = Arc::from(sources);
+        }
+        self
+    }
+
+    /// Refuses tokens longer than `bytes` before decoding anything
+    /// (default [`DEFAULT_MAX_TOKEN_LEN`], 16 KiB).
+    pub fn max_token_len(mut self, bytes: usize) -> Self {
+        self.max_token_len = bytes;
+        self
+    }
+
+    /// Lets requests without a token through, without claims. A token that
+    /// is present but not valid is still refused.
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
+    }
+
+    /// Replaces how refusals are answered. See [`OnRejection`].
+    pub fn on_rejection<R2>(self, rejection: R2) -> JwtAuthLayer<C, R2> {
+        JwtAuthLayer {
+            verifier: self.verifier,
+            sources: self.sources,
+            max_token_len: self.max_token_len,
+            optional: self.optional,
+            rejection,
+            _claims: PhantomData,
+        }
+    }
+}
+
+impl<S, C, R: Clone> Layer<S> for JwtAuthLayer<C, R> {
+    type Service = JwtAuth<S, C, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        JwtAuth {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service made by [`JwtAuthLayer`].
+pub struct JwtAuth<S, C = JsonClaims, R = DefaultRejection> {
+    inner: S,
+    layer: JwtAuthLayer<C, R>,
+}
+
+impl<S: Clone, C, R: Clone> Clone for JwtAuth<S, C, R> {
+    fn clone(&self) -> Self {
+        JwtAuth {
+            inner: self.inner.clone(),
+            layer: self.layer.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, C, R: fmt::Debug> fmt::Debug for JwtAuth<S, C, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuth")
+            .field("inner", &self.inner)
+            .field("layer", &self.layer)
+            .finish()
+    }
+}
+
+impl<S, C, R> JwtAuth<S, C, R> {
+    fn authenticate<B>(&self, req: &Request<B>) -> Result<Option<Claims<C>>, AuthError>
+    where
+        C: DeserializeOwned,
+    {
+        let Some(token) = find_token(&self.layer.sources, req.headers())? else {
+            return if self.layer.optional {
+                Ok(None)
+            } else {
+                Err(AuthError::MissingToken)
+            };
+        };
+        if token.len() > self.layer.max_token_len {
+            return Err(AuthError::TokenTooLarge {
+                len: token.len(),
+                limit: self.layer.max_token_len,
+            });
+        }
+        self.layer.verifier.verify(token).map(Some)
+    }
+}
+
+impl<S, C, R, ReqBody, ResBody> Service<Request<ReqBody>> for JwtAuth<S, C, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    C: DeserializeOwned + Send + Sync + 'static,
+    R: OnRejection<ResBody>,
+    ResBody: Default,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        match self.authenticate(&req) {
+            Ok(Some(claims)) => {
+                req.extensions_mut().insert(claims);
+            }
+            Ok(None) => {
+                req.extensions_mut().insert(Anonymous);
+            }
+            Err(error) => {
+                let response = self.layer.rejection.on_rejection(&error, req.headers());
+                return ResponseFuture {
+                    kind: Kind::Rejected {
+                        response: Some(response),
+                    },
+                };
+            }
+        }
+        ResponseFuture {
+            kind: Kind::Inner {
+                future: self.inner.call(req),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`JwtAuth`].
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        kind: Kind<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B> {
+        Inner { #[pin] future: F },
+        Rejected { response: Option<Response<B>> },
+    }
+}
+
+impl<F, B> fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Inner { future } => future.poll(cx),
+            KindProj::Rejected { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("ResponseFuture polled after completion"))),
+        }
+    }
+}

@@ -1,0 +1,34 @@
+#![cfg_attr(feature = "axum", doc = include_str!("../README.md"))]
+#![cfg_attr(
+    not(feature = "axum"),
+    doc = "JWT authentication for axum and tonic as tower middleware. \
+           Build the docs with the `axum` feature for the full guide."
+)]
+#![deny(missing_docs, unsafe_code)]
+#![warn(rust_2018_idioms, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod algorithm;
+mod b64;
+mod claims;
+mod error;
+mod extract;
+mod key;
+mod layer;
+mod reject;
+mod token;
+mod verify;
+
+#[cfg(feature = "axum")]
+mod axum;
+
+pub use algorithm::{Algorithm, UnknownAlgorithm};
+#[cfg(feature = "axum")]
+pub use axum::ClaimsRejection;
+pub use claims::{Claims, JsonClaims, RegisteredClaims};
+pub use error::{AuthError, BuildError, ErrorKind};
+pub use extract::TokenSource;
+pub use key::Key;
+pub use layer::{DEFAULT_MAX_TOKEN_LEN, JwtAuth, JwtAuthLayer, ResponseFuture};
+pub use reject::{DefaultRejection, OnRejection};
+pub use verify::{DEFAULT_LEEWAY, Verifier, VerifierBuilder};

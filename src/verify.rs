@@ -1,0 +1,414 @@
+//! Token to claims: algorithm allow-list, key selection, signature and claim
+//! validation. Pure: no I/O, no locks.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::de::{DeserializeOwned, IgnoredAny};
+
+use crate::algorithm::{Algorithm, Family};
+use crate::b64;
+use crate::claims::{Claims, RawClaims};
+use crate::error::{AuthError, BuildError};
+use crate::key::{Key, parse_jwk_set};
+use crate::token::{self, is_json_object};
+
+/// The default clock-skew leeway for `exp` and `nbf`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// The largest leeway a verifier accepts.
+const MAX_LEEWAY: Duration = Duration::from_secs(300);
+/// A token without `kid` is tried against at most this many keys of its algorithm.
+const MAX_KIDLESS_TRIES: usize = 4;
+/// Longest signature accepted (RSA-8192).
+const MAX_SIGNATURE_LEN: usize = 1024;
+
+/// Verifies tokens: signature with an allowed algorithm and a fitting key,
+/// then the claims. Cheap to clone; build one with [`Verifier::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_jwt_auth::{Algorithm, Key, Verifier};
+///
+/// let verifier = Verifier::builder()
+///     .key(Key::hmac(Algorithm::HS256, [7u8; 32])?)
+///     .issuer("https://issuer.example")
+///     .audience("my-api")
+///     .leeway(Duration::from_secs(10))
+///     .build()?;
+/// # let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(),
+/// #     &serde_json::json!({"iss": "https://issuer.example", "aud": "my-api", "exp": 4102444800u64}),
+/// #     &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32])).unwrap();
+/// let claims: tower_jwt_auth::Claims = verifier.verify(&token).unwrap();
+/// assert_eq!(claims.iss(), Some("https://issuer.example"));
+/// assert!(verifier.verify::<tower_jwt_auth::JsonClaims>("not.a.token").is_err());
+/// # Ok::<(), tower_jwt_auth::BuildError>(())
+/// ```
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Config>,
+}
+
+struct Config {
+    keys: Vec<Key>,
+    allowed: Vec<Algorithm>,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    leeway: f64,
+    require_exp: bool,
+    required: Vec<String>,
+    typ: Option<String>,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.inner;
+        f.debug_struct("Verifier")
+            .field("keys", &c.keys)
+            .field("allowed", &c.allowed)
+            .field("issuers", &c.issuers)
+            .field("audiences", &c.audiences)
+            .field("leeway_secs", &c.leeway)
+            .field("require_exp", &c.require_exp)
+            .field("required", &c.required)
+            .field("typ", &c.typ)
+            .finish()
+    }
+}
+
+impl Verifier {
+    /// Starts building a verifier.
+    pub fn builder() -> VerifierBuilder {
+        VerifierBuilder::default()
+    }
+
+    /// Verifies `token` and deserializes its claims into `C`.
+    ///
+    /// # Errors
+    /// An [`AuthError`] saying why the token is refused. The signature is
+    /// checked before any claim is read, so a forged token is always
+    /// [`AuthError::InvalidSignature`] (or a header error), never `Expired`.
+    pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, AuthError> {
+        let jws = token::parse(token)?;
+        let cfg = &*self.inner;
+        if !cfg.allowed.contains(&jws.alg) {
+            return Err(AuthError::AlgorithmNotAllowed(jws.alg.as_str().to_owned()));
+        }
+        if let Some(expected) = &cfg.typ
+            && !jws
+                .typ
+                .as_deref()
+                .is_some_and(|t| token::typ_matches(t, expected))
+        {
+            return Err(AuthError::InvalidType);
+        }
+        let mut sig = [0u8; MAX_SIGNATURE_LEN];
+        let sig_len = b64::decode_into(jws.signature.as_bytes(), &mut sig)
+            .ok_or(AuthError::InvalidSignature)?;
+        let sig = &sig[..sig_len];
+        let message = jws.signing_input.as_bytes();
+        let verified = match jws.kid.as_deref() {
+            Some(kid) => {
+                let mut named = cfg.keys.iter().filter(|k| k.kid() == Some(kid)).peekable();
+                if named.peek().is_none() {
+                    return Err(AuthError::UnknownKid);
+                }
+                let mut fitting = named.filter(|k| k.algorithm() == jws.alg).peekable();
+                if fitting.peek().is_none() {
+                    return Err(AuthError::NoMatchingKey);
+                }
+                fitting.any(|k| k.verify(message, sig))
+            }
+            None => {
+                let mut fitting = cfg
+                    .keys
+                    .iter()
+                    .filter(|k| k.algorithm() == jws.alg)
+                    .take(MAX_KIDLESS_TRIES)
+                    .peekable();
+                if fitting.peek().is_none() {
+                    return Err(AuthError::NoMatchingKey);
+                }
+                fitting.any(|k| k.verify(message, sig))
+            }
+        };
+        if !verified {
+            return Err(AuthError::InvalidSignature);
+        }
+        self.claims(jws.payload)
+    }
+
+    /// Decodes and validates the payload of a token whose signature verified.
+    fn claims<C: DeserializeOwned>(&self, payload_b64: &str) -> Result<Claims<C>, AuthError> {
+        let cfg = &*self.inner;
+        let payload = b64::decode(payload_b64.as_bytes())
+            .ok_or(AuthError::Malformed("the payload is not strict base64url"))?;
+        let payload = String::from_utf8(payload)
+            .map_err(|_| AuthError::Malformed("the payload is not UTF-8"))?;
+        if !is_json_object(payload.as_bytes()) {
+            return Err(AuthError::Malformed("the payload is not a JSON object"));
+        }
+        let raw: RawClaims<'_> =
+            serde_json::from_str(&payload).map_err(|e| AuthError::InvalidClaim(e.to_string()))?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        match raw.exp {
+            Some(exp) if now >= exp.0 + cfg.leeway => return Err(AuthError::Expired),
+            None if cfg.require_exp => return Err(AuthError::MissingClaim("exp".into())),
+            _ => {}
+        }
+        if let Some(nbf) = raw.nbf
+            && now + cfg.leeway < nbf.0
+        {
+            return Err(AuthError::NotYetValid);
+        }
+        if !cfg.issuers.is_empty() {
+            match raw.iss.as_deref() {
+                None => return Err(AuthError::MissingClaim("iss".into())),
+                Some(iss) if !cfg.issuers.iter().any(|i| i == iss) => {
+                    return Err(AuthError::InvalidIssuer);
+                }
+                Some(_) => {}
+            }
+        }
+        if !cfg.audiences.is_empty() {
+            match &raw.aud {
+                None => return Err(AuthError::MissingClaim("aud".into())),
+                Some(aud) if !aud.contains_any(&cfg.audiences) => {
+                    return Err(AuthError::InvalidAudience);
+                }
+                Some(_) => {}
+            }
+        }
+        if !cfg.required.is_empty() {
+            check_required(&cfg.required, &raw, &payload)?;
+        }
+        let registered = raw.to_registered();
+        drop(raw);
+        let custom: C = serde_json::from_str(&payload).map_err(AuthError::ClaimsShape)?;
+        Ok(Claims::new(custom, registered, payload.into_boxed_str()))
+    }
+}
+
+fn check_required(
+    required: &[String],
+    raw: &RawClaims<'_>,
+    payload: &str,
+) -> Result<(), AuthError> {
+    let mut others: Option<HashMap<String, IgnoredAny>> = None;
+    for name in required {
+        let present = match name.as_str() {
+            "iss" => raw.iss.is_some(),
+            "sub" => raw.sub.is_some(),
+            "aud" => raw.aud.is_some(),
+            "exp" => raw.exp.is_some(),
+            "nbf" => raw.nbf.is_some(),
+            "iat" => raw.iat.is_some(),
+            "jti" => raw.jti.is_some(),
+            other => {
+                let map = match &mut others {
+                    Some(map) => map,
+                    None => others.insert(
+                        serde_json::from_str(payload)
+                            .map_err(|e| AuthError::InvalidClaim(e.to_string()))?,
+                    ),
+                };
+                map.contains_key(other)
+            }
+        };
+        if !present {
+            return Err(AuthError::MissingClaim(name.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Builds a [`Verifier`]. Mistakes are reported by [`VerifierBuilder::build`].
+///
+/// Defaults: `exp` required, `nbf` checked when present, leeway
+/// [`DEFAULT_LEEWAY`] (30 s), the allowed algorithms are exactly those of the
+/// keys given, and an audience must be configured (or
+/// [`any_audience`](VerifierBuilder::any_audience) called) so that a token
+/// minted for another service is not accepted by accident.
+#[derive(Default)]
+#[must_use]
+pub struct VerifierBuilder {
+    keys: Vec<Key>,
+    jwks: Vec<Vec<u8>>,
+    algorithms: Option<Vec<Algorithm>>,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    any_audience: bool,
+    leeway: Option<Duration>,
+    allow_missing_exp: bool,
+    required: Vec<String>,
+    typ: Option<String>,
+}
+
+impl fmt::Debug for VerifierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifierBuilder")
+            .field("keys", &self.keys)
+            .field("jwks_documents", &self.jwks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifierBuilder {
+    /// Adds a key.
+    pub fn key(mut self, key: Key) -> Self {
+        self.keys.push(key);
+        self
+    }
+
+    /// Adds keys.
+    pub fn keys(mut self, keys: impl IntoIterator<Item = Key>) -> Self {
+        self.keys.extend(keys);
+        self
+    }
+
+    /// Adds the public keys of a JWKS document (`{"keys": [...]}`), with the
+    /// same strict selection as remote key sets: members that are private,
+    /// symmetric, not for signatures or too weak are skipped, and a `kid`
+    /// shared by two members is not used. A member without `alg` is bound to
+    /// the algorithms set with [`algorithms`](Self::algorithms) that fit its
+    /// type (RS256 for RSA keys when none are set).
+    pub fn jwks(mut self, json: impl AsRef<[u8]>) -> Self {
+        self.jwks.push(json.as_ref().to_vec());
+        self
+    }
+
+    /// Restricts the allowed algorithms. Without it, the allowed algorithms
+    /// are those the keys are bound to.
+    pub fn algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algs.into_iter().collect());
+        self
+    }
+
+    /// Requires `iss` to equal this issuer (call again to accept several).
+    pub fn issuer(mut self, iss: impl Into<String>) -> Self {
+        self.issuers.push(iss.into());
+        self
+    }
+
+    /// Requires `aud` to contain this audience (call again to accept several).
+    pub fn audience(mut self, aud: impl Into<String>) -> Self {
+        self.audiences.push(aud.into());
+        self
+    }
+
+    /// Accepts tokens whatever their `aud`. Only right when every token
+    /// these keys sign is meant for this service.
+    pub fn any_audience(mut self) -> Self {
+        self.any_audience = true;
+        self
+    }
+
+    /// Sets the clock-skew leeway for `exp` and `nbf` (default 30 s, at most 5 min).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = Some(leeway);
+        self
+    }
+
+    /// Accepts tokens without `exp` (never expiring). Not recommended.
+    pub fn allow_missing_exp(mut self) -> Self {
+        self.allow_missing_exp = true;
+        self
+    }
+
+    /// Requires these claims to be present (any value).
+    pub fn required_claims<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.required.extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// Requires the `typ` header to be this type, for example `at+jwt` for
+    /// RFC 9068 access tokens (compared case-insensitively, `application/` optional).
+    pub fn typ(mut self, typ: impl Into<String>) -> Self {
+        self.typ = Some(typ.into());
+        self
+    }
+
+    /// Builds the verifier.
+    ///
+    /// # Errors
+    /// [`BuildError::NoKeys`] without usable keys; [`BuildError::InvalidKey`]
+    /// for a JWKS that cannot be read; [`BuildError::InvalidConfig`] for a key
+    /// outside the allowed algorithms, no audience policy, or a leeway over 5 minutes.
+    pub fn build(self) -> Result<Verifier, BuildError> {
+        let leeway = self.leeway.unwrap_or(DEFAULT_LEEWAY);
+        if leeway > MAX_LEEWAY {
+            return Err(BuildError::InvalidConfig(format!(
+                "leeway {leeway:?} is over the maximum of {MAX_LEEWAY:?}"
+            )));
+        }
+        if self.audiences.is_empty() && !self.any_audience {
+            return Err(BuildError::InvalidConfig(
+                "no audience configured: call .audience(\"your-api\") so tokens minted for other \
+                 services are refused, or .any_audience() to accept every audience"
+                    .into(),
+            ));
+        }
+        let mut keys = self.keys;
+        if let Some(allowed) = &self.algorithms
+            && let Some(k) = keys.iter().find(|k| !allowed.contains(&k.algorithm()))
+        {
+            return Err(BuildError::InvalidConfig(format!(
+                "key {:?} is bound to {}, which is not in the allowed algorithms",
+                k.kid(),
+                k.algorithm()
+            )));
+        }
+        let algless = match &self.algorithms {
+            Some(a) => a.clone(),
+            None => vec![Algorithm::RS256],
+        };
+        let mut skipped = Vec::new();
+        for doc in &self.jwks {
+            let (found, errors) = parse_jwk_set(doc, self.algorithms.as_deref(), &algless)
+                .map_err(BuildError::InvalidKey)?;
+            keys.extend(found);
+            skipped.extend(errors.into_iter().map(|e| e.to_string()));
+        }
+        if keys.is_empty() && !skipped.is_empty() {
+            return Err(BuildError::InvalidKey(format!(
+                "no usable key in the JWKS: {}",
+                skipped.join("; ")
+            )));
+        }
+        if keys.is_empty() {
+            return Err(BuildError::NoKeys);
+        }
+        let mut allowed: Vec<Algorithm> = match self.algorithms {
+            Some(a) => a,
+            None => keys.iter().map(Key::algorithm).collect(),
+        };
+        allowed.sort();
+        allowed.dedup();
+        // HMAC next to public keys invites confusion bugs elsewhere; it is
+        // safe here (keys are bound to one algorithm) but worth refusing when
+        // it is surely a mistake: an HMAC algorithm allowed with no HMAC key.
+        for alg in &allowed {
+            if alg.family() == Family::Hmac && !keys.iter().any(|k| k.algorithm() == *alg) {
+                return Err(BuildError::InvalidConfig(format!(
+                    "{alg} is allowed but no HMAC key is configured for it"
+                )));
+            }
+        }
+        Ok(Verifier {
+            inner: Arc::new(Config {
+                keys,
+                allowed,
+                issuers: self.issuers,
+                audiences: self.audiences,
+                leeway: leeway.as_secs_f64(),
+                require_exp: !self.allow_missing_exp,
+                required: self.required,
+                typ: self.typ,
+            }),
+        })
+    }
+}
