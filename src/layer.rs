@@ -17,7 +17,7 @@ use crate::claims::{Claims, JsonClaims};
 use crate::error::AuthError;
 use crate::extract::{TokenSource, find_token};
 use crate::reject::{DefaultRejection, OnRejection};
-use crate::verify::Verifier;
+use crate::verify::{Now, Verifier};
 
 /// The default limit on a token's length: 16 KiB.
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -206,45 +206,82 @@ impl<S: fmt::Debug, C, R: fmt::Debug> fmt::Debug for JwtAuth<S, C, R> {
     }
 }
 
+/// What the layer decided without waiting.
+enum Decision<'r, C> {
+    Done(Result<Option<Claims<C>>, AuthError>),
+    /// The token's keys must be fetched first.
+    Fetch(&'r str),
+}
+
 impl<S, C, R> JwtAuth<S, C, R> {
-    fn authenticate<B>(&self, req: &Request<B>) -> Result<Option<Claims<C>>, AuthError>
+    fn authenticate<'r, B>(&self, req: &'r Request<B>) -> Decision<'r, C>
     where
         C: DeserializeOwned,
     {
-        let Some(token) = find_token(&self.layer.sources, req.headers())? else {
-            return if self.layer.optional {
-                Ok(None)
-            } else {
-                Err(AuthError::MissingToken)
-            };
+        let token = match find_token(&self.layer.sources, req.headers()) {
+            Ok(Some(token)) => token,
+            Ok(None) if self.layer.optional => return Decision::Done(Ok(None)),
+            Ok(None) => return Decision::Done(Err(AuthError::MissingToken)),
+            Err(e) => return Decision::Done(Err(e)),
         };
         if token.len() > self.layer.max_token_len {
-            return Err(AuthError::TokenTooLarge {
+            return Decision::Done(Err(AuthError::TokenTooLarge {
                 len: token.len(),
                 limit: self.layer.max_token_len,
-            });
+            }));
         }
-        self.layer.verifier.verify(token).map(Some)
+        match self.layer.verifier.verify_now(token) {
+            Now::Done(result) => Decision::Done(result.map(Some)),
+            Now::Pending => Decision::Fetch(token),
+        }
     }
 }
 
 impl<S, C, R, ReqBody, ResBody> Service<Request<ReqBody>> for JwtAuth<S, C, R>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
     C: DeserializeOwned + Send + Sync + 'static,
-    R: OnRejection<ResBody>,
-    ResBody: Default,
+    R: OnRejection<ResBody> + Send + Sync + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        match self.authenticate(&req) {
+        let outcome = match self.authenticate(&req) {
+            Decision::Done(outcome) => outcome,
+            Decision::Fetch(token) => {
+                // Slow path: only for a key not cached yet. The inner
+                // service that was made ready goes with the request.
+                let token = token.to_owned();
+                let verifier = self.layer.verifier.clone();
+                let rejection = self.layer.rejection.clone();
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let future = async move {
+                    match verifier.verify_async::<C>(&token).await {
+                        Ok(claims) => {
+                            req.extensions_mut().insert(claims);
+                            inner.call(req).await
+                        }
+                        Err(error) => Ok(rejection.on_rejection(&error, req.headers())),
+                    }
+                };
+                return ResponseFuture {
+                    kind: Kind::Fetching {
+                        future: Box::pin(future),
+                    },
+                };
+            }
+        };
+        match outcome {
             Ok(Some(claims)) => {
                 req.extensions_mut().insert(claims);
             }
@@ -268,29 +305,32 @@ where
     }
 }
 
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
 pin_project! {
     /// The response future of [`JwtAuth`].
-    pub struct ResponseFuture<F, B> {
+    pub struct ResponseFuture<F, B, E> {
         #[pin]
-        kind: Kind<F, B>,
+        kind: Kind<F, B, E>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, B> {
+    enum Kind<F, B, E> {
         Inner { #[pin] future: F },
         Rejected { response: Option<Response<B>> },
+        Fetching { future: BoxFuture<Result<Response<B>, E>> },
     }
 }
 
-impl<F, B> fmt::Debug for ResponseFuture<F, B> {
+impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F, B>
+impl<F, B, E> Future for ResponseFuture<F, B, E>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
@@ -299,6 +339,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::Inner { future } => future.poll(cx),
+            KindProj::Fetching { future } => future.as_mut().poll(cx),
             KindProj::Rejected { response } => Poll::Ready(Ok(response
                 .take()
                 .expect("ResponseFuture polled after completion"))),

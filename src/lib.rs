@@ -21,6 +21,10 @@ mod verify;
 
 #[cfg(feature = "axum")]
 mod axum;
+#[cfg(feature = "issuer")]
+mod issuer;
+#[cfg(feature = "jwks")]
+mod jwks;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 #[cfg(feature = "axum")]
@@ -28,6 +32,13 @@ pub use axum::ClaimsRejection;
 pub use claims::{Claims, JsonClaims, RegisteredClaims};
 pub use error::{AuthError, BuildError, ErrorKind};
 pub use extract::TokenSource;
+#[cfg(feature = "issuer")]
+pub use issuer::{Issuer, IssuerFailure};
+#[cfg(feature = "jwks")]
+pub use jwks::{
+    DEFAULT_COOLDOWN, DEFAULT_MAX_BODY, DEFAULT_MAX_STALE, DEFAULT_TIMEOUT, DEFAULT_TTL, JwksCache,
+    JwksCacheBuilder, JwksStatus,
+};
 pub use key::Key;
 pub use layer::{DEFAULT_MAX_TOKEN_LEN, JwtAuth, JwtAuthLayer, ResponseFuture};
 pub use reject::{DefaultRejection, OnRejection};

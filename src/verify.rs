@@ -12,15 +12,13 @@ use crate::algorithm::{Algorithm, Family};
 use crate::b64;
 use crate::claims::{Claims, RawClaims};
 use crate::error::{AuthError, BuildError};
-use crate::key::{Key, parse_jwk_set};
+use crate::key::{Key, KeySet, parse_jwk_set};
 use crate::token::{self, is_json_object};
 
 /// The default clock-skew leeway for `exp` and `nbf`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 /// The largest leeway a verifier accepts.
 const MAX_LEEWAY: Duration = Duration::from_secs(300);
-/// A token without `kid` is tried against at most this many keys of its algorithm.
-const MAX_KIDLESS_TRIES: usize = 4;
 /// Longest signature accepted (RSA-8192).
 const MAX_SIGNATURE_LEN: usize = 1024;
 
@@ -51,7 +49,7 @@ pub struct Verifier {
 }
 
 struct Config {
-    keys: Vec<Key>,
+    keys: Keys,
     allowed: Vec<Algorithm>,
     issuers: Vec<String>,
     audiences: Vec<String>,
@@ -59,6 +57,31 @@ struct Config {
     require_exp: bool,
     required: Vec<String>,
     typ: Option<String>,
+}
+
+/// Where the verifier's keys come from.
+enum Keys {
+    Static(KeySet),
+    #[cfg(feature = "jwks")]
+    Remote(crate::jwks::JwksCache),
+}
+
+impl fmt::Debug for Keys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Keys::Static(set) => f.debug_list().entries(set.keys()).finish(),
+            #[cfg(feature = "jwks")]
+            Keys::Remote(cache) => cache.fmt(f),
+        }
+    }
+}
+
+/// The outcome of trying to verify without waiting.
+pub(crate) enum Now<C> {
+    Done(Result<Claims<C>, AuthError>),
+    /// The keys for this token must be fetched first: use `verify_async`.
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+    Pending,
 }
 
 impl fmt::Debug for Verifier {
@@ -89,8 +112,81 @@ impl Verifier {
     /// An [`AuthError`] saying why the token is refused. The signature is
     /// checked before any claim is read, so a forged token is always
     /// [`AuthError::InvalidSignature`] (or a header error), never `Expired`.
+    ///
+    /// With keys from a [`JwksCache`](crate::JwksCache), this uses the keys at
+    /// hand and never waits: a token whose key is not cached yet fails with
+    /// [`AuthError::UnknownKid`] or [`AuthError::KeysUnavailable`]. Use
+    /// [`verify_async`](Verifier::verify_async) to fetch keys as needed.
     pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, AuthError> {
+        match self.verify_now(token) {
+            Now::Done(result) => result,
+            Now::Pending => Err(AuthError::KeysUnavailable(
+                "the key set has not been fetched yet; use verify_async or JwksCache::prefetch"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Verifies `token`, fetching remote keys first when the token names a
+    /// key not cached yet (at most once per cooldown; concurrent callers
+    /// share one fetch).
+    ///
+    /// # Errors
+    /// As [`verify`](Verifier::verify); [`AuthError::KeysUnavailable`] when
+    /// the keys cannot be fetched and none are cached.
+    pub async fn verify_async<C: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<Claims<C>, AuthError> {
+        match self.verify_now(token) {
+            Now::Done(result) => result,
+            Now::Pending => self.verify_after_fetch(token).await,
+        }
+    }
+
+    #[cfg(not(feature = "jwks"))]
+    async fn verify_after_fetch<C: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<Claims<C>, AuthError> {
+        self.verify(token)
+    }
+
+    #[cfg(feature = "jwks")]
+    async fn verify_after_fetch<C: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<Claims<C>, AuthError> {
         let jws = token::parse(token)?;
+        let Keys::Remote(cache) = &self.inner.keys else {
+            return self.verify(token);
+        };
+        let keys = cache.keys_for(jws.kid.as_deref(), jws.alg).await?;
+        self.finish(&jws, &keys)
+    }
+
+    /// Verifies with the keys at hand, or says that keys must be fetched.
+    pub(crate) fn verify_now<C: DeserializeOwned>(&self, token: &str) -> Now<C> {
+        let jws = match token::parse(token) {
+            Ok(jws) => jws,
+            Err(e) => return Now::Done(Err(e)),
+        };
+        match &self.inner.keys {
+            Keys::Static(keys) => Now::Done(self.finish(&jws, keys)),
+            #[cfg(feature = "jwks")]
+            Keys::Remote(cache) => {
+                if let Err(e) = self.check_header(&jws) {
+                    return Now::Done(Err(e));
+                }
+                match cache.cached(jws.kid.as_deref(), jws.alg) {
+                    Some(keys) => Now::Done(self.finish(&jws, &keys)),
+                    None => Now::Pending,
+                }
+            }
+        }
+    }
+
+    fn check_header(&self, jws: &token::Jws<'_>) -> Result<(), AuthError> {
         let cfg = &*self.inner;
         if !cfg.allowed.contains(&jws.alg) {
             return Err(AuthError::AlgorithmNotAllowed(jws.alg.as_str().to_owned()));
@@ -103,39 +199,25 @@ impl Verifier {
         {
             return Err(AuthError::InvalidType);
         }
+        Ok(())
+    }
+
+    /// Checks the header, the signature with `keys`, then the claims.
+    fn finish<C: DeserializeOwned>(
+        &self,
+        jws: &token::Jws<'_>,
+        keys: &KeySet,
+    ) -> Result<Claims<C>, AuthError> {
+        self.check_header(jws)?;
         let mut sig = [0u8; MAX_SIGNATURE_LEN];
         let sig_len = b64::decode_into(jws.signature.as_bytes(), &mut sig)
             .ok_or(AuthError::InvalidSignature)?;
-        let sig = &sig[..sig_len];
-        let message = jws.signing_input.as_bytes();
-        let verified = match jws.kid.as_deref() {
-            Some(kid) => {
-                let mut named = cfg.keys.iter().filter(|k| k.kid() == Some(kid)).peekable();
-                if named.peek().is_none() {
-                    return Err(AuthError::UnknownKid);
-                }
-                let mut fitting = named.filter(|k| k.algorithm() == jws.alg).peekable();
-                if fitting.peek().is_none() {
-                    return Err(AuthError::NoMatchingKey);
-                }
-                fitting.any(|k| k.verify(message, sig))
-            }
-            None => {
-                let mut fitting = cfg
-                    .keys
-                    .iter()
-                    .filter(|k| k.algorithm() == jws.alg)
-                    .take(MAX_KIDLESS_TRIES)
-                    .peekable();
-                if fitting.peek().is_none() {
-                    return Err(AuthError::NoMatchingKey);
-                }
-                fitting.any(|k| k.verify(message, sig))
-            }
-        };
-        if !verified {
-            return Err(AuthError::InvalidSignature);
-        }
+        keys.verify(
+            jws.kid.as_deref(),
+            jws.alg,
+            jws.signing_input.as_bytes(),
+            &sig[..sig_len],
+        )?;
         self.claims(jws.payload)
     }
 
@@ -246,6 +328,8 @@ pub struct VerifierBuilder {
     allow_missing_exp: bool,
     required: Vec<String>,
     typ: Option<String>,
+    #[cfg(feature = "jwks")]
+    remote: Option<crate::jwks::JwksCache>,
 }
 
 impl fmt::Debug for VerifierBuilder {
@@ -278,6 +362,17 @@ impl VerifierBuilder {
     /// type (RS256 for RSA keys when none are set).
     pub fn jwks(mut self, json: impl AsRef<[u8]>) -> Self {
         self.jwks.push(json.as_ref().to_vec());
+        self
+    }
+
+    /// Takes keys from a remote JWKS, fetched and cached by `cache`. The
+    /// allowed algorithms are then the cache's (see
+    /// [`JwksCacheBuilder::algorithms`](crate::JwksCacheBuilder::algorithms))
+    /// unless narrowed with [`algorithms`](Self::algorithms). Static keys
+    /// cannot be mixed with a cache.
+    #[cfg(feature = "jwks")]
+    pub fn jwks_cache(mut self, cache: crate::jwks::JwksCache) -> Self {
+        self.remote = Some(cache);
         self
     }
 
@@ -352,6 +447,36 @@ impl VerifierBuilder {
                     .into(),
             ));
         }
+        #[cfg(feature = "jwks")]
+        if let Some(cache) = self.remote {
+            if !self.keys.is_empty() || !self.jwks.is_empty() {
+                return Err(BuildError::InvalidConfig(
+                    "static keys and a JwksCache cannot be mixed in one verifier".into(),
+                ));
+            }
+            let mut allowed = self
+                .algorithms
+                .clone()
+                .unwrap_or_else(|| cache.algorithms().to_vec());
+            allowed.retain(|a| cache.algorithms().contains(a));
+            if allowed.is_empty() {
+                return Err(BuildError::InvalidConfig(
+                    "none of the allowed algorithms is one the JwksCache accepts".into(),
+                ));
+            }
+            return Ok(Verifier {
+                inner: Arc::new(Config {
+                    keys: Keys::Remote(cache),
+                    allowed,
+                    issuers: self.issuers,
+                    audiences: self.audiences,
+                    leeway: leeway.as_secs_f64(),
+                    require_exp: !self.allow_missing_exp,
+                    required: self.required,
+                    typ: self.typ,
+                }),
+            });
+        }
         let mut keys = self.keys;
         if let Some(allowed) = &self.algorithms
             && let Some(k) = keys.iter().find(|k| !allowed.contains(&k.algorithm()))
@@ -400,7 +525,7 @@ impl VerifierBuilder {
         }
         Ok(Verifier {
             inner: Arc::new(Config {
-                keys,
+                keys: Keys::Static(KeySet::new(keys)),
                 allowed,
                 issuers: self.issuers,
                 audiences: self.audiences,

@@ -256,3 +256,82 @@ impl Material {
         }
     }
 }
+
+/// A token without `kid` is tried against at most this many keys of its algorithm.
+pub(crate) const MAX_KIDLESS_TRIES: usize = 4;
+
+/// An immutable set of keys; a JWKS refresh replaces the whole set at once.
+#[derive(Debug, Default)]
+pub(crate) struct KeySet {
+    keys: Vec<Key>,
+}
+
+impl KeySet {
+    pub(crate) fn new(keys: Vec<Key>) -> KeySet {
+        KeySet { keys }
+    }
+
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub(crate) fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+
+    /// Whether some key could verify a token with this `kid` and `alg`.
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+    pub(crate) fn has(&self, kid: Option<&str>, alg: Algorithm) -> bool {
+        match kid {
+            Some(kid) => self.keys.iter().any(|k| k.kid() == Some(kid)),
+            None => self.keys.iter().any(|k| k.algorithm() == alg),
+        }
+    }
+
+    /// Verifies `signature` over `message` with the keys that fit the
+    /// token's `kid` and `alg`.
+    ///
+    /// # Errors
+    /// `UnknownKid` when no key has the `kid`, `NoMatchingKey` when none
+    /// fits the algorithm, `InvalidSignature` when none verifies.
+    pub(crate) fn verify(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), crate::AuthError> {
+        use crate::AuthError;
+        let verified = match kid {
+            Some(kid) => {
+                let mut named = self.keys.iter().filter(|k| k.kid() == Some(kid)).peekable();
+                if named.peek().is_none() {
+                    return Err(AuthError::UnknownKid);
+                }
+                let mut fitting = named.filter(|k| k.algorithm() == alg).peekable();
+                if fitting.peek().is_none() {
+                    return Err(AuthError::NoMatchingKey);
+                }
+                fitting.any(|k| k.verify(message, signature))
+            }
+            None => {
+                let mut fitting = self
+                    .keys
+                    .iter()
+                    .filter(|k| k.algorithm() == alg)
+                    .take(MAX_KIDLESS_TRIES)
+                    .peekable();
+                if fitting.peek().is_none() {
+                    return Err(AuthError::NoMatchingKey);
+                }
+                fitting.any(|k| k.verify(message, signature))
+            }
+        };
+        if verified {
+            Ok(())
+        } else {
+            Err(AuthError::InvalidSignature)
+        }
+    }
+}
