@@ -42,8 +42,33 @@ pub struct Claims<C = JsonClaims> {
 
 struct Inner<C> {
     custom: C,
+    token: TokenClaims,
+}
+
+/// The verified claims independent of the application's claims type: what
+/// guards read. The layer puts one in the request extensions next to
+/// `Claims<C>`.
+#[derive(Clone)]
+pub(crate) struct TokenClaims(Arc<Core>);
+
+struct Core {
     registered: RegisteredClaims,
     payload: Box<str>,
+    value: std::sync::OnceLock<serde_json::Value>,
+}
+
+impl TokenClaims {
+    pub(crate) fn registered(&self) -> &RegisteredClaims {
+        &self.0.registered
+    }
+
+    /// The payload parsed as JSON, once, on first use.
+    #[allow(dead_code)] // used by guards
+    pub(crate) fn value(&self) -> &serde_json::Value {
+        self.0
+            .value
+            .get_or_init(|| serde_json::from_str(&self.0.payload).unwrap_or_default())
+    }
 }
 
 impl<C> Clone for Claims<C> {
@@ -57,7 +82,7 @@ impl<C> Clone for Claims<C> {
 impl<C: fmt::Debug> fmt::Debug for Claims<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Claims")
-            .field("registered", &self.inner.registered)
+            .field("registered", self.registered())
             .field("custom", &self.inner.custom)
             .finish()
     }
@@ -76,10 +101,17 @@ impl<C> Claims<C> {
         Claims {
             inner: Arc::new(Inner {
                 custom,
-                registered,
-                payload,
+                token: TokenClaims(Arc::new(Core {
+                    registered,
+                    payload,
+                    value: std::sync::OnceLock::new(),
+                })),
             }),
         }
+    }
+
+    pub(crate) fn token(&self) -> &TokenClaims {
+        &self.inner.token
     }
 
     /// The application's claims.
@@ -89,47 +121,47 @@ impl<C> Claims<C> {
 
     /// The registered claims (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`).
     pub fn registered(&self) -> &RegisteredClaims {
-        &self.inner.registered
+        self.inner.token.registered()
     }
 
     /// The verified payload as JSON text, for claims `C` does not model.
     pub fn json(&self) -> &str {
-        &self.inner.payload
+        &self.inner.token.0.payload
     }
 
     /// The `sub` claim.
     pub fn sub(&self) -> Option<&str> {
-        self.inner.registered.sub()
+        self.registered().sub()
     }
 
     /// The `iss` claim.
     pub fn iss(&self) -> Option<&str> {
-        self.inner.registered.iss()
+        self.registered().iss()
     }
 
     /// The `aud` claim, as a list (a single string becomes one element).
     pub fn aud(&self) -> &[String] {
-        self.inner.registered.aud()
+        self.registered().aud()
     }
 
     /// The `exp` claim, in seconds since the Unix epoch.
     pub fn exp(&self) -> Option<i64> {
-        self.inner.registered.exp()
+        self.registered().exp()
     }
 
     /// The `nbf` claim, in seconds since the Unix epoch.
     pub fn nbf(&self) -> Option<i64> {
-        self.inner.registered.nbf()
+        self.registered().nbf()
     }
 
     /// The `iat` claim, in seconds since the Unix epoch.
     pub fn iat(&self) -> Option<i64> {
-        self.inner.registered.iat()
+        self.registered().iat()
     }
 
     /// The `jti` claim.
     pub fn jti(&self) -> Option<&str> {
-        self.inner.registered.jti()
+        self.registered().jti()
     }
 }
 

@@ -268,6 +268,7 @@ where
                 let future = async move {
                     match verifier.verify_async::<C>(&token).await {
                         Ok(claims) => {
+                            req.extensions_mut().insert(claims.token().clone());
                             req.extensions_mut().insert(claims);
                             inner.call(req).await
                         }
@@ -283,6 +284,7 @@ where
         };
         match outcome {
             Ok(Some(claims)) => {
+                req.extensions_mut().insert(claims.token().clone());
                 req.extensions_mut().insert(claims);
             }
             Ok(None) => {
