@@ -64,6 +64,8 @@ enum Keys {
     Static(KeySet),
     #[cfg(feature = "jwks")]
     Remote(crate::jwks::JwksCache),
+    /// One verifier per issuer; a token goes to the one its `iss` names.
+    Issuers(Vec<(String, Verifier)>),
 }
 
 impl fmt::Debug for Keys {
@@ -72,6 +74,10 @@ impl fmt::Debug for Keys {
             Keys::Static(set) => f.debug_list().entries(set.keys()).finish(),
             #[cfg(feature = "jwks")]
             Keys::Remote(cache) => cache.fmt(f),
+            Keys::Issuers(list) => f
+                .debug_map()
+                .entries(list.iter().map(|(i, v)| (i, v)))
+                .finish(),
         }
     }
 }
@@ -144,19 +150,23 @@ impl Verifier {
         }
     }
 
-    #[cfg(not(feature = "jwks"))]
     async fn verify_after_fetch<C: DeserializeOwned>(
         &self,
         token: &str,
     ) -> Result<Claims<C>, AuthError> {
+        match &self.inner.keys {
+            Keys::Issuers(_) => self.route(token)?.fetch_single(token).await,
+            _ => self.fetch_single(token).await,
+        }
+    }
+
+    #[cfg(not(feature = "jwks"))]
+    async fn fetch_single<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, AuthError> {
         self.verify(token)
     }
 
     #[cfg(feature = "jwks")]
-    async fn verify_after_fetch<C: DeserializeOwned>(
-        &self,
-        token: &str,
-    ) -> Result<Claims<C>, AuthError> {
+    async fn fetch_single<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, AuthError> {
         let jws = token::parse(token)?;
         let Keys::Remote(cache) = &self.inner.keys else {
             return self.verify(token);
@@ -173,6 +183,10 @@ impl Verifier {
         };
         match &self.inner.keys {
             Keys::Static(keys) => Now::Done(self.finish(&jws, keys)),
+            Keys::Issuers(_) => match self.route(token) {
+                Ok(tenant) => tenant.verify_now(token),
+                Err(e) => Now::Done(Err(e)),
+            },
             #[cfg(feature = "jwks")]
             Keys::Remote(cache) => {
                 if let Err(e) = self.check_header(&jws) {
@@ -184,6 +198,112 @@ impl Verifier {
                 }
             }
         }
+    }
+
+    /// The verifier of the issuer named by the token's (not yet verified)
+    /// `iss`. The token is then verified only with that issuer's keys; a
+    /// token from an issuer not configured is refused without any fetch.
+    fn route(&self, token: &str) -> Result<&Verifier, AuthError> {
+        #[derive(serde::Deserialize)]
+        struct Iss<'a> {
+            #[serde(borrow)]
+            iss: Option<std::borrow::Cow<'a, str>>,
+        }
+        let Keys::Issuers(list) = &self.inner.keys else {
+            return Ok(self);
+        };
+        let payload = token
+            .split('.')
+            .nth(1)
+            .and_then(|p| b64::decode(p.as_bytes()))
+            .ok_or(AuthError::Malformed("the payload is not strict base64url"))?;
+        if !is_json_object(&payload) {
+            return Err(AuthError::Malformed("the payload is not a JSON object"));
+        }
+        let iss: Iss<'_> =
+            serde_json::from_slice(&payload).map_err(|e| AuthError::InvalidClaim(e.to_string()))?;
+        let iss = iss
+            .iss
+            .ok_or_else(|| AuthError::MissingClaim("iss".into()))?;
+        list.iter()
+            .find(|(name, _)| *name == iss)
+            .map(|(_, v)| v)
+            .ok_or(AuthError::InvalidIssuer)
+    }
+
+    /// One verifier for several issuers (multi-tenant): each keeps its own
+    /// keys (static or a [`JwksCache`](crate::JwksCache)), audience and
+    /// rules. A token is routed by its `iss` claim, read before
+    /// verification, and then verified only against that issuer's
+    /// verifier, which checks `iss` again.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, Key, Verifier};
+    ///
+    /// let a = Verifier::builder()
+    ///     .key(Key::hmac(Algorithm::HS256, [1u8; 32])?)
+    ///     .issuer("https://a.example")
+    ///     .audience("api")
+    ///     .build()?;
+    /// let b = Verifier::builder()
+    ///     .key(Key::hmac(Algorithm::HS256, [2u8; 32])?)
+    ///     .issuer("https://b.example")
+    ///     .audience("api")
+    ///     .build()?;
+    /// let both = Verifier::issuers([a, b])?;
+    /// # let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(),
+    /// #     &serde_json::json!({"iss": "https://b.example", "aud": "api", "exp": 4102444800u64}),
+    /// #     &jsonwebtoken::EncodingKey::from_secret(&[2u8; 32])).unwrap();
+    /// let claims: tower_jwt_auth::Claims = both.verify(&token).unwrap();
+    /// assert_eq!(claims.iss(), Some("https://b.example"));
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`BuildError::InvalidConfig`] when a verifier does not have exactly
+    /// one issuer, two share an issuer, a verifier is itself multi-issuer,
+    /// or the list is empty.
+    pub fn issuers(verifiers: impl IntoIterator<Item = Verifier>) -> Result<Verifier, BuildError> {
+        let mut list: Vec<(String, Verifier)> = Vec::new();
+        for v in verifiers {
+            if matches!(v.inner.keys, Keys::Issuers(_)) {
+                return Err(BuildError::InvalidConfig(
+                    "a multi-issuer verifier cannot contain another".into(),
+                ));
+            }
+            let [issuer] = v.inner.issuers.as_slice() else {
+                return Err(BuildError::InvalidConfig(
+                    "each verifier of a multi-issuer verifier needs exactly one .issuer(..)".into(),
+                ));
+            };
+            if list.iter().any(|(i, _)| i == issuer) {
+                return Err(BuildError::InvalidConfig(format!(
+                    "two verifiers for the issuer {issuer:?}"
+                )));
+            }
+            list.push((issuer.clone(), v));
+        }
+        if list.is_empty() {
+            return Err(BuildError::NoKeys);
+        }
+        let mut allowed: Vec<Algorithm> = list
+            .iter()
+            .flat_map(|(_, v)| v.inner.allowed.iter().copied())
+            .collect();
+        allowed.sort();
+        allowed.dedup();
+        Ok(Verifier {
+            inner: Arc::new(Config {
+                keys: Keys::Issuers(list),
+                allowed,
+                issuers: Vec::new(),
+                audiences: Vec::new(),
+                leeway: 0.0,
+                require_exp: true,
+                required: Vec::new(),
+                typ: None,
+            }),
+        })
     }
 
     fn check_header(&self, jws: &token::Jws<'_>) -> Result<(), AuthError> {

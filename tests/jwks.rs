@@ -367,3 +367,51 @@ async fn plain_http_to_other_hosts_and_hmac_are_refused_at_build() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn several_issuers_each_with_their_own_keys_and_audience() {
+    let a = Issuer::start().await.unwrap();
+    let b = Issuer::start_with(Algorithm::ES256).await.unwrap();
+    let stranger = Issuer::start().await.unwrap();
+    let tenant = |issuer: &Issuer, audience: &str| {
+        Verifier::builder()
+            .jwks_cache(cache(JwksCache::discover(&issuer.url())))
+            .issuer(issuer.url())
+            .audience(audience)
+            .build()
+            .unwrap()
+    };
+    let verifier = Verifier::issuers([tenant(&a, "api-a"), tenant(&b, "api-b")]).unwrap();
+    let l = JwtAuthLayer::new(verifier);
+
+    assert_eq!(
+        call(&l, &a.token("alice", "api-a")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&l, &b.token("bob", "api-b")).await.status,
+        StatusCode::OK
+    );
+    // Each issuer's audience applies to its own tokens only.
+    assert_eq!(
+        call(&l, &a.token("alice", "api-b")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // An issuer not configured: refused without any fetch anywhere.
+    let before = (a.jwks_requests(), b.jwks_requests());
+    let x = call(&l, &stranger.token("mallory", "api-a")).await;
+    assert_eq!(x.status, StatusCode::UNAUTHORIZED);
+    assert!(x.challenge.contains("issuer"), "{}", x.challenge);
+    assert_eq!(stranger.jwks_requests() + stranger.discovery_requests(), 0);
+    assert_eq!((a.jwks_requests(), b.jwks_requests()), before);
+    // A token claiming issuer A but signed with B's key is checked against
+    // A's keys only, and fails.
+    let forged = b.mint(&json!({"iss": a.url(), "aud": "api-a", "sub": "x",
+        "exp": 4102444800u64}));
+    assert_eq!(call(&l, &forged).await.status, StatusCode::UNAUTHORIZED);
+
+    assert!(
+        Verifier::issuers([tenant(&a, "x"), tenant(&a, "y")]).is_err(),
+        "duplicate issuer"
+    );
+}

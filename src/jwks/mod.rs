@@ -347,12 +347,18 @@ impl Shared {
 
     /// Fetches and stores the key set. Callers hold `fetch_lock`.
     async fn fetch_and_store(&self) {
+        let started = Instant::now();
         let result = self.fetch().await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         state.attempts += 1;
         state.last_attempt = Some(Instant::now());
         match result {
             Ok((keys, skipped, max_age, url)) => {
+                for member in &skipped {
+                    tracing::warn!(jwks_url = %url, %member, "skipped a JWKS member");
+                }
+                tracing::debug!(jwks_url = %url, keys = keys.len(), elapsed_ms, "fetched JWKS");
                 state.keys = Some(Arc::new(keys));
                 state.fetched_at = Some(Instant::now());
                 state.fetched_at_wall = Some(SystemTime::now());
@@ -365,6 +371,19 @@ impl Shared {
                 state.jwks_url = Some(url);
             }
             Err(error) => {
+                match state.fetched_at.filter(|t| t.elapsed() <= self.max_stale) {
+                    Some(t) => tracing::warn!(
+                        %error,
+                        elapsed_ms,
+                        serving_keys_fetched_secs_ago = t.elapsed().as_secs(),
+                        "JWKS refresh failed; serving the last good keys"
+                    ),
+                    None => tracing::error!(
+                        %error,
+                        elapsed_ms,
+                        "JWKS fetch failed and no usable keys are cached"
+                    ),
+                }
                 state.failures = state.failures.saturating_add(1);
                 state.last_error = Some(error);
                 if matches!(self.source, Source::Issuer(_)) {
