@@ -1,0 +1,126 @@
+// oidc-provider (an OpenID Certified server this project did not write),
+// started by tests/oidc_provider.rs: issues RFC 9068 JWT access tokens
+// through the client_credentials grant with resource indicators, signed
+// with RS256, PS256, ES256 or EdDSA (one client per algorithm).
+//
+// Listens on 127.0.0.1, port 0, then prints one line to stdout:
+//   READY {"issuer": "http://127.0.0.1:PORT", "kids": {"RS256": "...", ...}}
+// Test-only admin endpoint on the same port:
+//   POST /__rotate            new keys for every algorithm, signing from now on;
+//                             the previous keys stay published
+//   POST /__rotate?retire=1   the same, and every previous key is removed
+// It answers {"kids": {...}} with the new signing kids. The provider is
+// rebuilt with the new keystore under the same issuer.
+//
+// Exits when its standard input closes (the test is gone) and after
+// 5 minutes whatever happens.
+
+import { createServer } from 'node:http';
+import { randomBytes } from 'node:crypto';
+
+import { generateKeyPair, exportJWK } from 'jose';
+import Provider, { errors } from 'oidc-provider';
+
+const ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'];
+// The resource servers the provider knows: the one the tests protect, and
+// another one whose tokens the tests must refuse.
+const RESOURCES = ['urn:tower-jwt-auth:api', 'urn:tower-jwt-auth:other'];
+const SCOPE = 'api:read';
+
+/** client_id -> JWS algorithm of the access tokens issued to it. */
+const clientAlg = Object.fromEntries(ALGS.map((alg) => [`client-${alg.toLowerCase()}`, alg]));
+const clients = Object.keys(clientAlg).map((clientId) => ({
+  client_id: clientId,
+  client_secret: `secret-of-${clientId}`,
+  grant_types: ['client_credentials'],
+  response_types: [],
+  redirect_uris: [],
+  token_endpoint_auth_method: 'client_secret_basic',
+  scope: SCOPE,
+}));
+
+let generation = 0;
+
+/** One fresh private signing JWK per algorithm. */
+async function newKeys() {
+  generation += 1;
+  const keys = [];
+  for (const alg of ALGS) {
+    const { privateKey } = await generateKeyPair(alg, { extractable: true });
+    const jwk = await exportJWK(privateKey);
+    jwk.kid = `${alg.toLowerCase()}-g${generation}-${randomBytes(6).toString('hex')}`;
+    jwk.alg = alg;
+    jwk.use = 'sig';
+    keys.push(jwk);
+  }
+  return keys;
+}
+
+function buildProvider(issuer, keys) {
+  return new Provider(issuer, {
+    clients,
+    jwks: { keys },
+    scopes: [SCOPE],
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => RESOURCES[0],
+        getResourceServerInfo(ctx, resourceIndicator, client) {
+          if (!RESOURCES.includes(resourceIndicator)) {
+            throw new errors.InvalidTarget();
+          }
+          return {
+            scope: SCOPE,
+            audience: resourceIndicator,
+            accessTokenTTL: 300,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: clientAlg[client.clientId] } },
+          };
+        },
+      },
+    },
+  });
+}
+
+/** The kids that sign now: the first key of each algorithm. */
+function signingKids(keys) {
+  return Object.fromEntries(ALGS.map((alg) => [alg, keys.find((k) => k.alg === alg).kid]));
+}
+
+let keys = await newKeys();
+let provider;
+let handler;
+
+const server = createServer((req, res) => {
+  const url = new URL(req.url, 'http://127.0.0.1');
+  if (url.pathname === '/__rotate' && req.method === 'POST') {
+    req.resume();
+    newKeys().then((fresh) => {
+      keys = url.searchParams.has('retire') ? fresh : [...fresh, ...keys];
+      provider = buildProvider(provider.issuer, keys);
+      handler = provider.callback();
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ kids: signingKids(keys) }));
+    }, (err) => {
+      console.error(err);
+      res.writeHead(500).end(String(err));
+    });
+    return;
+  }
+  handler(req, res);
+});
+
+server.listen(0, '127.0.0.1', () => {
+  const { port } = server.address();
+  const issuer = `http://127.0.0.1:${port}`;
+  provider = buildProvider(issuer, keys);
+  handler = provider.callback();
+  process.stdout.write(`READY ${JSON.stringify({ issuer, kids: signingKids(keys) })}\n`);
+});
+
+process.stdin.on('end', () => process.exit(0));
+process.stdin.on('error', () => process.exit(0));
+process.stdin.resume();
+setTimeout(() => process.exit(0), 5 * 60 * 1000).unref();
