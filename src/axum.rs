@@ -100,3 +100,21 @@ where
         }
     }
 }
+
+/// The [`DefaultRejection`](crate::DefaultRejection) HTTP answer, so
+/// handlers can return `Result<_, AuthError>`, for example from
+/// [`RequireScope::check`](crate::RequireScope::check).
+///
+/// ```
+/// use axum::response::IntoResponse;
+/// use tower_jwt_auth::AuthError;
+///
+/// let res = AuthError::InsufficientScope { required: "write".into() }.into_response();
+/// assert_eq!(res.status(), 403);
+/// assert!(res.headers()["www-authenticate"].to_str().unwrap().contains(r#"scope="write""#));
+/// ```
+impl IntoResponse for crate::AuthError {
+    fn into_response(self) -> Response {
+        crate::DefaultRejection::default().http(&self)
+    }
+}

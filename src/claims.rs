@@ -63,7 +63,6 @@ impl TokenClaims {
     }
 
     /// The payload parsed as JSON, once, on first use.
-    #[allow(dead_code)] // used by guards
     pub(crate) fn value(&self) -> &serde_json::Value {
         self.0
             .value
@@ -127,6 +126,12 @@ impl<C> Claims<C> {
     /// The verified payload as JSON text, for claims `C` does not model.
     pub fn json(&self) -> &str {
         &self.inner.token.0.payload
+    }
+
+    /// The verified payload as a JSON value (parsed once, on first use),
+    /// for claims `C` does not model: `claims.payload()["email"]`.
+    pub fn payload(&self) -> &serde_json::Value {
+        self.inner.token.value()
     }
 
     /// The `sub` claim.

@@ -136,11 +136,13 @@ impl AuthError {
     /// `insufficient_scope`.
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
-            AuthError::MissingToken | AuthError::KeysUnavailable(_) | AuthError::Forbidden(_) => {
-                None
-            }
+            AuthError::MissingToken | AuthError::KeysUnavailable(_) => None,
             AuthError::MultipleTokens => Some("invalid_request"),
-            AuthError::InsufficientScope { .. } => Some("insufficient_scope"),
+            // RFC 6750 §3.1: "requires higher privileges than provided by
+            // the access token", which a missing role is too.
+            AuthError::Forbidden(_) | AuthError::InsufficientScope { .. } => {
+                Some("insufficient_scope")
+            }
             _ => Some("invalid_token"),
         }
     }

@@ -1,8 +1,8 @@
-#![cfg_attr(feature = "axum", doc = include_str!("../README.md"))]
+#![cfg_attr(all(feature = "axum", feature = "jwks"), doc = include_str!("../README.md"))]
 #![cfg_attr(
-    not(feature = "axum"),
+    not(all(feature = "axum", feature = "jwks")),
     doc = "JWT authentication for axum and tonic as tower middleware. \
-           Build the docs with the `axum` feature for the full guide."
+           Build the docs with the `axum` and `jwks` features for the full guide."
 )]
 #![deny(missing_docs, unsafe_code)]
 #![warn(rust_2018_idioms, unreachable_pub)]
@@ -13,6 +13,7 @@ mod b64;
 mod claims;
 mod error;
 mod extract;
+mod guard;
 mod key;
 mod layer;
 mod reject;
@@ -32,6 +33,7 @@ pub use axum::ClaimsRejection;
 pub use claims::{Claims, JsonClaims, RegisteredClaims};
 pub use error::{AuthError, BuildError, ErrorKind};
 pub use extract::TokenSource;
+pub use guard::{ClaimSource, Guard, RequireClaims, RequireRole, RequireScope};
 #[cfg(feature = "issuer")]
 pub use issuer::{Issuer, IssuerFailure};
 #[cfg(feature = "jwks")]

@@ -1,0 +1,217 @@
+//! The reference server: one axum app with remote keys, token sources,
+//! guards and optional authentication, driven end to end by the tests.
+//!
+//! Run: `cargo run --release --all-features --example server`
+//!
+//! Configuration (environment):
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `JWT_ISSUER` | issuer URL; keys by OIDC discovery | unset: a built-in issuer on 127.0.0.1 |
+//! | `JWT_AUDIENCE` | the audience tokens must carry | required with `JWT_ISSUER`; else `demo-api` |
+//! | `JWT_JWKS_URL` | JWKS URL, instead of discovery | unset |
+//! | `JWT_COOKIE` | cookie also accepted as a token source | `access_token` |
+//! | `JWT_ALGORITHMS` | comma-separated allow-list | every asymmetric algorithm |
+//! | `BIND` | listen address (`127.0.0.1:0`: any free port) | `127.0.0.1:3000` |
+//!
+//! Routes:
+//!
+//! | route | answers |
+//! |---|---|
+//! | `GET /health` | 200, no authentication |
+//! | `GET /ready` | 200 once signing keys are cached, else 503 (readiness probe) |
+//! | `GET /me` | the verified claims as JSON, for any valid token |
+//! | `GET /admin` | role `admin` in `roles` or Keycloak's `realm_access.roles`, else 403 |
+//! | `GET /write` | scope `write` in `scope` or `scp`, else 403 `insufficient_scope` |
+//! | `GET /maybe` | optional: `{"sub": null}` without a token, the `sub` with a valid one, 401 with a bad one |
+//!
+//! When ready it prints a line `listening on <address>`. Without
+//! `JWT_ISSUER` it first prints ready-to-use tokens and curl lines.
+
+use std::error::Error;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::routing::get;
+use axum::{Json, Router};
+use http::StatusCode;
+use serde_json::{Value, json};
+use tower_jwt_auth::{
+    Algorithm, ClaimSource, Claims, Issuer, JwksCache, JwtAuthLayer, RequireRole, RequireScope,
+    TokenSource, Verifier,
+};
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn algorithms() -> Result<Vec<Algorithm>, Box<dyn Error>> {
+    match env("JWT_ALGORITHMS") {
+        Some(list) => Ok(list
+            .split(',')
+            .map(|a| a.trim().parse::<Algorithm>())
+            .collect::<Result<_, _>>()?),
+        None => Ok(Algorithm::ALL
+            .into_iter()
+            .filter(|a| !a.as_str().starts_with("HS"))
+            .collect()),
+    }
+}
+
+async fn me(claims: Claims) -> Json<Value> {
+    Json(claims.payload().clone())
+}
+
+async fn admin(claims: Claims) -> Json<Value> {
+    Json(json!({ "sub": claims.sub(), "admin": true }))
+}
+
+async fn write(claims: Claims) -> Json<Value> {
+    Json(json!({ "sub": claims.sub(), "written": true }))
+}
+
+async fn maybe(claims: Option<Claims>) -> Json<Value> {
+    Json(json!({ "sub": claims.as_ref().and_then(|c| c.sub()) }))
+}
+
+/// The app, given a verifier and the cookie name; `cache` feeds `/ready`.
+fn app(verifier: Verifier, cookie: &str, cache: JwksCache) -> Router {
+    let auth = JwtAuthLayer::new(verifier)
+        .sources([TokenSource::Bearer, TokenSource::cookie(cookie)])
+        .realm("tower-jwt-auth");
+    let admins = RequireRole::any(["admin"])
+        .sources([ClaimSource::roles(), ClaimSource::keycloak_realm_roles()]);
+    let writers = RequireScope::any(["write"]);
+
+    let protected = Router::new()
+        .route("/me", get(me))
+        .merge(
+            Router::new()
+                .route("/admin", get(admin))
+                .route_layer(admins),
+        )
+        .merge(
+            Router::new()
+                .route("/write", get(write))
+                .route_layer(writers),
+        )
+        .route_layer(auth.clone());
+    let optional = Router::new()
+        .route("/maybe", get(maybe))
+        .route_layer(auth.optional());
+    let ready = move || {
+        let status = cache.status();
+        async move {
+            let code = if status.is_ready() {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            let body = json!({
+                "ready": status.is_ready(),
+                "keys": status.key_count(),
+                "last_error": status.last_error(),
+            });
+            (code, Json(body))
+        }
+    };
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(ready))
+        .merge(protected)
+        .merge(optional)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let bind = env("BIND").unwrap_or_else(|| "127.0.0.1:3000".into());
+    let cookie = env("JWT_COOKIE").unwrap_or_else(|| "access_token".into());
+    let algs = algorithms()?;
+
+    // With JWT_ISSUER: the user's identity provider. Without: a built-in
+    // issuer on loopback, so the demo needs no outside service.
+    let (issuer_url, audience, builtin) = match env("JWT_ISSUER") {
+        Some(url) => {
+            let audience = env("JWT_AUDIENCE").ok_or(
+                "JWT_AUDIENCE is required with JWT_ISSUER: the audience your tokens carry",
+            )?;
+            (url, audience, None)
+        }
+        None => {
+            let issuer = Issuer::start().await?;
+            let audience = env("JWT_AUDIENCE").unwrap_or_else(|| "demo-api".into());
+            (issuer.url(), audience, Some(issuer))
+        }
+    };
+    let cache = match env("JWT_JWKS_URL") {
+        Some(jwks) => JwksCache::builder(&jwks),
+        None => JwksCache::discover(&issuer_url),
+    }
+    .algorithms(algs.clone())
+    .build()?;
+    let verifier = Verifier::builder()
+        .jwks_cache(cache.clone())
+        .algorithms(algs)
+        .issuer(issuer_url.clone())
+        .audience(audience.clone())
+        .build()?;
+    // Fail soft: an identity provider that is down at start-up is retried
+    // on the first request; /ready tells a load balancer meanwhile.
+    if let Err(e) = cache.prefetch().await {
+        eprintln!("warning: no signing keys yet from {issuer_url}: {e}");
+    }
+
+    let listener = tokio::net::TcpListener::bind(&bind).await?;
+    let addr = listener.local_addr()?;
+    if let Some(issuer) = &builtin {
+        print_demo(issuer, &audience, &cookie, addr);
+    }
+    println!("listening on {addr}");
+
+    axum::serve(listener, app(verifier, &cookie, cache)).await?;
+    Ok(())
+}
+
+fn print_demo(issuer: &Issuer, audience: &str, cookie: &str, addr: std::net::SocketAddr) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mint = |sub: &str, extra: Value| {
+        let mut claims = json!({
+            "iss": issuer.url(), "sub": sub, "aud": audience,
+            "iat": now, "exp": now + 3600,
+        });
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            claims[k] = v.clone();
+        }
+        issuer.mint(&claims)
+    };
+    let user = mint("user", json!({ "roles": ["user"], "scope": "read" }));
+    let admin = mint("admin", json!({ "roles": ["admin"], "scope": "read" }));
+    let writer = mint(
+        "writer",
+        json!({ "roles": ["user"], "scope": "read write" }),
+    );
+    println!(
+        "built-in issuer: {} (set JWT_ISSUER to use your own)",
+        issuer.url()
+    );
+    println!("audience: {audience}");
+    println!("tokens (valid for one hour):");
+    println!("export USER_TOKEN={user}");
+    println!("export ADMIN_TOKEN={admin}");
+    println!("export WRITE_TOKEN={writer}");
+    println!("try:");
+    println!("  curl -i http://{addr}/me -H \"Authorization: Bearer $USER_TOKEN\"    # 200");
+    println!("  curl -i http://{addr}/me                                              # 401");
+    println!("  curl -i http://{addr}/admin -H \"Authorization: Bearer $USER_TOKEN\" # 403");
+    println!("  curl -i http://{addr}/admin -H \"Authorization: Bearer $ADMIN_TOKEN\" # 200");
+    println!(
+        "  curl -i http://{addr}/write -H \"Authorization: Bearer $USER_TOKEN\" # 403 insufficient_scope"
+    );
+    println!(
+        "  curl -i http://{addr}/write --cookie \"{cookie}=$WRITE_TOKEN\"       # 200, token in a cookie"
+    );
+    println!(
+        "  curl -i http://{addr}/maybe                                           # 200 {{\"sub\":null}}"
+    );
+}

@@ -1,0 +1,549 @@
+//! Authorization after authentication: [`RequireRole`], [`RequireScope`]
+//! and [`RequireClaims`] layers, and the same checks for handlers.
+//!
+//! A guard reads the claims that [`JwtAuthLayer`](crate::JwtAuthLayer) put
+//! into the request extensions, so it must run inside that layer (added
+//! before it with axum's `route_layer`/`layer`, which wrap outside-in).
+//! It answers:
+//!
+//! - **403** when the caller is known but not allowed (a scope refusal
+//!   carries `WWW-Authenticate: Bearer error="insufficient_scope",
+//!   scope="…"`, RFC 6750 §3.1);
+//! - **401** when there are no verified claims (an anonymous request let
+//!   through by an optional auth layer);
+//! - **500** when no auth layer ran at all: a wiring bug, logged with a hint.
+
+mod source;
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Extensions, Request, Response, StatusCode};
+use serde_json::Value;
+use tower_layer::Layer;
+use tower_service::Service;
+
+pub use source::ClaimSource;
+
+use crate::claims::{Claims, JsonClaims, TokenClaims};
+use crate::error::AuthError;
+use crate::layer::{Anonymous, ResponseFuture};
+use crate::reject::{DefaultRejection, OnRejection};
+
+/// A set of wanted values (roles or scopes), where to look for them, and
+/// whether any or all of them are needed.
+#[derive(Clone, Debug)]
+struct Rule {
+    wanted: Arc<[Box<str>]>,
+    all: bool,
+    sources: Arc<[ClaimSource]>,
+}
+
+impl Rule {
+    fn new<S: Into<String>>(
+        wanted: impl IntoIterator<Item = S>,
+        all: bool,
+        sources: Vec<ClaimSource>,
+    ) -> Self {
+        Rule {
+            wanted: wanted.into_iter().map(|s| s.into().into()).collect(),
+            all,
+            sources: sources.into(),
+        }
+    }
+
+    fn allows(&self, payload: &Value) -> bool {
+        let has = |w: &str| self.sources.iter().any(|s| s.contains(payload, w));
+        if self.all {
+            self.wanted.iter().all(|w| has(w))
+        } else {
+            self.wanted.iter().any(|w| has(w))
+        }
+    }
+
+    fn list(&self, sep: &str) -> String {
+        self.wanted.join(sep)
+    }
+}
+
+/// What a guard decided about a request.
+enum Verdict {
+    Allow,
+    Deny(AuthError),
+    /// No auth layer ran before the guard: a wiring bug.
+    NotWired(&'static str),
+}
+
+const NO_LAYER: &str = "a guard found no verified claims and no sign of JwtAuthLayer: add \
+    JwtAuthLayer outside the guard (in axum, call .route_layer(guard) before \
+    .route_layer(auth), or put the guard on the routes and the auth layer on the router)";
+
+const WRONG_TYPE: &str = "RequireClaims::<C> found no Claims<C> of its type: make its claims \
+    type the one given to JwtAuthLayer::claims::<C>()";
+
+fn token_claims(ext: &Extensions) -> Result<&TokenClaims, Verdict> {
+    match ext.get::<TokenClaims>() {
+        Some(t) => Ok(t),
+        None if ext.get::<Anonymous>().is_some() => Err(Verdict::Deny(AuthError::MissingToken)),
+        None => Err(Verdict::NotWired(NO_LAYER)),
+    }
+}
+
+type Check = Arc<dyn Fn(&Extensions) -> Verdict + Send + Sync>;
+type Predicate<C> = Arc<dyn Fn(&Claims<C>) -> bool + Send + Sync>;
+
+/// Requires a role: any of a list ([`RequireRole::any`]) or all of it
+/// ([`RequireRole::all`]). Roles are read from the `roles` claim unless
+/// [`sources`](RequireRole::sources) says otherwise. A refusal is 403.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use tower_jwt_auth::{Algorithm, ClaimSource, JwtAuthLayer, Key, RequireRole, Verifier};
+///
+/// # fn main() -> Result<(), tower_jwt_auth::BuildError> {
+/// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32])?).any_audience().build()?;
+/// let admins = RequireRole::any(["admin"])
+///     .sources([ClaimSource::roles(), ClaimSource::keycloak_realm_roles()]);
+/// let app: Router = Router::new()
+///     .route("/admin", get(|| async { "hello, admin" }))
+///     .route_layer(admins)                        // runs second
+///     .route_layer(JwtAuthLayer::new(verifier));  // runs first
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RequireRole<R = DefaultRejection> {
+    rule: Rule,
+    rejection: R,
+}
+
+impl RequireRole {
+    /// Allows callers that have at least one of `roles` (none given: nobody).
+    pub fn any<S: Into<String>>(roles: impl IntoIterator<Item = S>) -> Self {
+        RequireRole {
+            rule: Rule::new(roles, false, vec![ClaimSource::roles()]),
+            rejection: DefaultRejection::default(),
+        }
+    }
+
+    /// Allows callers that have every one of `roles`.
+    pub fn all<S: Into<String>>(roles: impl IntoIterator<Item = S>) -> Self {
+        RequireRole {
+            rule: Rule::new(roles, true, vec![ClaimSource::roles()]),
+            rejection: DefaultRejection::default(),
+        }
+    }
+}
+
+impl<R> RequireRole<R> {
+    /// Where roles are read (replacing the default, `roles`); a role found
+    /// in any of them counts.
+    pub fn sources(mut self, sources: impl IntoIterator<Item = ClaimSource>) -> Self {
+        self.rule.sources = sources.into_iter().collect();
+        self
+    }
+
+    /// Answers refusals with `rejection` instead of [`DefaultRejection`].
+    pub fn on_rejection<R2>(self, rejection: R2) -> RequireRole<R2> {
+        RequireRole {
+            rule: self.rule,
+            rejection,
+        }
+    }
+
+    /// The same check from a handler: `Err` is the 403 the layer would give.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Claims, ErrorKind, RequireRole};
+    ///
+    /// fn may_delete(claims: &Claims) -> bool {
+    ///     RequireRole::any(["admin"]).check(claims).is_ok()
+    /// }
+    /// # let _ = may_delete;
+    /// # let _ = ErrorKind::Forbidden;
+    /// ```
+    pub fn check<C>(&self, claims: &Claims<C>) -> Result<(), AuthError> {
+        role_verdict(&self.rule, claims.token())
+    }
+}
+
+fn role_verdict(rule: &Rule, claims: &TokenClaims) -> Result<(), AuthError> {
+    if rule.allows(claims.value()) {
+        Ok(())
+    } else {
+        let how = if rule.all { "all of" } else { "one of" };
+        Err(AuthError::Forbidden(format!(
+            "requires {how} the roles: {}",
+            rule.list(", ")
+        )))
+    }
+}
+
+fn scope_verdict(rule: &Rule, claims: &TokenClaims) -> Result<(), AuthError> {
+    if rule.allows(claims.value()) {
+        Ok(())
+    } else {
+        Err(AuthError::InsufficientScope {
+            required: rule.list(" "),
+        })
+    }
+}
+
+impl<R: fmt::Debug> fmt::Debug for RequireRole<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireRole")
+            .field("rule", &self.rule)
+            .field("rejection", &self.rejection)
+            .finish()
+    }
+}
+
+impl<S, R: Clone> Layer<S> for RequireRole<R> {
+    type Service = Guard<S, R>;
+
+    fn layer(&self, inner: S) -> Guard<S, R> {
+        let rule = self.rule.clone();
+        Guard::new(
+            inner,
+            self.rejection.clone(),
+            Arc::new(move |ext| match token_claims(ext) {
+                Ok(t) => role_verdict(&rule, t).map_or_else(Verdict::Deny, |()| Verdict::Allow),
+                Err(v) => v,
+            }),
+        )
+    }
+}
+
+/// Requires an OAuth scope: any of a list ([`RequireScope::any`]) or all of
+/// it ([`RequireScope::all`]). Scopes are read from `scope` and `scp`
+/// unless [`sources`](RequireScope::sources) says otherwise. A refusal is
+/// 403 with `WWW-Authenticate: Bearer error="insufficient_scope",
+/// scope="…"`.
+///
+/// ```
+/// use axum::{routing::post, Router};
+/// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, RequireScope, Verifier};
+///
+/// # fn main() -> Result<(), tower_jwt_auth::BuildError> {
+/// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32])?).any_audience().build()?;
+/// let app: Router = Router::new()
+///     .route("/items", post(|| async { "created" }))
+///     .route_layer(RequireScope::all(["items:write"]))
+///     .route_layer(JwtAuthLayer::new(verifier));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RequireScope<R = DefaultRejection> {
+    rule: Rule,
+    rejection: R,
+}
+
+impl RequireScope {
+    /// Allows tokens that have at least one of `scopes` (none given: nobody).
+    pub fn any<S: Into<String>>(scopes: impl IntoIterator<Item = S>) -> Self {
+        RequireScope {
+            rule: Rule::new(scopes, false, default_scope_sources()),
+            rejection: DefaultRejection::default(),
+        }
+    }
+
+    /// Allows tokens that have every one of `scopes`.
+    pub fn all<S: Into<String>>(scopes: impl IntoIterator<Item = S>) -> Self {
+        RequireScope {
+            rule: Rule::new(scopes, true, default_scope_sources()),
+            rejection: DefaultRejection::default(),
+        }
+    }
+}
+
+fn default_scope_sources() -> Vec<ClaimSource> {
+    vec![ClaimSource::scope(), ClaimSource::scp()]
+}
+
+impl<R> RequireScope<R> {
+    /// Where scopes are read (replacing the default, `scope` and `scp`), for
+    /// example [`ClaimSource::auth0_permissions`].
+    pub fn sources(mut self, sources: impl IntoIterator<Item = ClaimSource>) -> Self {
+        self.rule.sources = sources.into_iter().collect();
+        self
+    }
+
+    /// Answers refusals with `rejection` instead of [`DefaultRejection`].
+    pub fn on_rejection<R2>(self, rejection: R2) -> RequireScope<R2> {
+        RequireScope {
+            rule: self.rule,
+            rejection,
+        }
+    }
+
+    /// The same check from a handler: `Err` is the 403 the layer would give.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{AuthError, Claims, RequireScope};
+    ///
+    /// fn publish(claims: &Claims, draft: bool) -> Result<(), AuthError> {
+    ///     if !draft {
+    ///         RequireScope::any(["publish"]).check(claims)?;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// # let _ = publish;
+    /// ```
+    pub fn check<C>(&self, claims: &Claims<C>) -> Result<(), AuthError> {
+        scope_verdict(&self.rule, claims.token())
+    }
+}
+
+impl<R: fmt::Debug> fmt::Debug for RequireScope<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireScope")
+            .field("rule", &self.rule)
+            .field("rejection", &self.rejection)
+            .finish()
+    }
+}
+
+impl<S, R: Clone> Layer<S> for RequireScope<R> {
+    type Service = Guard<S, R>;
+
+    fn layer(&self, inner: S) -> Guard<S, R> {
+        let rule = self.rule.clone();
+        Guard::new(
+            inner,
+            self.rejection.clone(),
+            Arc::new(move |ext| match token_claims(ext) {
+                Ok(t) => scope_verdict(&rule, t).map_or_else(Verdict::Deny, |()| Verdict::Allow),
+                Err(v) => v,
+            }),
+        )
+    }
+}
+
+/// Requires the claims to satisfy a predicate; a refusal is 403.
+///
+/// The predicate gets the same `Claims<C>` the handler would, so `C` must
+/// be the auth layer's claims type (the default JSON map unless
+/// [`JwtAuthLayer::claims`](crate::JwtAuthLayer::claims) chose another).
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use tower_jwt_auth::{Algorithm, Claims, JwtAuthLayer, Key, RequireClaims, Verifier};
+///
+/// # fn main() -> Result<(), tower_jwt_auth::BuildError> {
+/// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32])?).any_audience().build()?;
+/// let verified_email = RequireClaims::new(|c: &Claims| c.payload()["email_verified"] == true);
+/// let app: Router = Router::new()
+///     .route("/billing", get(|| async { "ok" }))
+///     .route_layer(verified_email)
+///     .route_layer(JwtAuthLayer::new(verifier));
+/// # Ok(())
+/// # }
+/// ```
+pub struct RequireClaims<C = JsonClaims, R = DefaultRejection> {
+    predicate: Predicate<C>,
+    why: Arc<str>,
+    rejection: R,
+}
+
+impl<C, R: Clone> Clone for RequireClaims<C, R> {
+    fn clone(&self) -> Self {
+        RequireClaims {
+            predicate: self.predicate.clone(),
+            why: self.why.clone(),
+            rejection: self.rejection.clone(),
+        }
+    }
+}
+
+impl<C> RequireClaims<C> {
+    /// Allows requests whose claims make `predicate` return `true`.
+    pub fn new(predicate: impl Fn(&Claims<C>) -> bool + Send + Sync + 'static) -> Self {
+        RequireClaims {
+            predicate: Arc::new(predicate),
+            why: Arc::from("the token's claims do not meet this route's requirement"),
+            rejection: DefaultRejection::default(),
+        }
+    }
+}
+
+impl<C, R> RequireClaims<C, R> {
+    /// The reason given in the [`AuthError::Forbidden`] of a refusal (for
+    /// logs and custom rejections; the default answer does not send it).
+    pub fn reason(mut self, why: impl Into<String>) -> Self {
+        self.why = Arc::from(why.into());
+        self
+    }
+
+    /// Answers refusals with `rejection` instead of [`DefaultRejection`].
+    pub fn on_rejection<R2>(self, rejection: R2) -> RequireClaims<C, R2> {
+        RequireClaims {
+            predicate: self.predicate,
+            why: self.why,
+            rejection,
+        }
+    }
+
+    /// The same check from a handler.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Claims, RequireClaims};
+    /// let adults = RequireClaims::new(|c: &Claims| c.payload()["age"].as_u64() >= Some(18));
+    /// # let _ = adults;
+    /// ```
+    pub fn check(&self, claims: &Claims<C>) -> Result<(), AuthError> {
+        if (self.predicate)(claims) {
+            Ok(())
+        } else {
+            Err(AuthError::Forbidden(self.why.to_string()))
+        }
+    }
+}
+
+impl<C, R: fmt::Debug> fmt::Debug for RequireClaims<C, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireClaims")
+            .field("reason", &self.why)
+            .field("rejection", &self.rejection)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, C, R> Layer<S> for RequireClaims<C, R>
+where
+    C: Send + Sync + 'static,
+    R: Clone,
+{
+    type Service = Guard<S, R>;
+
+    fn layer(&self, inner: S) -> Guard<S, R> {
+        let this = RequireClaims {
+            predicate: self.predicate.clone(),
+            why: self.why.clone(),
+            rejection: (),
+        };
+        Guard::new(
+            inner,
+            self.rejection.clone(),
+            Arc::new(move |ext| match ext.get::<Claims<C>>() {
+                Some(claims) => this
+                    .check(claims)
+                    .map_or_else(Verdict::Deny, |()| Verdict::Allow),
+                None => match token_claims(ext) {
+                    Ok(_) => Verdict::NotWired(WRONG_TYPE),
+                    Err(v) => v,
+                },
+            }),
+        )
+    }
+}
+
+/// The service made by the guard layers ([`RequireRole`], [`RequireScope`],
+/// [`RequireClaims`]).
+pub struct Guard<S, R = DefaultRejection> {
+    inner: S,
+    rejection: R,
+    check: Check,
+}
+
+impl<S, R> Guard<S, R> {
+    fn new(inner: S, rejection: R, check: Check) -> Self {
+        Guard {
+            inner,
+            rejection,
+            check,
+        }
+    }
+}
+
+impl<S: Clone, R: Clone> Clone for Guard<S, R> {
+    fn clone(&self) -> Self {
+        Guard {
+            inner: self.inner.clone(),
+            rejection: self.rejection.clone(),
+            check: self.check.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, R: fmt::Debug> fmt::Debug for Guard<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("inner", &self.inner)
+            .field("rejection", &self.rejection)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for Guard<S, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    R: OnRejection<ResBody>,
+    ResBody: Default,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        match (self.check)(req.extensions()) {
+            Verdict::Allow => ResponseFuture::inner(self.inner.call(req)),
+            Verdict::Deny(error) => {
+                ResponseFuture::rejected(self.rejection.on_rejection(&error, req.headers()))
+            }
+            Verdict::NotWired(hint) => {
+                tracing::error!("{hint}");
+                let mut res = Response::new(ResBody::default());
+                *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                ResponseFuture::rejected(res)
+            }
+        }
+    }
+}
+
+impl<C> Claims<C> {
+    /// The values at `source` in the verified payload (roles, scopes,
+    /// groups): see [`ClaimSource`] for how each shape is read.
+    ///
+    /// ```
+    /// # use tower_jwt_auth::{Algorithm, Claims, ClaimSource, Key, Verifier};
+    /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
+    /// # let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(),
+    /// #     &serde_json::json!({"exp": 4102444800u64, "cognito:groups": ["ops", "dev"]}),
+    /// #     &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32])).unwrap();
+    /// let claims: Claims = verifier.verify(&token).unwrap();
+    /// assert_eq!(claims.values(&ClaimSource::cognito_groups()), ["ops", "dev"]);
+    /// ```
+    pub fn values(&self, source: &ClaimSource) -> Vec<&str> {
+        source.read(self.payload())
+    }
+
+    /// Whether the `roles` claim holds `role` (other layouts:
+    /// [`values`](Claims::values) or [`RequireRole::check`]).
+    ///
+    /// ```
+    /// # use tower_jwt_auth::{Algorithm, Claims, Key, Verifier};
+    /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
+    /// # let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(),
+    /// #     &serde_json::json!({"exp": 4102444800u64, "roles": ["admin"], "scp": "read write"}),
+    /// #     &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32])).unwrap();
+    /// let claims: Claims = verifier.verify(&token).unwrap();
+    /// assert!(claims.has_role("admin"));
+    /// assert!(claims.has_scope("write"));
+    /// assert!(!claims.has_scope("read write"));
+    /// ```
+    pub fn has_role(&self, role: &str) -> bool {
+        ClaimSource::roles().contains(self.payload(), role)
+    }
+
+    /// Whether `scope` is among the token's scopes (`scope` or `scp`).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        let payload = self.payload();
+        ClaimSource::scope().contains(payload, scope) || ClaimSource::scp().contains(payload, scope)
+    }
+}

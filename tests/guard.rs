@@ -1,0 +1,377 @@
+//! Guards through an axum `Router` with `oneshot`: every provider layout,
+//! any/all, 401 vs 403 vs `insufficient_scope`, predicates, handler-side
+//! checks, and wiring mistakes.
+
+mod common;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use common::*;
+use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use tower_jwt_auth::{
+    Algorithm, AuthError, ClaimSource, Claims, JwtAuthLayer, RequireClaims, RequireRole,
+    RequireScope, Verifier,
+};
+
+const ALG: Algorithm = Algorithm::ES256;
+
+fn auth() -> JwtAuthLayer {
+    let verifier = Verifier::builder()
+        .key(verify_key(ALG))
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .unwrap();
+    JwtAuthLayer::new(verifier)
+}
+
+/// Valid claims plus `extra`.
+fn token_with(extra: Value) -> String {
+    let mut c = claims();
+    c.as_object_mut().unwrap().remove("roles");
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    token(ALG, &c)
+}
+
+struct Answer {
+    status: StatusCode,
+    challenge: String,
+    body: String,
+}
+
+async fn send(app: &Router, token: Option<&str>) -> Answer {
+    let mut req = Request::builder().uri("/");
+    if let Some(t) = token {
+        req = req.header(AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let challenge = res
+        .headers()
+        .get(WWW_AUTHENTICATE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        challenge,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
+fn guarded<L>(guard: L) -> Router
+where
+    L: tower_layer::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+    L::Service: tower_service::Service<Request<Body>, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    <L::Service as tower_service::Service<Request<Body>>>::Response: axum::response::IntoResponse,
+    <L::Service as tower_service::Service<Request<Body>>>::Future: Send + 'static,
+{
+    Router::new()
+        .route("/", get(|| async { "in" }))
+        .route_layer(guard)
+        .route_layer(auth())
+}
+
+/// Every preset layout: the role (or scope) found where the provider puts
+/// it is allowed; the same token without it is 403.
+#[tokio::test]
+async fn every_provider_layout() {
+    let cases: Vec<(&str, ClaimSource, Value, Value)> = vec![
+        (
+            "roles array",
+            ClaimSource::roles(),
+            json!({"roles": ["user", "admin"]}),
+            json!({"roles": ["user"]}),
+        ),
+        (
+            "roles string",
+            ClaimSource::roles(),
+            json!({"roles": "admin"}),
+            json!({"roles": "administrator"}),
+        ),
+        (
+            "keycloak realm",
+            ClaimSource::keycloak_realm_roles(),
+            json!({"realm_access": {"roles": ["offline_access", "admin"]}}),
+            json!({"realm_access": {"roles": ["offline_access"]}, "roles": ["admin"]}),
+        ),
+        (
+            "keycloak client",
+            ClaimSource::keycloak_client_roles("my.api"),
+            json!({"resource_access": {"my.api": {"roles": ["admin"]}}}),
+            json!({"resource_access": {"other": {"roles": ["admin"]}, "my": {"api": {"roles": ["admin"]}}}}),
+        ),
+        (
+            "auth0 permissions",
+            ClaimSource::auth0_permissions(),
+            json!({"permissions": ["read:items", "admin"]}),
+            json!({"permissions": "read:items"}),
+        ),
+        (
+            "auth0 namespaced",
+            ClaimSource::claim("https://example.com/roles"),
+            json!({"https://example.com/roles": ["admin"]}),
+            json!({"https://example": {"com/roles": ["admin"]}}),
+        ),
+        (
+            "cognito",
+            ClaimSource::cognito_groups(),
+            json!({"cognito:groups": ["admin"]}),
+            json!({"cognito": {"groups": ["admin"]}}),
+        ),
+        (
+            "okta",
+            ClaimSource::okta_groups(),
+            json!({"groups": ["Everyone", "admin"]}),
+            json!({"groups": ["Everyone"]}),
+        ),
+        (
+            "entra scp string",
+            ClaimSource::scp(),
+            json!({"scp": "user.read admin"}),
+            json!({"scp": "user.read"}),
+        ),
+        (
+            "okta scp array",
+            ClaimSource::scp(),
+            json!({"scp": ["openid", "admin"]}),
+            json!({"scp": ["openid"]}),
+        ),
+        (
+            "oauth scope",
+            ClaimSource::scope(),
+            json!({"scope": "openid admin"}),
+            json!({"scope": "openid admins"}),
+        ),
+    ];
+    for (name, source, with, without) in cases {
+        let app = guarded(RequireRole::any(["admin"]).sources([source.clone()]));
+        let a = send(&app, Some(&token_with(with.clone()))).await;
+        assert_eq!(a.status, StatusCode::OK, "{name}: {}", a.challenge);
+        assert_eq!(a.body, "in");
+        let a = send(&app, Some(&token_with(without))).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{name}");
+        assert!(
+            a.challenge.contains(r#"error="insufficient_scope""#),
+            "{name}: {}",
+            a.challenge
+        );
+        // The same layout as a scope guard.
+        let app = guarded(RequireScope::any(["admin"]).sources([source]));
+        assert_eq!(
+            send(&app, Some(&token_with(with))).await.status,
+            StatusCode::OK,
+            "{name} as scope"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_shapes_are_no_roles_never_a_panic() {
+    let app = guarded(
+        RequireRole::any(["admin"])
+            .sources([ClaimSource::roles(), ClaimSource::keycloak_realm_roles()]),
+    );
+    for odd in [
+        json!({"roles": 5}),
+        json!({"roles": {"admin": true}}),
+        json!({"roles": [1, 2.5, null, ["admin"], {"admin": 1}]}),
+        json!({"roles": null}),
+        json!({"realm_access": "admin"}),
+        json!({"realm_access": {"roles": {"0": "admin"}}}),
+        json!({"realm_access": [{"roles": ["admin"]}]}),
+    ] {
+        let a = send(&app, Some(&token_with(odd.clone()))).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{odd}");
+    }
+}
+
+#[tokio::test]
+async fn any_and_all() {
+    let any = guarded(RequireRole::any(["admin", "ops"]));
+    let all = guarded(RequireRole::all(["admin", "ops"]));
+    let both = token_with(json!({"roles": ["ops", "admin"]}));
+    let one = token_with(json!({"roles": ["ops"]}));
+    let none = token_with(json!({"roles": []}));
+    assert_eq!(send(&any, Some(&both)).await.status, StatusCode::OK);
+    assert_eq!(send(&any, Some(&one)).await.status, StatusCode::OK);
+    assert_eq!(send(&any, Some(&none)).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(send(&all, Some(&both)).await.status, StatusCode::OK);
+    assert_eq!(send(&all, Some(&one)).await.status, StatusCode::FORBIDDEN);
+    // An empty "any of" list lets nobody in.
+    let nobody = guarded(RequireRole::any(Vec::<String>::new()));
+    assert_eq!(
+        send(&nobody, Some(&both)).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let scopes = guarded(RequireScope::all(["read", "write"]));
+    let a = send(&scopes, Some(&token_with(json!({"scope": "read"})))).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(
+        a.challenge.ends_with(r#"error="insufficient_scope", error_description="the access token lacks a required scope", scope="read write""#),
+        "{}",
+        a.challenge
+    );
+    let a = send(
+        &scopes,
+        Some(&token_with(json!({"scp": ["write", "read"]}))),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    // Scopes split on whitespace; a scope is never matched by substring.
+    let a = send(&scopes, Some(&token_with(json!({"scope": "readwrite"})))).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn no_token_is_401_bad_token_401_known_but_not_allowed_403() {
+    let app = guarded(RequireScope::any(["write"]));
+    let a = send(&app, None).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.challenge, r#"Bearer realm="api""#);
+    let a = send(&app, Some("not.a.token")).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(a.challenge.contains("invalid_token"));
+    let a = send(&app, Some(&token_with(json!({"scope": "read"})))).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(a.challenge.contains(r#"scope="write""#));
+
+    // Behind an optional auth layer, an anonymous request reaches the
+    // guard without claims: 401, not 403 and not the handler.
+    let optional: Router = Router::new()
+        .route("/", get(|| async { "in" }))
+        .route_layer(RequireRole::any(["admin"]))
+        .route_layer(auth().optional());
+    let a = send(&optional, None).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.challenge, r#"Bearer realm="api""#);
+    let admin = token_with(json!({"roles": ["admin"]}));
+    assert_eq!(send(&optional, Some(&admin)).await.status, StatusCode::OK);
+}
+
+#[derive(Clone, Deserialize)]
+struct Tenant {
+    tenant: String,
+}
+
+#[tokio::test]
+async fn predicates_over_json_and_typed_claims() {
+    let app = guarded(
+        RequireClaims::new(|c: &Claims| c.payload()["email_verified"] == true)
+            .reason("the email address is not verified"),
+    );
+    let ok = token_with(json!({"email_verified": true}));
+    let no = token_with(json!({"email_verified": "true"}));
+    assert_eq!(send(&app, Some(&ok)).await.status, StatusCode::OK);
+    let a = send(&app, Some(&no)).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(!a.challenge.contains("verified"), "reason is not sent");
+
+    // A typed predicate with the layer's own claims type.
+    let typed: Router = Router::new()
+        .route("/", get(|| async { "in" }))
+        .route_layer(RequireClaims::new(|c: &Claims<Tenant>| c.tenant == "acme"))
+        .route_layer(auth().claims::<Tenant>());
+    let acme = token_with(json!({"tenant": "acme"}));
+    let other = token_with(json!({"tenant": "other"}));
+    assert_eq!(send(&typed, Some(&acme)).await.status, StatusCode::OK);
+    assert_eq!(
+        send(&typed, Some(&other)).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // A predicate over a type the layer does not produce is a wiring bug.
+    let mismatched: Router = Router::new()
+        .route("/", get(|| async { "in" }))
+        .route_layer(RequireClaims::new(|c: &Claims<Tenant>| c.tenant == "acme"))
+        .route_layer(auth());
+    let a = send(&mismatched, Some(&acme)).await;
+    assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[tokio::test]
+async fn a_guard_without_the_auth_layer_is_a_500_not_a_pass() {
+    // Wrong order: the guard wraps the auth layer, so it runs first.
+    let app: Router = Router::new()
+        .route("/", get(|| async { "in" }))
+        .route_layer(auth())
+        .route_layer(RequireRole::any(["admin"]));
+    let admin = token_with(json!({"roles": ["admin"]}));
+    let a = send(&app, Some(&admin)).await;
+    assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_ne!(a.body, "in");
+    // No auth layer at all.
+    let app: Router = Router::new()
+        .route("/", get(|| async { "in" }))
+        .route_layer(RequireScope::any(["x"]));
+    assert_eq!(
+        send(&app, Some(&admin)).await.status,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+}
+
+async fn delete(claims: Claims) -> Result<&'static str, AuthError> {
+    RequireScope::any(["items:delete"]).check(&claims)?;
+    RequireRole::any(["admin"])
+        .sources([ClaimSource::keycloak_realm_roles()])
+        .check(&claims)?;
+    Ok("deleted")
+}
+
+#[tokio::test]
+async fn handler_side_checks() {
+    let app: Router = Router::new().route("/", get(delete)).route_layer(auth());
+    let full = token_with(json!({"scope": "items:delete", "realm_access": {"roles": ["admin"]}}));
+    let a = send(&app, Some(&full)).await;
+    assert_eq!((a.status, a.body.as_str()), (StatusCode::OK, "deleted"));
+    let a = send(&app, Some(&token_with(json!({"scope": "items:read"})))).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(a.challenge.contains(r#"scope="items:delete""#));
+    let a = send(&app, Some(&token_with(json!({"scope": "items:delete"})))).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(!a.challenge.contains("scope=\""), "{}", a.challenge);
+}
+
+#[tokio::test]
+async fn a_guard_on_the_whole_router() {
+    let app: Router = Router::new()
+        .route("/", get(|| async { "in" }))
+        .route("/other", get(|| async { "other" }))
+        .layer(RequireRole::any(["admin"]))
+        .layer(auth());
+    let user = token_with(json!({"roles": ["user"]}));
+    let admin = token_with(json!({"roles": ["admin"]}));
+    for path in ["/", "/other"] {
+        for (t, want) in [(&user, StatusCode::FORBIDDEN), (&admin, StatusCode::OK)] {
+            let res = app
+                .clone()
+                .oneshot(
+                    Request::builder()
+                        .uri(path)
+                        .header(AUTHORIZATION, format!("Bearer {t}"))
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(res.status(), want, "{path}");
+        }
+    }
+}

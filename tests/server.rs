@@ -1,0 +1,264 @@
+//! Runs the reference server (`examples/server.rs`) as a process and drives
+//! it over HTTP on 127.0.0.1: with its built-in issuer (the README demo),
+//! and pointed at an identity provider by `JWT_ISSUER`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tower_jwt_auth::Issuer;
+
+/// Builds the example (a no-op when `cargo test` already did) and returns
+/// its path next to this test's binary.
+fn example(name: &str) -> PathBuf {
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--all-features", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "building example {name}");
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    dir.join("examples").join(name)
+}
+
+struct Server {
+    base: String,
+    /// `NAME=value` lines printed before `listening on`.
+    exports: Vec<(String, String)>,
+    _child: Child,
+}
+
+impl Server {
+    async fn start(env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(example("server"));
+        cmd.env("BIND", "127.0.0.1:0")
+            .env_remove("JWT_ISSUER")
+            .env_remove("JWT_AUDIENCE")
+            .env_remove("JWT_JWKS_URL")
+            .env_remove("JWT_COOKIE")
+            .env_remove("JWT_ALGORITHMS")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut exports = Vec::new();
+        let addr = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    return addr.trim().to_owned();
+                }
+                if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+                    exports.push((k.to_owned(), v.to_owned()));
+                }
+            }
+            panic!("the server exited before listening");
+        })
+        .await
+        .expect("no `listening on` line within 30 s");
+        assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+        Server {
+            base: format!("http://{addr}"),
+            exports,
+            _child: child,
+        }
+    }
+
+    fn export(&self, name: &str) -> &str {
+        &self
+            .exports
+            .iter()
+            .find(|(k, _)| k == name)
+            .unwrap_or_else(|| panic!("no {name} printed"))
+            .1
+    }
+}
+
+struct Answer {
+    status: u16,
+    challenge: String,
+    body: Value,
+}
+
+async fn get(server: &Server, path: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut req = reqwest::Client::new().get(format!("{}{path}", server.base));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = res.text().await.unwrap();
+    Answer {
+        status,
+        challenge,
+        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    }
+}
+
+fn bearer(token: &str) -> [(&'static str, String); 1] {
+    [("authorization", format!("Bearer {token}"))]
+}
+
+async fn with(server: &Server, path: &str, token: &str) -> Answer {
+    let h = bearer(token);
+    get(server, path, &[(h[0].0, &h[0].1)]).await
+}
+
+#[tokio::test]
+async fn builtin_issuer_demo_end_to_end() {
+    let server = Server::start(&[]).await;
+    let user = server.export("USER_TOKEN").to_owned();
+    let admin = server.export("ADMIN_TOKEN").to_owned();
+    let writer = server.export("WRITE_TOKEN").to_owned();
+
+    let a = get(&server, "/health", &[]).await;
+    assert_eq!(a.status, 200);
+    let a = get(&server, "/ready", &[]).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["ready"], true);
+
+    // /me: any valid token; missing and bad tokens are 401.
+    let a = with(&server, "/me", &user).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body["sub"], "user");
+    assert_eq!(a.body["aud"], "demo-api");
+    let a = get(&server, "/me", &[]).await;
+    assert_eq!(a.status, 401);
+    assert_eq!(a.challenge, r#"Bearer realm="tower-jwt-auth""#);
+    let mut forged = user.clone();
+    forged.truncate(forged.len() - 4);
+    forged.push_str("AAAA");
+    let a = with(&server, "/me", &forged).await;
+    assert_eq!(a.status, 401);
+    assert!(
+        a.challenge.contains(r#"error="invalid_token""#),
+        "{}",
+        a.challenge
+    );
+    // The scheme is case-insensitive.
+    let a = get(
+        &server,
+        "/me",
+        &[("authorization", &format!("bEaReR {user}"))],
+    )
+    .await;
+    assert_eq!(a.status, 200);
+
+    // Roles and scopes.
+    assert_eq!(with(&server, "/admin", &user).await.status, 403);
+    let a = with(&server, "/admin", &admin).await;
+    assert_eq!((a.status, &a.body["sub"]), (200, &json!("admin")));
+    let a = with(&server, "/write", &user).await;
+    assert_eq!(a.status, 403);
+    assert!(
+        a.challenge.contains(r#"error="insufficient_scope""#)
+            && a.challenge.contains(r#"scope="write""#),
+        "{}",
+        a.challenge
+    );
+    assert_eq!(with(&server, "/write", &writer).await.status, 200);
+    assert_eq!(with(&server, "/write", &admin).await.status, 403);
+
+    // The default cookie source.
+    let cookie = format!("theme=dark; access_token={writer}");
+    let a = get(&server, "/write", &[("cookie", &cookie)]).await;
+    assert_eq!(a.status, 200, "{}", a.challenge);
+
+    // /maybe: optional authentication.
+    let a = get(&server, "/maybe", &[]).await;
+    assert_eq!((a.status, &a.body), (200, &json!({"sub": null})));
+    let a = with(&server, "/maybe", &admin).await;
+    assert_eq!((a.status, &a.body), (200, &json!({"sub": "admin"})));
+    assert_eq!(with(&server, "/maybe", &forged).await.status, 401);
+    assert_eq!(with(&server, "/maybe", "garbage").await.status, 401);
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pointed_at_an_identity_provider() {
+    let idp = Issuer::start().await.unwrap();
+    let url = idp.url();
+    let server = Server::start(&[
+        ("JWT_ISSUER", &url),
+        ("JWT_AUDIENCE", "orders"),
+        ("JWT_COOKIE", "session"),
+    ])
+    .await;
+    assert!(server.exports.is_empty(), "no demo tokens with JWT_ISSUER");
+    let mint = |extra: Value| {
+        let mut c = json!({"iss": url, "sub": "kc-user", "aud": ["account", "orders"],
+                           "exp": now() + 600, "iat": now()});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        idp.mint(&c)
+    };
+    // Keycloak layout: realm_access.roles; Entra layout: scp.
+    let kc_admin = mint(json!({"realm_access": {"roles": ["offline_access", "admin"]}}));
+    let entra_writer = mint(json!({"scp": "orders.read write"}));
+    let plain = mint(json!({}));
+
+    let a = with(&server, "/me", &plain).await;
+    assert_eq!((a.status, &a.body["sub"]), (200, &json!("kc-user")));
+    assert_eq!(with(&server, "/admin", &kc_admin).await.status, 200);
+    assert_eq!(with(&server, "/admin", &entra_writer).await.status, 403);
+    assert_eq!(with(&server, "/write", &entra_writer).await.status, 200);
+    assert_eq!(with(&server, "/write", &kc_admin).await.status, 403);
+
+    // The configured cookie name, not the default one.
+    let a = get(&server, "/me", &[("cookie", &format!("session={plain}"))]).await;
+    assert_eq!(a.status, 200);
+    let a = get(
+        &server,
+        "/me",
+        &[("cookie", &format!("access_token={plain}"))],
+    )
+    .await;
+    assert_eq!(a.status, 401);
+
+    // Another audience, another issuer, an expired token.
+    let wrong_aud = mint(json!({"aud": "billing"}));
+    let a = with(&server, "/me", &wrong_aud).await;
+    assert_eq!(a.status, 401);
+    assert!(a.challenge.contains("audience"), "{}", a.challenge);
+    let other = Issuer::start().await.unwrap();
+    let foreign = other.token("x", "orders");
+    assert_eq!(with(&server, "/me", &foreign).await.status, 401);
+    let expired = mint(json!({"exp": now() - 3600}));
+    let a = with(&server, "/me", &expired).await;
+    assert_eq!(a.status, 401);
+    assert!(a.challenge.contains("expired"), "{}", a.challenge);
+
+    assert_eq!(with(&server, "/me", &plain).await.status, 200);
+}
+
+#[tokio::test]
+async fn an_issuer_without_an_audience_is_refused_at_start() {
+    let out = Command::new(example("server"))
+        .env("BIND", "127.0.0.1:0")
+        .env("JWT_ISSUER", "https://login.example.com")
+        .env_remove("JWT_AUDIENCE")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("JWT_AUDIENCE"), "{stderr}");
+}
