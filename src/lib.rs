@@ -13,6 +13,8 @@ mod b64;
 mod claims;
 mod error;
 mod extract;
+#[cfg(feature = "tonic")]
+mod grpc;
 mod guard;
 mod key;
 mod layer;
@@ -33,6 +35,8 @@ pub use axum::ClaimsRejection;
 pub use claims::{Claims, JsonClaims, RegisteredClaims};
 pub use error::{AuthError, BuildError, ErrorKind};
 pub use extract::TokenSource;
+#[cfg(feature = "tonic")]
+pub use grpc::GrpcClaims;
 pub use guard::{ClaimSource, Guard, RequireClaims, RequireRole, RequireScope};
 #[cfg(feature = "issuer")]
 pub use issuer::{Issuer, IssuerFailure};

@@ -58,6 +58,7 @@ where
 pub struct DefaultRejection {
     realm: Arc<str>,
     retry_after: u32,
+    always_grpc: bool,
 }
 
 impl Default for DefaultRejection {
@@ -65,6 +66,7 @@ impl Default for DefaultRejection {
         DefaultRejection {
             realm: Arc::from("api"),
             retry_after: 5,
+            always_grpc: false,
         }
     }
 }
@@ -80,6 +82,23 @@ impl DefaultRejection {
     /// Sets the `Retry-After` seconds on 503 answers (default 5).
     pub fn retry_after(mut self, seconds: u32) -> Self {
         self.retry_after = seconds;
+        self
+    }
+
+    /// Answers every refusal as gRPC, whatever the request's content type
+    /// (for a server that speaks only gRPC, so that a client sending a
+    /// wrong content type still gets a status it understands).
+    ///
+    /// ```
+    /// use http::{HeaderMap, Response};
+    /// use tower_jwt_auth::{AuthError, DefaultRejection, OnRejection};
+    ///
+    /// let r = DefaultRejection::default().always_grpc();
+    /// let res: Response<()> = r.on_rejection(&AuthError::MissingToken, &HeaderMap::new());
+    /// assert_eq!(res.headers()["grpc-status"], "16");
+    /// ```
+    pub fn always_grpc(mut self) -> Self {
+        self.always_grpc = true;
         self
     }
 
@@ -115,7 +134,7 @@ impl DefaultRejection {
 
 impl<B: Default> OnRejection<B> for DefaultRejection {
     fn on_rejection(&self, error: &AuthError, request_headers: &HeaderMap) -> Response<B> {
-        if is_grpc(request_headers) {
+        if self.always_grpc || is_grpc(request_headers) {
             self.grpc(error)
         } else {
             self.http(error)

@@ -19,7 +19,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{Extensions, Request, Response, StatusCode};
+use http::header::CONTENT_TYPE;
+use http::{Extensions, HeaderValue, Request, Response, StatusCode};
 use serde_json::Value;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -29,7 +30,7 @@ pub use source::ClaimSource;
 use crate::claims::{Claims, JsonClaims, TokenClaims};
 use crate::error::AuthError;
 use crate::layer::{Anonymous, ResponseFuture};
-use crate::reject::{DefaultRejection, OnRejection};
+use crate::reject::{DefaultRejection, OnRejection, is_grpc};
 
 /// A set of wanted values (roles or scopes), where to look for them, and
 /// whether any or all of them are needed.
@@ -90,6 +91,18 @@ fn token_claims(ext: &Extensions) -> Result<&TokenClaims, Verdict> {
     }
 }
 
+/// Request paths a guard is limited to (`None`: every path).
+type Paths = Option<Arc<[Box<str>]>>;
+
+fn paths_from<S: Into<String>>(paths: impl IntoIterator<Item = S>) -> Paths {
+    Some(
+        paths
+            .into_iter()
+            .map(|p| p.into().into_boxed_str())
+            .collect(),
+    )
+}
+
 type Check = Arc<dyn Fn(&Extensions) -> Verdict + Send + Sync>;
 type Predicate<C> = Arc<dyn Fn(&Claims<C>) -> bool + Send + Sync>;
 
@@ -115,6 +128,7 @@ type Predicate<C> = Arc<dyn Fn(&Claims<C>) -> bool + Send + Sync>;
 #[derive(Clone)]
 pub struct RequireRole<R = DefaultRejection> {
     rule: Rule,
+    paths: Paths,
     rejection: R,
 }
 
@@ -123,6 +137,7 @@ impl RequireRole {
     pub fn any<S: Into<String>>(roles: impl IntoIterator<Item = S>) -> Self {
         RequireRole {
             rule: Rule::new(roles, false, vec![ClaimSource::roles()]),
+            paths: None,
             rejection: DefaultRejection::default(),
         }
     }
@@ -131,6 +146,7 @@ impl RequireRole {
     pub fn all<S: Into<String>>(roles: impl IntoIterator<Item = S>) -> Self {
         RequireRole {
             rule: Rule::new(roles, true, vec![ClaimSource::roles()]),
+            paths: None,
             rejection: DefaultRejection::default(),
         }
     }
@@ -148,8 +164,24 @@ impl<R> RequireRole<R> {
     pub fn on_rejection<R2>(self, rejection: R2) -> RequireRole<R2> {
         RequireRole {
             rule: self.rule,
+            paths: self.paths,
             rejection,
         }
+    }
+
+    /// Applies the guard only to requests whose path is one of `paths`
+    /// (an entry ending in `/` is a prefix); others pass unchecked. For
+    /// gRPC, where one layer wraps the whole server, a path is a method:
+    /// `/package.Service/Method`, or `/package.Service/` for all of them.
+    ///
+    /// ```
+    /// use tower_jwt_auth::RequireRole;
+    /// let admins = RequireRole::any(["admin"]).paths(["/demo.v1.Greeter/Shutdown"]);
+    /// # let _ = admins;
+    /// ```
+    pub fn paths<S: Into<String>>(mut self, paths: impl IntoIterator<Item = S>) -> Self {
+        self.paths = paths_from(paths);
+        self
     }
 
     /// The same check from a handler: `Err` is the 403 the layer would give.
@@ -207,6 +239,7 @@ impl<S, R: Clone> Layer<S> for RequireRole<R> {
         Guard::new(
             inner,
             self.rejection.clone(),
+            self.paths.clone(),
             Arc::new(move |ext| match token_claims(ext) {
                 Ok(t) => role_verdict(&rule, t).map_or_else(Verdict::Deny, |()| Verdict::Allow),
                 Err(v) => v,
@@ -237,6 +270,7 @@ impl<S, R: Clone> Layer<S> for RequireRole<R> {
 #[derive(Clone)]
 pub struct RequireScope<R = DefaultRejection> {
     rule: Rule,
+    paths: Paths,
     rejection: R,
 }
 
@@ -245,6 +279,7 @@ impl RequireScope {
     pub fn any<S: Into<String>>(scopes: impl IntoIterator<Item = S>) -> Self {
         RequireScope {
             rule: Rule::new(scopes, false, default_scope_sources()),
+            paths: None,
             rejection: DefaultRejection::default(),
         }
     }
@@ -253,6 +288,7 @@ impl RequireScope {
     pub fn all<S: Into<String>>(scopes: impl IntoIterator<Item = S>) -> Self {
         RequireScope {
             rule: Rule::new(scopes, true, default_scope_sources()),
+            paths: None,
             rejection: DefaultRejection::default(),
         }
     }
@@ -274,8 +310,16 @@ impl<R> RequireScope<R> {
     pub fn on_rejection<R2>(self, rejection: R2) -> RequireScope<R2> {
         RequireScope {
             rule: self.rule,
+            paths: self.paths,
             rejection,
         }
+    }
+
+    /// Applies the guard only to these request paths (gRPC methods); see
+    /// [`RequireRole::paths`].
+    pub fn paths<S: Into<String>>(mut self, paths: impl IntoIterator<Item = S>) -> Self {
+        self.paths = paths_from(paths);
+        self
     }
 
     /// The same check from a handler: `Err` is the 403 the layer would give.
@@ -313,6 +357,7 @@ impl<S, R: Clone> Layer<S> for RequireScope<R> {
         Guard::new(
             inner,
             self.rejection.clone(),
+            self.paths.clone(),
             Arc::new(move |ext| match token_claims(ext) {
                 Ok(t) => scope_verdict(&rule, t).map_or_else(Verdict::Deny, |()| Verdict::Allow),
                 Err(v) => v,
@@ -344,6 +389,7 @@ impl<S, R: Clone> Layer<S> for RequireScope<R> {
 pub struct RequireClaims<C = JsonClaims, R = DefaultRejection> {
     predicate: Predicate<C>,
     why: Arc<str>,
+    paths: Paths,
     rejection: R,
 }
 
@@ -352,6 +398,7 @@ impl<C, R: Clone> Clone for RequireClaims<C, R> {
         RequireClaims {
             predicate: self.predicate.clone(),
             why: self.why.clone(),
+            paths: self.paths.clone(),
             rejection: self.rejection.clone(),
         }
     }
@@ -363,6 +410,7 @@ impl<C> RequireClaims<C> {
         RequireClaims {
             predicate: Arc::new(predicate),
             why: Arc::from("the token's claims do not meet this route's requirement"),
+            paths: None,
             rejection: DefaultRejection::default(),
         }
     }
@@ -381,8 +429,16 @@ impl<C, R> RequireClaims<C, R> {
         RequireClaims {
             predicate: self.predicate,
             why: self.why,
+            paths: self.paths,
             rejection,
         }
+    }
+
+    /// Applies the guard only to these request paths (gRPC methods); see
+    /// [`RequireRole::paths`].
+    pub fn paths<S: Into<String>>(mut self, paths: impl IntoIterator<Item = S>) -> Self {
+        self.paths = paths_from(paths);
+        self
     }
 
     /// The same check from a handler.
@@ -421,11 +477,13 @@ where
         let this = RequireClaims {
             predicate: self.predicate.clone(),
             why: self.why.clone(),
+            paths: None,
             rejection: (),
         };
         Guard::new(
             inner,
             self.rejection.clone(),
+            self.paths.clone(),
             Arc::new(move |ext| match ext.get::<Claims<C>>() {
                 Some(claims) => this
                     .check(claims)
@@ -444,15 +502,30 @@ where
 pub struct Guard<S, R = DefaultRejection> {
     inner: S,
     rejection: R,
+    paths: Paths,
     check: Check,
 }
 
 impl<S, R> Guard<S, R> {
-    fn new(inner: S, rejection: R, check: Check) -> Self {
+    fn new(inner: S, rejection: R, paths: Paths, check: Check) -> Self {
         Guard {
             inner,
             rejection,
+            paths,
             check,
+        }
+    }
+
+    fn applies_to(&self, path: &str) -> bool {
+        match &self.paths {
+            None => true,
+            Some(paths) => paths.iter().any(|p| {
+                if p.ends_with('/') {
+                    path.starts_with(&**p)
+                } else {
+                    path == &**p
+                }
+            }),
         }
     }
 }
@@ -462,6 +535,7 @@ impl<S: Clone, R: Clone> Clone for Guard<S, R> {
         Guard {
             inner: self.inner.clone(),
             rejection: self.rejection.clone(),
+            paths: self.paths.clone(),
             check: self.check.clone(),
         }
     }
@@ -491,6 +565,9 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        if !self.applies_to(req.uri().path()) {
+            return ResponseFuture::inner(self.inner.call(req));
+        }
         match (self.check)(req.extensions()) {
             Verdict::Allow => ResponseFuture::inner(self.inner.call(req)),
             Verdict::Deny(error) => {
@@ -499,7 +576,17 @@ where
             Verdict::NotWired(hint) => {
                 tracing::error!("{hint}");
                 let mut res = Response::new(ResBody::default());
-                *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                if is_grpc(req.headers()) {
+                    let h = res.headers_mut();
+                    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+                    h.insert("grpc-status", HeaderValue::from_static("13"));
+                    h.insert(
+                        "grpc-message",
+                        HeaderValue::from_static("authorization is misconfigured"),
+                    );
+                } else {
+                    *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                }
                 ResponseFuture::rejected(res)
             }
         }

@@ -1,0 +1,87 @@
+//! tonic integration (feature `tonic`): claims in gRPC handlers and
+//! [`AuthError`] as a [`tonic::Status`].
+//!
+//! The layer and the guards work on a tonic server unchanged: add them with
+//! `Server::builder().layer(..)` (the first layer added runs first). The
+//! token comes from the `authorization` metadata (`Bearer …`), and refusals
+//! are trailers-only gRPC answers (`grpc-status` 16, 7 or 14), chosen by
+//! the request's `application/grpc` content type.
+
+use tonic::{Code, Status};
+
+use crate::claims::{Claims, JsonClaims};
+use crate::error::{AuthError, ErrorKind};
+use crate::layer::Anonymous;
+
+/// Reads the verified claims from a [`tonic::Request`] in a gRPC handler.
+///
+/// ```
+/// use tonic::{Request, Response, Status};
+/// use tower_jwt_auth::GrpcClaims;
+///
+/// async fn hello(request: Request<()>) -> Result<Response<String>, Status> {
+///     let claims = request.claims()?; // UNAUTHENTICATED or INTERNAL if absent
+///     Ok(Response::new(format!("hello {}", claims.sub().unwrap_or("you"))))
+/// }
+/// # let _ = hello;
+/// ```
+pub trait GrpcClaims {
+    /// The claims the auth layer verified, as the default JSON claims type.
+    /// `UNAUTHENTICATED` when an optional layer let the request through
+    /// without a token; `INTERNAL` when no auth layer ran (a wiring bug).
+    fn claims(&self) -> Result<Claims, Status> {
+        self.claims_as::<JsonClaims>()
+    }
+
+    /// The claims as the layer's own claims type `C`
+    /// ([`JwtAuthLayer::claims`](crate::JwtAuthLayer::claims)).
+    fn claims_as<C: Send + Sync + 'static>(&self) -> Result<Claims<C>, Status> {
+        match self.optional_claims_as::<C>()? {
+            Some(claims) => Ok(claims),
+            None => Err(Status::unauthenticated("no access token")),
+        }
+    }
+
+    /// `None` for an anonymous request under an optional auth layer.
+    fn optional_claims_as<C: Send + Sync + 'static>(&self) -> Result<Option<Claims<C>>, Status>;
+}
+
+impl<T> GrpcClaims for tonic::Request<T> {
+    fn optional_claims_as<C: Send + Sync + 'static>(&self) -> Result<Option<Claims<C>>, Status> {
+        let ext = self.extensions();
+        match ext.get::<Claims<C>>() {
+            Some(claims) => Ok(Some(claims.clone())),
+            None if ext.get::<Anonymous>().is_some() => Ok(None),
+            None => {
+                tracing::error!(
+                    claims_type = std::any::type_name::<C>(),
+                    "no claims in the request: add JwtAuthLayer with Server::builder().layer(..) \
+                     and give it the claims type the handler reads"
+                );
+                Err(Status::internal("authentication is misconfigured"))
+            }
+        }
+    }
+}
+
+/// The status a refusal maps to: `UNAUTHENTICATED`, `PERMISSION_DENIED`,
+/// `UNAVAILABLE` or `INVALID_ARGUMENT`, with the client-safe description.
+///
+/// ```
+/// use tonic::{Code, Status};
+/// use tower_jwt_auth::AuthError;
+///
+/// let status = Status::from(AuthError::Forbidden("needs admin".into()));
+/// assert_eq!(status.code(), Code::PermissionDenied);
+/// ```
+impl From<AuthError> for Status {
+    fn from(error: AuthError) -> Status {
+        let code = match error.kind() {
+            ErrorKind::Unauthenticated => Code::Unauthenticated,
+            ErrorKind::Forbidden => Code::PermissionDenied,
+            ErrorKind::Unavailable => Code::Unavailable,
+            ErrorKind::BadRequest => Code::InvalidArgument,
+        };
+        Status::new(code, error.description())
+    }
+}
