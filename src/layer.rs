@@ -66,7 +66,37 @@ pub struct JwtAuthLayer<C = JsonClaims, R = DefaultRejection> {
     max_token_len: usize,
     optional: bool,
     rejection: R,
+    #[cfg(feature = "cache")]
+    cache: Option<CacheSlot<C>>,
     _claims: PhantomData<fn() -> C>,
+}
+
+/// The verified-token cache's limits and the store, made on first use
+/// (where the claims type's bounds are known).
+#[cfg(feature = "cache")]
+struct CacheSlot<C> {
+    config: crate::cache::TokenCache,
+    store: Arc<std::sync::OnceLock<crate::cache::Store<C>>>,
+}
+
+#[cfg(feature = "cache")]
+impl<C> Clone for CacheSlot<C> {
+    fn clone(&self) -> Self {
+        CacheSlot {
+            config: self.config,
+            store: Arc::clone(&self.store),
+        }
+    }
+}
+
+#[cfg(feature = "cache")]
+impl<C> CacheSlot<C> {
+    fn new(config: crate::cache::TokenCache) -> Self {
+        CacheSlot {
+            config,
+            store: Arc::new(std::sync::OnceLock::new()),
+        }
+    }
 }
 
 impl<C, R: Clone> Clone for JwtAuthLayer<C, R> {
@@ -77,6 +107,8 @@ impl<C, R: Clone> Clone for JwtAuthLayer<C, R> {
             max_token_len: self.max_token_len,
             optional: self.optional,
             rejection: self.rejection.clone(),
+            #[cfg(feature = "cache")]
+            cache: self.cache.clone(),
             _claims: PhantomData,
         }
     }
@@ -107,6 +139,8 @@ impl JwtAuthLayer {
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
             optional: false,
             rejection: DefaultRejection::default(),
+            #[cfg(feature = "cache")]
+            cache: None,
             _claims: PhantomData,
         }
     }
@@ -130,6 +164,8 @@ impl<C, R> JwtAuthLayer<C, R> {
             max_token_len: self.max_token_len,
             optional: self.optional,
             rejection: self.rejection,
+            #[cfg(feature = "cache")]
+            cache: self.cache.map(|slot| CacheSlot::new(slot.config)),
             _claims: PhantomData,
         }
     }
@@ -151,6 +187,15 @@ impl<C, R> JwtAuthLayer<C, R> {
         self
     }
 
+    /// Caches verified tokens (feature `cache`): a token seen before skips
+    /// its signature check while it is unexpired and its key is still in
+    /// the key set. See [`TokenCache`](crate::TokenCache).
+    #[cfg(feature = "cache")]
+    pub fn cache(mut self, cache: crate::cache::TokenCache) -> Self {
+        self.cache = Some(CacheSlot::new(cache));
+        self
+    }
+
     /// Lets requests without a token through, without claims. A token that
     /// is present but not valid is still refused.
     pub fn optional(mut self) -> Self {
@@ -166,6 +211,8 @@ impl<C, R> JwtAuthLayer<C, R> {
             max_token_len: self.max_token_len,
             optional: self.optional,
             rejection,
+            #[cfg(feature = "cache")]
+            cache: self.cache,
             _claims: PhantomData,
         }
     }
@@ -216,7 +263,7 @@ enum Decision<'r, C> {
 impl<S, C, R> JwtAuth<S, C, R> {
     fn authenticate<'r, B>(&self, req: &'r Request<B>) -> Decision<'r, C>
     where
-        C: DeserializeOwned,
+        C: DeserializeOwned + Send + Sync + 'static,
     {
         let token = match find_token(&self.layer.sources, req.headers()) {
             Ok(Some(token)) => token,
@@ -230,10 +277,44 @@ impl<S, C, R> JwtAuth<S, C, R> {
                 limit: self.layer.max_token_len,
             }));
         }
+        #[cfg(feature = "cache")]
+        let store = self.layer.store();
+        #[cfg(feature = "cache")]
+        if let Some(claims) = store.and_then(|s| s.get(token, &self.layer.verifier)) {
+            return Decision::Done(Ok(Some(claims)));
+        }
         match self.layer.verifier.verify_now(token) {
-            Now::Done(result) => Decision::Done(result.map(Some)),
+            Now::Done(result) => Decision::Done(result.map(|v| {
+                #[cfg(feature = "cache")]
+                if let Some(store) = store {
+                    store.insert(token, &v);
+                }
+                Some(v.claims)
+            })),
             Now::Pending => Decision::Fetch(token),
         }
+    }
+}
+
+#[cfg(feature = "cache")]
+impl<C: Send + Sync + 'static, R> JwtAuthLayer<C, R> {
+    fn store(&self) -> Option<&crate::cache::Store<C>> {
+        let slot = self.cache.as_ref()?;
+        Some(slot.store.get_or_init(|| slot.config.build()))
+    }
+
+    /// Hits, misses and entries of the verified-token cache (`None`
+    /// without [`cache`](JwtAuthLayer::cache)). Clones of a layer, and the
+    /// services it made, share one cache.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, TokenCache, Verifier};
+    /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
+    /// let layer = JwtAuthLayer::new(verifier).cache(TokenCache::new());
+    /// assert_eq!(layer.cache_stats().unwrap().hits, 0);
+    /// ```
+    pub fn cache_stats(&self) -> Option<crate::cache::CacheStats> {
+        self.store().map(crate::cache::Store::stats)
     }
 }
 
@@ -263,11 +344,20 @@ where
                 let token = token.to_owned();
                 let verifier = self.layer.verifier.clone();
                 let rejection = self.layer.rejection.clone();
+                #[cfg(feature = "cache")]
+                let cache = self.layer.cache.clone();
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let future = async move {
-                    match verifier.verify_async::<C>(&token).await {
-                        Ok(claims) => {
+                    match verifier.verify_async_keyed::<C>(&token).await {
+                        Ok(verified) => {
+                            #[cfg(feature = "cache")]
+                            if let Some(slot) = &cache {
+                                slot.store
+                                    .get_or_init(|| slot.config.build())
+                                    .insert(&token, &verified);
+                            }
+                            let claims = verified.claims;
                             req.extensions_mut().insert(claims.token().clone());
                             req.extensions_mut().insert(claims);
                             inner.call(req).await

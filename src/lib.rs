@@ -10,6 +10,8 @@
 
 mod algorithm;
 mod b64;
+#[cfg(feature = "cache")]
+mod cache;
 mod claims;
 mod error;
 mod extract;
@@ -32,6 +34,8 @@ mod jwks;
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 #[cfg(feature = "axum")]
 pub use axum::ClaimsRejection;
+#[cfg(feature = "cache")]
+pub use cache::{CacheStats, TokenCache};
 pub use claims::{Claims, JsonClaims, RegisteredClaims};
 pub use error::{AuthError, BuildError, ErrorKind};
 pub use extract::TokenSource;

@@ -12,7 +12,7 @@ use crate::algorithm::{Algorithm, Family};
 use crate::b64;
 use crate::claims::{Claims, RawClaims};
 use crate::error::{AuthError, BuildError};
-use crate::key::{Key, KeySet, parse_jwk_set};
+use crate::key::{Fingerprint, Key, KeySet, parse_jwk_set};
 use crate::token::{self, is_json_object};
 
 /// The default clock-skew leeway for `exp` and `nbf`.
@@ -84,10 +84,17 @@ impl fmt::Debug for Keys {
 
 /// The outcome of trying to verify without waiting.
 pub(crate) enum Now<C> {
-    Done(Result<Claims<C>, AuthError>),
+    Done(Result<Verified<C>, AuthError>),
     /// The keys for this token must be fetched first: use `verify_async`.
     #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
     Pending,
+}
+
+/// Verified claims, and which key verified them.
+pub(crate) struct Verified<C> {
+    pub(crate) claims: Claims<C>,
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    pub(crate) key: Fingerprint,
 }
 
 impl fmt::Debug for Verifier {
@@ -125,7 +132,7 @@ impl Verifier {
     /// [`verify_async`](Verifier::verify_async) to fetch keys as needed.
     pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, AuthError> {
         match self.verify_now(token) {
-            Now::Done(result) => result,
+            Now::Done(result) => result.map(|v| v.claims),
             Now::Pending => Err(AuthError::KeysUnavailable(
                 "the key set has not been fetched yet; use verify_async or JwksCache::prefetch"
                     .into(),
@@ -144,6 +151,14 @@ impl Verifier {
         &self,
         token: &str,
     ) -> Result<Claims<C>, AuthError> {
+        self.verify_async_keyed(token).await.map(|v| v.claims)
+    }
+
+    /// As [`verify_async`](Verifier::verify_async), with the verifying key.
+    pub(crate) async fn verify_async_keyed<C: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<Verified<C>, AuthError> {
         match self.verify_now(token) {
             Now::Done(result) => result,
             Now::Pending => self.verify_after_fetch(token).await,
@@ -153,7 +168,7 @@ impl Verifier {
     async fn verify_after_fetch<C: DeserializeOwned>(
         &self,
         token: &str,
-    ) -> Result<Claims<C>, AuthError> {
+    ) -> Result<Verified<C>, AuthError> {
         match &self.inner.keys {
             Keys::Issuers(_) => self.route(token)?.fetch_single(token).await,
             _ => self.fetch_single(token).await,
@@ -161,15 +176,27 @@ impl Verifier {
     }
 
     #[cfg(not(feature = "jwks"))]
-    async fn fetch_single<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, AuthError> {
-        self.verify(token)
+    async fn fetch_single<C: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<Verified<C>, AuthError> {
+        match self.verify_now(token) {
+            Now::Done(result) => result,
+            Now::Pending => Err(AuthError::KeysUnavailable("no keys".into())),
+        }
     }
 
     #[cfg(feature = "jwks")]
-    async fn fetch_single<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, AuthError> {
+    async fn fetch_single<C: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<Verified<C>, AuthError> {
         let jws = token::parse(token)?;
         let Keys::Remote(cache) = &self.inner.keys else {
-            return self.verify(token);
+            return match self.verify_now(token) {
+                Now::Done(result) => result,
+                Now::Pending => Err(AuthError::KeysUnavailable("no keys".into())),
+            };
         };
         let keys = cache.keys_for(jws.kid.as_deref(), jws.alg).await?;
         self.finish(&jws, &keys)
@@ -327,18 +354,39 @@ impl Verifier {
         &self,
         jws: &token::Jws<'_>,
         keys: &KeySet,
-    ) -> Result<Claims<C>, AuthError> {
+    ) -> Result<Verified<C>, AuthError> {
         self.check_header(jws)?;
         let mut sig = [0u8; MAX_SIGNATURE_LEN];
         let sig_len = b64::decode_into(jws.signature.as_bytes(), &mut sig)
             .ok_or(AuthError::InvalidSignature)?;
-        keys.verify(
+        let key = keys.verify(
             jws.kid.as_deref(),
             jws.alg,
             jws.signing_input.as_bytes(),
             &sig[..sig_len],
         )?;
-        self.claims(jws.payload)
+        Ok(Verified {
+            claims: self.claims(jws.payload)?,
+            key: *key.fingerprint(),
+        })
+    }
+
+    /// Whether the key with this fingerprint can still verify tokens: a
+    /// remote key set may have dropped it since.
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    pub(crate) fn holds(&self, key: &Fingerprint) -> bool {
+        match &self.inner.keys {
+            Keys::Static(keys) => keys.holds(None, key),
+            #[cfg(feature = "jwks")]
+            Keys::Remote(cache) => cache.current().is_some_and(|keys| keys.holds(None, key)),
+            Keys::Issuers(list) => list.iter().any(|(_, v)| v.holds(key)),
+        }
+    }
+
+    /// The clock-skew leeway, in seconds.
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    pub(crate) fn leeway_secs(&self) -> f64 {
+        self.inner.leeway
     }
 
     /// Decodes and validates the payload of a token whose signature verified.

@@ -223,6 +223,12 @@ impl JwksCache {
         &self.shared.algorithms
     }
 
+    /// The keys at hand (fetched and not too stale), if any.
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    pub(crate) fn current(&self) -> Option<Arc<KeySet>> {
+        self.shared.usable(&self.shared.read())
+    }
+
     /// The cached keys if they can verify a token with this `kid` and `alg`
     /// now; `None` when a fetch is needed first.
     pub(crate) fn cached(&self, kid: Option<&str>, alg: Algorithm) -> Option<Arc<KeySet>> {

@@ -43,6 +43,24 @@ struct KeyInner {
     alg: Algorithm,
     kid: Option<String>,
     material: Material,
+    /// Identifies the key material (SHA-256 of the algorithm and the key
+    /// bytes, truncated), so a cached verification can tell whether the
+    /// key that made it is still in the key set.
+    fingerprint: Fingerprint,
+}
+
+/// See [`KeyInner::fingerprint`].
+pub(crate) type Fingerprint = [u8; 16];
+
+fn fingerprint(alg: Algorithm, bytes: &[u8]) -> Fingerprint {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(alg.as_str().as_bytes());
+    ctx.update(&[0]);
+    ctx.update(bytes);
+    let digest = ctx.finish();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest.as_ref()[..16]);
+    out
 }
 
 enum Material {
@@ -85,6 +103,7 @@ impl Key {
         Ok(Key::new(
             alg,
             Material::Hmac(Box::new(hmac::Key::new(hmac_alg, secret))),
+            fingerprint(alg, secret),
         ))
     }
 
@@ -184,6 +203,7 @@ impl Key {
                 alg: shared.alg,
                 kid: Some(kid.into()),
                 material: shared.material.clone_material(),
+                fingerprint: shared.fingerprint,
             },
         };
         Key {
@@ -209,14 +229,20 @@ impl Key {
         }
     }
 
-    fn new(alg: Algorithm, material: Material) -> Key {
+    fn new(alg: Algorithm, material: Material, fingerprint: Fingerprint) -> Key {
         Key {
             inner: Arc::new(KeyInner {
                 alg,
                 kid: None,
                 material,
+                fingerprint,
             }),
         }
+    }
+
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    pub(crate) fn fingerprint(&self) -> &Fingerprint {
+        &self.inner.fingerprint
     }
 
     /// Builds an asymmetric key from bytes aws-lc understands for `alg`
@@ -244,7 +270,11 @@ impl Key {
             .ok_or_else(|| invalid(format!("{alg} needs a shared secret, not a public key")))?;
         let parsed = ParsedPublicKey::new(verification, bytes)
             .map_err(|e| invalid(format!("aws-lc refused the {alg} public key: {e}")))?;
-        Ok(Key::new(alg, Material::Public(parsed)))
+        Ok(Key::new(
+            alg,
+            Material::Public(parsed),
+            fingerprint(alg, bytes),
+        ))
     }
 }
 
@@ -289,6 +319,14 @@ impl KeySet {
         }
     }
 
+    /// Whether a key with this fingerprint (and `kid`, when given) is in the set.
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    pub(crate) fn holds(&self, kid: Option<&str>, fp: &Fingerprint) -> bool {
+        self.keys
+            .iter()
+            .any(|k| k.fingerprint() == fp && (kid.is_none() || k.kid() == kid))
+    }
+
     /// Verifies `signature` over `message` with the keys that fit the
     /// token's `kid` and `alg`.
     ///
@@ -301,7 +339,7 @@ impl KeySet {
         alg: Algorithm,
         message: &[u8],
         signature: &[u8],
-    ) -> Result<(), crate::AuthError> {
+    ) -> Result<&Key, crate::AuthError> {
         use crate::AuthError;
         let verified = match kid {
             Some(kid) => {
@@ -313,7 +351,7 @@ impl KeySet {
                 if fitting.peek().is_none() {
                     return Err(AuthError::NoMatchingKey);
                 }
-                fitting.any(|k| k.verify(message, signature))
+                fitting.find(|k| k.verify(message, signature))
             }
             None => {
                 let mut fitting = self
@@ -325,13 +363,9 @@ impl KeySet {
                 if fitting.peek().is_none() {
                     return Err(AuthError::NoMatchingKey);
                 }
-                fitting.any(|k| k.verify(message, signature))
+                fitting.find(|k| k.verify(message, signature))
             }
         };
-        if verified {
-            Ok(())
-        } else {
-            Err(AuthError::InvalidSignature)
-        }
+        verified.ok_or(AuthError::InvalidSignature)
     }
 }

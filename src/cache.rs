@@ -1,0 +1,279 @@
+//! [`TokenCache`]: an opt-in cache of verified tokens (feature `cache`).
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use moka::Expiry;
+
+use crate::claims::Claims;
+use crate::key::Fingerprint;
+use crate::verify::{Verified, Verifier};
+
+/// Skips the signature check for a token already verified, keyed by the
+/// **whole token string**.
+///
+/// Most traffic repeats the same token many times within its lifetime; a
+/// hit costs a hash lookup instead of a signature verification. A hit is
+/// used only if, at that moment:
+///
+/// - the token is not expired and is valid yet (`exp` and `nbf` are checked
+///   again, with the verifier's leeway);
+/// - the key that verified it is still in the verifier's key set: a key the
+///   identity provider removed stops hits at the next key-set refresh.
+///
+/// Otherwise the token is verified afresh, as without a cache. Only tokens
+/// that verified are stored, so refused tokens cannot fill it. Entries
+/// live no longer than the token's `exp`, and the cache is bounded both in
+/// entries and in bytes (token plus payload), evicting the least useful
+/// entries (moka's TinyLFU).
+///
+/// The trade-off: a token stays accepted until its `exp` or until its key
+/// leaves the key set, exactly as without the cache; nothing here can
+/// revoke a single token earlier.
+///
+/// ```
+/// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, TokenCache, Verifier};
+///
+/// # fn main() -> Result<(), tower_jwt_auth::BuildError> {
+/// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32])?).any_audience().build()?;
+/// let layer = JwtAuthLayer::new(verifier)
+///     .cache(TokenCache::new().max_entries(50_000).max_bytes(32 << 20));
+/// # let _ = layer;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub struct TokenCache {
+    max_entries: u64,
+    max_bytes: u64,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        TokenCache::new()
+    }
+}
+
+impl TokenCache {
+    /// Default limits: 100,000 entries and 64 MiB.
+    pub fn new() -> Self {
+        TokenCache {
+            max_entries: 100_000,
+            max_bytes: 64 << 20,
+        }
+    }
+
+    /// The most tokens kept (at least 1).
+    pub fn max_entries(mut self, n: u64) -> Self {
+        self.max_entries = n.max(1);
+        self
+    }
+
+    /// The most bytes kept, counting each token and its decoded payload
+    /// (at least 1 KiB).
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes.max(1024);
+        self
+    }
+
+    pub(crate) fn build<C: Send + Sync + 'static>(self) -> Store<C> {
+        // One weight bounds both: each entry weighs at least
+        // max_bytes / max_entries, so the total weight (<= max_bytes) also
+        // caps the count at max_entries.
+        let floor = (self.max_bytes / self.max_entries).max(1);
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(self.max_bytes)
+            .weigher(move |token: &Arc<str>, e: &Entry<C>| {
+                let bytes = (token.len() + e.claims.json().len() + 128) as u64;
+                u32::try_from(bytes.max(floor)).unwrap_or(u32::MAX)
+            })
+            .expire_after(UntilExp)
+            .build();
+        Store {
+            cache,
+            config: self,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+}
+
+struct Entry<C> {
+    claims: Claims<C>,
+    key: Fingerprint,
+}
+
+impl<C> Clone for Entry<C> {
+    fn clone(&self) -> Self {
+        Entry {
+            claims: self.claims.clone(),
+            key: self.key,
+        }
+    }
+}
+
+/// Evicts an entry when its token expires (`exp`; a token without `exp`
+/// is kept at most an hour).
+struct UntilExp;
+
+impl<C> Expiry<Arc<str>, Entry<C>> for UntilExp {
+    fn expire_after_create(
+        &self,
+        _key: &Arc<str>,
+        entry: &Entry<C>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        let left = match entry.claims.exp() {
+            Some(exp) => (exp - now_secs()).max(0) as u64,
+            None => 3600,
+        };
+        Some(Duration::from_secs(left.min(3600 * 24)))
+    }
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The cache itself, one per layer (its claims type `C` is the layer's).
+pub(crate) struct Store<C> {
+    cache: moka::sync::Cache<Arc<str>, Entry<C>>,
+    config: TokenCache,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// Counters of a layer's [`TokenCache`], from
+/// [`JwtAuthLayer::cache_stats`](crate::JwtAuthLayer::cache_stats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Requests answered from the cache.
+    pub hits: u64,
+    /// Requests whose token was verified in full (not cached, or its entry
+    /// could not be used).
+    pub misses: u64,
+    /// Tokens cached now (approximate: eviction runs in the background).
+    pub entries: u64,
+}
+
+impl<C> fmt::Debug for Store<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("config", &self.config)
+            .field("entries", &self.cache.entry_count())
+            .finish()
+    }
+}
+
+impl<C: Send + Sync + 'static> Store<C> {
+    /// The claims of `token` if it was verified and may be used now.
+    pub(crate) fn get(&self, token: &str, verifier: &Verifier) -> Option<Claims<C>> {
+        let claims = self.lookup(token, verifier);
+        let counter = if claims.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        claims
+    }
+
+    pub(crate) fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            entries: self.cache.entry_count(),
+        }
+    }
+
+    fn lookup(&self, token: &str, verifier: &Verifier) -> Option<Claims<C>> {
+        let entry = self.cache.get(token)?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let leeway = verifier.leeway_secs();
+        // Registered times are whole seconds, truncated: `exp` can only
+        // look earlier than it is (stricter); `nbf` passed when stored and
+        // time only moves on.
+        let live = entry
+            .claims
+            .exp()
+            .is_none_or(|exp| now < exp as f64 + leeway)
+            && entry
+                .claims
+                .nbf()
+                .is_none_or(|nbf| now + leeway >= nbf as f64);
+        if live && verifier.holds(&entry.key) {
+            Some(entry.claims)
+        } else {
+            // Verify afresh: the answer (expired, unknown key) is the
+            // verifier's to give.
+            self.cache.invalidate(token);
+            None
+        }
+    }
+
+    pub(crate) fn insert(&self, token: &str, verified: &Verified<C>) {
+        self.cache.insert(
+            Arc::from(token),
+            Entry {
+                claims: verified.claims.clone(),
+                key: verified.key,
+            },
+        );
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Algorithm, JsonClaims, Key};
+
+    fn hs256(claims: &serde_json::Value) -> String {
+        use aws_lc_rs::hmac;
+        use base64::Engine;
+        let e = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let input = format!(
+            "{}.{}",
+            e(br#"{"alg":"HS256"}"#),
+            e(claims.to_string().as_bytes())
+        );
+        let tag = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, &[7; 32]),
+            input.as_bytes(),
+        );
+        format!("{input}.{}", e(tag.as_ref()))
+    }
+
+    #[test]
+    fn bounded_in_entries() {
+        let v = Verifier::builder()
+            .key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap())
+            .any_audience()
+            .build()
+            .unwrap();
+        let store: Store<JsonClaims> = TokenCache::new().max_entries(10).build();
+        for i in 0..100 {
+            let t = hs256(&serde_json::json!({"exp": now_secs() + 600, "i": i}));
+            let verified = match v.verify_now::<JsonClaims>(&t) {
+                crate::verify::Now::Done(r) => r.unwrap(),
+                crate::verify::Now::Pending => unreachable!(),
+            };
+            store.insert(&t, &verified);
+            assert!(store.get(&t, &v).is_some());
+        }
+        assert!(store.len() <= 10, "{}", store.len());
+    }
+}
