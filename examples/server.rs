@@ -12,6 +12,7 @@
 //! | `JWT_JWKS_URL` | JWKS URL, instead of discovery | unset |
 //! | `JWT_COOKIE` | cookie also accepted as a token source | `access_token` |
 //! | `JWT_ALGORITHMS` | comma-separated allow-list | every asymmetric algorithm |
+//! | `JWT_TOKEN_CACHE` | `1`: cache verified tokens (`TokenCache`) | off |
 //! | `BIND` | listen address (`127.0.0.1:0`: any free port) | `127.0.0.1:3000` |
 //!
 //! Routes:
@@ -37,7 +38,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use tower_jwt_auth::{
     Algorithm, ClaimSource, Claims, Issuer, JwksCache, JwtAuthLayer, RequireRole, RequireScope,
-    TokenSource, Verifier,
+    TokenCache, TokenSource, Verifier,
 };
 
 fn env(name: &str) -> Option<String> {
@@ -75,9 +76,12 @@ async fn maybe(claims: Option<Claims>) -> Json<Value> {
 
 /// The app, given a verifier and the cookie name; `cache` feeds `/ready`.
 fn app(verifier: Verifier, cookie: &str, cache: JwksCache) -> Router {
-    let auth = JwtAuthLayer::new(verifier)
+    let mut auth = JwtAuthLayer::new(verifier)
         .sources([TokenSource::Bearer, TokenSource::cookie(cookie)])
         .realm("tower-jwt-auth");
+    if env("JWT_TOKEN_CACHE").is_some_and(|v| v != "0") {
+        auth = auth.cache(TokenCache::new());
+    }
     let admins = RequireRole::any(["admin"])
         .sources([ClaimSource::roles(), ClaimSource::keycloak_realm_roles()]);
     let writers = RequireScope::any(["write"]);

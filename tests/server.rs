@@ -262,3 +262,17 @@ async fn an_issuer_without_an_audience_is_refused_at_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("JWT_AUDIENCE"), "{stderr}");
 }
+
+#[tokio::test]
+async fn with_the_token_cache_on() {
+    let server = Server::start(&[("JWT_TOKEN_CACHE", "1")]).await;
+    let user = server.export("USER_TOKEN").to_owned();
+    for _ in 0..3 {
+        let a = with(&server, "/me", &user).await;
+        assert_eq!((a.status, &a.body["sub"]), (200, &json!("user")));
+        assert_eq!(with(&server, "/admin", &user).await.status, 403);
+    }
+    let (head, _) = user.rsplit_once('.').unwrap();
+    let forged = format!("{head}.AAAA");
+    assert_eq!(with(&server, "/me", &forged).await.status, 401);
+}
