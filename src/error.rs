@@ -111,6 +111,12 @@ pub enum AuthError {
     /// The keys to verify the token cannot be had right now (the identity
     /// provider is unreachable and no usable cached keys remain).
     KeysUnavailable(String),
+    /// The token was revoked (its `jti`, or every token of its subject
+    /// issued before a time), see [`Revocation`](crate::Revocation).
+    Revoked,
+    /// The revocation store cannot be asked right now and the policy is to
+    /// fail closed.
+    RevocationUnavailable(String),
     /// The caller lacks a required role or permission.
     Forbidden(String),
     /// The caller's token lacks a required scope.
@@ -125,7 +131,9 @@ impl AuthError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             AuthError::MultipleTokens => ErrorKind::BadRequest,
-            AuthError::KeysUnavailable(_) => ErrorKind::Unavailable,
+            AuthError::KeysUnavailable(_) | AuthError::RevocationUnavailable(_) => {
+                ErrorKind::Unavailable
+            }
             AuthError::Forbidden(_) | AuthError::InsufficientScope { .. } => ErrorKind::Forbidden,
             _ => ErrorKind::Unauthenticated,
         }
@@ -136,7 +144,9 @@ impl AuthError {
     /// `insufficient_scope`.
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
-            AuthError::MissingToken | AuthError::KeysUnavailable(_) => None,
+            AuthError::MissingToken
+            | AuthError::KeysUnavailable(_)
+            | AuthError::RevocationUnavailable(_) => None,
             AuthError::MultipleTokens => Some("invalid_request"),
             // RFC 6750 §3.1: "requires higher privileges than provided by
             // the access token", which a missing role is too.
@@ -171,6 +181,8 @@ impl AuthError {
             AuthError::InvalidAudience => "the token audience is not accepted",
             AuthError::ClaimsShape(_) => "the token claims have an unexpected shape",
             AuthError::KeysUnavailable(_) => "the signing keys are temporarily unavailable",
+            AuthError::Revoked => "token revoked",
+            AuthError::RevocationUnavailable(_) => "token revocation cannot be checked right now",
             AuthError::Forbidden(_) => "the caller is not allowed to access this resource",
             AuthError::InsufficientScope { .. } => "the access token lacks a required scope",
         }
@@ -199,6 +211,8 @@ impl AuthError {
             AuthError::InvalidAudience => "invalid_audience",
             AuthError::ClaimsShape(_) => "claims_shape",
             AuthError::KeysUnavailable(_) => "keys_unavailable",
+            AuthError::Revoked => "revoked",
+            AuthError::RevocationUnavailable(_) => "revocation_unavailable",
             AuthError::Forbidden(_) => "forbidden",
             AuthError::InsufficientScope { .. } => "insufficient_scope",
         }
@@ -257,6 +271,12 @@ impl fmt::Display for AuthError {
             AuthError::KeysUnavailable(why) => {
                 write!(f, "the keys to verify the token are unavailable: {why}")
             }
+            AuthError::Revoked => f.write_str("the token has been revoked"),
+            AuthError::RevocationUnavailable(why) => write!(
+                f,
+                "the revocation store is unavailable ({why}); failing closed \
+                 (choose fail-open on the store to let tokens through instead)"
+            ),
             AuthError::Forbidden(why) => write!(f, "access denied: {why}"),
             AuthError::InsufficientScope { required } => {
                 write!(f, "the token lacks a required scope (one of: {required})")

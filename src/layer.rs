@@ -68,6 +68,8 @@ pub struct JwtAuthLayer<C = JsonClaims, R = DefaultRejection> {
     rejection: R,
     #[cfg(feature = "cache")]
     cache: Option<CacheSlot<C>>,
+    #[cfg(feature = "revocation")]
+    revocation: Option<crate::revoke::Revoker>,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -109,6 +111,8 @@ impl<C, R: Clone> Clone for JwtAuthLayer<C, R> {
             rejection: self.rejection.clone(),
             #[cfg(feature = "cache")]
             cache: self.cache.clone(),
+            #[cfg(feature = "revocation")]
+            revocation: self.revocation.clone(),
             _claims: PhantomData,
         }
     }
@@ -141,6 +145,8 @@ impl JwtAuthLayer {
             rejection: DefaultRejection::default(),
             #[cfg(feature = "cache")]
             cache: None,
+            #[cfg(feature = "revocation")]
+            revocation: None,
             _claims: PhantomData,
         }
     }
@@ -166,6 +172,8 @@ impl<C, R> JwtAuthLayer<C, R> {
             rejection: self.rejection,
             #[cfg(feature = "cache")]
             cache: self.cache.map(|slot| CacheSlot::new(slot.config)),
+            #[cfg(feature = "revocation")]
+            revocation: self.revocation,
             _claims: PhantomData,
         }
     }
@@ -196,6 +204,27 @@ impl<C, R> JwtAuthLayer<C, R> {
         self
     }
 
+    /// Consults `store` after a token verified (feature `revocation`): a
+    /// revoked token is answered 401 `invalid_token` ("token revoked"), a
+    /// store that cannot answer 503 (unless it fails open). Tokens without
+    /// `jti` are refused unless
+    /// [`allow_tokens_without_jti`](JwtAuthLayer::allow_tokens_without_jti).
+    #[cfg(feature = "revocation")]
+    pub fn revocation(mut self, store: impl crate::revoke::Revocation) -> Self {
+        self.revocation = Some(crate::revoke::Revoker::new(Arc::new(store)));
+        self
+    }
+
+    /// With [`revocation`](JwtAuthLayer::revocation): accepts tokens that
+    /// carry no `jti` (they can then be revoked only by subject).
+    #[cfg(feature = "revocation")]
+    pub fn allow_tokens_without_jti(mut self) -> Self {
+        self.revocation = self
+            .revocation
+            .map(crate::revoke::Revoker::allow_without_jti);
+        self
+    }
+
     /// Lets requests without a token through, without claims. A token that
     /// is present but not valid is still refused.
     pub fn optional(mut self) -> Self {
@@ -213,6 +242,8 @@ impl<C, R> JwtAuthLayer<C, R> {
             rejection,
             #[cfg(feature = "cache")]
             cache: self.cache,
+            #[cfg(feature = "revocation")]
+            revocation: self.revocation,
             _claims: PhantomData,
         }
     }
@@ -342,28 +373,29 @@ where
                 // Slow path: only for a key not cached yet. The inner
                 // service that was made ready goes with the request.
                 let token = token.to_owned();
-                let verifier = self.layer.verifier.clone();
-                let rejection = self.layer.rejection.clone();
-                #[cfg(feature = "cache")]
-                let cache = self.layer.cache.clone();
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let layer = self.layer.clone();
+                let mut inner = self.take_inner();
                 let future = async move {
-                    match verifier.verify_async_keyed::<C>(&token).await {
-                        Ok(verified) => {
-                            #[cfg(feature = "cache")]
-                            if let Some(slot) = &cache {
-                                slot.store
-                                    .get_or_init(|| slot.config.build())
-                                    .insert(&token, &verified);
-                            }
-                            let claims = verified.claims;
-                            req.extensions_mut().insert(claims.token().clone());
-                            req.extensions_mut().insert(claims);
-                            inner.call(req).await
+                    let verified = match layer.verifier.verify_async_keyed::<C>(&token).await {
+                        Ok(verified) => verified,
+                        Err(error) => {
+                            return Ok(layer.rejection.on_rejection(&error, req.headers()));
                         }
-                        Err(error) => Ok(rejection.on_rejection(&error, req.headers())),
+                    };
+                    #[cfg(feature = "cache")]
+                    if let Some(store) = layer.store() {
+                        store.insert(&token, &verified);
                     }
+                    let claims = verified.claims;
+                    #[cfg(feature = "revocation")]
+                    if let Some(revoker) = &layer.revocation
+                        && let Err(error) = revoker.check(claims.registered()).await
+                    {
+                        return Ok(layer.rejection.on_rejection(&error, req.headers()));
+                    }
+                    req.extensions_mut().insert(claims.token().clone());
+                    req.extensions_mut().insert(claims);
+                    inner.call(req).await
                 };
                 return ResponseFuture {
                     kind: Kind::Fetching {
@@ -374,26 +406,65 @@ where
         };
         match outcome {
             Ok(Some(claims)) => {
+                #[cfg(feature = "revocation")]
+                if let Some(revoker) = &self.layer.revocation {
+                    match revoker.check_now(claims.registered()) {
+                        Some(Ok(())) => {}
+                        Some(Err(error)) => return self.reject(&error, &req),
+                        None => {
+                            // The store must be asked (a network round trip).
+                            let revoker = revoker.clone();
+                            let rejection = self.layer.rejection.clone();
+                            let mut inner = self.take_inner();
+                            let future = async move {
+                                if let Err(error) = revoker.check(claims.registered()).await {
+                                    return Ok(rejection.on_rejection(&error, req.headers()));
+                                }
+                                req.extensions_mut().insert(claims.token().clone());
+                                req.extensions_mut().insert(claims);
+                                inner.call(req).await
+                            };
+                            return ResponseFuture {
+                                kind: Kind::Fetching {
+                                    future: Box::pin(future),
+                                },
+                            };
+                        }
+                    }
+                }
                 req.extensions_mut().insert(claims.token().clone());
                 req.extensions_mut().insert(claims);
             }
             Ok(None) => {
                 req.extensions_mut().insert(Anonymous);
             }
-            Err(error) => {
-                let response = self.layer.rejection.on_rejection(&error, req.headers());
-                return ResponseFuture {
-                    kind: Kind::Rejected {
-                        response: Some(response),
-                    },
-                };
-            }
+            Err(error) => return self.reject(&error, &req),
         }
         ResponseFuture {
             kind: Kind::Inner {
                 future: self.inner.call(req),
             },
         }
+    }
+}
+
+impl<S: Clone, C, R> JwtAuth<S, C, R> {
+    /// The inner service that was made ready, for a request that goes on
+    /// asynchronously; a clone takes its place.
+    fn take_inner(&mut self) -> S {
+        let clone = self.inner.clone();
+        std::mem::replace(&mut self.inner, clone)
+    }
+
+    fn reject<F, B, E, ReqBody>(
+        &self,
+        error: &AuthError,
+        req: &Request<ReqBody>,
+    ) -> ResponseFuture<F, B, E>
+    where
+        R: OnRejection<B>,
+    {
+        ResponseFuture::rejected(self.layer.rejection.on_rejection(error, req.headers()))
     }
 }
 

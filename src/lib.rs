@@ -21,6 +21,8 @@ mod guard;
 mod key;
 mod layer;
 mod reject;
+#[cfg(feature = "revocation")]
+mod revoke;
 mod token;
 mod verify;
 
@@ -52,4 +54,8 @@ pub use jwks::{
 pub use key::Key;
 pub use layer::{DEFAULT_MAX_TOKEN_LEN, JwtAuth, JwtAuthLayer, ResponseFuture};
 pub use reject::{DefaultRejection, OnRejection};
+#[cfg(feature = "revocation")]
+pub use revoke::{CheckFuture, DEFAULT_MARK_TTL, MemoryRevocation, Revocation, RevocationStatus};
+#[cfg(feature = "redis")]
+pub use revoke::{RedisError, RedisRevocation};
 pub use verify::{DEFAULT_LEEWAY, Verifier, VerifierBuilder};

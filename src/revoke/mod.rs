@@ -1,0 +1,264 @@
+//! Revocation (feature `revocation`): a deny-list consulted after a token
+//! verifies. [`MemoryRevocation`] in process, [`RedisRevocation`] (feature
+//! `redis`) shared between instances, or your own [`Revocation`].
+
+#[cfg(feature = "redis")]
+mod redis;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisError, RedisRevocation};
+use crate::claims::RegisteredClaims;
+use crate::error::AuthError;
+
+/// What a revocation check says about a verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RevocationStatus {
+    /// Not revoked.
+    Valid,
+    /// Revoked: answered 401 `invalid_token` "token revoked".
+    Revoked,
+    /// The store could not be asked (answered 503 unless the store fails
+    /// open, in which case it answers `Valid` itself).
+    Unavailable(String),
+}
+
+/// A future returned by [`Revocation::check`].
+pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = RevocationStatus> + Send + 'a>>;
+
+/// A deny-list the auth layer asks after a token verified (and before the
+/// request goes on); set it with
+/// [`JwtAuthLayer::revocation`](crate::JwtAuthLayer::revocation).
+///
+/// ```
+/// use tower_jwt_auth::{CheckFuture, RegisteredClaims, Revocation, RevocationStatus};
+///
+/// /// Revokes every token whose subject is "mallory".
+/// struct NoMallory;
+///
+/// impl Revocation for NoMallory {
+///     fn check<'a>(&'a self, claims: &'a RegisteredClaims) -> CheckFuture<'a> {
+///         let status = if claims.sub() == Some("mallory") {
+///             RevocationStatus::Revoked
+///         } else {
+///             RevocationStatus::Valid
+///         };
+///         Box::pin(std::future::ready(status))
+///     }
+/// }
+/// ```
+pub trait Revocation: Send + Sync + 'static {
+    /// Whether the token with these claims is revoked.
+    fn check<'a>(&'a self, claims: &'a RegisteredClaims) -> CheckFuture<'a>;
+
+    /// The answer if it is known without I/O (an in-memory list, a local
+    /// cache); `None` sends the request through [`check`](Revocation::check).
+    fn check_now(&self, _claims: &RegisteredClaims) -> Option<RevocationStatus> {
+        None
+    }
+}
+
+/// The layer's revocation setting: the store and the policy for tokens
+/// without `jti`.
+#[derive(Clone)]
+pub(crate) struct Revoker {
+    store: Arc<dyn Revocation>,
+    allow_without_jti: bool,
+}
+
+impl std::fmt::Debug for Revoker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revoker")
+            .field("allow_without_jti", &self.allow_without_jti)
+            .finish_non_exhaustive()
+    }
+}
+
+fn answer(status: RevocationStatus) -> Result<(), AuthError> {
+    match status {
+        RevocationStatus::Valid => Ok(()),
+        RevocationStatus::Revoked => Err(AuthError::Revoked),
+        RevocationStatus::Unavailable(why) => Err(AuthError::RevocationUnavailable(why)),
+    }
+}
+
+impl Revoker {
+    pub(crate) fn new(store: Arc<dyn Revocation>) -> Self {
+        Revoker {
+            store,
+            allow_without_jti: false,
+        }
+    }
+
+    pub(crate) fn allow_without_jti(mut self) -> Self {
+        self.allow_without_jti = true;
+        self
+    }
+
+    /// `Some` when decided without I/O.
+    pub(crate) fn check_now(&self, claims: &RegisteredClaims) -> Option<Result<(), AuthError>> {
+        if claims.jti().is_none() && !self.allow_without_jti {
+            return Some(Err(AuthError::MissingClaim("jti".into())));
+        }
+        self.store.check_now(claims).map(answer)
+    }
+
+    pub(crate) async fn check(&self, claims: &RegisteredClaims) -> Result<(), AuthError> {
+        if let Some(done) = self.check_now(claims) {
+            return done;
+        }
+        answer(self.store.check(claims).await)
+    }
+}
+
+pub(crate) fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Whether a subject mark revokes a token issued at `iat`: every token
+/// issued at or before the mark is revoked; a token without `iat` cannot
+/// prove it is newer, so it is revoked too.
+pub(crate) fn before_mark(iat: Option<i64>, mark: i64) -> bool {
+    iat.is_none_or(|iat| iat <= mark)
+}
+
+/// Subject marks: kept `ttl` after they are set.
+fn marks(ttl: Duration) -> moka::sync::Cache<Box<str>, i64> {
+    moka::sync::Cache::builder().time_to_live(ttl).build()
+}
+
+/// Keeps an entry until a Unix time.
+struct Until;
+
+impl<K> moka::Expiry<K, i64> for Until {
+    fn expire_after_create(&self, _key: &K, until: &i64, _at: Instant) -> Option<Duration> {
+        Some(Duration::from_secs((until - now_secs()).max(0) as u64))
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &K,
+        until: &i64,
+        _at: Instant,
+        _left: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(Duration::from_secs((until - now_secs()).max(0) as u64))
+    }
+}
+
+/// An in-process deny-list: revoked `jti`s (each kept until the token's
+/// `exp`) and per-subject marks (every token of the subject issued at or
+/// before a time). Never evicts an entry before it expires: a deny-list
+/// that forgot would let a revoked token back in. Cheap to clone; clones
+/// share the list. Answers without I/O.
+///
+/// ```
+/// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, MemoryRevocation, Verifier};
+///
+/// # fn main() -> Result<(), tower_jwt_auth::BuildError> {
+/// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32])?).any_audience().build()?;
+/// let revoked = MemoryRevocation::new();
+/// let layer = JwtAuthLayer::new(verifier).revocation(revoked.clone());
+/// // later, on logout:
+/// revoked.revoke("a-jti", 4102444800);
+/// # let _ = layer;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct MemoryRevocation {
+    jtis: moka::sync::Cache<Box<str>, i64>,
+    subjects: moka::sync::Cache<Box<str>, i64>,
+    mark_ttl: Duration,
+}
+
+impl std::fmt::Debug for MemoryRevocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryRevocation")
+            .field("jtis", &self.jtis.entry_count())
+            .field("subjects", &self.subjects.entry_count())
+            .finish()
+    }
+}
+
+impl Default for MemoryRevocation {
+    fn default() -> Self {
+        MemoryRevocation::new()
+    }
+}
+
+/// How long a subject mark is kept by default: longer than any access
+/// token should live.
+pub const DEFAULT_MARK_TTL: Duration = Duration::from_secs(24 * 3600);
+
+impl MemoryRevocation {
+    /// An empty list; subject marks are kept [`DEFAULT_MARK_TTL`] (24 h).
+    pub fn new() -> Self {
+        MemoryRevocation {
+            jtis: moka::sync::Cache::builder().expire_after(Until).build(),
+            subjects: marks(DEFAULT_MARK_TTL),
+            mark_ttl: DEFAULT_MARK_TTL,
+        }
+    }
+
+    /// How long a subject mark is kept after it is set: at least the
+    /// longest lifetime of the tokens you accept. Call it before use (it
+    /// starts a new, empty list of marks).
+    #[must_use]
+    pub fn mark_ttl(mut self, ttl: Duration) -> Self {
+        self.subjects = marks(ttl);
+        self.mark_ttl = ttl;
+        self
+    }
+
+    /// Revokes the token with this `jti` until `exp` (the token's own `exp`,
+    /// seconds since the epoch; after it the token is refused anyway).
+    pub fn revoke(&self, jti: &str, exp: i64) {
+        self.jtis.insert(jti.into(), exp);
+    }
+
+    /// Revokes every token of `sub` issued at or before `issued_before`
+    /// (seconds since the epoch), for "log out everywhere".
+    pub fn revoke_subject(&self, sub: &str, issued_before: i64) {
+        let mark = self
+            .subjects
+            .get(sub)
+            .map_or(issued_before, |m| m.max(issued_before));
+        self.subjects.insert(sub.into(), mark);
+    }
+
+    /// Whether a token with these claims is revoked.
+    pub fn is_revoked(&self, claims: &RegisteredClaims) -> bool {
+        if let Some(jti) = claims.jti()
+            && self.jtis.contains_key(jti)
+        {
+            return true;
+        }
+        claims
+            .sub()
+            .and_then(|s| self.subjects.get(s))
+            .is_some_and(|mark| before_mark(claims.iat(), mark))
+    }
+}
+
+impl Revocation for MemoryRevocation {
+    fn check<'a>(&'a self, claims: &'a RegisteredClaims) -> CheckFuture<'a> {
+        let status = self.check_now(claims).unwrap_or(RevocationStatus::Valid);
+        Box::pin(std::future::ready(status))
+    }
+
+    fn check_now(&self, claims: &RegisteredClaims) -> Option<RevocationStatus> {
+        Some(if self.is_revoked(claims) {
+            RevocationStatus::Revoked
+        } else {
+            RevocationStatus::Valid
+        })
+    }
+}

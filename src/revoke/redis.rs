@@ -1,0 +1,290 @@
+//! [`RedisRevocation`]: the deny-list in Redis, shared by every instance.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::{CheckFuture, Revocation, RevocationStatus, before_mark, now_secs};
+use crate::claims::RegisteredClaims;
+use crate::error::BuildError;
+
+/// A deny-list in Redis: one key per revoked `jti`
+/// (`{prefix}jti:{jti}`, expiring at the token's `exp`) and one per
+/// subject mark (`{prefix}sub:{sub}` holding a time: every token of the
+/// subject issued at or before it is revoked; it expires after the mark
+/// TTL, 24 h by default).
+///
+/// Connects lazily through redis' tokio connection manager, which
+/// reconnects by itself when Redis comes back. Each check is one `MGET`,
+/// bounded by a timeout (default 250 ms). When Redis cannot answer, the
+/// default is to **fail closed** (503, `RevocationUnavailable`);
+/// [`fail_open`](RedisRevocation::fail_open) lets tokens through instead
+/// (logged). An optional local cache answers repeated checks without a
+/// round trip, at the price of seeing a revocation up to its TTL late.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, RedisRevocation, Verifier};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32])?).any_audience().build()?;
+/// let revoked = RedisRevocation::new("redis://127.0.0.1:6379/")?
+///     .prefix("orders-api:")
+///     .local_cache(Duration::from_secs(1));
+/// let layer = JwtAuthLayer::new(verifier).revocation(revoked.clone());
+/// // on logout:
+/// revoked.revoke("the-jti", 4102444800).await?;
+/// # let _ = layer;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisRevocation {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: redis::Client,
+    conn: OnceLock<ConnectionManager>,
+    prefix: String,
+    timeout: Duration,
+    fail_open: bool,
+    mark_ttl: Duration,
+    local: Option<moka::sync::Cache<Box<str>, RevocationStatus>>,
+}
+
+impl fmt::Debug for RedisRevocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRevocation")
+            .field("prefix", &self.inner.prefix)
+            .field("timeout", &self.inner.timeout)
+            .field("fail_open", &self.inner.fail_open)
+            .field("local_cache", &self.inner.local.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a write to Redis failed.
+#[derive(Debug)]
+pub struct RedisError(String);
+
+impl fmt::Display for RedisError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "redis: {}", self.0)
+    }
+}
+
+impl std::error::Error for RedisError {}
+
+impl RedisRevocation {
+    /// A deny-list in the Redis at `url` (`redis://host:port/db`). Nothing
+    /// is connected until the first use.
+    ///
+    /// # Errors
+    /// [`BuildError::InvalidConfig`] when the URL cannot be parsed.
+    pub fn new(url: &str) -> Result<Self, BuildError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| BuildError::InvalidConfig(format!("redis URL {url:?}: {e}")))?;
+        Ok(RedisRevocation {
+            inner: Arc::new(Inner {
+                client,
+                conn: OnceLock::new(),
+                prefix: "jwt:".into(),
+                timeout: Duration::from_millis(250),
+                fail_open: false,
+                mark_ttl: super::DEFAULT_MARK_TTL,
+                local: None,
+            }),
+        })
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Inner)) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => f(inner),
+            None => {
+                let old = &self.inner;
+                let mut inner = Inner {
+                    client: old.client.clone(),
+                    conn: OnceLock::new(),
+                    prefix: old.prefix.clone(),
+                    timeout: old.timeout,
+                    fail_open: old.fail_open,
+                    mark_ttl: old.mark_ttl,
+                    local: old.local.clone(),
+                };
+                f(&mut inner);
+                self.inner = Arc::new(inner);
+            }
+        }
+        self
+    }
+
+    /// The prefix of every key (default `jwt:`).
+    #[must_use]
+    pub fn prefix(self, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        self.edit(|i| i.prefix = prefix)
+    }
+
+    /// How long a check or a write may take (default 250 ms).
+    #[must_use]
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.edit(|i| i.timeout = timeout)
+    }
+
+    /// Lets tokens through when Redis cannot answer (logged as a warning)
+    /// instead of answering 503.
+    #[must_use]
+    pub fn fail_open(self) -> Self {
+        self.edit(|i| i.fail_open = true)
+    }
+
+    /// How long a subject mark is kept (default 24 h): at least the longest
+    /// lifetime of the tokens you accept.
+    #[must_use]
+    pub fn mark_ttl(self, ttl: Duration) -> Self {
+        self.edit(|i| i.mark_ttl = ttl)
+    }
+
+    /// Keeps answers in process for `ttl` (at most 100,000 tokens), so
+    /// repeated checks need no round trip. A revocation made elsewhere is
+    /// then seen up to `ttl` late.
+    #[must_use]
+    pub fn local_cache(self, ttl: Duration) -> Self {
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(ttl)
+            .build();
+        self.edit(|i| i.local = Some(cache))
+    }
+
+    fn conn(&self) -> Result<ConnectionManager, String> {
+        if let Some(conn) = self.inner.conn.get() {
+            return Ok(conn.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.inner.timeout))
+            .set_response_timeout(Some(self.inner.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let conn = ConnectionManager::new_lazy_with_config(self.inner.client.clone(), config)
+            .map_err(|e| e.to_string())?;
+        Ok(self.inner.conn.get_or_init(|| conn).clone())
+    }
+
+    fn jti_key(&self, jti: &str) -> String {
+        format!("{}jti:{jti}", self.inner.prefix)
+    }
+
+    fn sub_key(&self, sub: &str) -> String {
+        format!("{}sub:{sub}", self.inner.prefix)
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, String> {
+        let mut conn = self.conn()?;
+        match tokio::time::timeout(self.inner.timeout, cmd.query_async::<T>(&mut conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {:?}", self.inner.timeout)),
+        }
+    }
+
+    /// Revokes the token with this `jti` until `exp` (seconds since the
+    /// epoch). A token already expired needs no entry.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached within the timeout.
+    pub async fn revoke(&self, jti: &str, exp: i64) -> Result<(), RedisError> {
+        let ttl = exp - now_secs() + 1;
+        if ttl <= 0 {
+            return Ok(());
+        }
+        if let Some(local) = &self.inner.local {
+            local.insert(jti.into(), RevocationStatus::Revoked);
+        }
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.jti_key(jti)).arg(1).arg("EX").arg(ttl);
+        self.run::<()>(&cmd).await.map_err(RedisError)
+    }
+
+    /// Revokes every token of `sub` issued at or before `issued_before`
+    /// (seconds since the epoch): "log out everywhere". A later mark
+    /// never moves an earlier, larger one back.
+    ///
+    /// # Errors
+    /// When Redis cannot be reached within the timeout.
+    pub async fn revoke_subject(&self, sub: &str, issued_before: i64) -> Result<(), RedisError> {
+        if let Some(local) = &self.inner.local {
+            local.invalidate_all();
+        }
+        // Keep the largest mark, atomically.
+        let script = redis::cmd("EVAL");
+        let mut cmd = script;
+        cmd.arg(
+            "local cur = tonumber(redis.call('GET', KEYS[1]) or '-1') \
+             if tonumber(ARGV[1]) > cur then cur = tonumber(ARGV[1]) end \
+             redis.call('SET', KEYS[1], cur, 'EX', ARGV[2]) return cur",
+        )
+        .arg(1)
+        .arg(self.sub_key(sub))
+        .arg(issued_before)
+        .arg(self.inner.mark_ttl.as_secs().max(1));
+        self.run::<i64>(&cmd).await.map(drop).map_err(RedisError)
+    }
+
+    /// Asks Redis (or the local cache) about a token.
+    pub async fn status(&self, claims: &RegisteredClaims) -> RevocationStatus {
+        if let Some(hit) = self.local_get(claims) {
+            return hit;
+        }
+        let started = Instant::now();
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(self.jti_key(claims.jti().unwrap_or("")));
+        cmd.arg(self.sub_key(claims.sub().unwrap_or("")));
+        let status = match self.run::<(Option<i64>, Option<i64>)>(&cmd).await {
+            Ok((jti, mark)) => {
+                let by_jti = claims.jti().is_some() && jti.is_some();
+                let by_sub = claims.sub().is_some()
+                    && mark.is_some_and(|mark| before_mark(claims.iat(), mark));
+                if by_jti || by_sub {
+                    RevocationStatus::Revoked
+                } else {
+                    RevocationStatus::Valid
+                }
+            }
+            Err(why) if self.inner.fail_open => {
+                tracing::warn!(error = %why, "revocation store unavailable; failing open");
+                return RevocationStatus::Valid;
+            }
+            Err(why) => {
+                tracing::warn!(error = %why, "revocation store unavailable; failing closed");
+                return RevocationStatus::Unavailable(why);
+            }
+        };
+        tracing::trace!(
+            elapsed_us = started.elapsed().as_micros() as u64,
+            ?status,
+            "revocation check"
+        );
+        if let (Some(local), Some(jti)) = (&self.inner.local, claims.jti()) {
+            local.insert(jti.into(), status.clone());
+        }
+        status
+    }
+
+    fn local_get(&self, claims: &RegisteredClaims) -> Option<RevocationStatus> {
+        self.inner.local.as_ref()?.get(claims.jti()?)
+    }
+}
+
+impl Revocation for RedisRevocation {
+    fn check<'a>(&'a self, claims: &'a RegisteredClaims) -> CheckFuture<'a> {
+        Box::pin(self.status(claims))
+    }
+
+    fn check_now(&self, claims: &RegisteredClaims) -> Option<RevocationStatus> {
+        self.local_get(claims)
+    }
+}

@@ -1,0 +1,301 @@
+//! Revocation through the layer: the in-memory deny-list, and Redis (a real
+//! `redis-server` started on 127.0.0.1 on a free port) including Redis
+//! stopped mid-run under both failure policies, then restarted.
+
+use std::convert::Infallible;
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{Request, Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+use tower::{ServiceExt, service_fn};
+use tower_jwt_auth::{
+    Claims, Issuer, JwtAuthLayer, MemoryRevocation, RedisRevocation, Revocation, Verifier,
+};
+use tower_layer::Layer;
+
+const AUD: &str = "api";
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn layer(issuer: &Issuer) -> JwtAuthLayer {
+    let v = Verifier::builder()
+        .jwks(issuer.jwks_json())
+        .issuer(issuer.url())
+        .audience(AUD)
+        .build()
+        .unwrap();
+    JwtAuthLayer::new(v)
+}
+
+fn mint(issuer: &Issuer, sub: &str, jti: Option<&str>, iat: i64) -> String {
+    let mut c =
+        json!({"iss": issuer.url(), "aud": AUD, "sub": sub, "iat": iat, "exp": now() + 600});
+    if let Some(j) = jti {
+        c["jti"] = Value::from(j);
+    }
+    issuer.mint(&c)
+}
+
+async fn call(layer: &JwtAuthLayer, token: &str) -> (StatusCode, String) {
+    let svc = layer.layer(service_fn(|req: Request<()>| async move {
+        let c = req.extensions().get::<Claims>().unwrap();
+        Ok::<_, Infallible>(Response::new(c.sub().unwrap_or_default().to_owned()))
+    }));
+    let req = Request::builder()
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .body(())
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    let status = res.status();
+    let text = if let Some(v) = res.headers().get(WWW_AUTHENTICATE) {
+        v.to_str().unwrap().to_owned()
+    } else if let Some(v) = res.headers().get(RETRY_AFTER) {
+        format!("retry-after {}", v.to_str().unwrap())
+    } else {
+        res.into_body()
+    };
+    (status, text)
+}
+
+#[tokio::test]
+async fn memory_revoke_then_refuse() {
+    let issuer = Issuer::start().await.unwrap();
+    let list = MemoryRevocation::new();
+    let l = layer(&issuer).revocation(list.clone());
+    let a = mint(&issuer, "ada", Some("jti-a"), now());
+    let b = mint(&issuer, "ada", Some("jti-b"), now());
+    assert_eq!(call(&l, &a).await, (StatusCode::OK, "ada".into()));
+    list.revoke("jti-a", now() + 600);
+    let (status, text) = call(&l, &a).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        text.contains(r#"error="invalid_token", error_description="token revoked""#),
+        "{text}"
+    );
+    assert_eq!(call(&l, &b).await.0, StatusCode::OK);
+
+    // Tokens without jti: refused by default, allowed by choice.
+    let no_jti = mint(&issuer, "ada", None, now());
+    let (status, text) = call(&l, &no_jti).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(text.contains("required claim"), "{text}");
+    let lenient = layer(&issuer)
+        .revocation(list.clone())
+        .allow_tokens_without_jti();
+    assert_eq!(call(&lenient, &no_jti).await.0, StatusCode::OK);
+
+    // Log out everywhere: tokens of the subject issued up to the mark.
+    let old = mint(&issuer, "bob", Some("o"), now() - 100);
+    let bob_mark = now() - 50;
+    let newer = mint(&issuer, "bob", Some("n"), now());
+    list.revoke_subject("bob", bob_mark);
+    assert_eq!(call(&l, &old).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(call(&l, &newer).await.0, StatusCode::OK);
+    // A token of that subject without iat cannot prove it is newer.
+    let undated = issuer.mint(
+        &json!({"iss": issuer.url(), "aud": AUD, "sub": "bob", "jti": "u", "exp": now() + 600}),
+    );
+    assert_eq!(call(&l, &undated).await.0, StatusCode::UNAUTHORIZED);
+    // An earlier mark does not move a later one back.
+    list.revoke_subject("bob", bob_mark - 1000);
+    assert_eq!(call(&l, &old).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn memory_entries_expire_with_the_token() {
+    let issuer = Issuer::start().await.unwrap();
+    let list = MemoryRevocation::new();
+    let l = layer(&issuer).revocation(list.clone());
+    let t = mint(&issuer, "ada", Some("short"), now());
+    // Deny entry kept until the given exp (1 s from now); then it is gone.
+    list.revoke("short", now() + 1);
+    assert_eq!(call(&l, &t).await.0, StatusCode::UNAUTHORIZED);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(call(&l, &t).await.0, StatusCode::OK);
+}
+
+/// A `redis-server` on a free loopback port, killed on drop.
+struct Redis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    async fn start_on(port: u16) -> Child {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server is needed (Debian package redis-server; .ci/run installs it)");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return child;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start on port {port}");
+    }
+
+    async fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Redis {
+            port,
+            child: Some(Redis::start_on(port).await),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().await.unwrap();
+            c.wait().await.unwrap();
+        }
+    }
+
+    async fn restart(&mut self) {
+        self.child = Some(Redis::start_on(self.port).await);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_revoke_then_refuse_and_expiry() {
+    let redis = Redis::start().await;
+    let issuer = Issuer::start().await.unwrap();
+    let store = RedisRevocation::new(&redis.url()).unwrap().prefix("t1:");
+    let l = layer(&issuer).revocation(store.clone());
+    let a = mint(&issuer, "ada", Some("a"), now());
+    let b = mint(&issuer, "ada", Some("b"), now());
+    assert_eq!(call(&l, &a).await.0, StatusCode::OK);
+    store.revoke("a", now() + 600).await.unwrap();
+    let (status, text) = call(&l, &a).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(text.contains("token revoked"), "{text}");
+    assert_eq!(call(&l, &b).await.0, StatusCode::OK);
+
+    // Another instance sharing the same Redis sees the revocation.
+    let other =
+        layer(&issuer).revocation(RedisRevocation::new(&redis.url()).unwrap().prefix("t1:"));
+    assert_eq!(call(&other, &a).await.0, StatusCode::UNAUTHORIZED);
+
+    // Subject marks.
+    let old = mint(&issuer, "bob", Some("o"), now() - 100);
+    let newer = mint(&issuer, "bob", Some("n"), now());
+    store.revoke_subject("bob", now() - 50).await.unwrap();
+    assert_eq!(call(&l, &old).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(call(&l, &newer).await.0, StatusCode::OK);
+
+    // Deny entries expire (TTL reaching the given exp).
+    let c = mint(&issuer, "ada", Some("c"), now());
+    store.revoke("c", now() + 1).await.unwrap();
+    assert_eq!(call(&l, &c).await.0, StatusCode::UNAUTHORIZED);
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    assert_eq!(call(&l, &c).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_fails_closed_or_open_then_recovers() {
+    let mut redis = Redis::start().await;
+    let issuer = Issuer::start().await.unwrap();
+    let timeout = Duration::from_millis(200);
+    let closed = RedisRevocation::new(&redis.url()).unwrap().timeout(timeout);
+    let open = RedisRevocation::new(&redis.url())
+        .unwrap()
+        .timeout(timeout)
+        .fail_open();
+    let lc = layer(&issuer).revocation(closed.clone());
+    let lo = layer(&issuer).revocation(open.clone());
+    let t = mint(&issuer, "ada", Some("t"), now());
+    assert_eq!(call(&lc, &t).await.0, StatusCode::OK);
+    assert_eq!(call(&lo, &t).await.0, StatusCode::OK);
+
+    redis.stop().await;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let (status, text) = call(&lc, &t).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+        assert!(text.starts_with("retry-after"), "{text}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(call(&lo, &t).await.0, StatusCode::OK, "fail open");
+    }
+    assert!(closed.revoke("t", now() + 600).await.is_err());
+
+    // Redis comes back (empty: it kept nothing): both recover by themselves.
+    redis.restart().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if call(&lc, &t).await.0 == StatusCode::OK {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    closed.revoke("t", now() + 600).await.unwrap();
+    assert_eq!(call(&lc, &t).await.0, StatusCode::UNAUTHORIZED);
+    // The fail-open store reconnects too, and then sees the revocation.
+    loop {
+        if call(&lo, &t).await.0 == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "fail-open never recovered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    redis.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_local_cache_answers_without_a_round_trip() {
+    let mut redis = Redis::start().await;
+    let issuer = Issuer::start().await.unwrap();
+    let store = RedisRevocation::new(&redis.url())
+        .unwrap()
+        .timeout(Duration::from_millis(200))
+        .local_cache(Duration::from_secs(30));
+    let l = layer(&issuer).revocation(store.clone());
+    let t = mint(&issuer, "ada", Some("cached"), now());
+    assert_eq!(call(&l, &t).await.0, StatusCode::OK);
+    let claims: Claims = Verifier::builder()
+        .jwks(issuer.jwks_json())
+        .audience(AUD)
+        .build()
+        .unwrap()
+        .verify(&t)
+        .unwrap();
+    assert!(
+        store.check_now(claims.registered()).is_some(),
+        "answer cached"
+    );
+    // With Redis gone, the cached answer still serves (fail closed or not).
+    redis.stop().await;
+    assert_eq!(call(&l, &t).await.0, StatusCode::OK);
+}
