@@ -12,10 +12,12 @@ use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::{Instrument, Span};
 
 use crate::claims::{Claims, JsonClaims};
 use crate::error::AuthError;
 use crate::extract::{TokenSource, find_token};
+use crate::observe;
 use crate::reject::{DefaultRejection, OnRejection};
 use crate::verify::{Now, Verifier};
 
@@ -312,6 +314,7 @@ impl<S, C, R> JwtAuth<S, C, R> {
         let store = self.layer.store();
         #[cfg(feature = "cache")]
         if let Some(claims) = store.and_then(|s| s.get(token, &self.layer.verifier)) {
+            observe::cache_hit(&Span::current());
             return Decision::Done(Ok(Some(claims)));
         }
         match self.layer.verifier.verify_now(token) {
@@ -367,7 +370,11 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let outcome = match self.authenticate(&req) {
+        let span = observe::span();
+        let started = observe::start();
+        let decision = span.in_scope(|| self.authenticate(&req));
+        #[allow(unused_mut)]
+        let mut outcome = match decision {
             Decision::Done(outcome) => outcome,
             Decision::Fetch(token) => {
                 // Slow path: only for a key not cached yet. The inner
@@ -376,62 +383,65 @@ where
                 let layer = self.layer.clone();
                 let mut inner = self.take_inner();
                 let future = async move {
-                    let verified = match layer.verifier.verify_async_keyed::<C>(&token).await {
-                        Ok(verified) => verified,
-                        Err(error) => {
-                            return Ok(layer.rejection.on_rejection(&error, req.headers()));
+                    let outcome = layer.finish_async(&token).await;
+                    observe::outcome(&Span::current(), &outcome, started);
+                    match outcome {
+                        Ok(Some(claims)) => {
+                            req.extensions_mut().insert(claims.token().clone());
+                            req.extensions_mut().insert(claims);
+                            inner.call(req).await
                         }
-                    };
-                    #[cfg(feature = "cache")]
-                    if let Some(store) = layer.store() {
-                        store.insert(&token, &verified);
+                        Ok(None) => inner.call(req).await,
+                        Err(error) => Ok(layer.rejection.on_rejection(&error, req.headers())),
                     }
-                    let claims = verified.claims;
-                    #[cfg(feature = "revocation")]
-                    if let Some(revoker) = &layer.revocation
-                        && let Err(error) = revoker.check(claims.registered()).await
-                    {
-                        return Ok(layer.rejection.on_rejection(&error, req.headers()));
-                    }
-                    req.extensions_mut().insert(claims.token().clone());
-                    req.extensions_mut().insert(claims);
-                    inner.call(req).await
                 };
                 return ResponseFuture {
                     kind: Kind::Fetching {
-                        future: Box::pin(future),
+                        future: Box::pin(future.instrument(span)),
                     },
                 };
             }
         };
-        match outcome {
-            Ok(Some(claims)) => {
-                #[cfg(feature = "revocation")]
-                if let Some(revoker) = &self.layer.revocation {
-                    match revoker.check_now(claims.registered()) {
-                        Some(Ok(())) => {}
-                        Some(Err(error)) => return self.reject(&error, &req),
-                        None => {
-                            // The store must be asked (a network round trip).
-                            let revoker = revoker.clone();
-                            let rejection = self.layer.rejection.clone();
-                            let mut inner = self.take_inner();
-                            let future = async move {
-                                if let Err(error) = revoker.check(claims.registered()).await {
-                                    return Ok(rejection.on_rejection(&error, req.headers()));
-                                }
+        #[cfg(feature = "revocation")]
+        if let (Ok(Some(claims)), Some(revoker)) = (&outcome, &self.layer.revocation) {
+            match revoker.check_now(claims.registered()) {
+                Some(Ok(())) => {}
+                Some(Err(error)) => outcome = Err(error),
+                None => {
+                    // The store must be asked (a network round trip).
+                    let Ok(Some(claims)) = outcome else {
+                        unreachable!("matched above")
+                    };
+                    let revoker = revoker.clone();
+                    let rejection = self.layer.rejection.clone();
+                    let mut inner = self.take_inner();
+                    let future = async move {
+                        let outcome = revoker
+                            .check(claims.registered())
+                            .await
+                            .map(|()| Some(claims));
+                        observe::outcome(&Span::current(), &outcome, started);
+                        match outcome {
+                            Ok(Some(claims)) => {
                                 req.extensions_mut().insert(claims.token().clone());
                                 req.extensions_mut().insert(claims);
                                 inner.call(req).await
-                            };
-                            return ResponseFuture {
-                                kind: Kind::Fetching {
-                                    future: Box::pin(future),
-                                },
-                            };
+                            }
+                            Ok(None) => inner.call(req).await,
+                            Err(error) => Ok(rejection.on_rejection(&error, req.headers())),
                         }
-                    }
+                    };
+                    return ResponseFuture {
+                        kind: Kind::Fetching {
+                            future: Box::pin(future.instrument(span)),
+                        },
+                    };
                 }
+            }
+        }
+        observe::outcome(&span, &outcome, started);
+        match outcome {
+            Ok(Some(claims)) => {
                 req.extensions_mut().insert(claims.token().clone());
                 req.extensions_mut().insert(claims);
             }
@@ -445,6 +455,25 @@ where
                 future: self.inner.call(req),
             },
         }
+    }
+}
+
+impl<C, R> JwtAuthLayer<C, R>
+where
+    C: DeserializeOwned + Send + Sync + 'static,
+{
+    /// The slow path: fetch keys as needed, verify, cache, check revocation.
+    async fn finish_async(&self, token: &str) -> Result<Option<Claims<C>>, AuthError> {
+        let verified = self.verifier.verify_async_keyed::<C>(token).await?;
+        #[cfg(feature = "cache")]
+        if let Some(store) = self.store() {
+            store.insert(token, &verified);
+        }
+        #[cfg(feature = "revocation")]
+        if let Some(revoker) = &self.revocation {
+            revoker.check(verified.claims.registered()).await?;
+        }
+        Ok(Some(verified.claims))
     }
 }
 

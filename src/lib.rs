@@ -20,6 +20,7 @@ mod grpc;
 mod guard;
 mod key;
 mod layer;
+mod observe;
 mod reject;
 #[cfg(feature = "revocation")]
 mod revoke;

@@ -208,6 +208,7 @@ impl Verifier {
             Ok(jws) => jws,
             Err(e) => return Now::Done(Err(e)),
         };
+        crate::observe::kid(jws.kid.as_deref());
         match &self.inner.keys {
             Keys::Static(keys) => Now::Done(self.finish(&jws, keys)),
             Keys::Issuers(_) => match self.route(token) {

@@ -355,6 +355,7 @@ impl Shared {
     async fn fetch_and_store(&self) {
         let started = Instant::now();
         let result = self.fetch().await;
+        crate::observe::jwks_fetch(result.is_ok(), started);
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         state.attempts += 1;

@@ -1,0 +1,154 @@
+//! What the layer reports: `tracing` spans (outcome, reason, iss, kid;
+//! never the token) and `metrics` counters and histograms, checked with a
+//! debugging recorder.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use http::header::AUTHORIZATION;
+use http::{Request, Response, StatusCode};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use serde_json::json;
+use tower::{Layer, ServiceExt, service_fn};
+use tower_jwt_auth::{Issuer, JwtAuthLayer, TokenCache, Verifier};
+
+/// Runs one request through `layer` synchronously (static keys never wait).
+fn call(layer: &JwtAuthLayer, token: Option<&str>) -> StatusCode {
+    let svc = layer.layer(service_fn(|_req: Request<()>| async {
+        Ok::<_, Infallible>(Response::new(()))
+    }));
+    let mut req = Request::builder();
+    if let Some(t) = token {
+        req = req.header(AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let fut = pin!(svc.oneshot(req.body(()).unwrap()));
+    match fut.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Ok(res)) => res.status(),
+        Poll::Ready(Err(never)) => match never {},
+        Poll::Pending => panic!("static keys never wait"),
+    }
+}
+
+struct Fixture {
+    _rt: tokio::runtime::Runtime,
+    issuer: Issuer,
+    layer: JwtAuthLayer,
+}
+
+fn fixture() -> Fixture {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let issuer = rt.block_on(Issuer::start()).unwrap();
+    let v = Verifier::builder()
+        .jwks(issuer.jwks_json())
+        .issuer(issuer.url())
+        .audience("api")
+        .build()
+        .unwrap();
+    let layer = JwtAuthLayer::new(v).cache(TokenCache::new());
+    Fixture {
+        _rt: rt,
+        issuer,
+        layer,
+    }
+}
+
+#[test]
+fn counters_and_histograms() {
+    let f = fixture();
+    let good = f.issuer.token("ada", "api");
+    let expired = f.issuer.mint(&json!({"iss": f.issuer.url(), "aud": "api", "exp": 1000}));
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        assert_eq!(call(&f.layer, Some(&good)), StatusCode::OK);
+        assert_eq!(call(&f.layer, Some(&good)), StatusCode::OK); // a cache hit
+        assert_eq!(call(&f.layer, Some(&expired)), StatusCode::UNAUTHORIZED);
+        assert_eq!(call(&f.layer, None), StatusCode::UNAUTHORIZED);
+    });
+    let mut counters = std::collections::HashMap::new();
+    let mut histograms = 0;
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let key = key.key();
+        let mut labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        labels.sort();
+        let name = format!("{}{{{}}}", key.name(), labels.join(","));
+        match value {
+            DebugValue::Counter(n) => {
+                counters.insert(name, n);
+            }
+            DebugValue::Histogram(v) => histograms += v.len(),
+            DebugValue::Gauge(_) => {}
+        }
+    }
+    assert_eq!(
+        counters.get("jwt_auth_verifications_total{outcome=accepted,reason=ok}"),
+        Some(&2),
+        "{counters:?}"
+    );
+    assert_eq!(
+        counters.get("jwt_auth_verifications_total{outcome=refused,reason=expired}"),
+        Some(&1),
+        "{counters:?}"
+    );
+    assert_eq!(
+        counters.get("jwt_auth_verifications_total{outcome=refused,reason=missing_token}"),
+        Some(&1),
+        "{counters:?}"
+    );
+    assert_eq!(counters.get("jwt_auth_token_cache_hits_total{}"), Some(&1), "{counters:?}");
+    assert_eq!(histograms, 4, "one verification time per request");
+}
+
+/// Collects what a fmt subscriber writes.
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn spans_name_the_outcome_and_never_the_token() {
+    let f = fixture();
+    let good = f.issuer.token("ada", "api");
+    let expired = f.issuer.mint(&json!({"iss": f.issuer.url(), "aud": "api", "exp": 1000}));
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        assert_eq!(call(&f.layer, Some(&good)), StatusCode::OK);
+        assert_eq!(call(&f.layer, Some(&expired)), StatusCode::UNAUTHORIZED);
+    });
+    let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let kid = f.issuer.signing_kid();
+    assert!(out.contains("jwt_auth.verify"), "{out}");
+    assert!(out.contains("outcome=\"accepted\"") || out.contains("outcome=accepted"), "{out}");
+    assert!(out.contains("reason=\"expired\"") || out.contains("reason=expired"), "{out}");
+    assert!(out.contains(&kid), "kid recorded: {out}");
+    assert!(out.contains(&f.issuer.url()), "iss recorded: {out}");
+    for token in [&good, &expired] {
+        let (_, sig) = token.rsplit_once('.').unwrap();
+        assert!(!out.contains(sig), "a signature leaked into the logs");
+        assert!(!out.contains(token.split('.').nth(1).unwrap()), "a payload leaked");
+    }
+}
