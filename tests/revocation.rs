@@ -267,7 +267,10 @@ async fn redis_down_fails_closed_or_open_then_recovers() {
         if call(&lo, &t).await.0 == StatusCode::UNAUTHORIZED {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "fail-open never recovered");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fail-open never recovered"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     redis.stop().await;
