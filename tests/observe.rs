@@ -62,7 +62,9 @@ fn fixture() -> Fixture {
 fn counters_and_histograms() {
     let f = fixture();
     let good = f.issuer.token("ada", "api");
-    let expired = f.issuer.mint(&json!({"iss": f.issuer.url(), "aud": "api", "exp": 1000}));
+    let expired = f
+        .issuer
+        .mint(&json!({"iss": f.issuer.url(), "aud": "api", "exp": 1000}));
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, || {
@@ -104,7 +106,11 @@ fn counters_and_histograms() {
         Some(&1),
         "{counters:?}"
     );
-    assert_eq!(counters.get("jwt_auth_token_cache_hits_total{}"), Some(&1), "{counters:?}");
+    assert_eq!(
+        counters.get("jwt_auth_token_cache_hits_total{}"),
+        Some(&1),
+        "{counters:?}"
+    );
     assert_eq!(histograms, 4, "one verification time per request");
 }
 
@@ -126,7 +132,9 @@ impl std::io::Write for Buffer {
 fn spans_name_the_outcome_and_never_the_token() {
     let f = fixture();
     let good = f.issuer.token("ada", "api");
-    let expired = f.issuer.mint(&json!({"iss": f.issuer.url(), "aud": "api", "exp": 1000}));
+    let expired = f
+        .issuer
+        .mint(&json!({"iss": f.issuer.url(), "aud": "api", "exp": 1000}));
     let buffer = Buffer::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -142,13 +150,22 @@ fn spans_name_the_outcome_and_never_the_token() {
     let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     let kid = f.issuer.signing_kid();
     assert!(out.contains("jwt_auth.verify"), "{out}");
-    assert!(out.contains("outcome=\"accepted\"") || out.contains("outcome=accepted"), "{out}");
-    assert!(out.contains("reason=\"expired\"") || out.contains("reason=expired"), "{out}");
+    assert!(
+        out.contains("outcome=\"accepted\"") || out.contains("outcome=accepted"),
+        "{out}"
+    );
+    assert!(
+        out.contains("reason=\"expired\"") || out.contains("reason=expired"),
+        "{out}"
+    );
     assert!(out.contains(&kid), "kid recorded: {out}");
     assert!(out.contains(&f.issuer.url()), "iss recorded: {out}");
     for token in [&good, &expired] {
         let (_, sig) = token.rsplit_once('.').unwrap();
         assert!(!out.contains(sig), "a signature leaked into the logs");
-        assert!(!out.contains(token.split('.').nth(1).unwrap()), "a payload leaked");
+        assert!(
+            !out.contains(token.split('.').nth(1).unwrap()),
+            "a payload leaked"
+        );
     }
 }

@@ -3,13 +3,11 @@
 //! stopped mid-run under both failure policies, then restarted.
 
 use std::convert::Infallible;
-use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
 use tower::{ServiceExt, service_fn};
 use tower_jwt_auth::{
     Claims, Issuer, JwtAuthLayer, MemoryRevocation, RedisRevocation, Revocation, Verifier,
@@ -122,67 +120,9 @@ async fn memory_entries_expire_with_the_token() {
     assert_eq!(call(&l, &t).await.0, StatusCode::OK);
 }
 
-/// A `redis-server` on a free loopback port, killed on drop.
-struct Redis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Redis {
-    async fn start_on(port: u16) -> Child {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "yes",
-            ])
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server is needed (Debian package redis-server; .ci/run installs it)");
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return child;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not start on port {port}");
-    }
-
-    async fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Redis {
-            port,
-            child: Some(Redis::start_on(port).await),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    async fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().await.unwrap();
-            c.wait().await.unwrap();
-        }
-    }
-
-    async fn restart(&mut self) {
-        self.child = Some(Redis::start_on(self.port).await);
-    }
-}
+#[path = "support/redis.rs"]
+mod redis;
+use redis::Redis;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_revoke_then_refuse_and_expiry() {
