@@ -89,6 +89,9 @@ pub(crate) fn parse(token: &str) -> Result<Jws<'_>, AuthError> {
 
     let header_json = b64::decode(header_b64.as_bytes())
         .ok_or(AuthError::Malformed("the header is not strict base64url"))?;
+    if std::str::from_utf8(&header_json).is_err() {
+        return Err(AuthError::Malformed("the header is not UTF-8"));
+    }
     if !is_json_object(&header_json) {
         return Err(AuthError::Malformed("the header is not a JSON object"));
     }

@@ -676,6 +676,16 @@ impl VerifierBuilder {
         if keys.is_empty() {
             return Err(BuildError::NoKeys);
         }
+        // Two keys under one kid: refuse rather than try both (a JWKS
+        // member repeating a kid is already made unusable when parsed).
+        let mut kids: Vec<&str> = keys.iter().filter_map(Key::kid).collect();
+        kids.sort_unstable();
+        if let Some(w) = kids.windows(2).find(|w| w[0] == w[1]) {
+            return Err(BuildError::InvalidConfig(format!(
+                "two keys have the kid {:?}; give each key its own kid",
+                w[0]
+            )));
+        }
         let mut allowed: Vec<Algorithm> = match self.algorithms {
             Some(a) => a,
             None => keys.iter().map(Key::algorithm).collect(),

@@ -782,9 +782,16 @@ async fn attack_encoding_and_shape() {
             claims().to_string().as_bytes(),
         ),
     ));
-    // Not listed: invalid UTF-8 inside an *unknown* header member of a token
-    // signed with our own key is accepted (serde_json skips ignored strings
-    // without validating them). Not forgeable without the key; see the report.
+    // Invalid UTF-8 inside an *unknown* header member, signed with our key:
+    // serde_json skips ignored strings without validating them, so the
+    // header bytes are checked for UTF-8 before parsing.
+    attacks.push((
+        "invalid UTF-8 in an unknown header member, our signature".into(),
+        rs256_bytes(
+            b"{\"alg\":\"RS256\",\"kid\":\"k1\",\"x\":\"\xc3\x28\"}",
+            claims().to_string().as_bytes(),
+        ),
+    ));
     let mut payload = claims().to_string().into_bytes();
     payload.splice(1..1, b"\"x\":\"\xc3\x28\",".iter().copied());
     attacks.push((

@@ -323,3 +323,39 @@ fn claim_types_and_shapes() {
     assert!(matches!(err, AuthError::ClaimsShape(_)));
     assert!(std::error::Error::source(&err).is_some());
 }
+
+#[test]
+fn two_static_keys_with_one_kid_are_a_build_error() {
+    let err = Verifier::builder()
+        .key(
+            Key::hmac(Algorithm::HS256, [1u8; 32])
+                .unwrap()
+                .with_kid("k"),
+        )
+        .key(
+            Key::hmac(Algorithm::HS256, [2u8; 32])
+                .unwrap()
+                .with_kid("k"),
+        )
+        .any_audience()
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("\"k\""), "{err}");
+    // Distinct kids are fine.
+    assert!(
+        Verifier::builder()
+            .key(
+                Key::hmac(Algorithm::HS256, [1u8; 32])
+                    .unwrap()
+                    .with_kid("a")
+            )
+            .key(
+                Key::hmac(Algorithm::HS256, [2u8; 32])
+                    .unwrap()
+                    .with_kid("b")
+            )
+            .any_audience()
+            .build()
+            .is_ok()
+    );
+}
