@@ -1,8 +1,11 @@
-#![cfg_attr(all(feature = "axum", feature = "jwks"), doc = include_str!("../README.md"))]
 #![cfg_attr(
-    not(all(feature = "axum", feature = "jwks")),
+    all(feature = "axum", feature = "jwks", feature = "redis"),
+    doc = include_str!("../README.md")
+)]
+#![cfg_attr(
+    not(all(feature = "axum", feature = "jwks", feature = "redis")),
     doc = "JWT authentication for axum and tonic as tower middleware. \
-           Build the docs with the `axum` and `jwks` features for the full guide."
+           Build the docs with `--all-features` for the full guide."
 )]
 #![deny(missing_docs, unsafe_code)]
 #![warn(rust_2018_idioms, unreachable_pub)]
