@@ -8,8 +8,8 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `JWT_ISSUER` | issuer URL; keys by OIDC discovery | unset: a built-in issuer on 127.0.0.1 |
-//! | `JWT_AUDIENCE` | the audience tokens must carry | required with `JWT_ISSUER`; else `demo-api` |
-//! | `JWT_JWKS_URL` | JWKS URL, instead of discovery | unset |
+//! | `JWT_AUDIENCE` | the audience tokens must carry | required with `JWT_ISSUER`/`JWT_JWKS_URL`; else `demo-api` |
+//! | `JWT_JWKS_URL` | JWKS URL, instead of discovery (alone: no `iss` check) | unset |
 //! | `JWT_COOKIE` | cookie also accepted as a token source | `access_token` |
 //! | `JWT_ALGORITHMS` | comma-separated allow-list | every asymmetric algorithm |
 //! | `JWT_TOKEN_CACHE` | `1`: cache verified tokens (`TokenCache`) | off |
@@ -133,35 +133,43 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // With JWT_ISSUER: the user's identity provider. Without: a built-in
     // issuer on loopback, so the demo needs no outside service.
-    let (issuer_url, audience, builtin) = match env("JWT_ISSUER") {
-        Some(url) => {
-            let audience = env("JWT_AUDIENCE").ok_or(
-                "JWT_AUDIENCE is required with JWT_ISSUER: the audience your tokens carry",
-            )?;
-            (url, audience, None)
-        }
-        None => {
-            let issuer = Issuer::start().await?;
-            let audience = env("JWT_AUDIENCE").unwrap_or_else(|| "demo-api".into());
-            (issuer.url(), audience, Some(issuer))
-        }
+    // With JWT_ISSUER (or JWT_JWKS_URL): the user's identity provider.
+    // Without either: a built-in issuer on loopback, so the demo needs no
+    // outside service.
+    let external = env("JWT_ISSUER").is_some() || env("JWT_JWKS_URL").is_some();
+    let (issuer_url, audience, builtin) = if external {
+        let audience = env("JWT_AUDIENCE").ok_or(
+            "JWT_AUDIENCE is required with JWT_ISSUER or JWT_JWKS_URL: the audience your tokens carry",
+        )?;
+        (env("JWT_ISSUER"), audience, None)
+    } else {
+        let issuer = Issuer::start().await?;
+        let audience = env("JWT_AUDIENCE").unwrap_or_else(|| "demo-api".into());
+        (Some(issuer.url()), audience, Some(issuer))
     };
-    let cache = match env("JWT_JWKS_URL") {
-        Some(jwks) => JwksCache::builder(&jwks),
-        None => JwksCache::discover(&issuer_url),
+    let cache = match (env("JWT_JWKS_URL"), &issuer_url) {
+        (Some(jwks), _) => JwksCache::builder(&jwks),
+        (None, Some(issuer)) => JwksCache::discover(issuer),
+        (None, None) => unreachable!("external mode has one of them"),
     }
     .algorithms(algs.clone())
     .build()?;
-    let verifier = Verifier::builder()
+    let mut verifier = Verifier::builder()
         .jwks_cache(cache.clone())
         .algorithms(algs)
-        .issuer(issuer_url.clone())
-        .audience(audience.clone())
-        .build()?;
+        .audience(audience.clone());
+    match &issuer_url {
+        Some(iss) => verifier = verifier.issuer(iss.clone()),
+        None => eprintln!(
+            "warning: JWT_JWKS_URL without JWT_ISSUER: tokens are checked for signature, \
+             audience and lifetime, but not for their issuer"
+        ),
+    }
+    let verifier = verifier.build()?;
     // Fail soft: an identity provider that is down at start-up is retried
     // on the first request; /ready tells a load balancer meanwhile.
     if let Err(e) = cache.prefetch().await {
-        eprintln!("warning: no signing keys yet from {issuer_url}: {e}");
+        eprintln!("warning: no signing keys yet: {e}");
     }
 
     let listener = tokio::net::TcpListener::bind(&bind).await?;

@@ -276,3 +276,54 @@ async fn with_the_token_cache_on() {
     let forged = format!("{head}.AAAA");
     assert_eq!(with(&server, "/me", &forged).await.status, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_jwks_url() {
+    let idp = Issuer::start().await.unwrap();
+    let jwks = idp.jwks_url();
+    // With an issuer too: the JWKS URL is used instead of discovery.
+    let server = Server::start(&[
+        ("JWT_ISSUER", &idp.url()),
+        ("JWT_JWKS_URL", &jwks),
+        ("JWT_AUDIENCE", "orders"),
+    ])
+    .await;
+    assert_eq!(
+        with(&server, "/me", &idp.token("ada", "orders"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        with(&server, "/me", &idp.token("ada", "billing"))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(idp.discovery_requests(), 0);
+    let other = Issuer::start().await.unwrap();
+    assert_eq!(
+        with(&server, "/me", &other.token("ada", "orders"))
+            .await
+            .status,
+        401
+    );
+
+    // Alone: signature, audience and lifetime are checked.
+    let server = Server::start(&[("JWT_JWKS_URL", &jwks), ("JWT_AUDIENCE", "orders")]).await;
+    assert!(server.exports.is_empty(), "no built-in issuer");
+    let a = with(&server, "/me", &idp.token("ada", "orders")).await;
+    assert_eq!((a.status, &a.body["sub"]), (200, &json!("ada")));
+    assert_eq!(
+        with(&server, "/me", &idp.token("ada", "billing"))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        with(&server, "/me", &other.token("ada", "orders"))
+            .await
+            .status,
+        401
+    );
+}
