@@ -81,7 +81,10 @@ for CACHE in 0 1; do
     for P in $ORDER; do
       F=$WORK/$P.$CACHE.$R
       if [ "$P" = health ]; then
-        wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://$ADDR/health" >"$F" 2>&1
+        # Same script and request shape as /me (the bearer header too, which
+        # /health ignores), so that wrk's own cost on the shared cores is alike.
+        TOKENS_FILE=$WORK/tokens WRK_PATH=/health wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" \
+          --latency -s scripts/rotate.lua "http://$ADDR/health" >"$F" 2>&1
       else
         TOKENS_FILE=$WORK/tokens wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency \
           -s scripts/rotate.lua "http://$ADDR/me" >"$F" 2>&1
@@ -105,7 +108,7 @@ for CACHE in 0 1; do
 done
 
 {
-  echo "wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), \`-t$THREADS -c$CONNS -d$DURATION --latency\`, $ROUNDS rounds per setting alternating /health and /me (medians; the ratio is the median of per-round ratios, all rounds in brackets), server and wrk on the same 2 cores; \`/me\` rotates over $NTOKENS distinct RS256 tokens (\`scripts/rotate.lua\`), keys from a JWKS on 127.0.0.1 (\`JWT_JWKS_URL\`)."
+  echo "wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), \`-t$THREADS -c$CONNS -d$DURATION --latency\`, $ROUNDS rounds per setting alternating /health and /me (medians; the ratio is the median of per-round ratios, all rounds in brackets), server and wrk on the same 2 cores; both paths go through \`scripts/rotate.lua\` with the same \`Authorization: Bearer\` header, rotating over $NTOKENS distinct RS256 tokens (\`/health\` ignores it, so wrk's own cost is alike), keys from a JWKS on 127.0.0.1 (\`JWT_JWKS_URL\`)."
   echo
   echo "| token cache | /health req/s | /health p99 ms | /me req/s | /me p99 ms | /me ÷ /health (rounds) | /me non-200 | errors |"
   echo "|---|---:|---:|---:|---:|---:|---:|---|"
