@@ -221,9 +221,9 @@ impl RegisteredClaims {
 #[derive(Deserialize)]
 pub(crate) struct RawClaims<'a> {
     #[serde(borrow, default)]
-    pub(crate) iss: Option<Cow<'a, str>>,
+    pub(crate) iss: Option<Text<'a>>,
     #[serde(borrow, default)]
-    pub(crate) sub: Option<Cow<'a, str>>,
+    pub(crate) sub: Option<Text<'a>>,
     #[serde(borrow, default)]
     pub(crate) aud: Option<Audience<'a>>,
     #[serde(default)]
@@ -233,7 +233,7 @@ pub(crate) struct RawClaims<'a> {
     #[serde(default)]
     pub(crate) iat: Option<NumericDate>,
     #[serde(borrow, default)]
-    pub(crate) jti: Option<Cow<'a, str>>,
+    pub(crate) jti: Option<Text<'a>>,
 }
 
 impl RawClaims<'_> {
@@ -251,6 +251,21 @@ impl RawClaims<'_> {
             iat: self.iat.map(NumericDate::seconds),
             jti: self.jti.as_deref().map(str::to_owned),
         }
+    }
+}
+
+/// A JSON string borrowed from the input when it has no escapes. (serde
+/// borrows a `Cow<str>` only as a field of its own with `#[serde(borrow)]`,
+/// never inside an `Option`, hence this newtype.)
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub(crate) struct Text<'a>(#[serde(borrow)] pub(crate) Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
     }
 }
 
@@ -328,6 +343,15 @@ mod tests {
         assert_eq!(reg.exp(), Some(1));
         assert_eq!(reg.aud(), ["a", "b"]);
         assert_eq!(reg.sub(), Some("xA"));
+    }
+
+    #[test]
+    fn strings_without_escapes_are_borrowed() {
+        let r = raw(r#"{"iss":"https://a","sub":"x\u0041","jti":"j"}"#).unwrap();
+        assert!(matches!(r.iss.as_ref().unwrap().0, Cow::Borrowed(_)));
+        assert!(matches!(r.jti.as_ref().unwrap().0, Cow::Borrowed(_)));
+        assert!(matches!(r.sub.as_ref().unwrap().0, Cow::Owned(_)));
+        assert_eq!(r.sub.as_deref(), Some("xA"));
     }
 
     #[test]

@@ -1,13 +1,12 @@
 //! Compact JWS parsing: three strict base64url segments and a JOSE header
 //! that names no key of its own and no extension we do not understand.
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny};
 
 use crate::algorithm::Algorithm;
 use crate::b64;
+use crate::claims::Text;
 use crate::error::AuthError;
 
 /// A compact JWS split into its parts, with its header read and checked.
@@ -34,13 +33,13 @@ impl<'de> Deserialize<'de> for Present {
 #[derive(Deserialize)]
 struct RawHeader<'a> {
     #[serde(borrow)]
-    alg: Option<Cow<'a, str>>,
+    alg: Option<Text<'a>>,
     #[serde(borrow, default)]
-    kid: Option<Cow<'a, str>>,
+    kid: Option<Text<'a>>,
     #[serde(borrow, default)]
-    typ: Option<Cow<'a, str>>,
+    typ: Option<Text<'a>>,
     #[serde(borrow, default)]
-    cty: Option<Cow<'a, str>>,
+    cty: Option<Text<'a>>,
     #[serde(default)]
     crit: Present,
     #[serde(default)]
@@ -87,15 +86,25 @@ pub(crate) fn parse(token: &str) -> Result<Jws<'_>, AuthError> {
     }
     let signing_input = &token[..header_b64.len() + 1 + payload.len()];
 
-    let header_json = b64::decode(header_b64.as_bytes())
-        .ok_or(AuthError::Malformed("the header is not strict base64url"))?;
-    if std::str::from_utf8(&header_json).is_err() {
+    // Typical headers decode on the stack; larger ones (up to the token
+    // limit) on the heap.
+    let mut stack = [0u8; 768];
+    let heap: Vec<u8>;
+    let not_b64 = AuthError::Malformed("the header is not strict base64url");
+    let header_json: &[u8] = if header_b64.len().div_ceil(4) * 3 <= stack.len() {
+        let n = b64::decode_into(header_b64.as_bytes(), &mut stack).ok_or(not_b64)?;
+        &stack[..n]
+    } else {
+        heap = b64::decode(header_b64.as_bytes()).ok_or(not_b64)?;
+        &heap
+    };
+    if std::str::from_utf8(header_json).is_err() {
         return Err(AuthError::Malformed("the header is not UTF-8"));
     }
-    if !is_json_object(&header_json) {
+    if !is_json_object(header_json) {
         return Err(AuthError::Malformed("the header is not a JSON object"));
     }
-    let header: RawHeader<'_> = serde_json::from_slice(&header_json).map_err(|_| {
+    let header: RawHeader<'_> = serde_json::from_slice(header_json).map_err(|_| {
         AuthError::Malformed(
             "the header is not a valid JOSE header (bad JSON, wrong types or a repeated member)",
         )
@@ -130,8 +139,8 @@ pub(crate) fn parse(token: &str) -> Result<Jws<'_>, AuthError> {
         .ok_or_else(|| AuthError::AlgorithmNotAllowed(alg_name.chars().take(32).collect()))?;
     Ok(Jws {
         alg,
-        kid: header.kid.map(Cow::into_owned),
-        typ: header.typ.map(Cow::into_owned),
+        kid: header.kid.map(|t| t.0.into_owned()),
+        typ: header.typ.map(|t| t.0.into_owned()),
         signing_input,
         payload,
         signature,
