@@ -6,7 +6,7 @@
 # Usage: scripts/loadtest.sh [OUT.md]   (markdown table on stdout and in OUT.md)
 # Each setting runs LOAD_ROUNDS rounds of /health and /me in alternating
 # order; the table gives medians (the ratio is the median per-round ratio).
-# Knobs: LOAD_DURATION (5s per run), LOAD_ROUNDS (3), LOAD_THREADS (2),
+# Knobs: LOAD_DURATION (5s per run), LOAD_ROUNDS (5), LOAD_THREADS (2),
 #        LOAD_CONNECTIONS (32), LOAD_TOKENS (1000). Needs wrk (Debian: apt-get install -y wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ DURATION=${LOAD_DURATION:-5s}
 THREADS=${LOAD_THREADS:-2}
 CONNS=${LOAD_CONNECTIONS:-32}
 NTOKENS=${LOAD_TOKENS:-1000}
-ROUNDS=${LOAD_ROUNDS:-3}
+ROUNDS=${LOAD_ROUNDS:-5}
 OUT=${1:-}
 
 command -v wrk >/dev/null || { echo "wrk not found (apt-get install -y wrk)" >&2; exit 1; }
