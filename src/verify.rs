@@ -18,7 +18,7 @@ use crate::token::{self, is_json_object};
 /// The default clock-skew leeway for `exp` and `nbf`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 /// The largest leeway a verifier accepts.
-const MAX_LEEWAY: Duration = Duration::from_secs(300);
+pub(crate) const MAX_LEEWAY: Duration = Duration::from_secs(300);
 /// Longest signature accepted (RSA-8192).
 const MAX_SIGNATURE_LEN: usize = 1024;
 
@@ -357,8 +357,10 @@ impl Verifier {
         keys: &KeySet,
     ) -> Result<Verified<C>, AuthError> {
         self.check_header(jws)?;
-        let mut sig = [0u8; MAX_SIGNATURE_LEN];
+        // base64 decodes in groups of 3 bytes: room for the last group.
+        let mut sig = [0u8; MAX_SIGNATURE_LEN.div_ceil(3) * 3];
         let sig_len = b64::decode_into(jws.signature.as_bytes(), &mut sig)
+            .filter(|&n| n <= MAX_SIGNATURE_LEN)
             .ok_or(AuthError::InvalidSignature)?;
         let key = keys.verify(
             jws.kid.as_deref(),

@@ -214,12 +214,18 @@ async fn any_and_all() {
     assert_eq!(send(&any, Some(&none)).await.status, StatusCode::FORBIDDEN);
     assert_eq!(send(&all, Some(&both)).await.status, StatusCode::OK);
     assert_eq!(send(&all, Some(&one)).await.status, StatusCode::FORBIDDEN);
-    // An empty "any of" list lets nobody in.
-    let nobody = guarded(RequireRole::any(Vec::<String>::new()));
-    assert_eq!(
-        send(&nobody, Some(&both)).await.status,
-        StatusCode::FORBIDDEN
-    );
+    // An empty list lets nobody in, "any of" or "all of" (a role list from
+    // a config that came back empty must not open the route).
+    for nobody in [
+        guarded(RequireRole::any(Vec::<String>::new())),
+        guarded(RequireRole::all(Vec::<String>::new())),
+        guarded(RequireScope::all(Vec::<String>::new())),
+    ] {
+        assert_eq!(
+            send(&nobody, Some(&both)).await.status,
+            StatusCode::FORBIDDEN
+        );
+    }
 
     let scopes = guarded(RequireScope::all(["read", "write"]));
     let a = send(&scopes, Some(&token_with(json!({"scope": "read"})))).await;

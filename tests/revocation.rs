@@ -113,11 +113,18 @@ async fn memory_entries_expire_with_the_token() {
     let list = MemoryRevocation::new();
     let l = layer(&issuer).revocation(list.clone());
     let t = mint(&issuer, "ada", Some("short"), now());
-    // Deny entry kept until the given exp (1 s from now); then it is gone.
-    list.revoke("short", now() + 1);
+    // The entry is kept 5 minutes (the largest leeway) past the given exp:
+    // an exp 10 s ago is still denied, since a verifier may still accept
+    // the token within its leeway.
+    list.revoke("short", now() - 10);
     assert_eq!(call(&l, &t).await.0, StatusCode::UNAUTHORIZED);
+    // An exp 299 s ago: kept for one more second, then gone.
+    let u = mint(&issuer, "ada", Some("older"), now());
+    list.revoke("older", now() - 299);
+    assert_eq!(call(&l, &u).await.0, StatusCode::UNAUTHORIZED);
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    assert_eq!(call(&l, &t).await.0, StatusCode::OK);
+    assert_eq!(call(&l, &u).await.0, StatusCode::OK);
+    assert_eq!(call(&l, &t).await.0, StatusCode::UNAUTHORIZED);
 }
 
 #[path = "support/redis.rs"]
@@ -151,12 +158,33 @@ async fn redis_revoke_then_refuse_and_expiry() {
     assert_eq!(call(&l, &old).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(call(&l, &newer).await.0, StatusCode::OK);
 
-    // Deny entries expire (TTL reaching the given exp).
+    // Deny entries expire 5 minutes (the largest leeway) after the given
+    // exp: an exp 10 s ago is still stored and denied; one 300 s ago
+    // lives one more second.
+    let d = mint(&issuer, "ada", Some("d"), now());
+    store.revoke("d", now() - 10).await.unwrap();
+    assert_eq!(call(&l, &d).await.0, StatusCode::UNAUTHORIZED);
     let c = mint(&issuer, "ada", Some("c"), now());
-    store.revoke("c", now() + 1).await.unwrap();
+    store.revoke("c", now() - 300).await.unwrap();
     assert_eq!(call(&l, &c).await.0, StatusCode::UNAUTHORIZED);
     tokio::time::sleep(Duration::from_millis(2300)).await;
     assert_eq!(call(&l, &c).await.0, StatusCode::OK);
+    assert_eq!(call(&l, &d).await.0, StatusCode::UNAUTHORIZED);
+
+    // Odd data under a subject key fails closed.
+    let mut conn = ::redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = ::redis::cmd("SET")
+        .arg("t1:sub:eve")
+        .arg("not-a-time")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let eve = mint(&issuer, "eve", Some("e"), now());
+    assert_eq!(call(&l, &eve).await.0, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -359,3 +359,43 @@ fn two_static_keys_with_one_kid_are_a_build_error() {
             .is_ok()
     );
 }
+
+/// A 1024-byte signature is 1366 base64url characters, whose last group
+/// decodes into 1026 bytes of room: the largest key must still verify.
+#[test]
+fn rsa_8192_signatures_verify() {
+    use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+    let key = Key::from_pem(Algorithm::RS256, read("rsa8192.pub"))
+        .unwrap()
+        .with_kid("big");
+    let verifier = Verifier::builder().key(key).any_audience().build().unwrap();
+    let pair = RsaKeyPair::from_pkcs8(&pem_der(&read("rsa8192.key"))).unwrap();
+    let header = json!({"alg": "RS256", "kid": "big"}).to_string();
+    let input = format!(
+        "{}.{}",
+        b64(header),
+        b64(json!({"sub": "big", "exp": now() + 60}).to_string())
+    );
+    let mut sig = vec![0u8; pair.public_modulus_len()];
+    pair.sign(
+        &RSA_PKCS1_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        input.as_bytes(),
+        &mut sig,
+    )
+    .unwrap();
+    assert_eq!(sig.len(), 1024);
+    let token = format!("{input}.{}", b64(&sig));
+    let claims: JsonClaims = verifier
+        .verify::<JsonClaims>(&token)
+        .unwrap()
+        .custom()
+        .clone();
+    assert_eq!(claims["sub"], "big");
+    // One byte more than any RSA-8192 signature: refused.
+    let too_long = format!("{input}.{}", b64([1u8; 1025]));
+    assert!(matches!(
+        verifier.verify::<JsonClaims>(&too_long),
+        Err(AuthError::InvalidSignature)
+    ));
+}

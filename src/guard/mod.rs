@@ -55,6 +55,11 @@ impl Rule {
     }
 
     fn allows(&self, payload: &Value) -> bool {
+        // An empty list (say, roles from a config that came back empty)
+        // lets nobody in, whether "any of" or "all of".
+        if self.wanted.is_empty() {
+            return false;
+        }
         let has = |w: &str| self.sources.iter().any(|s| s.contains(payload, w));
         if self.all {
             self.wanted.iter().all(|w| has(w))
@@ -142,7 +147,7 @@ impl RequireRole {
         }
     }
 
-    /// Allows callers that have every one of `roles`.
+    /// Allows callers that have every one of `roles` (none given: nobody).
     pub fn all<S: Into<String>>(roles: impl IntoIterator<Item = S>) -> Self {
         RequireRole {
             rule: Rule::new(roles, true, vec![ClaimSource::roles()]),
@@ -173,6 +178,11 @@ impl<R> RequireRole<R> {
     /// (an entry ending in `/` is a prefix); others pass unchecked. For
     /// gRPC, where one layer wraps the whole server, a path is a method:
     /// `/package.Service/Method`, or `/package.Service/` for all of them.
+    ///
+    /// The path is the request's as the guard sees it: under axum's
+    /// `Router::nest` the nesting prefix is already stripped, so give
+    /// paths relative to where the guard is mounted (or prefer
+    /// `route_layer` on the routes themselves, which needs no paths).
     ///
     /// ```
     /// use tower_jwt_auth::RequireRole;
@@ -284,7 +294,7 @@ impl RequireScope {
         }
     }
 
-    /// Allows tokens that have every one of `scopes`.
+    /// Allows tokens that have every one of `scopes` (none given: nobody).
     pub fn all<S: Into<String>>(scopes: impl IntoIterator<Item = S>) -> Self {
         RequireScope {
             rule: Rule::new(scopes, true, default_scope_sources()),

@@ -139,7 +139,7 @@ struct Until;
 
 impl<K> moka::Expiry<K, i64> for Until {
     fn expire_after_create(&self, _key: &K, until: &i64, _at: Instant) -> Option<Duration> {
-        Some(Duration::from_secs((until - now_secs()).max(0) as u64))
+        Some(left(*until))
     }
 
     fn expire_after_update(
@@ -149,8 +149,18 @@ impl<K> moka::Expiry<K, i64> for Until {
         _at: Instant,
         _left: Option<Duration>,
     ) -> Option<Duration> {
-        Some(Duration::from_secs((until - now_secs()).max(0) as u64))
+        Some(left(*until))
     }
+}
+
+fn left(until: i64) -> Duration {
+    Duration::from_secs(until.saturating_sub(now_secs()).max(0) as u64)
+}
+
+/// How long after a token's `exp` its deny entry must stay: a verifier
+/// still accepts it for its leeway (at most 5 minutes).
+pub(crate) fn keep_until(exp: i64) -> i64 {
+    exp.saturating_add(crate::verify::MAX_LEEWAY.as_secs() as i64)
 }
 
 /// An in-process deny-list: revoked `jti`s (each kept until the token's
@@ -218,10 +228,12 @@ impl MemoryRevocation {
         self
     }
 
-    /// Revokes the token with this `jti` until `exp` (the token's own `exp`,
-    /// seconds since the epoch; after it the token is refused anyway).
+    /// Revokes the token with this `jti`; `exp` is the token's own `exp`
+    /// (seconds since the epoch). The entry is kept 5 minutes past it, the
+    /// largest leeway a verifier may grant, after which the token is
+    /// refused as expired anyway.
     pub fn revoke(&self, jti: &str, exp: i64) {
-        self.jtis.insert(jti.into(), exp);
+        self.jtis.insert(jti.into(), keep_until(exp));
     }
 
     /// Revokes every token of `sub` issued at or before `issued_before`

@@ -1,12 +1,13 @@
 //! [`RedisRevocation`]: the deny-list in Redis, shared by every instance.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{CheckFuture, Revocation, RevocationStatus, before_mark, now_secs};
+use super::{CheckFuture, Revocation, RevocationStatus, before_mark, keep_until, now_secs};
 use crate::claims::RegisteredClaims;
 use crate::error::BuildError;
 
@@ -53,6 +54,12 @@ struct Inner {
     fail_open: bool,
     mark_ttl: Duration,
     local: Option<moka::sync::Cache<Box<str>, RevocationStatus>>,
+    /// Bumped by every revocation made here; an answer read from Redis
+    /// before a revocation finished is not kept in the local cache.
+    epoch: AtomicU64,
+    /// Held for reading while an answer is stored locally, for writing
+    /// while a revocation clears the local cache.
+    local_gate: RwLock<()>,
 }
 
 impl fmt::Debug for RedisRevocation {
@@ -96,6 +103,8 @@ impl RedisRevocation {
                 fail_open: false,
                 mark_ttl: super::DEFAULT_MARK_TTL,
                 local: None,
+                epoch: AtomicU64::new(0),
+                local_gate: RwLock::new(()),
             }),
         })
     }
@@ -113,6 +122,8 @@ impl RedisRevocation {
                     fail_open: old.fail_open,
                     mark_ttl: old.mark_ttl,
                     local: old.local.clone(),
+                    epoch: AtomicU64::new(0),
+                    local_gate: RwLock::new(()),
                 };
                 f(&mut inner);
                 self.inner = Arc::new(inner);
@@ -191,22 +202,36 @@ impl RedisRevocation {
         }
     }
 
-    /// Revokes the token with this `jti` until `exp` (seconds since the
-    /// epoch). A token already expired needs no entry.
+    /// Revokes the token with this `jti`; `exp` is the token's own `exp`
+    /// (seconds since the epoch). The key lives 5 minutes past it, the
+    /// largest leeway a verifier may grant; a token past that needs no entry.
     ///
     /// # Errors
     /// When Redis cannot be reached within the timeout.
     pub async fn revoke(&self, jti: &str, exp: i64) -> Result<(), RedisError> {
-        let ttl = exp - now_secs() + 1;
+        let ttl = keep_until(exp).saturating_sub(now_secs()).saturating_add(1);
         if ttl <= 0 {
             return Ok(());
         }
-        if let Some(local) = &self.inner.local {
-            local.insert(jti.into(), RevocationStatus::Revoked);
-        }
+        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.jti_key(jti)).arg(1).arg("EX").arg(ttl);
-        self.run::<()>(&cmd).await.map_err(RedisError)
+        let result = self.run::<()>(&cmd).await.map_err(RedisError);
+        self.forget_local();
+        result
+    }
+
+    /// After a revocation: no answer cached here may predate it.
+    fn forget_local(&self) {
+        if let Some(local) = &self.inner.local {
+            let _gate = self
+                .inner
+                .local_gate
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            self.inner.epoch.fetch_add(1, Ordering::SeqCst);
+            local.invalidate_all();
+        }
     }
 
     /// Revokes every token of `sub` issued at or before `issued_before`
@@ -216,9 +241,7 @@ impl RedisRevocation {
     /// # Errors
     /// When Redis cannot be reached within the timeout.
     pub async fn revoke_subject(&self, sub: &str, issued_before: i64) -> Result<(), RedisError> {
-        if let Some(local) = &self.inner.local {
-            local.invalidate_all();
-        }
+        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
         // Keep the largest mark, atomically.
         let script = redis::cmd("EVAL");
         let mut cmd = script;
@@ -231,7 +254,9 @@ impl RedisRevocation {
         .arg(self.sub_key(sub))
         .arg(issued_before)
         .arg(self.inner.mark_ttl.as_secs().max(1));
-        self.run::<i64>(&cmd).await.map(drop).map_err(RedisError)
+        let result = self.run::<i64>(&cmd).await.map(drop).map_err(RedisError);
+        self.forget_local();
+        result
     }
 
     /// Asks Redis (or the local cache) about a token.
@@ -240,14 +265,23 @@ impl RedisRevocation {
             return hit;
         }
         let started = Instant::now();
+        let epoch = self.inner.epoch.load(Ordering::SeqCst);
         let mut cmd = redis::cmd("MGET");
         cmd.arg(self.jti_key(claims.jti().unwrap_or("")));
         cmd.arg(self.sub_key(claims.sub().unwrap_or("")));
-        let status = match self.run::<(Option<i64>, Option<i64>)>(&cmd).await {
+        let answer = self
+            .run::<(Option<redis::Value>, Option<redis::Value>)>(&cmd)
+            .await;
+        let status = match answer {
             Ok((jti, mark)) => {
+                // Any value under the jti key revokes; a mark that does not
+                // read as a time revokes too (fail closed on odd data).
                 let by_jti = claims.jti().is_some() && jti.is_some();
                 let by_sub = claims.sub().is_some()
-                    && mark.is_some_and(|mark| before_mark(claims.iat(), mark));
+                    && mark.is_some_and(|mark| match redis::from_redis_value::<i64>(mark) {
+                        Ok(mark) => before_mark(claims.iat(), mark),
+                        Err(_) => true,
+                    });
                 if by_jti || by_sub {
                     RevocationStatus::Revoked
                 } else {
@@ -268,15 +302,37 @@ impl RedisRevocation {
             ?status,
             "revocation check"
         );
-        if let (Some(local), Some(jti)) = (&self.inner.local, claims.jti()) {
-            local.insert(jti.into(), status.clone());
+        if let (Some(local), Some(key)) = (&self.inner.local, local_key(claims)) {
+            let _gate = self
+                .inner
+                .local_gate
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            if self.inner.epoch.load(Ordering::SeqCst) == epoch {
+                local.insert(key, status.clone());
+            }
         }
         status
     }
 
     fn local_get(&self, claims: &RegisteredClaims) -> Option<RevocationStatus> {
-        self.inner.local.as_ref()?.get(claims.jti()?)
+        self.inner.local.as_ref()?.get(&*local_key(claims)?)
     }
+}
+
+/// The local cache's key: the whole identity the answer depends on (two
+/// issuers may use the same `jti`; a subject mark depends on `sub`).
+fn local_key(claims: &RegisteredClaims) -> Option<Box<str>> {
+    let jti = claims.jti()?;
+    Some(
+        format!(
+            "{}\n{}\n{}\n{jti}",
+            claims.iss().unwrap_or(""),
+            claims.sub().unwrap_or(""),
+            claims.iat().unwrap_or(i64::MIN),
+        )
+        .into_boxed_str(),
+    )
 }
 
 impl Revocation for RedisRevocation {
