@@ -5,61 +5,19 @@
 //! Run: `cargo bench --features cache,issuer --bench cache`
 //! (`BENCH_QUICK=1` or `-- --test` skips the interleaved ratios.)
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
+mod support;
+
 use std::time::Instant;
 
 use criterion::Criterion;
-use http::header::AUTHORIZATION;
-use http::{HeaderValue, Request, Response, StatusCode};
-use tower::util::ServiceFn;
-use tower::{Layer, ServiceExt};
-use tower_jwt_auth::{Algorithm, Issuer, JwtAuth, JwtAuthLayer, TokenCache, Verifier};
-
-type Handler = fn(Request<()>) -> std::future::Ready<Result<Response<String>, Infallible>>;
-type Svc = JwtAuth<ServiceFn<Handler>>;
-
-fn handler(_req: Request<()>) -> std::future::Ready<Result<Response<String>, Infallible>> {
-    std::future::ready(Ok(Response::new(String::new())))
-}
-
-fn call(svc: &Svc, bearer: &HeaderValue) {
-    let req = Request::builder()
-        .header(AUTHORIZATION, black_box(bearer).clone())
-        .body(())
-        .expect("request");
-    let fut = pin!(svc.clone().oneshot(req));
-    match fut.poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(Ok(res)) => assert_eq!(res.status(), StatusCode::OK),
-        Poll::Ready(Err(never)) => match never {},
-        Poll::Pending => panic!("static keys never wait"),
-    }
-}
+use http::HeaderValue;
+use support::{Svc, call, quick, ratio, service};
+use tower_jwt_auth::{Algorithm, Issuer, JwtAuthLayer, TokenCache, Verifier};
 
 fn time(f: impl Fn()) -> f64 {
     let start = Instant::now();
     f();
     start.elapsed().as_secs_f64()
-}
-
-/// Median over interleaved rounds of `time(b) / time(a)`.
-fn ratio(rounds: usize, a: impl Fn(), b: impl Fn()) -> f64 {
-    let mut ratios: Vec<f64> = (0..rounds)
-        .map(|round| {
-            if round % 2 == 0 {
-                let ta = time(&a);
-                time(&b) / ta
-            } else {
-                let tb = time(&b);
-                tb / time(&a)
-            }
-        })
-        .collect();
-    ratios.sort_by(f64::total_cmp);
-    ratios[ratios.len() / 2]
 }
 
 fn main() {
@@ -75,11 +33,8 @@ fn main() {
         .build()
         .expect("verifier");
     let layer = JwtAuthLayer::new(verifier);
-    let plain = layer.clone().layer(tower::service_fn(handler as Handler));
-    let cached_layer = layer.cache(TokenCache::new());
-    let cached = cached_layer
-        .clone()
-        .layer(tower::service_fn(handler as Handler));
+    let plain = service(layer.clone());
+    let cached = service(layer.cache(TokenCache::new()));
 
     let bearer = |t: String| HeaderValue::from_str(&format!("Bearer {t}")).expect("header");
     let one = bearer(issuer.token("bench", "api"));
@@ -93,9 +48,7 @@ fn main() {
     group.finish();
     c.final_summary();
 
-    let quick = std::env::var_os("BENCH_QUICK").is_some()
-        || std::env::args().any(|a| a == "--test" || a == "--list");
-    if quick {
+    if quick() {
         return;
     }
     let hit = ratio(
@@ -137,7 +90,5 @@ fn cached_layer_fresh(issuer: &Issuer) -> Svc {
         .audience("api")
         .build()
         .expect("verifier");
-    JwtAuthLayer::new(verifier)
-        .cache(TokenCache::new())
-        .layer(tower::service_fn(handler as Handler))
+    service(JwtAuthLayer::new(verifier).cache(TokenCache::new()))
 }

@@ -6,47 +6,12 @@
 //! Run: `cargo bench --features jwks,issuer --bench jwks`
 //! (`BENCH_QUICK=1` or `-- --test` skips the interleaved ratio.)
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+mod support;
 
 use criterion::Criterion;
-use http::header::AUTHORIZATION;
-use http::{HeaderValue, Request, Response, StatusCode};
-use tower::util::ServiceFn;
-use tower::{Layer, ServiceExt};
-use tower_jwt_auth::{Algorithm, Issuer, JwksCache, JwtAuth, JwtAuthLayer, Verifier};
-
-type Handler = fn(Request<()>) -> std::future::Ready<Result<Response<String>, Infallible>>;
-type Svc = JwtAuth<ServiceFn<Handler>>;
-
-fn handler(_req: Request<()>) -> std::future::Ready<Result<Response<String>, Infallible>> {
-    std::future::ready(Ok(Response::new(String::new())))
-}
-
-fn call(svc: &Svc, bearer: &HeaderValue) {
-    let req = Request::builder()
-        .header(AUTHORIZATION, black_box(bearer).clone())
-        .body(())
-        .expect("request");
-    let fut = pin!(svc.clone().oneshot(req));
-    match fut.poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(Ok(res)) => assert_eq!(res.status(), StatusCode::OK),
-        Poll::Ready(Err(never)) => match never {},
-        Poll::Pending => panic!("a cached kid must not wait"),
-    }
-}
-
-fn time(n: u64, f: impl Fn()) -> f64 {
-    let start = Instant::now();
-    for _ in 0..n {
-        f();
-    }
-    start.elapsed().as_secs_f64()
-}
+use http::HeaderValue;
+use support::{call, quick, ratio, service};
+use tower_jwt_auth::{Algorithm, Issuer, JwksCache, JwtAuthLayer, Verifier};
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -74,8 +39,8 @@ fn main() {
         .audience("api")
         .build()
         .expect("verifier");
-    let svc = |v: Verifier| JwtAuthLayer::new(v).layer(tower::service_fn(handler as Handler));
-    let (remote, fixed) = (svc(remote), svc(fixed));
+    let remote = service(JwtAuthLayer::new(remote));
+    let fixed = service(JwtAuthLayer::new(fixed));
     let bearer =
         HeaderValue::from_str(&format!("Bearer {}", issuer.token("bench", "api"))).expect("header");
     call(&remote, &bearer);
@@ -88,27 +53,14 @@ fn main() {
     group.finish();
     c.final_summary();
 
-    let quick = std::env::var_os("BENCH_QUICK").is_some()
-        || std::env::args().any(|a| a == "--test" || a == "--list");
-    if !quick {
+    if !quick() {
         let n = 1000;
-        let mut ratios: Vec<f64> = (0..21)
-            .map(|round| {
-                if round % 2 == 0 {
-                    let s = time(n, || call(&fixed, &bearer));
-                    time(n, || call(&remote, &bearer)) / s
-                } else {
-                    let r = time(n, || call(&remote, &bearer));
-                    r / time(n, || call(&fixed, &bearer))
-                }
-            })
-            .collect();
-        ratios.sort_by(f64::total_cmp);
-        println!(
-            "\njwks_cache/static, median of {} interleaved rounds of {n}: {:.3}",
-            ratios.len(),
-            ratios[ratios.len() / 2]
+        let r = ratio(
+            21,
+            || (0..n).for_each(|_| call(&fixed, &bearer)),
+            || (0..n).for_each(|_| call(&remote, &bearer)),
         );
+        println!("\njwks_cache/static, median of 21 interleaved rounds of {n}: {r:.3}");
     }
     drop(rt);
 }

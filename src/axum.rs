@@ -8,7 +8,7 @@ use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 
 use crate::claims::Claims;
-use crate::layer::Anonymous;
+use crate::layer::{Found, find};
 
 /// Why `Claims<C>` could not be extracted.
 ///
@@ -67,15 +67,10 @@ where
 {
     type Rejection = ClaimsRejection;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        match parts.extensions.get::<Claims<C>>() {
-            Some(claims) => Ok(claims.clone()),
-            None if parts.extensions.get::<Anonymous>().is_some() => {
-                Err(ClaimsRejection::MissingToken)
-            }
-            None => Err(ClaimsRejection::MissingLayer {
-                claims_type: std::any::type_name::<C>(),
-            }),
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match <Claims<C> as OptionalFromRequestParts<S>>::from_request_parts(parts, state).await? {
+            Some(claims) => Ok(claims),
+            None => Err(ClaimsRejection::MissingToken),
         }
     }
 }
@@ -91,10 +86,10 @@ where
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        match parts.extensions.get::<Claims<C>>() {
-            Some(claims) => Ok(Some(claims.clone())),
-            None if parts.extensions.get::<Anonymous>().is_some() => Ok(None),
-            None => Err(ClaimsRejection::MissingLayer {
+        match find::<Claims<C>>(&parts.extensions) {
+            Found::Claims(claims) => Ok(Some(claims.clone())),
+            Found::Anonymous => Ok(None),
+            Found::NoLayer => Err(ClaimsRejection::MissingLayer {
                 claims_type: std::any::type_name::<C>(),
             }),
         }

@@ -11,7 +11,7 @@ use tonic::{Code, Status};
 
 use crate::claims::{Claims, JsonClaims};
 use crate::error::{AuthError, ErrorKind};
-use crate::layer::Anonymous;
+use crate::layer::{Found, find};
 
 /// Reads the verified claims from a [`tonic::Request`] in a gRPC handler.
 ///
@@ -48,11 +48,10 @@ pub trait GrpcClaims {
 
 impl<T> GrpcClaims for tonic::Request<T> {
     fn optional_claims_as<C: Send + Sync + 'static>(&self) -> Result<Option<Claims<C>>, Status> {
-        let ext = self.extensions();
-        match ext.get::<Claims<C>>() {
-            Some(claims) => Ok(Some(claims.clone())),
-            None if ext.get::<Anonymous>().is_some() => Ok(None),
-            None => {
+        match find::<Claims<C>>(self.extensions()) {
+            Found::Claims(claims) => Ok(Some(claims.clone())),
+            Found::Anonymous => Ok(None),
+            Found::NoLayer => {
                 tracing::error!(
                     claims_type = std::any::type_name::<C>(),
                     "no claims in the request: add JwtAuthLayer with Server::builder().layer(..) \

@@ -29,6 +29,24 @@ pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Anonymous;
 
+/// What the auth layer left in a request's extensions for a `T` it inserts
+/// (`Claims<C>` or the type-independent `TokenClaims`).
+pub(crate) enum Found<'a, T> {
+    Claims(&'a T),
+    /// The layer ran in optional mode and the request had no token.
+    Anonymous,
+    /// No `T`: no auth layer ran (or it inserts another claims type).
+    NoLayer,
+}
+
+pub(crate) fn find<T: Send + Sync + 'static>(ext: &http::Extensions) -> Found<'_, T> {
+    match ext.get::<T>() {
+        Some(t) => Found::Claims(t),
+        None if ext.get::<Anonymous>().is_some() => Found::Anonymous,
+        None => Found::NoLayer,
+    }
+}
+
 /// A tower layer that authenticates requests with a JWT.
 ///
 /// It finds the token (by default in `Authorization: Bearer`), verifies it
@@ -377,29 +395,11 @@ where
         let mut outcome = match decision {
             Decision::Done(outcome) => outcome,
             Decision::Fetch(token) => {
-                // Slow path: only for a key not cached yet. The inner
-                // service that was made ready goes with the request.
+                // Slow path: only for a key not cached yet.
                 let token = token.to_owned();
                 let layer = self.layer.clone();
-                let mut inner = self.take_inner();
-                let future = async move {
-                    let outcome = layer.finish_async(&token).await;
-                    observe::outcome(&Span::current(), &outcome, started);
-                    match outcome {
-                        Ok(Some(claims)) => {
-                            req.extensions_mut().insert(claims.token().clone());
-                            req.extensions_mut().insert(claims);
-                            inner.call(req).await
-                        }
-                        Ok(None) => inner.call(req).await,
-                        Err(error) => Ok(layer.rejection.on_rejection(&error, req.headers())),
-                    }
-                };
-                return ResponseFuture {
-                    kind: Kind::Fetching {
-                        future: Box::pin(future.instrument(span)),
-                    },
-                };
+                let check = async move { layer.finish_async(&token).await };
+                return self.later(req, span, started, check);
             }
         };
         #[cfg(feature = "revocation")]
@@ -409,51 +409,81 @@ where
                 Some(Err(error)) => outcome = Err(error),
                 None => {
                     // The store must be asked (a network round trip).
+                    let revoker = revoker.clone();
                     let Ok(Some(claims)) = outcome else {
                         unreachable!("matched above")
                     };
-                    let revoker = revoker.clone();
-                    let rejection = self.layer.rejection.clone();
-                    let mut inner = self.take_inner();
-                    let future = async move {
-                        let outcome = revoker
-                            .check(claims.registered())
-                            .await
-                            .map(|()| Some(claims));
-                        observe::outcome(&Span::current(), &outcome, started);
-                        match outcome {
-                            Ok(Some(claims)) => {
-                                req.extensions_mut().insert(claims.token().clone());
-                                req.extensions_mut().insert(claims);
-                                inner.call(req).await
-                            }
-                            Ok(None) => inner.call(req).await,
-                            Err(error) => Ok(rejection.on_rejection(&error, req.headers())),
-                        }
+                    let check = async move {
+                        let status = revoker.check(claims.registered()).await;
+                        status.map(|()| Some(claims))
                     };
-                    return ResponseFuture {
-                        kind: Kind::Fetching {
-                            future: Box::pin(future.instrument(span)),
-                        },
-                    };
+                    return self.later(req, span, started, check);
                 }
             }
         }
         observe::outcome(&span, &outcome, started);
         match outcome {
-            Ok(Some(claims)) => {
-                req.extensions_mut().insert(claims.token().clone());
-                req.extensions_mut().insert(claims);
-            }
-            Ok(None) => {
-                req.extensions_mut().insert(Anonymous);
-            }
+            Ok(claims) => admit(&mut req, claims),
             Err(error) => return self.reject(&error, &req),
         }
         ResponseFuture {
             kind: Kind::Inner {
                 future: self.inner.call(req),
             },
+        }
+    }
+}
+
+impl<S, C, R> JwtAuth<S, C, R> {
+    /// Finishes a request whose outcome needs I/O (a key fetch, a
+    /// revocation store): `check` decides, then the request goes on with
+    /// the inner service that was made ready, or is refused.
+    fn later<ReqBody, ResBody>(
+        &mut self,
+        mut req: Request<ReqBody>,
+        span: Span,
+        started: Option<std::time::Instant>,
+        check: impl Future<Output = Result<Option<Claims<C>>, AuthError>> + Send + 'static,
+    ) -> ResponseFuture<S::Future, ResBody, S::Error>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        C: Send + Sync + 'static,
+        R: OnRejection<ResBody> + Clone + Send + Sync + 'static,
+        ReqBody: Send + 'static,
+        ResBody: Default + Send + 'static,
+    {
+        let rejection = self.layer.rejection.clone();
+        let mut inner = self.take_inner();
+        let future = async move {
+            let outcome = check.await;
+            observe::outcome(&Span::current(), &outcome, started);
+            match outcome {
+                Ok(claims) => {
+                    admit(&mut req, claims);
+                    inner.call(req).await
+                }
+                Err(error) => Ok(rejection.on_rejection(&error, req.headers())),
+            }
+        };
+        ResponseFuture {
+            kind: Kind::Fetching {
+                future: Box::pin(future.instrument(span)),
+            },
+        }
+    }
+}
+
+/// Puts what the layer decided into the request: the verified claims (and
+/// their type-independent view, for guards), or the anonymous marker.
+fn admit<C: Send + Sync + 'static, B>(req: &mut Request<B>, claims: Option<Claims<C>>) {
+    match claims {
+        Some(claims) => {
+            req.extensions_mut().insert(claims.token().clone());
+            req.extensions_mut().insert(claims);
+        }
+        None => {
+            req.extensions_mut().insert(Anonymous);
         }
     }
 }

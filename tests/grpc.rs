@@ -2,13 +2,12 @@
 //! real tonic client: exact gRPC codes for every refusal, keys from a
 //! `JwksCache`, and the `examples/grpc.rs` process.
 
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+#[path = "support/example.rs"]
+mod example;
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
 use tonic::{Code, Request, Response, Status};
@@ -187,46 +186,14 @@ async fn provider_down_with_a_cold_cache_is_unavailable() {
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
 }
 
-fn example(name: &str) -> PathBuf {
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--all-features", "--example", name])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "building example {name}");
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grpc_example_end_to_end() {
-    let mut child = Command::new(example("grpc"))
-        .env("BIND", "127.0.0.1:0")
-        .env_remove("JWT_ISSUER")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut tokens = Vec::new();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(a) = line.strip_prefix("listening on ") {
-                return a.to_owned();
-            }
-            if let Some((_, t)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
-                tokens.push(t.to_owned());
-            }
-        }
-        panic!("the example exited before listening");
+    let started = example::start("grpc", |cmd| {
+        cmd.env_remove("JWT_ISSUER");
     })
-    .await
-    .unwrap();
+    .await;
+    let addr = started.addr;
+    let tokens: Vec<String> = started.exports.into_iter().map(|(_, t)| t).collect();
     let [user, admin] = <[String; 2]>::try_from(tokens).unwrap();
     let mut client = GreeterClient::connect(format!("http://{addr}"))
         .await

@@ -2,28 +2,14 @@
 //! it over HTTP on 127.0.0.1: with its built-in issuer (the README demo),
 //! and pointed at an identity provider by `JWT_ISSUER`.
 
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+#[path = "support/example.rs"]
+mod example;
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tower_jwt_auth::Issuer;
-
-/// Builds the example (a no-op when `cargo test` already did) and returns
-/// its path next to this test's binary.
-fn example(name: &str) -> PathBuf {
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--all-features", "--example", name])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "building example {name}");
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    dir.join("examples").join(name)
-}
 
 struct Server {
     base: String,
@@ -34,39 +20,28 @@ struct Server {
 
 impl Server {
     async fn start(env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(example("server"));
-        cmd.env("BIND", "127.0.0.1:0")
-            .env_remove("JWT_ISSUER")
-            .env_remove("JWT_AUDIENCE")
-            .env_remove("JWT_JWKS_URL")
-            .env_remove("JWT_COOKIE")
-            .env_remove("JWT_ALGORITHMS")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut exports = Vec::new();
-        let addr = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    return addr.trim().to_owned();
-                }
-                if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
-                    exports.push((k.to_owned(), v.to_owned()));
-                }
+        let started = example::start("server", |cmd| {
+            for var in [
+                "JWT_ISSUER",
+                "JWT_AUDIENCE",
+                "JWT_JWKS_URL",
+                "JWT_COOKIE",
+                "JWT_ALGORITHMS",
+                "JWT_TOKEN_CACHE",
+            ] {
+                cmd.env_remove(var);
             }
-            panic!("the server exited before listening");
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
         })
-        .await
-        .expect("no `listening on` line within 30 s");
+        .await;
+        let addr = started.addr;
         assert!(addr.starts_with("127.0.0.1:"), "{addr}");
         Server {
             base: format!("http://{addr}"),
-            exports,
-            _child: child,
+            exports: started.exports,
+            _child: started.child,
         }
     }
 
@@ -251,7 +226,7 @@ async fn pointed_at_an_identity_provider() {
 
 #[tokio::test]
 async fn an_issuer_without_an_audience_is_refused_at_start() {
-    let out = Command::new(example("server"))
+    let out = Command::new(example::path("server"))
         .env("BIND", "127.0.0.1:0")
         .env("JWT_ISSUER", "https://login.example.com")
         .env_remove("JWT_AUDIENCE")

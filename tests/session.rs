@@ -5,52 +5,22 @@
 #[path = "support/redis.rs"]
 mod redis;
 
-use std::path::PathBuf;
-use std::process::Stdio;
+#[path = "support/example.rs"]
+mod example;
+
 use std::time::Duration;
 
 use redis::Redis;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-fn example(name: &str) -> PathBuf {
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--all-features", "--example", name])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "building example {name}");
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name)
-}
+use tokio::process::Child;
 
 async fn start(redis: &Redis) -> (String, Child) {
-    let mut child = Command::new(example("session"))
-        .env("BIND", "127.0.0.1:0")
-        .env("REDIS_URL", redis.url())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(a) = line.strip_prefix("listening on ") {
-                return a.to_owned();
-            }
-        }
-        panic!("the session example exited before listening");
+    let started = example::start("session", |cmd| {
+        cmd.env("REDIS_URL", redis.url());
     })
-    .await
-    .unwrap();
-    (format!("http://{addr}"), child)
+    .await;
+    (format!("http://{}", started.addr), started.child)
 }
 
 /// Tokens from one answer's `Set-Cookie` headers.

@@ -29,7 +29,7 @@ pub use source::ClaimSource;
 
 use crate::claims::{Claims, JsonClaims, TokenClaims};
 use crate::error::AuthError;
-use crate::layer::{Anonymous, ResponseFuture};
+use crate::layer::{Found, ResponseFuture, find};
 use crate::reject::{DefaultRejection, OnRejection, is_grpc};
 
 /// A set of wanted values (roles or scopes), where to look for them, and
@@ -89,10 +89,10 @@ const WRONG_TYPE: &str = "RequireClaims::<C> found no Claims<C> of its type: mak
     type the one given to JwtAuthLayer::claims::<C>()";
 
 fn token_claims(ext: &Extensions) -> Result<&TokenClaims, Verdict> {
-    match ext.get::<TokenClaims>() {
-        Some(t) => Ok(t),
-        None if ext.get::<Anonymous>().is_some() => Err(Verdict::Deny(AuthError::MissingToken)),
-        None => Err(Verdict::NotWired(NO_LAYER)),
+    match find::<TokenClaims>(ext) {
+        Found::Claims(t) => Ok(t),
+        Found::Anonymous => Err(Verdict::Deny(AuthError::MissingToken)),
+        Found::NoLayer => Err(Verdict::NotWired(NO_LAYER)),
     }
 }
 
@@ -165,15 +165,6 @@ impl<R> RequireRole<R> {
         self
     }
 
-    /// Answers refusals with `rejection` instead of [`DefaultRejection`].
-    pub fn on_rejection<R2>(self, rejection: R2) -> RequireRole<R2> {
-        RequireRole {
-            rule: self.rule,
-            paths: self.paths,
-            rejection,
-        }
-    }
-
     /// Applies the guard only to requests whose path is one of `paths`
     /// (an entry ending in `/` is a prefix); others pass unchecked. For
     /// gRPC, where one layer wraps the whole server, a path is a method:
@@ -229,32 +220,6 @@ fn scope_verdict(rule: &Rule, claims: &TokenClaims) -> Result<(), AuthError> {
         Err(AuthError::InsufficientScope {
             required: rule.list(" "),
         })
-    }
-}
-
-impl<R: fmt::Debug> fmt::Debug for RequireRole<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequireRole")
-            .field("rule", &self.rule)
-            .field("rejection", &self.rejection)
-            .finish()
-    }
-}
-
-impl<S, R: Clone> Layer<S> for RequireRole<R> {
-    type Service = Guard<S, R>;
-
-    fn layer(&self, inner: S) -> Guard<S, R> {
-        let rule = self.rule.clone();
-        Guard::new(
-            inner,
-            self.rejection.clone(),
-            self.paths.clone(),
-            Arc::new(move |ext| match token_claims(ext) {
-                Ok(t) => role_verdict(&rule, t).map_or_else(Verdict::Deny, |()| Verdict::Allow),
-                Err(v) => v,
-            }),
-        )
     }
 }
 
@@ -316,15 +281,6 @@ impl<R> RequireScope<R> {
         self
     }
 
-    /// Answers refusals with `rejection` instead of [`DefaultRejection`].
-    pub fn on_rejection<R2>(self, rejection: R2) -> RequireScope<R2> {
-        RequireScope {
-            rule: self.rule,
-            paths: self.paths,
-            rejection,
-        }
-    }
-
     /// Applies the guard only to these request paths (gRPC methods); see
     /// [`RequireRole::paths`].
     pub fn paths<S: Into<String>>(mut self, paths: impl IntoIterator<Item = S>) -> Self {
@@ -350,31 +306,52 @@ impl<R> RequireScope<R> {
     }
 }
 
-impl<R: fmt::Debug> fmt::Debug for RequireScope<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequireScope")
-            .field("rule", &self.rule)
-            .field("rejection", &self.rejection)
-            .finish()
-    }
+/// What `RequireRole` and `RequireScope` share: they differ only in where
+/// they look by default and in how a refusal reads (`verdict`).
+macro_rules! rule_guard {
+    ($name:ident, $verdict:ident) => {
+        impl<R> $name<R> {
+            /// Answers refusals with `rejection` instead of [`DefaultRejection`].
+            pub fn on_rejection<R2>(self, rejection: R2) -> $name<R2> {
+                $name {
+                    rule: self.rule,
+                    paths: self.paths,
+                    rejection,
+                }
+            }
+        }
+
+        impl<R: fmt::Debug> fmt::Debug for $name<R> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("rule", &self.rule)
+                    .field("paths", &self.paths)
+                    .field("rejection", &self.rejection)
+                    .finish()
+            }
+        }
+
+        impl<S, R: Clone> Layer<S> for $name<R> {
+            type Service = Guard<S, R>;
+
+            fn layer(&self, inner: S) -> Guard<S, R> {
+                let rule = self.rule.clone();
+                Guard::new(
+                    inner,
+                    self.rejection.clone(),
+                    self.paths.clone(),
+                    Arc::new(move |ext| match token_claims(ext) {
+                        Ok(t) => $verdict(&rule, t).map_or_else(Verdict::Deny, |()| Verdict::Allow),
+                        Err(v) => v,
+                    }),
+                )
+            }
+        }
+    };
 }
 
-impl<S, R: Clone> Layer<S> for RequireScope<R> {
-    type Service = Guard<S, R>;
-
-    fn layer(&self, inner: S) -> Guard<S, R> {
-        let rule = self.rule.clone();
-        Guard::new(
-            inner,
-            self.rejection.clone(),
-            self.paths.clone(),
-            Arc::new(move |ext| match token_claims(ext) {
-                Ok(t) => scope_verdict(&rule, t).map_or_else(Verdict::Deny, |()| Verdict::Allow),
-                Err(v) => v,
-            }),
-        )
-    }
-}
+rule_guard!(RequireRole, role_verdict);
+rule_guard!(RequireScope, scope_verdict);
 
 /// Requires the claims to satisfy a predicate; a refusal is 403.
 ///
@@ -494,14 +471,17 @@ where
             inner,
             self.rejection.clone(),
             self.paths.clone(),
-            Arc::new(move |ext| match ext.get::<Claims<C>>() {
-                Some(claims) => this
+            Arc::new(move |ext| match find::<Claims<C>>(ext) {
+                Found::Claims(claims) => this
                     .check(claims)
                     .map_or_else(Verdict::Deny, |()| Verdict::Allow),
-                None => match token_claims(ext) {
-                    Ok(_) => Verdict::NotWired(WRONG_TYPE),
-                    Err(v) => v,
-                },
+                Found::Anonymous => Verdict::Deny(AuthError::MissingToken),
+                // Verified claims of another type: the layer's claims type
+                // is not the predicate's.
+                Found::NoLayer if ext.get::<TokenClaims>().is_some() => {
+                    Verdict::NotWired(WRONG_TYPE)
+                }
+                Found::NoLayer => Verdict::NotWired(NO_LAYER),
             }),
         )
     }
