@@ -21,7 +21,7 @@
 //! |---|---|
 //! | `GET /health` | 200, no authentication |
 //! | `GET /ready` | 200 once signing keys are cached, else 503 (readiness probe) |
-//! | `GET /me` | the verified claims as JSON, for any valid token |
+//! | `GET /me` | the verified claims as JSON, for any valid token (`"sub": null` when the token has none) |
 //! | `GET /admin` | role `admin` in `roles` or Keycloak's `realm_access.roles`, else 403 |
 //! | `GET /write` | scope `write` in `scope` or `scp`, else 403 `insufficient_scope` |
 //! | `GET /maybe` | optional: `{"sub": null}` without a token, the `sub` with a valid one, 401 with a bad one |
@@ -61,10 +61,16 @@ fn algorithms() -> Result<Vec<Algorithm>, Box<dyn Error>> {
 
 async fn me(claims: Claims) -> impl IntoResponse {
     // The verified payload as it came: a JSON object, no re-serializing.
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        claims.json().to_owned(),
-    )
+    // A token without `sub` (say, a client-credentials token) still answers
+    // with a `"sub": null` member, as the contract says.
+    let body = if claims.sub().is_some() {
+        claims.json().to_owned()
+    } else {
+        let mut payload = claims.custom().clone();
+        payload.insert("sub".into(), Value::Null);
+        Value::Object(payload).to_string()
+    };
+    ([(header::CONTENT_TYPE, "application/json")], body)
 }
 
 async fn admin(claims: Claims) -> Json<Value> {

@@ -148,7 +148,7 @@ impl App {
             .await
             .map_err(|e| e.to_string())?;
         self.revoked
-            .revoke_subject(sub, now())
+            .revoke_subject(ISSUER, sub, now())
             .await
             .map_err(|e| e.to_string())
     }
@@ -258,7 +258,7 @@ async fn refresh(State(app): Shared, headers: HeaderMap) -> Response {
 
 async fn logout(State(app): Shared, claims: Claims, headers: HeaderMap) -> Response {
     if let (Some(jti), Some(exp)) = (claims.jti(), claims.exp())
-        && let Err(e) = app.revoked.revoke(jti, exp).await
+        && let Err(e) = app.revoked.revoke(ISSUER, jti, exp).await
     {
         return unavailable(&e);
     }

@@ -4,8 +4,8 @@ use std::fmt;
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
+use http::StatusCode;
 use http::request::Parts;
-use http::{HeaderValue, StatusCode, header};
 
 use crate::claims::Claims;
 use crate::layer::{Found, find};
@@ -48,11 +48,9 @@ impl std::error::Error for ClaimsRejection {}
 impl IntoResponse for ClaimsRejection {
     fn into_response(self) -> Response {
         match self {
-            ClaimsRejection::MissingToken => (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
-            )
-                .into_response(),
+            ClaimsRejection::MissingToken => {
+                crate::reject::DefaultRejection::inner_refusal(crate::AuthError::MissingToken)
+            }
             ClaimsRejection::MissingLayer { .. } => {
                 (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
             }
@@ -98,7 +96,9 @@ where
 
 /// The [`DefaultRejection`](crate::DefaultRejection) HTTP answer, so
 /// handlers can return `Result<_, AuthError>`, for example from
-/// [`RequireScope::check`](crate::RequireScope::check).
+/// [`RequireScope::check`](crate::RequireScope::check). Behind an auth
+/// layer, the layer renders it again with its own configuration (realm,
+/// gRPC form, custom rejection).
 ///
 /// ```
 /// use axum::response::IntoResponse;
@@ -110,6 +110,6 @@ where
 /// ```
 impl IntoResponse for crate::AuthError {
     fn into_response(self) -> Response {
-        crate::DefaultRejection::default().http(&self)
+        crate::reject::DefaultRejection::inner_refusal(self)
     }
 }

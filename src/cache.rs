@@ -104,6 +104,9 @@ impl TokenCache {
 struct Entry<C> {
     claims: Claims<C>,
     key: Fingerprint,
+    /// The leeway of the verifier that accepted the token (with several
+    /// issuers, that tenant's).
+    leeway: f64,
 }
 
 impl<C> Clone for Entry<C> {
@@ -111,12 +114,13 @@ impl<C> Clone for Entry<C> {
         Entry {
             claims: self.claims.clone(),
             key: self.key,
+            leeway: self.leeway,
         }
     }
 }
 
-/// Evicts an entry when its token expires (`exp`; a token without `exp`
-/// is kept at most an hour).
+/// Evicts an entry when its token expires (`exp` plus the leeway; a token
+/// without `exp` is kept at most an hour).
 struct UntilExp;
 
 impl<C> Expiry<Arc<str>, Entry<C>> for UntilExp {
@@ -127,7 +131,9 @@ impl<C> Expiry<Arc<str>, Entry<C>> for UntilExp {
         _created_at: Instant,
     ) -> Option<Duration> {
         let left = match entry.claims.exp() {
-            Some(exp) => (exp - now_secs()).max(0) as u64,
+            Some(exp) => (exp.saturating_add(entry.leeway.ceil() as i64))
+                .saturating_sub(now_secs())
+                .max(0) as u64,
             None => 3600,
         };
         Some(Duration::from_secs(left.min(3600 * 24)))
@@ -194,10 +200,9 @@ impl<C: Send + Sync + 'static> Store<C> {
 
     fn lookup(&self, token: &str, verifier: &Verifier) -> Option<Claims<C>> {
         let entry = self.cache.get(token)?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        let leeway = verifier.leeway_secs();
+        // A clock that cannot be read: no hit; the verifier then refuses.
+        let now = verifier.now().ok()?;
+        let leeway = entry.leeway;
         // Registered times are whole seconds, truncated: `exp` can only
         // look earlier than it is (stricter); `nbf` passed when stored and
         // time only moves on.
@@ -225,6 +230,7 @@ impl<C: Send + Sync + 'static> Store<C> {
             Entry {
                 claims: verified.claims.clone(),
                 key: verified.key,
+                leeway: verified.leeway,
             },
         );
     }

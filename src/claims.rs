@@ -216,24 +216,125 @@ impl RegisteredClaims {
 }
 
 /// The registered claims as read for validation, borrowing from the payload.
-/// Duplicate members are an error (serde refuses a repeated field), and so
-/// is a member of the wrong JSON type.
-#[derive(Deserialize)]
+///
+/// Read in one strict pass over the whole payload: a repeated registered
+/// claim is an error, and so is a registered claim of the wrong JSON type;
+/// every other member is parsed as JSON too (not skipped), so a payload a
+/// standard parser refuses (a number out of range such as `1e400`, a lone
+/// surrogate escape) is an error here rather than a `null` later. Error
+/// messages name the claim, never its value.
+#[derive(Default)]
 pub(crate) struct RawClaims<'a> {
-    #[serde(borrow, default)]
     pub(crate) iss: Option<Text<'a>>,
-    #[serde(borrow, default)]
     pub(crate) sub: Option<Text<'a>>,
-    #[serde(borrow, default)]
     pub(crate) aud: Option<Audience<'a>>,
-    #[serde(default)]
     pub(crate) exp: Option<NumericDate>,
-    #[serde(default)]
     pub(crate) nbf: Option<NumericDate>,
-    #[serde(default)]
     pub(crate) iat: Option<NumericDate>,
-    #[serde(borrow, default)]
     pub(crate) jti: Option<Text<'a>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawClaims<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = RawClaims<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object of claims")
+            }
+            fn visit_map<M: de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<RawClaims<'a>, M::Error> {
+                let mut raw = RawClaims::default();
+                let mut seen = [false; 7];
+                while let Some(name) = map.next_key::<Text<'de>>()? {
+                    let slot = match &*name {
+                        "iss" => 0,
+                        "sub" => 1,
+                        "aud" => 2,
+                        "exp" => 3,
+                        "nbf" => 4,
+                        "iat" => 5,
+                        "jti" => 6,
+                        _ => {
+                            map.next_value::<StrictAny>()?;
+                            continue;
+                        }
+                    };
+                    let claim = REGISTERED[slot];
+                    if std::mem::replace(&mut seen[slot], true) {
+                        return Err(de::Error::custom(format_args!("`{claim}` is repeated")));
+                    }
+                    let bad = |_| {
+                        de::Error::custom(format_args!(
+                            "`{claim}` has the wrong JSON type for a registered claim"
+                        ))
+                    };
+                    match slot {
+                        0 => raw.iss = map.next_value().map_err(bad)?,
+                        1 => raw.sub = map.next_value().map_err(bad)?,
+                        2 => raw.aud = map.next_value().map_err(bad)?,
+                        3 => raw.exp = map.next_value().map_err(bad)?,
+                        4 => raw.nbf = map.next_value().map_err(bad)?,
+                        5 => raw.iat = map.next_value().map_err(bad)?,
+                        _ => raw.jti = map.next_value().map_err(bad)?,
+                    }
+                }
+                Ok(raw)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+const REGISTERED: [&str; 7] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
+
+/// Any JSON value, parsed (not merely skipped) and dropped: numbers are
+/// converted, so one out of range is an error, as are bad string escapes.
+struct StrictAny;
+
+impl<'de> Deserialize<'de> for StrictAny {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StrictAny;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<StrictAny, E> {
+                Ok(StrictAny)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<StrictAny, E> {
+                Ok(StrictAny)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<StrictAny, E> {
+                Ok(StrictAny)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<StrictAny, E> {
+                if v.is_finite() {
+                    Ok(StrictAny)
+                } else {
+                    Err(E::custom("a number is out of range"))
+                }
+            }
+            fn visit_str<E>(self, _: &str) -> Result<StrictAny, E> {
+                Ok(StrictAny)
+            }
+            fn visit_unit<E>(self) -> Result<StrictAny, E> {
+                Ok(StrictAny)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<StrictAny, A::Error> {
+                while seq.next_element::<StrictAny>()?.is_some() {}
+                Ok(StrictAny)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<StrictAny, A::Error> {
+                while map.next_entry::<StrictAny, StrictAny>()?.is_some() {}
+                Ok(StrictAny)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl RawClaims<'_> {
@@ -343,6 +444,23 @@ mod tests {
         assert_eq!(reg.exp(), Some(1));
         assert_eq!(reg.aud(), ["a", "b"]);
         assert_eq!(reg.sub(), Some("xA"));
+    }
+
+    #[test]
+    fn the_whole_payload_is_parsed_strictly() {
+        for bad in [
+            r#"{"x":1e400}"#,
+            r#"{"x":[{"y":-1e999}]}"#,
+            r#"{"x":"\ud800"}"#,
+            r#"{"exp":1,"exp":2}"#,
+            r#"{"exp":null,"exp":2}"#,
+            r#"{"\u0065xp":1,"exp":2}"#,
+        ] {
+            assert!(raw(bad).is_err(), "{bad}");
+        }
+        let err = raw(r#"{"exp":"s3cret"}"#).err().unwrap().to_string();
+        assert!(err.contains("`exp`") && !err.contains("s3cret"), "{err}");
+        assert!(raw(r#"{"x":[1e300,{"y":null}],"z":"\ud83d\ude00"}"#).is_ok());
     }
 
     #[test]

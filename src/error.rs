@@ -49,9 +49,10 @@ impl ErrorKind {
 
 /// Why a request was refused.
 ///
-/// `Display` gives a message for logs and developers; the text sent to the
-/// client (`error_description`) is [`AuthError::description`], which never
-/// contains the token or any part of it.
+/// `Display` gives a message for logs and developers: it never contains the
+/// token, a claim value, or more than a short escaped excerpt of a header
+/// field. The text sent to the client (`error_description`) is
+/// [`AuthError::description`].
 ///
 /// ```
 /// use tower_jwt_auth::{AuthError, ErrorKind};
@@ -60,13 +61,14 @@ impl ErrorKind {
 /// assert_eq!(err.kind(), ErrorKind::Unauthenticated);
 /// assert_eq!(err.to_string(), "the token has expired (exp is in the past)");
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum AuthError {
     /// No token was found in any configured source.
     MissingToken,
-    /// More than one `Authorization` header (or more than one value of a
-    /// configured token header) was sent.
+    /// More than one `Authorization` header, more than one value of a
+    /// configured token header, or two different cookies with the token's
+    /// name (cookie tossing) were sent.
     MultipleTokens,
     /// The token is longer than the configured limit.
     TokenTooLarge {
@@ -75,11 +77,13 @@ pub enum AuthError {
         /// The configured limit in bytes.
         limit: usize,
     },
-    /// The token is not a well-formed compact JWS.
+    /// The token is not a well-formed compact JWS, or its payload is not
+    /// JSON a standard parser accepts (for example a number out of range).
     Malformed(&'static str),
     /// The token is a JWE (five segments); only signed tokens are accepted.
     Encrypted,
-    /// The `alg` header names an algorithm that is not allowed (this includes `none`).
+    /// The `alg` header names an algorithm that is not allowed (this includes
+    /// `none`); the name is a short escaped excerpt.
     AlgorithmNotAllowed(String),
     /// The header carries a member that would let the token choose its own key
     /// (`jwk`, `jku`, `x5u`, `x5c`); such tokens are always refused.
@@ -98,25 +102,35 @@ pub enum AuthError {
     Expired,
     /// The token's `nbf` is in the future (beyond the leeway).
     NotYetValid,
+    /// The token's `iat` is in the future (beyond the leeway): it claims to
+    /// be issued later than now.
+    IssuedInFuture,
     /// A required claim is absent.
     MissingClaim(String),
-    /// A registered claim has the wrong JSON type (for example `exp` as a string).
+    /// A registered claim has the wrong JSON type or value (for example
+    /// `exp` as a string); the text names the claim, never its value.
     InvalidClaim(String),
     /// The `iss` claim is not the configured issuer.
     InvalidIssuer,
     /// The `aud` claim does not contain a configured audience.
     InvalidAudience,
     /// The claims could not be deserialized into the application's claims type.
-    ClaimsShape(serde_json::Error),
+    ClaimsShape(ShapeError),
     /// The keys to verify the token cannot be had right now (the identity
     /// provider is unreachable and no usable cached keys remain).
     KeysUnavailable(String),
+    /// The verifier's clock cannot be read (or reads before 1970): no token
+    /// can be checked for expiry, so none is accepted.
+    ClockUnavailable,
     /// The token was revoked (its `jti`, or every token of its subject
-    /// issued before a time), see [`Revocation`](crate::Revocation).
+    /// issued before a time), see `Revocation` (feature `revocation`).
     Revoked,
     /// The revocation store cannot be asked right now and the policy is to
     /// fail closed.
     RevocationUnavailable(String),
+    /// A state-changing request carried its token in a cookie and came
+    /// from another site (see [`CsrfPolicy`](crate::CsrfPolicy)).
+    CrossSiteRequest,
     /// The caller lacks a required role or permission.
     Forbidden(String),
     /// The caller's token lacks a required scope.
@@ -126,96 +140,286 @@ pub enum AuthError {
     },
 }
 
+/// Why verified claims do not fit the application's claims type: a
+/// message with claim values removed. The parser's own error is its
+/// [`source`](std::error::Error::source).
+#[derive(Debug, Clone)]
+pub struct ShapeError {
+    message: Box<str>,
+    source: std::sync::Arc<serde_json::Error>,
+}
+
+impl ShapeError {
+    pub(crate) fn new(error: serde_json::Error) -> Self {
+        ShapeError {
+            message: redact(&error.to_string()).into_boxed_str(),
+            source: std::sync::Arc::new(error),
+        }
+    }
+}
+
+impl fmt::Display for ShapeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ShapeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// A serde message without the values it quotes: `invalid type: string
+/// "x", expected u64` becomes `invalid type: string "…", expected u64`.
+/// The names in `missing field` and `duplicate field` (the application's
+/// own field names) are kept; every other quoted or backticked text goes.
+fn redact(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(256));
+    let mut rest = message;
+    while let Some(at) = rest.find(['"', '`']) {
+        let quote = rest.as_bytes()[at] as char;
+        let (before, after) = rest.split_at(at);
+        out.push_str(before);
+        let Some(close) = after[1..].find(quote) else {
+            out.push(quote);
+            out.push('…');
+            rest = "";
+            break;
+        };
+        let inner = &after[1..1 + close];
+        let keep = quote == '`'
+            && (before.ends_with("missing field ") || before.ends_with("duplicate field "));
+        out.push(quote);
+        if keep {
+            out.push_str(&crate::observe::excerpt(inner));
+        } else {
+            out.push('…');
+        }
+        out.push(quote);
+        rest = &after[close + 2..];
+    }
+    out.push_str(rest);
+    if out.len() > 256 {
+        let mut cut = 256;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}
+
+/// How one kind of refusal is answered: one row per variant.
+struct Meta {
+    kind: ErrorKind,
+    /// RFC 6750 `error`, none when no token was sent.
+    code: Option<&'static str>,
+    /// Client-safe `error_description`.
+    description: &'static str,
+    /// Stable short name for logs and metrics.
+    reason: &'static str,
+}
+
+const fn meta(
+    kind: ErrorKind,
+    code: Option<&'static str>,
+    description: &'static str,
+    reason: &'static str,
+) -> Meta {
+    Meta {
+        kind,
+        code,
+        description,
+        reason,
+    }
+}
+
+const INVALID_TOKEN: Option<&str> = Some("invalid_token");
+const INVALID_REQUEST: Option<&str> = Some("invalid_request");
+// RFC 6750 §3.1: "requires higher privileges than provided by the access
+// token", which a missing role is too.
+const INSUFFICIENT_SCOPE: Option<&str> = Some("insufficient_scope");
+
 impl AuthError {
-    /// What this error means for the caller.
-    pub fn kind(&self) -> ErrorKind {
+    fn meta(&self) -> Meta {
+        use ErrorKind::{BadRequest, Forbidden, Unauthenticated as Unauth, Unavailable};
         match self {
-            AuthError::MultipleTokens => ErrorKind::BadRequest,
-            AuthError::KeysUnavailable(_) | AuthError::RevocationUnavailable(_) => {
-                ErrorKind::Unavailable
+            AuthError::MissingToken => meta(Unauth, None, "no access token", "missing_token"),
+            AuthError::MultipleTokens => meta(
+                BadRequest,
+                INVALID_REQUEST,
+                "more than one access token in the request",
+                "multiple_tokens",
+            ),
+            AuthError::TokenTooLarge { .. } => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "the access token is too large",
+                "too_large",
+            ),
+            AuthError::Malformed(_) => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "the access token is malformed",
+                "malformed",
+            ),
+            AuthError::Encrypted => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "encrypted tokens are not accepted",
+                "encrypted",
+            ),
+            AuthError::AlgorithmNotAllowed(_) => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "the token algorithm is not allowed",
+                "alg_not_allowed",
+            ),
+            AuthError::ForbiddenHeader(_) => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "the token header carries a key reference",
+                "forbidden_header",
+            ),
+            AuthError::UnsupportedCrit => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "the token has unsupported critical header parameters",
+                "unsupported_crit",
+            ),
+            AuthError::InvalidType => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "the token type is not accepted",
+                "invalid_typ",
+            ),
+            AuthError::UnknownKid => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "no key matches the token",
+                "unknown_kid",
+            ),
+            AuthError::NoMatchingKey => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "no key matches the token",
+                "no_matching_key",
+            ),
+            AuthError::InvalidSignature => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "the token signature is invalid",
+                "bad_signature",
+            ),
+            AuthError::Expired => {
+                meta(Unauth, INVALID_TOKEN, "the access token expired", "expired")
             }
-            AuthError::Forbidden(_) | AuthError::InsufficientScope { .. } => ErrorKind::Forbidden,
-            _ => ErrorKind::Unauthenticated,
+            AuthError::NotYetValid => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "the access token is not yet valid",
+                "not_yet_valid",
+            ),
+            AuthError::IssuedInFuture => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "the access token is issued in the future",
+                "issued_in_future",
+            ),
+            AuthError::MissingClaim(_) => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "the token lacks a required claim",
+                "missing_claim",
+            ),
+            AuthError::InvalidClaim(_) => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "the token has a malformed claim",
+                "invalid_claim",
+            ),
+            AuthError::InvalidIssuer => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "the token issuer is not accepted",
+                "invalid_issuer",
+            ),
+            AuthError::InvalidAudience => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "the token audience is not accepted",
+                "invalid_audience",
+            ),
+            AuthError::ClaimsShape(_) => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "the token claims have an unexpected shape",
+                "claims_shape",
+            ),
+            AuthError::KeysUnavailable(_) => meta(
+                Unavailable,
+                None,
+                "the signing keys are temporarily unavailable",
+                "keys_unavailable",
+            ),
+            AuthError::ClockUnavailable => meta(
+                Unavailable,
+                None,
+                "the server cannot check token lifetimes right now",
+                "clock_unavailable",
+            ),
+            AuthError::Revoked => meta(Unauth, INVALID_TOKEN, "token revoked", "revoked"),
+            AuthError::RevocationUnavailable(_) => meta(
+                Unavailable,
+                None,
+                "token revocation cannot be checked right now",
+                "revocation_unavailable",
+            ),
+            AuthError::CrossSiteRequest => meta(
+                Forbidden,
+                INVALID_REQUEST,
+                "cross-site request with a cookie token refused",
+                "cross_site",
+            ),
+            AuthError::Forbidden(_) => meta(
+                Forbidden,
+                INSUFFICIENT_SCOPE,
+                "the caller is not allowed to access this resource",
+                "forbidden",
+            ),
+            AuthError::InsufficientScope { .. } => meta(
+                Forbidden,
+                INSUFFICIENT_SCOPE,
+                "the access token lacks a required scope",
+                "insufficient_scope",
+            ),
         }
     }
 
-    /// The RFC 6750 error code: `None` when no token was sent (the answer then
-    /// carries no error code), `invalid_request`, `invalid_token` or
-    /// `insufficient_scope`.
+    /// What this error means for the caller.
+    pub fn kind(&self) -> ErrorKind {
+        self.meta().kind
+    }
+
+    /// The RFC 6750 error code: `None` when no token was sent or the server
+    /// cannot decide right now (the answer then carries no error code),
+    /// `invalid_request`, `invalid_token` or `insufficient_scope`.
     pub fn error_code(&self) -> Option<&'static str> {
-        match self {
-            AuthError::MissingToken
-            | AuthError::KeysUnavailable(_)
-            | AuthError::RevocationUnavailable(_) => None,
-            AuthError::MultipleTokens => Some("invalid_request"),
-            // RFC 6750 §3.1: "requires higher privileges than provided by
-            // the access token", which a missing role is too.
-            AuthError::Forbidden(_) | AuthError::InsufficientScope { .. } => {
-                Some("insufficient_scope")
-            }
-            _ => Some("invalid_token"),
-        }
+        self.meta().code
     }
 
     /// A short description safe to send to the client: it never contains
     /// the token, and it uses only the characters RFC 6750 allows in
     /// `error_description` (printable ASCII without `"` and `\`).
     pub fn description(&self) -> &'static str {
-        match self {
-            AuthError::MissingToken => "no access token",
-            AuthError::MultipleTokens => "more than one access token in the request",
-            AuthError::TokenTooLarge { .. } => "the access token is too large",
-            AuthError::Malformed(_) => "the access token is malformed",
-            AuthError::Encrypted => "encrypted tokens are not accepted",
-            AuthError::AlgorithmNotAllowed(_) => "the token algorithm is not allowed",
-            AuthError::ForbiddenHeader(_) => "the token header carries a key reference",
-            AuthError::UnsupportedCrit => "the token has unsupported critical header parameters",
-            AuthError::InvalidType => "the token type is not accepted",
-            AuthError::UnknownKid | AuthError::NoMatchingKey => "no key matches the token",
-            AuthError::InvalidSignature => "the token signature is invalid",
-            AuthError::Expired => "the access token expired",
-            AuthError::NotYetValid => "the access token is not yet valid",
-            AuthError::MissingClaim(_) => "the token lacks a required claim",
-            AuthError::InvalidClaim(_) => "the token has a malformed claim",
-            AuthError::InvalidIssuer => "the token issuer is not accepted",
-            AuthError::InvalidAudience => "the token audience is not accepted",
-            AuthError::ClaimsShape(_) => "the token claims have an unexpected shape",
-            AuthError::KeysUnavailable(_) => "the signing keys are temporarily unavailable",
-            AuthError::Revoked => "token revoked",
-            AuthError::RevocationUnavailable(_) => "token revocation cannot be checked right now",
-            AuthError::Forbidden(_) => "the caller is not allowed to access this resource",
-            AuthError::InsufficientScope { .. } => "the access token lacks a required scope",
-        }
+        self.meta().description
     }
 
     /// A stable short name for logs and metrics (`expired`, `bad_signature`, ...).
     pub fn reason(&self) -> &'static str {
-        match self {
-            AuthError::MissingToken => "missing_token",
-            AuthError::MultipleTokens => "multiple_tokens",
-            AuthError::TokenTooLarge { .. } => "too_large",
-            AuthError::Malformed(_) => "malformed",
-            AuthError::Encrypted => "encrypted",
-            AuthError::AlgorithmNotAllowed(_) => "alg_not_allowed",
-            AuthError::ForbiddenHeader(_) => "forbidden_header",
-            AuthError::UnsupportedCrit => "unsupported_crit",
-            AuthError::InvalidType => "invalid_typ",
-            AuthError::UnknownKid => "unknown_kid",
-            AuthError::NoMatchingKey => "no_matching_key",
-            AuthError::InvalidSignature => "bad_signature",
-            AuthError::Expired => "expired",
-            AuthError::NotYetValid => "not_yet_valid",
-            AuthError::MissingClaim(_) => "missing_claim",
-            AuthError::InvalidClaim(_) => "invalid_claim",
-            AuthError::InvalidIssuer => "invalid_issuer",
-            AuthError::InvalidAudience => "invalid_audience",
-            AuthError::ClaimsShape(_) => "claims_shape",
-            AuthError::KeysUnavailable(_) => "keys_unavailable",
-            AuthError::Revoked => "revoked",
-            AuthError::RevocationUnavailable(_) => "revocation_unavailable",
-            AuthError::Forbidden(_) => "forbidden",
-            AuthError::InsufficientScope { .. } => "insufficient_scope",
-        }
+        self.meta().reason
     }
 }
 
@@ -223,9 +427,10 @@ impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AuthError::MissingToken => f.write_str("no bearer token in the request"),
-            AuthError::MultipleTokens => {
-                f.write_str("the request carries more than one token header; send exactly one")
-            }
+            AuthError::MultipleTokens => f.write_str(
+                "the request carries more than one token (two token headers, or two different \
+                 cookies with the token's name); send exactly one",
+            ),
             AuthError::TokenTooLarge { len, limit } => write!(
                 f,
                 "the token is {len} bytes, over the limit of {limit} bytes \
@@ -237,7 +442,7 @@ impl fmt::Display for AuthError {
             }
             AuthError::AlgorithmNotAllowed(alg) => write!(
                 f,
-                "the token's algorithm {alg:?} is not in the allow-list of this verifier"
+                "the token's algorithm \"{alg}\" is not in the allow-list of this verifier"
             ),
             AuthError::ForbiddenHeader(name) => write!(
                 f,
@@ -258,6 +463,9 @@ impl fmt::Display for AuthError {
             AuthError::NotYetValid => {
                 f.write_str("the token is not valid yet (nbf is in the future)")
             }
+            AuthError::IssuedInFuture => f.write_str(
+                "the token's iat is in the future beyond the leeway (check the issuer's clock)",
+            ),
             AuthError::MissingClaim(name) => write!(f, "the token lacks the required claim `{name}`"),
             AuthError::InvalidClaim(why) => write!(f, "invalid claim: {why}"),
             AuthError::InvalidIssuer => f.write_str("the token's `iss` is not the expected issuer"),
@@ -271,11 +479,18 @@ impl fmt::Display for AuthError {
             AuthError::KeysUnavailable(why) => {
                 write!(f, "the keys to verify the token are unavailable: {why}")
             }
+            AuthError::ClockUnavailable => f.write_str(
+                "the verifier's clock cannot be read (or reads before 1970); refusing every token",
+            ),
             AuthError::Revoked => f.write_str("the token has been revoked"),
             AuthError::RevocationUnavailable(why) => write!(
                 f,
                 "the revocation store is unavailable ({why}); failing closed \
                  (choose fail-open on the store to let tokens through instead)"
+            ),
+            AuthError::CrossSiteRequest => f.write_str(
+                "a state-changing request from another site carried its token in a cookie \
+                 (configure JwtAuthLayer::csrf to trust that origin)",
             ),
             AuthError::Forbidden(why) => write!(f, "access denied: {why}"),
             AuthError::InsufficientScope { required } => {
@@ -349,11 +564,19 @@ mod tests {
             AuthError::InvalidSignature,
             AuthError::Expired,
             AuthError::NotYetValid,
+            AuthError::IssuedInFuture,
             AuthError::MissingClaim("x".into()),
             AuthError::InvalidClaim("x".into()),
             AuthError::InvalidIssuer,
             AuthError::InvalidAudience,
             AuthError::KeysUnavailable("down".into()),
+            AuthError::ClockUnavailable,
+            AuthError::Revoked,
+            AuthError::RevocationUnavailable("down".into()),
+            AuthError::CrossSiteRequest,
+            AuthError::ClaimsShape(ShapeError::new(
+                serde_json::from_str::<u8>("\"x\"").unwrap_err(),
+            )),
             AuthError::Forbidden("x".into()),
             AuthError::InsufficientScope {
                 required: "a".into(),
@@ -369,6 +592,25 @@ mod tests {
             assert!(!e.to_string().is_empty());
             assert!(!e.reason().is_empty());
         }
+    }
+
+    #[test]
+    fn serde_messages_lose_their_values() {
+        assert_eq!(
+            redact(r#"invalid type: string "s3cret", expected u64 at line 1 column 9"#),
+            r#"invalid type: string "…", expected u64 at line 1 column 9"#
+        );
+        assert_eq!(
+            redact("invalid value: integer `42`, expected u8"),
+            "invalid value: integer `…`, expected u8"
+        );
+        assert_eq!(redact("missing field `name`"), "missing field `name`");
+        assert_eq!(
+            redact("unknown field `evil`, expected `a`"),
+            "unknown field `…`, expected `…`"
+        );
+        assert_eq!(redact("unterminated \"abc"), "unterminated \"…");
+        assert!(redact(&"x".repeat(1000)).len() < 300);
     }
 
     #[test]

@@ -28,7 +28,13 @@ pub enum TokenSource {
     /// example `Basic`) counts as no token here.
     Bearer,
     /// A cookie with this name (for browser apps that keep the token in an
-    /// `HttpOnly` cookie). When the name repeats, the first one is used.
+    /// `HttpOnly` cookie). When the name repeats with different values (a
+    /// cookie planted by a sibling subdomain: "cookie tossing"), the
+    /// request is refused with 400 `invalid_request`; the same value twice
+    /// is fine. Name the cookie with the `__Host-` prefix so that no other
+    /// host or path can set it. Unsafe methods with a cookie token are
+    /// checked against cross-site requests (see
+    /// [`CsrfPolicy`](crate::CsrfPolicy)).
     Cookie(String),
     /// A header holding the token alone (or `Bearer <token>`). Two such
     /// headers are refused with 400 `invalid_request`.
@@ -47,6 +53,7 @@ impl TokenSource {
     }
 
     fn find<'r>(&self, headers: &'r HeaderMap) -> Result<Option<&'r str>, AuthError> {
+        // (Cookies are looked up by `cookie`, which refuses conflicting values.)
         match self {
             TokenSource::Bearer => match single(headers, &AUTHORIZATION)? {
                 None => Ok(None),
@@ -60,7 +67,7 @@ impl TokenSource {
                     None => Ok(Some(value)),
                 },
             },
-            TokenSource::Cookie(name) => Ok(cookie(headers, name)),
+            TokenSource::Cookie(name) => cookie(headers, name),
         }
     }
 }
@@ -93,31 +100,52 @@ fn bearer(value: &str) -> Result<Option<&str>, AuthError> {
     Ok(Some(token))
 }
 
-fn cookie<'r>(headers: &'r HeaderMap, name: &str) -> Option<&'r str> {
-    headers
+/// The value of the cookie `name`; two cookies of that name with different
+/// values are an ambiguous credential.
+pub(crate) fn cookie<'r>(headers: &'r HeaderMap, name: &str) -> Result<Option<&'r str>, AuthError> {
+    let mut found: Option<&'r str> = None;
+    let values = headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
+        .filter(|(n, _)| *n == name)
         .map(|(_, v)| {
             let v = v.trim();
             v.strip_prefix('"')
                 .and_then(|v| v.strip_suffix('"'))
                 .unwrap_or(v)
-        })
-        .filter(|v| !v.is_empty())
+        });
+    for value in values {
+        match found {
+            None => found = Some(value),
+            Some(first) if first == value => {}
+            Some(_) => return Err(AuthError::MultipleTokens),
+        }
+    }
+    Ok(found.filter(|v| !v.is_empty()))
+}
+
+/// A token, and whether it came from a cookie (which a browser sends on
+/// cross-site requests too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Located<'r> {
+    pub(crate) token: &'r str,
+    pub(crate) from_cookie: bool,
 }
 
 /// The token from the first source that has one.
 pub(crate) fn find_token<'r>(
     sources: &[TokenSource],
     headers: &'r HeaderMap,
-) -> Result<Option<&'r str>, AuthError> {
+) -> Result<Option<Located<'r>>, AuthError> {
     for source in sources {
         if let Some(token) = source.find(headers)? {
-            return Ok(Some(token));
+            return Ok(Some(Located {
+                token,
+                from_cookie: matches!(source, TokenSource::Cookie(_)),
+            }));
         }
     }
     Ok(None)
@@ -137,6 +165,13 @@ mod tests {
             );
         }
         map
+    }
+
+    fn find_token<'r>(
+        sources: &[TokenSource],
+        headers: &'r HeaderMap,
+    ) -> Result<Option<&'r str>, AuthError> {
+        super::find_token(sources, headers).map(|l| l.map(|l| l.token))
     }
 
     #[test]
@@ -177,7 +212,7 @@ mod tests {
     fn cookies_and_order() {
         let h = headers(&[
             ("cookie", "theme=dark; access_token=\"c.o.k\""),
-            ("cookie", "access_token=second"),
+            ("cookie", "access_token=c.o.k"),
             ("x-token", "h.e.d"),
         ]);
         let cookie = TokenSource::cookie("access_token");
@@ -198,5 +233,26 @@ mod tests {
             find_token(&[TokenSource::cookie("nope")], &h).unwrap(),
             None
         );
+    }
+}
+
+#[cfg(test)]
+mod cookie_tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn conflicting_cookies_are_ambiguous() {
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("at=a; at=b"));
+        assert!(matches!(cookie(&h, "at"), Err(AuthError::MultipleTokens)));
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("at=; x=1"));
+        h.append(COOKIE, HeaderValue::from_static("at=b"));
+        assert!(cookie(&h, "at").is_err());
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("at=\"b\"; at=b"));
+        assert_eq!(cookie(&h, "at").unwrap(), Some("b"));
+        assert_eq!(cookie(&h, "nope").unwrap(), None);
     }
 }

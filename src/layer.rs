@@ -15,10 +15,11 @@ use tower_service::Service;
 use tracing::{Instrument, Span};
 
 use crate::claims::{Claims, JsonClaims};
+use crate::csrf::CsrfPolicy;
 use crate::error::AuthError;
 use crate::extract::{TokenSource, find_token};
 use crate::observe;
-use crate::reject::{DefaultRejection, OnRejection};
+use crate::reject::{DefaultRejection, GrpcMode, OnRejection, Refusal, Unrendered, grpc_request};
 use crate::verify::{Now, Verifier};
 
 /// The default limit on a token's length: 16 KiB.
@@ -28,6 +29,11 @@ pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
 /// token, so extractors can tell "anonymous" from "the layer is missing".
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Anonymous;
+
+/// Marks a request the layer decided is a genuine gRPC call, so guards
+/// answer it in the gRPC form too.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GrpcCall;
 
 /// What the auth layer left in a request's extensions for a `T` it inserts
 /// (`Claims<C>` or the type-independent `TokenClaims`).
@@ -52,8 +58,11 @@ pub(crate) fn find<T: Send + Sync + 'static>(ext: &http::Extensions) -> Found<'_
 /// It finds the token (by default in `Authorization: Bearer`), verifies it
 /// with its [`Verifier`], and puts the verified [`Claims<C>`] into the
 /// request extensions. A refused request gets a response from the
-/// rejection (by default [`DefaultRejection`]: RFC 6750 for HTTP, status
-/// headers for gRPC); the inner service never sees it.
+/// rejection (by default [`DefaultRejection`]: RFC 6750 for HTTP, a gRPC
+/// status for genuine calls to a gRPC service, see
+/// [`grpc`](JwtAuthLayer::grpc)); the inner service never sees it. The same
+/// rejection renders the refusals of guards, extractors and handlers
+/// inside the layer that use the default answer.
 ///
 /// ```
 /// use axum::{routing::get, Router};
@@ -86,6 +95,8 @@ pub struct JwtAuthLayer<C = JsonClaims, R = DefaultRejection> {
     max_token_len: usize,
     optional: bool,
     rejection: R,
+    grpc: GrpcMode,
+    csrf: CsrfPolicy,
     #[cfg(feature = "cache")]
     cache: Option<CacheSlot<C>>,
     #[cfg(feature = "revocation")]
@@ -129,6 +140,8 @@ impl<C, R: Clone> Clone for JwtAuthLayer<C, R> {
             max_token_len: self.max_token_len,
             optional: self.optional,
             rejection: self.rejection.clone(),
+            grpc: self.grpc,
+            csrf: self.csrf.clone(),
             #[cfg(feature = "cache")]
             cache: self.cache.clone(),
             #[cfg(feature = "revocation")]
@@ -146,6 +159,8 @@ impl<C, R: fmt::Debug> fmt::Debug for JwtAuthLayer<C, R> {
             .field("max_token_len", &self.max_token_len)
             .field("optional", &self.optional)
             .field("rejection", &self.rejection)
+            .field("grpc", &self.grpc)
+            .field("csrf", &self.csrf)
             .field("claims", &std::any::type_name::<C>())
             .finish()
     }
@@ -163,6 +178,8 @@ impl JwtAuthLayer {
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
             optional: false,
             rejection: DefaultRejection::default(),
+            grpc: GrpcMode::Auto,
+            csrf: CsrfPolicy::new(),
             #[cfg(feature = "cache")]
             cache: None,
             #[cfg(feature = "revocation")]
@@ -190,6 +207,8 @@ impl<C, R> JwtAuthLayer<C, R> {
             max_token_len: self.max_token_len,
             optional: self.optional,
             rejection: self.rejection,
+            grpc: self.grpc,
+            csrf: self.csrf,
             #[cfg(feature = "cache")]
             cache: self.cache.map(|slot| CacheSlot::new(slot.config)),
             #[cfg(feature = "revocation")]
@@ -245,6 +264,37 @@ impl<C, R> JwtAuthLayer<C, R> {
         self
     }
 
+    /// Declares that this layer wraps a gRPC service: refusals of requests
+    /// with a gRPC content type (`application/grpc…`, gRPC-Web included)
+    /// are answered as gRPC statuses (HTTP 200 with `grpc-status`), all
+    /// others as plain HTTP.
+    ///
+    /// Without it, the gRPC form is used only when the layer wraps a tonic
+    /// server (feature `tonic`: its responses have tonic's body type) and
+    /// the request is an HTTP/2 gRPC call with `te: trailers`. The request
+    /// alone never decides: on a plain HTTP route every refusal is a 4xx or
+    /// 5xx, whatever content type the client claims, so a forward-auth
+    /// proxy or a cache can never read a refusal as "allowed".
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
+    /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
+    /// let for_grpc = JwtAuthLayer::new(verifier).grpc();
+    /// # let _ = for_grpc;
+    /// ```
+    pub fn grpc(mut self) -> Self {
+        self.grpc = GrpcMode::Grpc;
+        self
+    }
+
+    /// Sets the cross-site request checks for tokens read from cookies
+    /// (default: [`CsrfPolicy::new`], on). Tokens from headers are never
+    /// checked. See [`CsrfPolicy`].
+    pub fn csrf(mut self, policy: CsrfPolicy) -> Self {
+        self.csrf = policy;
+        self
+    }
+
     /// Lets requests without a token through, without claims. A token that
     /// is present but not valid is still refused.
     pub fn optional(mut self) -> Self {
@@ -260,6 +310,8 @@ impl<C, R> JwtAuthLayer<C, R> {
             max_token_len: self.max_token_len,
             optional: self.optional,
             rejection,
+            grpc: self.grpc,
+            csrf: self.csrf,
             #[cfg(feature = "cache")]
             cache: self.cache,
             #[cfg(feature = "revocation")]
@@ -317,7 +369,14 @@ impl<S, C, R> JwtAuth<S, C, R> {
         C: DeserializeOwned + Send + Sync + 'static,
     {
         let token = match find_token(&self.layer.sources, req.headers()) {
-            Ok(Some(token)) => token,
+            Ok(Some(found)) => {
+                if found.from_cookie
+                    && let Err(e) = self.layer.csrf.check(req.method(), req.headers())
+                {
+                    return Decision::Done(Err(e));
+                }
+                found.token
+            }
             Ok(None) if self.layer.optional => return Decision::Done(Ok(None)),
             Ok(None) => return Decision::Done(Err(AuthError::MissingToken)),
             Err(e) => return Decision::Done(Err(e)),
@@ -381,13 +440,17 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+    type Future = ResponseFuture<S::Future, R, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let grpc = grpc_request::<ReqBody, ResBody>(self.layer.grpc, &req);
+        if grpc {
+            req.extensions_mut().insert(GrpcCall);
+        }
         let span = observe::span();
         let started = observe::start();
         let decision = span.in_scope(|| self.authenticate(&req));
@@ -399,7 +462,7 @@ where
                 let token = token.to_owned();
                 let layer = self.layer.clone();
                 let check = async move { layer.finish_async(&token).await };
-                return self.later(req, span, started, check);
+                return self.later(req, span, started, grpc, check);
             }
         };
         #[cfg(feature = "revocation")]
@@ -417,18 +480,20 @@ where
                         let status = revoker.check(claims.registered()).await;
                         status.map(|()| Some(claims))
                     };
-                    return self.later(req, span, started, check);
+                    return self.later(req, span, started, grpc, check);
                 }
             }
         }
         observe::outcome(&span, &outcome, started);
         match outcome {
             Ok(claims) => admit(&mut req, claims),
-            Err(error) => return self.reject(&error, &req),
+            Err(error) => return self.reject(&error, &req, grpc),
         }
         ResponseFuture {
             kind: Kind::Inner {
                 future: self.inner.call(req),
+                rejection: Some(self.layer.rejection.clone()),
+                grpc,
             },
         }
     }
@@ -443,8 +508,9 @@ impl<S, C, R> JwtAuth<S, C, R> {
         mut req: Request<ReqBody>,
         span: Span,
         started: Option<std::time::Instant>,
+        grpc: bool,
         check: impl Future<Output = Result<Option<Claims<C>>, AuthError>> + Send + 'static,
-    ) -> ResponseFuture<S::Future, ResBody, S::Error>
+    ) -> ResponseFuture<S::Future, R, ResBody, S::Error>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
         S::Future: Send + 'static,
@@ -461,16 +527,36 @@ impl<S, C, R> JwtAuth<S, C, R> {
             match outcome {
                 Ok(claims) => {
                     admit(&mut req, claims);
-                    inner.call(req).await
+                    let res = inner.call(req).await?;
+                    Ok(rerender(&rejection, grpc, res))
                 }
-                Err(error) => Ok(rejection.on_rejection(&error, req.headers())),
+                Err(error) => Ok(render(
+                    &rejection,
+                    &Refusal::new(&error).grpc(grpc).headers(req.headers()),
+                )),
             }
         };
         ResponseFuture {
-            kind: Kind::Fetching {
+            kind: Kind::Later {
                 future: Box::pin(future.instrument(span)),
             },
         }
+    }
+}
+
+/// The layer's own answer to a refusal (never marked for rendering again).
+fn render<R: OnRejection<B>, B>(rejection: &R, refusal: &Refusal<'_>) -> Response<B> {
+    let mut res = rejection.on_rejection(refusal);
+    res.extensions_mut().remove::<Unrendered>();
+    res
+}
+
+/// A response from inside the layer: a refusal made there with the
+/// default rendering is rendered again with the layer's own rejection.
+fn rerender<R: OnRejection<B>, B>(rejection: &R, grpc: bool, res: Response<B>) -> Response<B> {
+    match res.extensions().get::<Unrendered>() {
+        None => res,
+        Some(Unrendered(error)) => render(rejection, &Refusal::new(error).grpc(grpc)),
     }
 }
 
@@ -519,11 +605,17 @@ impl<S: Clone, C, R> JwtAuth<S, C, R> {
         &self,
         error: &AuthError,
         req: &Request<ReqBody>,
-    ) -> ResponseFuture<F, B, E>
+        grpc: bool,
+    ) -> ResponseFuture<F, R, B, E>
     where
         R: OnRejection<B>,
     {
-        ResponseFuture::rejected(self.layer.rejection.on_rejection(error, req.headers()))
+        let refusal = Refusal::new(error).grpc(grpc).headers(req.headers());
+        ResponseFuture {
+            kind: Kind::Rejected {
+                response: Some(render(&self.layer.rejection, &refusal)),
+            },
+        }
     }
 }
 
@@ -531,53 +623,48 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 pin_project! {
     /// The response future of [`JwtAuth`].
-    pub struct ResponseFuture<F, B, E> {
+    pub struct ResponseFuture<F, R, B, E> {
         #[pin]
-        kind: Kind<F, B, E>,
+        kind: Kind<F, R, B, E>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, B, E> {
-        Inner { #[pin] future: F },
+    enum Kind<F, R, B, E> {
+        Inner { #[pin] future: F, rejection: Option<R>, grpc: bool },
         Rejected { response: Option<Response<B>> },
-        Fetching { future: BoxFuture<Result<Response<B>, E>> },
+        Later { future: BoxFuture<Result<Response<B>, E>> },
     }
 }
 
-impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
+impl<F, R, B, E> fmt::Debug for ResponseFuture<F, R, B, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<F, B, E> ResponseFuture<F, B, E> {
-    pub(crate) fn inner(future: F) -> Self {
-        ResponseFuture {
-            kind: Kind::Inner { future },
-        }
-    }
-
-    pub(crate) fn rejected(response: Response<B>) -> Self {
-        ResponseFuture {
-            kind: Kind::Rejected {
-                response: Some(response),
-            },
-        }
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F, B, E>
+impl<F, R, B, E> Future for ResponseFuture<F, R, B, E>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    R: OnRejection<B>,
 {
     type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Inner { future } => future.poll(cx),
-            KindProj::Fetching { future } => future.as_mut().poll(cx),
+            KindProj::Inner {
+                future,
+                rejection,
+                grpc,
+            } => {
+                let res = std::task::ready!(future.poll(cx))?;
+                let rejection = rejection
+                    .take()
+                    .expect("ResponseFuture polled after completion");
+                Poll::Ready(Ok(rerender(&rejection, *grpc, res)))
+            }
+            KindProj::Later { future } => future.as_mut().poll(cx),
             KindProj::Rejected { response } => Poll::Ready(Ok(response
                 .take()
                 .expect("ResponseFuture polled after completion"))),

@@ -16,6 +16,8 @@ mod b64;
 #[cfg(feature = "cache")]
 mod cache;
 mod claims;
+mod clock;
+mod csrf;
 mod error;
 mod extract;
 #[cfg(feature = "tonic")]
@@ -43,11 +45,13 @@ pub use axum::ClaimsRejection;
 #[cfg(feature = "cache")]
 pub use cache::{CacheStats, TokenCache};
 pub use claims::{Claims, JsonClaims, RegisteredClaims};
-pub use error::{AuthError, BuildError, ErrorKind};
+pub use clock::{Clock, SystemClock};
+pub use csrf::CsrfPolicy;
+pub use error::{AuthError, BuildError, ErrorKind, ShapeError};
 pub use extract::TokenSource;
 #[cfg(feature = "tonic")]
 pub use grpc::GrpcClaims;
-pub use guard::{ClaimSource, Guard, RequireClaims, RequireRole, RequireScope};
+pub use guard::{ClaimSource, Guard, GuardFuture, RequireClaims, RequireRole, RequireScope};
 #[cfg(feature = "issuer")]
 pub use issuer::{Issuer, IssuerFailure};
 #[cfg(feature = "jwks")]
@@ -57,7 +61,7 @@ pub use jwks::{
 };
 pub use key::Key;
 pub use layer::{DEFAULT_MAX_TOKEN_LEN, JwtAuth, JwtAuthLayer, ResponseFuture};
-pub use reject::{DefaultRejection, OnRejection};
+pub use reject::{DefaultRejection, OnRejection, Refusal};
 #[cfg(feature = "revocation")]
 pub use revoke::{CheckFuture, DEFAULT_MARK_TTL, MemoryRevocation, Revocation, RevocationStatus};
 #[cfg(feature = "redis")]

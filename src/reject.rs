@@ -1,12 +1,83 @@
 //! Turning an [`AuthError`] into a response: RFC 6750 for HTTP, status
 //! codes in headers for gRPC, or the application's own answer.
+//!
+//! One renderer answers every refusal of a request: the auth layer's. A
+//! refusal made further in (a guard, an extractor, a handler returning
+//! [`AuthError`]) with the default rendering is marked, and the auth layer
+//! renders it again with its own configuration (realm, gRPC form, custom
+//! rejection), so one setting shows in every answer.
 
+use std::any::TypeId;
 use std::sync::Arc;
 
-use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http::header::{CONTENT_TYPE, RETRY_AFTER, TE, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
 
 use crate::error::{AuthError, ErrorKind};
+
+/// A refused request, as a rejection sees it.
+///
+/// ```
+/// use tower_jwt_auth::{AuthError, Refusal};
+///
+/// let error = AuthError::Expired;
+/// let refusal = Refusal::new(&error);
+/// assert!(!refusal.is_grpc());
+/// assert_eq!(refusal.error().reason(), "expired");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Refusal<'a> {
+    error: &'a AuthError,
+    grpc: bool,
+    headers: Option<&'a HeaderMap>,
+}
+
+impl<'a> Refusal<'a> {
+    /// A refusal of a plain HTTP request, with no request headers at hand.
+    pub fn new(error: &'a AuthError) -> Self {
+        Refusal {
+            error,
+            grpc: false,
+            headers: None,
+        }
+    }
+
+    /// Marks the refused request as a genuine gRPC call (answer with a
+    /// gRPC status), or not.
+    #[must_use]
+    pub fn grpc(mut self, grpc: bool) -> Self {
+        self.grpc = grpc;
+        self
+    }
+
+    /// Attaches the refused request's headers.
+    #[must_use]
+    pub fn headers(mut self, headers: &'a HeaderMap) -> Self {
+        self.headers = Some(headers);
+        self
+    }
+
+    /// Why the request is refused.
+    pub fn error(&self) -> &'a AuthError {
+        self.error
+    }
+
+    /// Whether the answer should be a gRPC status. The auth layer decides
+    /// it from its configuration and the request together (see
+    /// [`JwtAuthLayer::grpc`](crate::JwtAuthLayer::grpc)), never from the
+    /// request alone: on a plain HTTP route a client cannot turn a refusal
+    /// into a gRPC answer (whose HTTP status is 200).
+    pub fn is_grpc(&self) -> bool {
+        self.grpc
+    }
+
+    /// The refused request's headers. `None` when the refusal was made
+    /// further in (a guard, an extractor, a handler) and is rendered again
+    /// by the auth layer once the request has been handed on.
+    pub fn request_headers(&self) -> Option<&'a HeaderMap> {
+        self.headers
+    }
+}
 
 /// Makes the response for a refused request.
 ///
@@ -31,21 +102,21 @@ use crate::error::{AuthError, ErrorKind};
 /// # Ok::<(), tower_jwt_auth::BuildError>(())
 /// ```
 pub trait OnRejection<B>: Clone {
-    /// The response for `error`; `request_headers` are the refused request's.
-    fn on_rejection(&self, error: &AuthError, request_headers: &HeaderMap) -> Response<B>;
+    /// The response for `refusal`.
+    fn on_rejection(&self, refusal: &Refusal<'_>) -> Response<B>;
 }
 
 impl<B, F> OnRejection<B> for F
 where
     F: Fn(&AuthError) -> Response<B> + Clone,
 {
-    fn on_rejection(&self, error: &AuthError, _request_headers: &HeaderMap) -> Response<B> {
-        self(error)
+    fn on_rejection(&self, refusal: &Refusal<'_>) -> Response<B> {
+        self(refusal.error())
     }
 }
 
-/// The standard rejection: RFC 6750 answers for HTTP and trailers-only
-/// status answers for gRPC requests (`content-type: application/grpc...`).
+/// The standard rejection: RFC 6750 answers, and trailers-only gRPC status
+/// answers when the auth layer decided the request is a genuine gRPC call.
 ///
 /// | error | HTTP | gRPC |
 /// |---|---|---|
@@ -56,50 +127,77 @@ where
 /// | keys unavailable | 503, `Retry-After` | `UNAVAILABLE` |
 #[derive(Debug, Clone)]
 pub struct DefaultRejection {
-    realm: Arc<str>,
+    inner: Arc<Config>,
+}
+
+#[derive(Debug, Clone)]
+struct Config {
+    realm: Box<str>,
     retry_after: u32,
     always_grpc: bool,
+    /// Not configured: its answers inside an auth layer are marked for the
+    /// layer to render again with its own configuration.
+    unconfigured: bool,
 }
 
 impl Default for DefaultRejection {
     fn default() -> Self {
         DefaultRejection {
-            realm: Arc::from("api"),
-            retry_after: 5,
-            always_grpc: false,
+            inner: Arc::new(Config {
+                realm: "api".into(),
+                retry_after: 5,
+                always_grpc: false,
+                unconfigured: true,
+            }),
         }
     }
 }
 
+/// Marks a response rendered by the default rejection somewhere inside the
+/// auth layer (a guard, an extractor, a handler): the layer renders it
+/// again with its own configuration.
+#[derive(Clone)]
+pub(crate) struct Unrendered(pub(crate) Arc<AuthError>);
+
 impl DefaultRejection {
+    fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        let config = Arc::make_mut(&mut self.inner);
+        config.unconfigured = false;
+        f(config);
+        self
+    }
+
     /// Sets the realm named in `WWW-Authenticate` (default `api`). Characters
     /// a quoted string cannot hold are dropped.
-    pub fn realm(mut self, realm: &str) -> Self {
-        self.realm = Arc::from(sanitize(realm).as_str());
-        self
+    #[must_use]
+    pub fn realm(self, realm: &str) -> Self {
+        let realm = sanitize(realm);
+        self.edit(|c| c.realm = realm.into())
     }
 
     /// Sets the `Retry-After` seconds on 503 answers (default 5).
-    pub fn retry_after(mut self, seconds: u32) -> Self {
-        self.retry_after = seconds;
-        self
+    #[must_use]
+    pub fn retry_after(self, seconds: u32) -> Self {
+        self.edit(|c| c.retry_after = seconds)
     }
 
-    /// Answers every refusal as gRPC, whatever the request's content type
-    /// (for a server that speaks only gRPC, so that a client sending a
-    /// wrong content type still gets a status it understands).
+    /// Answers every refusal as gRPC (status 200 with `grpc-status`),
+    /// whatever the request. **Only** for a server that serves nothing but
+    /// gRPC: on a route that also answers plain HTTP, a refusal would then
+    /// be an HTTP 200, which proxies and forward-auth setups read as
+    /// "allowed". Prefer [`JwtAuthLayer::grpc`](crate::JwtAuthLayer::grpc).
     ///
     /// ```
-    /// use http::{HeaderMap, Response};
-    /// use tower_jwt_auth::{AuthError, DefaultRejection, OnRejection};
+    /// use http::Response;
+    /// use tower_jwt_auth::{AuthError, DefaultRejection, OnRejection, Refusal};
     ///
     /// let r = DefaultRejection::default().always_grpc();
-    /// let res: Response<()> = r.on_rejection(&AuthError::MissingToken, &HeaderMap::new());
+    /// let res: Response<()> = r.on_rejection(&Refusal::new(&AuthError::MissingToken));
     /// assert_eq!(res.headers()["grpc-status"], "16");
     /// ```
-    pub fn always_grpc(mut self) -> Self {
-        self.always_grpc = true;
-        self
+    #[must_use]
+    pub fn always_grpc(self) -> Self {
+        self.edit(|c| c.always_grpc = true)
     }
 
     /// Renders `error` as an HTTP response.
@@ -108,14 +206,14 @@ impl DefaultRejection {
         *res.status_mut() = error.kind().http_status();
         let headers = res.headers_mut();
         if error.kind() != ErrorKind::Unavailable {
-            headers.insert(WWW_AUTHENTICATE, error.www_authenticate(&self.realm));
+            headers.insert(WWW_AUTHENTICATE, error.www_authenticate(&self.inner.realm));
         } else {
-            headers.insert(RETRY_AFTER, HeaderValue::from(self.retry_after));
+            headers.insert(RETRY_AFTER, HeaderValue::from(self.inner.retry_after));
         }
         res
     }
 
-    /// Renders `error` as a trailers-only gRPC response.
+    /// Renders `error` as a trailers-only gRPC response (HTTP status 200).
     pub fn grpc<B: Default>(&self, error: &AuthError) -> Response<B> {
         let mut res = Response::new(B::default());
         *res.status_mut() = StatusCode::OK;
@@ -130,23 +228,96 @@ impl DefaultRejection {
         );
         res
     }
+
+    /// The default answer for a refusal made inside the auth layer (an
+    /// extractor, a handler), marked so that the layer renders it again
+    /// with its own configuration.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn inner_refusal<B: Default>(error: AuthError) -> Response<B> {
+        let mut res = DefaultRejection::default().http(&error);
+        res.extensions_mut().insert(Unrendered(Arc::new(error)));
+        res
+    }
 }
 
+/// Renders with the rejection's settings. An unconfigured
+/// `DefaultRejection` (a guard's default) marks its answer, so that the auth
+/// layer around renders it again with the layer's own settings.
 impl<B: Default> OnRejection<B> for DefaultRejection {
-    fn on_rejection(&self, error: &AuthError, request_headers: &HeaderMap) -> Response<B> {
-        if self.always_grpc || is_grpc(request_headers) {
-            self.grpc(error)
+    fn on_rejection(&self, refusal: &Refusal<'_>) -> Response<B> {
+        let mut res = if self.inner.always_grpc || refusal.is_grpc() {
+            self.grpc(refusal.error())
         } else {
-            self.http(error)
+            self.http(refusal.error())
+        };
+        if self.inner.unconfigured {
+            res.extensions_mut()
+                .insert(Unrendered(Arc::new(refusal.error().clone())));
+        }
+        res
+    }
+}
+
+/// Whether refusals may take the gRPC form, as configured on the layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GrpcMode {
+    /// Only when the layer wraps a tonic service (its responses have
+    /// tonic's body type) and the request is an HTTP/2 gRPC call with
+    /// `te: trailers`.
+    Auto,
+    /// The layer wraps a gRPC service: requests with a gRPC content type
+    /// (including gRPC-Web) get the gRPC form.
+    Grpc,
+}
+
+/// Whether the request is a gRPC call that should be answered as one.
+pub(crate) fn grpc_request<ReqBody, ResBody: 'static>(
+    mode: GrpcMode,
+    req: &Request<ReqBody>,
+) -> bool {
+    let headers = req.headers();
+    match mode {
+        GrpcMode::Grpc => grpc_content_type(headers, true),
+        GrpcMode::Auto => {
+            serves_tonic::<ResBody>()
+                && req.version() == Version::HTTP_2
+                && grpc_content_type(headers, false)
+                && headers
+                    .get(TE)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"))
         }
     }
 }
 
-/// Whether a request is gRPC, by its content type.
-pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+/// `application/grpc`, `application/grpc+proto`, ... (case-insensitive);
+/// with `web`, `application/grpc-web…` too.
+fn grpc_content_type(headers: &HeaderMap, web: bool) -> bool {
+    let Some(ct) = headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes) else {
+        return false;
+    };
+    let prefix = b"application/grpc";
+    if ct.len() < prefix.len() || !ct[..prefix.len()].eq_ignore_ascii_case(prefix) {
+        return false;
+    }
+    let rest = &ct[prefix.len()..];
+    match rest.first() {
+        None | Some(b'+' | b';') => true,
+        Some(b'-') => web && rest.len() >= 4 && rest[..4].eq_ignore_ascii_case(b"-web"),
+        _ => false,
+    }
+}
+
+/// Whether `B` is tonic's response body: the layer then wraps a tonic server.
+fn serves_tonic<B: 'static>() -> bool {
+    #[cfg(feature = "tonic")]
+    {
+        TypeId::of::<B>() == TypeId::of::<tonic::body::Body>()
+    }
+    #[cfg(not(feature = "tonic"))]
+    {
+        let _ = TypeId::of::<B>;
+        false
+    }
 }
 
 fn sanitize(s: &str) -> String {
@@ -213,15 +384,64 @@ mod tests {
     }
 
     #[test]
-    fn grpc_rendering() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc+proto"),
-        );
-        let res: Response<()> = DefaultRejection::default().on_rejection(&AuthError::Expired, &h);
+    fn grpc_rendering_only_when_the_layer_says_so() {
+        let r = DefaultRejection::default();
+        let res: Response<()> = r.on_rejection(&Refusal::new(&AuthError::Expired).grpc(true));
         assert_eq!(res.status(), 200);
         assert_eq!(res.headers()["grpc-status"], "16");
         assert_eq!(res.headers()["grpc-message"], "the access token expired");
+        let res: Response<()> = r.on_rejection(&Refusal::new(&AuthError::Expired));
+        assert_eq!(res.status(), 401);
+    }
+
+    fn request(ct: &str, version: Version, te: bool) -> Request<()> {
+        let mut r = Request::builder().version(version).header(CONTENT_TYPE, ct);
+        if te {
+            r = r.header(TE, "trailers");
+        }
+        r.body(()).unwrap()
+    }
+
+    #[test]
+    fn the_grpc_form_needs_the_layers_consent() {
+        let h2 = |ct| request(ct, Version::HTTP_2, true);
+        // Auto: never for a body that is not tonic's, whatever the request.
+        for ct in ["application/grpc", "application/grpc+proto"] {
+            assert!(!grpc_request::<(), String>(GrpcMode::Auto, &h2(ct)));
+        }
+        // Configured for gRPC: gRPC content types only, gRPC-Web included.
+        for ct in [
+            "application/grpc",
+            "Application/GRPC+proto",
+            "application/grpc-web-text",
+            "application/grpc;charset=utf-8",
+        ] {
+            assert!(grpc_request::<(), String>(GrpcMode::Grpc, &h2(ct)), "{ct}");
+        }
+        for ct in ["application/grpcx", "application/json", "text/grpc"] {
+            assert!(!grpc_request::<(), String>(GrpcMode::Grpc, &h2(ct)), "{ct}");
+        }
+    }
+
+    #[cfg(feature = "tonic")]
+    #[test]
+    fn auto_detects_a_genuine_call_to_a_tonic_server() {
+        type T = tonic::body::Body;
+        assert!(grpc_request::<(), T>(
+            GrpcMode::Auto,
+            &request("application/grpc", Version::HTTP_2, true)
+        ));
+        assert!(!grpc_request::<(), T>(
+            GrpcMode::Auto,
+            &request("application/grpc", Version::HTTP_11, true)
+        ));
+        assert!(!grpc_request::<(), T>(
+            GrpcMode::Auto,
+            &request("application/grpc", Version::HTTP_2, false)
+        ));
+        assert!(!grpc_request::<(), T>(
+            GrpcMode::Auto,
+            &request("application/grpc-web", Version::HTTP_2, true)
+        ));
     }
 }

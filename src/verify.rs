@@ -4,14 +4,15 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::algorithm::{Algorithm, Family};
 use crate::b64;
 use crate::claims::{Claims, RawClaims};
-use crate::error::{AuthError, BuildError};
+use crate::clock::{Clock, SystemClock, unix_secs};
+use crate::error::{AuthError, BuildError, ShapeError};
 use crate::key::{Fingerprint, Key, KeySet, parse_jwk_set};
 use crate::token::{self, is_json_object};
 
@@ -57,6 +58,7 @@ struct Config {
     require_exp: bool,
     required: Vec<String>,
     typ: Option<String>,
+    clock: Arc<dyn Clock>,
 }
 
 /// Where the verifier's keys come from.
@@ -90,11 +92,14 @@ pub(crate) enum Now<C> {
     Pending,
 }
 
-/// Verified claims, and which key verified them.
+/// Verified claims, which key verified them, and the leeway of the
+/// verifier (of the tenant, with several issuers) that accepted them.
 pub(crate) struct Verified<C> {
     pub(crate) claims: Claims<C>,
     #[cfg_attr(not(feature = "cache"), allow(dead_code))]
     pub(crate) key: Fingerprint,
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    pub(crate) leeway: f64,
 }
 
 impl fmt::Debug for Verifier {
@@ -248,8 +253,13 @@ impl Verifier {
         if !is_json_object(&payload) {
             return Err(AuthError::Malformed("the payload is not a JSON object"));
         }
-        let iss: Iss<'_> =
-            serde_json::from_slice(&payload).map_err(|e| AuthError::InvalidClaim(e.to_string()))?;
+        let iss: Iss<'_> = serde_json::from_slice(&payload).map_err(|e| {
+            if e.is_data() {
+                AuthError::InvalidClaim("`iss` is not a string, or the payload repeats it".into())
+            } else {
+                AuthError::Malformed("the payload is not valid JSON")
+            }
+        })?;
         let iss = iss
             .iss
             .ok_or_else(|| AuthError::MissingClaim("iss".into()))?;
@@ -311,9 +321,9 @@ impl Verifier {
             }
             list.push((issuer.clone(), v));
         }
-        if list.is_empty() {
+        let Some(clock) = list.first().map(|(_, v)| Arc::clone(&v.inner.clock)) else {
             return Err(BuildError::NoKeys);
-        }
+        };
         let mut allowed: Vec<Algorithm> = list
             .iter()
             .flat_map(|(_, v)| v.inner.allowed.iter().copied())
@@ -330,6 +340,7 @@ impl Verifier {
                 require_exp: true,
                 required: Vec::new(),
                 typ: None,
+                clock,
             }),
         })
     }
@@ -371,6 +382,7 @@ impl Verifier {
         Ok(Verified {
             claims: self.claims(jws.payload)?,
             key: *key.fingerprint(),
+            leeway: self.inner.leeway,
         })
     }
 
@@ -386,10 +398,10 @@ impl Verifier {
         }
     }
 
-    /// The clock-skew leeway, in seconds.
+    /// Now, in seconds since the epoch, by the verifier's clock.
     #[cfg_attr(not(feature = "cache"), allow(dead_code))]
-    pub(crate) fn leeway_secs(&self) -> f64 {
-        self.inner.leeway
+    pub(crate) fn now(&self) -> Result<f64, AuthError> {
+        unix_secs(&*self.inner.clock)
     }
 
     /// Decodes and validates the payload of a token whose signature verified.
@@ -402,12 +414,15 @@ impl Verifier {
         if !is_json_object(payload.as_bytes()) {
             return Err(AuthError::Malformed("the payload is not a JSON object"));
         }
-        let raw: RawClaims<'_> =
-            serde_json::from_str(&payload).map_err(|e| AuthError::InvalidClaim(e.to_string()))?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        let raw: RawClaims<'_> = serde_json::from_str(&payload).map_err(|e| {
+            if e.is_data() {
+                // Our own message: it names the claim, never its value.
+                AuthError::InvalidClaim(e.to_string())
+            } else {
+                AuthError::Malformed("the payload is not valid JSON (a standard parser refuses it)")
+            }
+        })?;
+        let now = unix_secs(&*cfg.clock)?;
         match raw.exp {
             Some(exp) if now >= exp.0 + cfg.leeway => return Err(AuthError::Expired),
             None if cfg.require_exp => return Err(AuthError::MissingClaim("exp".into())),
@@ -417,6 +432,11 @@ impl Verifier {
             && now + cfg.leeway < nbf.0
         {
             return Err(AuthError::NotYetValid);
+        }
+        if let Some(iat) = raw.iat
+            && now + cfg.leeway < iat.0
+        {
+            return Err(AuthError::IssuedInFuture);
         }
         if !cfg.issuers.is_empty() {
             match raw.iss.as_deref() {
@@ -441,7 +461,8 @@ impl Verifier {
         }
         let registered = raw.to_registered();
         drop(raw);
-        let custom: C = serde_json::from_str(&payload).map_err(AuthError::ClaimsShape)?;
+        let custom: C = serde_json::from_str(&payload)
+            .map_err(|e| AuthError::ClaimsShape(ShapeError::new(e)))?;
         Ok(Claims::new(custom, registered, payload.into_boxed_str()))
     }
 }
@@ -464,10 +485,9 @@ fn check_required(
             other => {
                 let map = match &mut others {
                     Some(map) => map,
-                    None => others.insert(
-                        serde_json::from_str(payload)
-                            .map_err(|e| AuthError::InvalidClaim(e.to_string()))?,
-                    ),
+                    None => others.insert(serde_json::from_str(payload).map_err(|_| {
+                        AuthError::Malformed("the payload is not a JSON object of claims")
+                    })?),
                 };
                 map.contains_key(other)
             }
@@ -481,7 +501,8 @@ fn check_required(
 
 /// Builds a [`Verifier`]. Mistakes are reported by [`VerifierBuilder::build`].
 ///
-/// Defaults: `exp` required, `nbf` checked when present, leeway
+/// Defaults: `exp` required, `nbf` and `iat` checked when present (a token
+/// is not valid before `nbf`, nor issued after now), leeway
 /// [`DEFAULT_LEEWAY`] (30 s), the allowed algorithms are exactly those of the
 /// keys given, and an audience must be configured (or
 /// [`any_audience`](VerifierBuilder::any_audience) called) so that a token
@@ -499,6 +520,7 @@ pub struct VerifierBuilder {
     allow_missing_exp: bool,
     required: Vec<String>,
     typ: Option<String>,
+    clock: Option<Arc<dyn Clock>>,
     #[cfg(feature = "jwks")]
     remote: Option<crate::jwks::JwksCache>,
 }
@@ -573,7 +595,7 @@ impl VerifierBuilder {
         self
     }
 
-    /// Sets the clock-skew leeway for `exp` and `nbf` (default 30 s, at most 5 min).
+    /// Sets the clock-skew leeway for `exp`, `nbf` and `iat` (default 30 s, at most 5 min).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = Some(leeway);
         self
@@ -598,6 +620,14 @@ impl VerifierBuilder {
         self
     }
 
+    /// Reads the time from `clock` instead of the system clock (see
+    /// [`Clock`]): for tests of expiry without sleeping, or a trusted time
+    /// source. A clock that fails refuses every token.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
     /// Builds the verifier.
     ///
     /// # Errors
@@ -606,6 +636,7 @@ impl VerifierBuilder {
     /// outside the allowed algorithms, no audience policy, or a leeway over 5 minutes.
     pub fn build(self) -> Result<Verifier, BuildError> {
         let leeway = self.leeway.unwrap_or(DEFAULT_LEEWAY);
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         if leeway > MAX_LEEWAY {
             return Err(BuildError::InvalidConfig(format!(
                 "leeway {leeway:?} is over the maximum of {MAX_LEEWAY:?}"
@@ -645,6 +676,7 @@ impl VerifierBuilder {
                     require_exp: !self.allow_missing_exp,
                     required: self.required,
                     typ: self.typ,
+                    clock,
                 }),
             });
         }
@@ -714,6 +746,7 @@ impl VerifierBuilder {
                 require_exp: !self.allow_missing_exp,
                 required: self.required,
                 typ: self.typ,
+                clock,
             }),
         })
     }

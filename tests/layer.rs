@@ -352,9 +352,13 @@ async fn required_claims_and_typ() {
 
 #[tokio::test]
 async fn grpc_requests_get_grpc_status() {
-    let svc = layer().layer(service_fn(|_req: Request<String>| async {
-        Ok::<_, Infallible>(Response::new(String::new()))
-    }));
+    // Only on a layer configured for gRPC: the request alone never decides
+    // (issue 14: on a plain HTTP route that would turn a refusal into a 200).
+    let svc = layer()
+        .grpc()
+        .layer(service_fn(|_req: Request<String>| async {
+            Ok::<_, Infallible>(Response::new(String::new()))
+        }));
     let req = Request::builder()
         .header("content-type", "application/grpc")
         .body(String::new())

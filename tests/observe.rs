@@ -169,3 +169,131 @@ fn spans_name_the_outcome_and_never_the_token() {
         );
     }
 }
+
+#[path = "common/mod.rs"]
+mod common;
+
+/// What the crate logs about hostile tokens, at TRACE, with every event and
+/// span field: never a claim value, never more than a bounded, escaped
+/// excerpt of a header field, never a raw line break from the token.
+#[test]
+fn logs_carry_no_claim_values_and_only_bounded_header_excerpts() {
+    use common::*;
+    use tower_jwt_auth::{Algorithm, JwtAuthLayer};
+
+    #[derive(Clone, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Typed {
+        age: u8,
+    }
+    let alg = Algorithm::ES256;
+    let verifier = Verifier::builder()
+        .key(verify_key(alg))
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .unwrap();
+    let json_layer = JwtAuthLayer::new(verifier.clone()).cache(TokenCache::new());
+    let typed_layer = JwtAuthLayer::new(verifier).claims::<Typed>();
+
+    let secret_claims = |extra: serde_json::Value| {
+        let mut c = claims();
+        c["email"] = json!("SECRET-EMAIL@example.com");
+        c["sub"] = json!("SECRET-SUB");
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c.to_string()
+    };
+    let long_kid = format!("{}\nFAKE LOG LINE level=ERROR", "A".repeat(16 * 1024 - 200));
+    let header = |h: serde_json::Value| h.to_string();
+    let tokens = [
+        // A 16 KiB kid with a line break: refused (unknown kid).
+        token_raw(
+            alg,
+            &header(json!({"alg": "ES256", "kid": long_kid})),
+            &secret_claims(json!({})),
+        ),
+        // An alg that is a long attacker string.
+        token_raw(
+            alg,
+            &header(json!({"alg": format!("none\nFAKE{}", "B".repeat(500)), "kid": "k1"})),
+            &secret_claims(json!({})),
+        ),
+        // Registered claims of the wrong type, holding secrets.
+        token_raw(
+            alg,
+            &header(json!({"alg": "ES256", "kid": "k1"})),
+            &secret_claims(json!({"exp": "SECRET-EXP"})),
+        ),
+        token_raw(
+            alg,
+            &header(json!({"alg": "ES256", "kid": "k1"})),
+            &secret_claims(json!({"iss": ["SECRET-ISS"]})),
+        ),
+        // Expired, and a good token (accepted, then a cache hit).
+        token_raw(
+            alg,
+            &header(json!({"alg": "ES256", "kid": "k1"})),
+            &secret_claims(json!({"exp": 1000})),
+        ),
+        token_raw(
+            alg,
+            &header(json!({"alg": "ES256", "kid": "k1"})),
+            &secret_claims(json!({"age": "SECRET-AGE"})),
+        ),
+    ];
+    let out_of_range = token_raw(
+        alg,
+        &header(json!({"alg": "ES256", "kid": "k1"})),
+        &format!(r#"{{"x":1e400,{}"#, &secret_claims(json!({}))[1..]),
+    );
+
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+        .with_writer(move || writer.clone())
+        .finish();
+    let mut statuses = Vec::new();
+    tracing::subscriber::with_default(subscriber, || {
+        for t in tokens.iter().chain([&out_of_range]) {
+            statuses.push(call(&json_layer, Some(t)));
+            statuses.push(call(&json_layer, Some(t)));
+            let svc = typed_layer.layer(service_fn(|_req: Request<()>| async {
+                Ok::<_, Infallible>(Response::new(()))
+            }));
+            let req = Request::builder()
+                .header(AUTHORIZATION, format!("Bearer {t}"))
+                .body(())
+                .unwrap();
+            let fut = pin!(svc.oneshot(req));
+            match fut.poll(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(Ok(res)) => statuses.push(res.status()),
+                _ => panic!("static keys never wait"),
+            }
+        }
+    });
+    assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
+    assert!(statuses.contains(&StatusCode::UNAUTHORIZED), "{statuses:?}");
+    let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    assert!(out.contains("jwt_auth.verify"), "{out}");
+    assert!(
+        !out.contains("SECRET"),
+        "a claim value reached the logs:\n{out}"
+    );
+    assert!(
+        !out.contains(&"A".repeat(65)),
+        "more than a bounded excerpt of the kid reached the logs"
+    );
+    assert!(!out.contains(&"B".repeat(65)), "the alg was not bounded");
+    for line in out.lines() {
+        assert!(
+            !line.starts_with("FAKE"),
+            "a line break from a token reached the logs: {line}"
+        );
+        assert!(line.len() < 1024, "an overlong log line: {line}");
+    }
+}

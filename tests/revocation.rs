@@ -71,7 +71,7 @@ async fn memory_revoke_then_refuse() {
     let a = mint(&issuer, "ada", Some("jti-a"), now());
     let b = mint(&issuer, "ada", Some("jti-b"), now());
     assert_eq!(call(&l, &a).await, (StatusCode::OK, "ada".into()));
-    list.revoke("jti-a", now() + 600);
+    list.revoke(&issuer.url(), "jti-a", now() + 600);
     let (status, text) = call(&l, &a).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(
@@ -94,7 +94,7 @@ async fn memory_revoke_then_refuse() {
     let old = mint(&issuer, "bob", Some("o"), now() - 100);
     let bob_mark = now() - 50;
     let newer = mint(&issuer, "bob", Some("n"), now());
-    list.revoke_subject("bob", bob_mark);
+    list.revoke_subject(&issuer.url(), "bob", bob_mark);
     assert_eq!(call(&l, &old).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(call(&l, &newer).await.0, StatusCode::OK);
     // A token of that subject without iat cannot prove it is newer.
@@ -103,7 +103,7 @@ async fn memory_revoke_then_refuse() {
     );
     assert_eq!(call(&l, &undated).await.0, StatusCode::UNAUTHORIZED);
     // An earlier mark does not move a later one back.
-    list.revoke_subject("bob", bob_mark - 1000);
+    list.revoke_subject(&issuer.url(), "bob", bob_mark - 1000);
     assert_eq!(call(&l, &old).await.0, StatusCode::UNAUTHORIZED);
 }
 
@@ -116,11 +116,11 @@ async fn memory_entries_expire_with_the_token() {
     // The entry is kept 5 minutes (the largest leeway) past the given exp:
     // an exp 10 s ago is still denied, since a verifier may still accept
     // the token within its leeway.
-    list.revoke("short", now() - 10);
+    list.revoke(&issuer.url(), "short", now() - 10);
     assert_eq!(call(&l, &t).await.0, StatusCode::UNAUTHORIZED);
     // An exp 299 s ago: kept for one more second, then gone.
     let u = mint(&issuer, "ada", Some("older"), now());
-    list.revoke("older", now() - 299);
+    list.revoke(&issuer.url(), "older", now() - 299);
     assert_eq!(call(&l, &u).await.0, StatusCode::UNAUTHORIZED);
     tokio::time::sleep(Duration::from_millis(2200)).await;
     assert_eq!(call(&l, &u).await.0, StatusCode::OK);
@@ -140,7 +140,7 @@ async fn redis_revoke_then_refuse_and_expiry() {
     let a = mint(&issuer, "ada", Some("a"), now());
     let b = mint(&issuer, "ada", Some("b"), now());
     assert_eq!(call(&l, &a).await.0, StatusCode::OK);
-    store.revoke("a", now() + 600).await.unwrap();
+    store.revoke(&issuer.url(), "a", now() + 600).await.unwrap();
     let (status, text) = call(&l, &a).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(text.contains("token revoked"), "{text}");
@@ -154,7 +154,10 @@ async fn redis_revoke_then_refuse_and_expiry() {
     // Subject marks.
     let old = mint(&issuer, "bob", Some("o"), now() - 100);
     let newer = mint(&issuer, "bob", Some("n"), now());
-    store.revoke_subject("bob", now() - 50).await.unwrap();
+    store
+        .revoke_subject(&issuer.url(), "bob", now() - 50)
+        .await
+        .unwrap();
     assert_eq!(call(&l, &old).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(call(&l, &newer).await.0, StatusCode::OK);
 
@@ -162,10 +165,10 @@ async fn redis_revoke_then_refuse_and_expiry() {
     // exp: an exp 10 s ago is still stored and denied; one 300 s ago
     // lives one more second.
     let d = mint(&issuer, "ada", Some("d"), now());
-    store.revoke("d", now() - 10).await.unwrap();
+    store.revoke(&issuer.url(), "d", now() - 10).await.unwrap();
     assert_eq!(call(&l, &d).await.0, StatusCode::UNAUTHORIZED);
     let c = mint(&issuer, "ada", Some("c"), now());
-    store.revoke("c", now() - 300).await.unwrap();
+    store.revoke(&issuer.url(), "c", now() - 300).await.unwrap();
     assert_eq!(call(&l, &c).await.0, StatusCode::UNAUTHORIZED);
     tokio::time::sleep(Duration::from_millis(2300)).await;
     assert_eq!(call(&l, &c).await.0, StatusCode::OK);
@@ -177,14 +180,60 @@ async fn redis_revoke_then_refuse_and_expiry() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
+    let scoped = |kind: &str, value: &str| {
+        let iss = issuer.url();
+        format!("t1:{kind}:{}:{iss}:{value}", iss.len())
+    };
     let _: () = ::redis::cmd("SET")
-        .arg("t1:sub:eve")
+        .arg(scoped("sub", "eve"))
         .arg("not-a-time")
         .query_async(&mut conn)
         .await
         .unwrap();
     let eve = mint(&issuer, "eve", Some("e"), now());
     assert_eq!(call(&l, &eve).await.0, StatusCode::UNAUTHORIZED);
+
+    // Deny data of the wrong Redis type (a hash where a string is
+    // expected) fails closed too, under the jti key and the subject key:
+    // MGET would read both as nil.
+    let _: () = ::redis::cmd("HSET")
+        .arg(scoped("jti", "h1"))
+        .arg("f")
+        .arg("v")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = ::redis::cmd("HSET")
+        .arg(scoped("sub", "hank"))
+        .arg("f")
+        .arg("v")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let by_jti = mint(&issuer, "ada", Some("h1"), now());
+    assert_eq!(call(&l, &by_jti).await.0, StatusCode::UNAUTHORIZED);
+    let by_sub = mint(&issuer, "hank", Some("h2"), now());
+    assert_eq!(call(&l, &by_sub).await.0, StatusCode::UNAUTHORIZED);
+    let fail_open = layer(&issuer).revocation(
+        RedisRevocation::new(&redis.url())
+            .unwrap()
+            .prefix("t1:")
+            .fail_open(),
+    );
+    assert_eq!(call(&fail_open, &by_jti).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(call(&fail_open, &by_sub).await.0, StatusCode::UNAUTHORIZED);
+
+    // Entries are scoped by issuer: the same jti and sub at another
+    // issuer are other tokens and other people.
+    store
+        .revoke("https://elsewhere.example", "b", now() + 600)
+        .await
+        .unwrap();
+    store
+        .revoke_subject("https://elsewhere.example", "ada", now())
+        .await
+        .unwrap();
+    assert_eq!(call(&l, &b).await.0, StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,7 +265,12 @@ async fn redis_down_fails_closed_or_open_then_recovers() {
         );
         assert_eq!(call(&lo, &t).await.0, StatusCode::OK, "fail open");
     }
-    assert!(closed.revoke("t", now() + 600).await.is_err());
+    assert!(
+        closed
+            .revoke(&issuer.url(), "t", now() + 600)
+            .await
+            .is_err()
+    );
 
     // Redis comes back (empty: it kept nothing): both recover by themselves.
     redis.restart().await;
@@ -228,7 +282,10 @@ async fn redis_down_fails_closed_or_open_then_recovers() {
         assert!(std::time::Instant::now() < deadline, "never recovered");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    closed.revoke("t", now() + 600).await.unwrap();
+    closed
+        .revoke(&issuer.url(), "t", now() + 600)
+        .await
+        .unwrap();
     assert_eq!(call(&lc, &t).await.0, StatusCode::UNAUTHORIZED);
     // The fail-open store reconnects too, and then sees the revocation.
     loop {

@@ -222,6 +222,19 @@ async fn pointed_at_an_identity_provider() {
     assert!(a.challenge.contains("expired"), "{}", a.challenge);
 
     assert_eq!(with(&server, "/me", &plain).await.status, 200);
+
+    // A valid token without `sub`: the contract's `"sub"` is there, null.
+    let mut anonymous = json!({"iss": url, "aud": "orders", "exp": now() + 600, "iat": now()});
+    anonymous["client_id"] = json!("svc");
+    let a = with(&server, "/me", &idp.mint(&anonymous)).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body["sub"], Value::Null);
+    assert!(
+        a.body.as_object().unwrap().contains_key("sub"),
+        "{}",
+        a.body
+    );
+    assert_eq!(a.body["client_id"], "svc");
 }
 
 #[tokio::test]

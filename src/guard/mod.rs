@@ -19,8 +19,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::CONTENT_TYPE;
-use http::{Extensions, HeaderValue, Request, Response, StatusCode};
+use std::future::Future;
+use std::pin::Pin;
+
+use http::{Extensions, Request, Response, StatusCode};
+use pin_project_lite::pin_project;
 use serde_json::Value;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -29,8 +32,8 @@ pub use source::ClaimSource;
 
 use crate::claims::{Claims, JsonClaims, TokenClaims};
 use crate::error::AuthError;
-use crate::layer::{Found, ResponseFuture, find};
-use crate::reject::{DefaultRejection, OnRejection, is_grpc};
+use crate::layer::{Found, GrpcCall, find};
+use crate::reject::{DefaultRejection, OnRejection, Refusal};
 
 /// A set of wanted values (roles or scopes), where to look for them, and
 /// whether any or all of them are needed.
@@ -165,10 +168,12 @@ impl<R> RequireRole<R> {
         self
     }
 
-    /// Applies the guard only to requests whose path is one of `paths`
-    /// (an entry ending in `/` is a prefix); others pass unchecked. For
-    /// gRPC, where one layer wraps the whole server, a path is a method:
-    /// `/package.Service/Method`, or `/package.Service/` for all of them.
+    /// Applies the guard only to requests under `paths`, matched by whole
+    /// path segments: `/admin` covers `/admin`, `/admin/` and `/admin/x`,
+    /// never `/administrator`. Others pass unchecked. For gRPC, where one
+    /// layer wraps the whole server, a path is a method,
+    /// `/package.Service/Method`, or a service, `/package.Service`, for all
+    /// its methods.
     ///
     /// The path is the request's as the guard sees it: under axum's
     /// `Router::nest` the nesting prefix is already stripped, so give
@@ -509,13 +514,7 @@ impl<S, R> Guard<S, R> {
     fn applies_to(&self, path: &str) -> bool {
         match &self.paths {
             None => true,
-            Some(paths) => paths.iter().any(|p| {
-                if p.ends_with('/') {
-                    path.starts_with(&**p)
-                } else {
-                    path == &**p
-                }
-            }),
+            Some(paths) => paths.iter().any(|p| covers(p, path)),
         }
     }
 }
@@ -548,7 +547,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+    type Future = GuardFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -556,29 +555,90 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         if !self.applies_to(req.uri().path()) {
-            return ResponseFuture::inner(self.inner.call(req));
+            return GuardFuture::inner(self.inner.call(req));
         }
         match (self.check)(req.extensions()) {
-            Verdict::Allow => ResponseFuture::inner(self.inner.call(req)),
+            Verdict::Allow => GuardFuture::inner(self.inner.call(req)),
             Verdict::Deny(error) => {
-                ResponseFuture::rejected(self.rejection.on_rejection(&error, req.headers()))
+                let refusal = Refusal::new(&error)
+                    .grpc(req.extensions().get::<GrpcCall>().is_some())
+                    .headers(req.headers());
+                GuardFuture::rejected(self.rejection.on_rejection(&refusal))
             }
             Verdict::NotWired(hint) => {
                 tracing::error!("{hint}");
+                // Always a plain 500: never a 200 with a gRPC status, which
+                // a client could ask for on an HTTP route.
                 let mut res = Response::new(ResBody::default());
-                if is_grpc(req.headers()) {
-                    let h = res.headers_mut();
-                    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-                    h.insert("grpc-status", HeaderValue::from_static("13"));
-                    h.insert(
-                        "grpc-message",
-                        HeaderValue::from_static("authorization is misconfigured"),
-                    );
-                } else {
-                    *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                }
-                ResponseFuture::rejected(res)
+                *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                GuardFuture::rejected(res)
             }
+        }
+    }
+}
+
+/// Whether the guard path `entry` covers `path`, by whole segments:
+/// `/admin` covers `/admin`, `/admin/` and `/admin/x`, never
+/// `/administrator`. A trailing `/` on the entry changes nothing.
+fn covers(entry: &str, path: &str) -> bool {
+    let entry = entry.trim_end_matches('/');
+    match path.strip_prefix(entry) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+pin_project! {
+    /// The response future of [`Guard`].
+    pub struct GuardFuture<F, B, E> {
+        #[pin]
+        kind: GuardKind<F, B, E>,
+    }
+}
+
+pin_project! {
+    #[project = GuardKindProj]
+    enum GuardKind<F, B, E> {
+        Inner { #[pin] future: F },
+        Rejected { response: Option<Response<B>>, _error: std::marker::PhantomData<fn() -> E> },
+    }
+}
+
+impl<F, B, E> GuardFuture<F, B, E> {
+    fn inner(future: F) -> Self {
+        GuardFuture {
+            kind: GuardKind::Inner { future },
+        }
+    }
+
+    fn rejected(response: Response<B>) -> Self {
+        GuardFuture {
+            kind: GuardKind::Rejected {
+                response: Some(response),
+                _error: std::marker::PhantomData,
+            },
+        }
+    }
+}
+
+impl<F, B, E> fmt::Debug for GuardFuture<F, B, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for GuardFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            GuardKindProj::Inner { future } => future.poll(cx),
+            GuardKindProj::Rejected { response, .. } => Poll::Ready(Ok(response
+                .take()
+                .expect("GuardFuture polled after completion"))),
         }
     }
 }
@@ -622,5 +682,27 @@ impl<C> Claims<C> {
     pub fn has_scope(&self, scope: &str) -> bool {
         let payload = self.payload();
         ClaimSource::scope().contains(payload, scope) || ClaimSource::scp().contains(payload, scope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::covers;
+
+    #[test]
+    fn paths_are_matched_by_whole_segments() {
+        for (entry, path, want) in [
+            ("/admin", "/admin", true),
+            ("/admin", "/admin/", true),
+            ("/admin", "/admin/x", true),
+            ("/admin/", "/admin", true),
+            ("/admin", "/administrator", false),
+            ("/admin", "/", false),
+            ("/pkg.Svc/", "/pkg.Svc/Get", true),
+            ("/pkg.Svc/Get", "/pkg.Svc/GetAll", false),
+            ("/", "/anything", true),
+        ] {
+            assert_eq!(covers(entry, path), want, "{entry} {path}");
+        }
     }
 }

@@ -12,11 +12,17 @@ use serde_json::Value;
 /// slashes (Auth0's namespaced claims are URLs, Cognito's is
 /// `cognito:groups`), so there is no dotted-path syntax to get wrong.
 ///
-/// The value found there is read leniently: a JSON string is split on
-/// whitespace (`"read write"` is two values, as OAuth's `scope`), an array
-/// gives its string elements, and anything else (a number, an object, a
-/// missing member) gives no values. Odd shapes mean "no roles", never an
-/// error.
+/// The value found there is read leniently: an array gives its string
+/// elements, a JSON string is **one** value (`"Domain Admins"` is one
+/// group, never `Domain` and `Admins`), and anything else (a number, an
+/// object, a missing member) gives no values. Odd shapes mean "no roles",
+/// never an error.
+///
+/// Only OAuth scopes are a space-delimited list (RFC 6749 §3.3): the
+/// [`scope`](ClaimSource::scope) and [`scp`](ClaimSource::scp) presets, and
+/// any source marked [`space_delimited`](ClaimSource::space_delimited),
+/// split a string on ASCII spaces (U+0020) only, never on tabs, line
+/// breaks or other Unicode spaces; values are compared case-sensitively.
 ///
 /// | preset | path | provider |
 /// |---|---|---|
@@ -49,11 +55,16 @@ use serde_json::Value;
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ClaimSource {
     path: Arc<[Box<str>]>,
+    /// A string value is a space-delimited list (OAuth scopes).
+    delimited: bool,
 }
 
 impl fmt::Debug for ClaimSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ClaimSource").field(&self.path).finish()
+        f.debug_struct("ClaimSource")
+            .field("path", &self.path)
+            .field("space_delimited", &self.delimited)
+            .finish()
     }
 }
 
@@ -68,6 +79,7 @@ impl ClaimSource {
     pub fn claim(name: impl Into<String>) -> Self {
         ClaimSource {
             path: Arc::from([name.into().into_boxed_str()]),
+            delimited: false,
         }
     }
 
@@ -77,7 +89,8 @@ impl ClaimSource {
     /// ```
     /// use tower_jwt_auth::ClaimSource;
     /// let src = ClaimSource::path(["org", "teams"]);
-    /// assert_eq!(src.read(&serde_json::json!({"org": {"teams": "a b"}})), ["a", "b"]);
+    /// assert_eq!(src.read(&serde_json::json!({"org": {"teams": ["a", "b"]}})), ["a", "b"]);
+    /// assert_eq!(src.read(&serde_json::json!({"org": {"teams": "a b"}})), ["a b"]);
     /// ```
     pub fn path<S: Into<String>>(segments: impl IntoIterator<Item = S>) -> Self {
         ClaimSource {
@@ -85,14 +98,32 @@ impl ClaimSource {
                 .into_iter()
                 .map(|s| s.into().into_boxed_str())
                 .collect(),
+            delimited: false,
         }
     }
 
-    /// `roles`: an array of strings, or one string.
+    /// Reads a string value as a space-delimited list, the way OAuth
+    /// scopes are written (RFC 6749 §3.3): split on ASCII spaces only.
+    /// Only for claims that really are such lists; a role or group name
+    /// may contain spaces.
+    ///
+    /// ```
+    /// # use tower_jwt_auth::ClaimSource;
+    /// let perms = ClaimSource::claim("perms").space_delimited();
+    /// assert_eq!(perms.read(&serde_json::json!({"perms": "a b"})), ["a", "b"]);
+    /// ```
+    #[must_use]
+    pub fn space_delimited(mut self) -> Self {
+        self.delimited = true;
+        self
+    }
+
+    /// `roles`: an array of strings, or one string (one role, spaces and all).
     ///
     /// ```
     /// # use tower_jwt_auth::ClaimSource;
     /// assert_eq!(ClaimSource::roles().read(&serde_json::json!({"roles": "admin"})), ["admin"]);
+    /// assert_eq!(ClaimSource::roles().read(&serde_json::json!({"roles": "read-only admin"})), ["read-only admin"]);
     /// ```
     pub fn roles() -> Self {
         Self::claim("roles")
@@ -105,7 +136,7 @@ impl ClaimSource {
     /// assert_eq!(ClaimSource::scope().read(&serde_json::json!({"scope": "a b"})), ["a", "b"]);
     /// ```
     pub fn scope() -> Self {
-        Self::claim("scope")
+        Self::claim("scope").space_delimited()
     }
 
     /// `scp`: Entra ID's space-separated string, or Okta's array.
@@ -115,7 +146,7 @@ impl ClaimSource {
     /// assert_eq!(ClaimSource::scp().read(&serde_json::json!({"scp": ["a", "b"]})), ["a", "b"]);
     /// ```
     pub fn scp() -> Self {
-        Self::claim("scp")
+        Self::claim("scp").space_delimited()
     }
 
     /// Keycloak realm roles: `realm_access.roles`.
@@ -193,7 +224,7 @@ impl ClaimSource {
     }
 
     /// Calls `f` with every value at this source, without allocating.
-    pub(crate) fn each<'v>(&self, payload: &'v Value, f: impl FnMut(&'v str)) {
+    pub(crate) fn each<'v>(&self, payload: &'v Value, mut f: impl FnMut(&'v str)) {
         if self.path.is_empty() {
             return;
         }
@@ -205,7 +236,10 @@ impl ClaimSource {
             }
         }
         match at {
-            Value::String(s) => s.split_whitespace().for_each(f),
+            Value::String(s) if self.delimited => {
+                s.split(' ').filter(|v| !v.is_empty()).for_each(f);
+            }
+            Value::String(s) if !s.is_empty() => f(s),
             Value::Array(items) => items.iter().filter_map(Value::as_str).for_each(f),
             _ => {}
         }
@@ -252,7 +286,11 @@ mod tests {
         let p = json!({"a.b": ["x"], "a": {"b": ["y"]}});
         assert_eq!(ClaimSource::claim("a.b").read(&p), ["x"]);
         assert_eq!(ClaimSource::path(["a", "b"]).read(&p), ["y"]);
-        assert!(ClaimSource::claim("a").contains(&json!({"a": "p q"}), "q"));
-        assert!(!ClaimSource::claim("a").contains(&json!({"a": "p q"}), "p q"));
+        assert!(!ClaimSource::claim("a").contains(&json!({"a": "p q"}), "q"));
+        assert!(ClaimSource::claim("a").contains(&json!({"a": "p q"}), "p q"));
+        let scopes = ClaimSource::claim("a").space_delimited();
+        assert!(scopes.contains(&json!({"a": "p q"}), "q"));
+        assert!(!scopes.contains(&json!({"a": "p\tq"}), "q"));
+        assert!(!scopes.contains(&json!({"a": "p\u{a0}q"}), "q"));
     }
 }

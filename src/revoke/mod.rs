@@ -131,7 +131,30 @@ pub(crate) fn before_mark(iat: Option<i64>, mark: i64) -> bool {
 
 /// Subject marks: kept `ttl` after they are set.
 fn marks(ttl: Duration) -> moka::sync::Cache<Box<str>, i64> {
-    moka::sync::Cache::builder().time_to_live(ttl).build()
+    moka::sync::Cache::builder()
+        .time_to_live(clamp_ttl(ttl))
+        .build()
+}
+
+/// The longest time-to-live a store keeps anything: longer settings
+/// (`Duration::MAX` included) are treated as this, never a panic.
+pub(crate) const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+pub(crate) fn clamp_ttl(ttl: Duration) -> Duration {
+    ttl.min(MAX_TTL)
+}
+
+/// A deny-list key: the issuer and a value (a `jti` or a `sub`), so that
+/// the same value at two issuers names two different things. The issuer's
+/// length comes first, so no pair of strings can collide with another.
+pub(crate) fn scoped(iss: &str, value: &str) -> String {
+    let mut key = String::with_capacity(iss.len() + value.len() + 8);
+    key.push_str(&iss.len().to_string());
+    key.push(':');
+    key.push_str(iss);
+    key.push(':');
+    key.push_str(value);
+    key
 }
 
 /// Keeps an entry until a Unix time.
@@ -169,6 +192,10 @@ pub(crate) fn keep_until(exp: i64) -> i64 {
 /// that forgot would let a revoked token back in. Cheap to clone; clones
 /// share the list. Answers without I/O.
 ///
+/// Entries are scoped by issuer: with several issuers, `alice` at one and
+/// `alice` at another are different people, and so are two equal `jti`s.
+/// A token without `iss` is scoped under the empty issuer `""`.
+///
 /// ```
 /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, MemoryRevocation, Verifier};
 ///
@@ -177,7 +204,7 @@ pub(crate) fn keep_until(exp: i64) -> i64 {
 /// let revoked = MemoryRevocation::new();
 /// let layer = JwtAuthLayer::new(verifier).revocation(revoked.clone());
 /// // later, on logout:
-/// revoked.revoke("a-jti", 4102444800);
+/// revoked.revoke("https://login.example.com", "a-jti", 4102444800);
 /// # let _ = layer;
 /// # Ok(())
 /// # }
@@ -219,43 +246,49 @@ impl MemoryRevocation {
     }
 
     /// How long a subject mark is kept after it is set: at least the
-    /// longest lifetime of the tokens you accept. Call it before use (it
-    /// starts a new, empty list of marks).
+    /// longest lifetime of the tokens you accept (at most 100 years;
+    /// longer is taken as 100 years). Call it before use (it starts a new,
+    /// empty list of marks).
     #[must_use]
     pub fn mark_ttl(mut self, ttl: Duration) -> Self {
         self.subjects = marks(ttl);
-        self.mark_ttl = ttl;
+        self.mark_ttl = clamp_ttl(ttl);
         self
     }
 
-    /// Revokes the token with this `jti`; `exp` is the token's own `exp`
-    /// (seconds since the epoch). The entry is kept 5 minutes past it, the
-    /// largest leeway a verifier may grant, after which the token is
-    /// refused as expired anyway.
-    pub fn revoke(&self, jti: &str, exp: i64) {
-        self.jtis.insert(jti.into(), keep_until(exp));
+    /// Revokes the token of issuer `iss` with this `jti`; `exp` is the
+    /// token's own `exp` (seconds since the epoch). The entry is kept 5
+    /// minutes past it, the largest leeway a verifier may grant, after
+    /// which the token is refused as expired anyway.
+    pub fn revoke(&self, iss: &str, jti: &str, exp: i64) {
+        self.jtis.insert(scoped(iss, jti).into(), keep_until(exp));
     }
 
-    /// Revokes every token of `sub` issued at or before `issued_before`
-    /// (seconds since the epoch), for "log out everywhere".
-    pub fn revoke_subject(&self, sub: &str, issued_before: i64) {
+    /// Revokes every token of `sub` at issuer `iss` issued at or before
+    /// `issued_before` (seconds since the epoch), for "log out everywhere".
+    /// Tokens are compared by `iat`, which a verifier never accepts more
+    /// than its leeway in the future, so a token cannot escape the mark by
+    /// claiming to be issued later.
+    pub fn revoke_subject(&self, iss: &str, sub: &str, issued_before: i64) {
+        let key: Box<str> = scoped(iss, sub).into();
         let mark = self
             .subjects
-            .get(sub)
+            .get(&key)
             .map_or(issued_before, |m| m.max(issued_before));
-        self.subjects.insert(sub.into(), mark);
+        self.subjects.insert(key, mark);
     }
 
     /// Whether a token with these claims is revoked.
     pub fn is_revoked(&self, claims: &RegisteredClaims) -> bool {
+        let iss = claims.iss().unwrap_or("");
         if let Some(jti) = claims.jti()
-            && self.jtis.contains_key(jti)
+            && self.jtis.contains_key(scoped(iss, jti).as_str())
         {
             return true;
         }
         claims
             .sub()
-            .and_then(|s| self.subjects.get(s))
+            .and_then(|s| self.subjects.get(scoped(iss, s).as_str()))
             .is_some_and(|mark| before_mark(claims.iat(), mark))
     }
 }

@@ -7,19 +7,27 @@ use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{CheckFuture, Revocation, RevocationStatus, before_mark, keep_until, now_secs};
+use super::{
+    CheckFuture, Revocation, RevocationStatus, before_mark, clamp_ttl, keep_until, now_secs, scoped,
+};
 use crate::claims::RegisteredClaims;
 use crate::error::BuildError;
 
+/// The longest timeout a Redis call may be given.
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// A deny-list in Redis: one key per revoked `jti`
-/// (`{prefix}jti:{jti}`, expiring at the token's `exp`) and one per
-/// subject mark (`{prefix}sub:{sub}` holding a time: every token of the
-/// subject issued at or before it is revoked; it expires after the mark
-/// TTL, 24 h by default).
+/// (`{prefix}jti:{len(iss)}:{iss}:{jti}`, expiring at the token's `exp`)
+/// and one per subject mark (`{prefix}sub:{len(iss)}:{iss}:{sub}` holding
+/// a time: every token of the subject issued at or before it is revoked;
+/// it expires after the mark TTL, 24 h by default). Entries are scoped by
+/// issuer: the same `sub` or `jti` at two issuers are different entries.
 ///
 /// Connects lazily through redis' tokio connection manager, which
-/// reconnects by itself when Redis comes back. Each check is one `MGET`,
-/// bounded by a timeout (default 250 ms). When Redis cannot answer, the
+/// reconnects by itself when Redis comes back. Each check is one round
+/// trip (a cached Lua script), bounded by a timeout (default 250 ms). Deny
+/// data of an unexpected type (a hash under a `jti` key, a mark that is
+/// not a number) revokes: odd data fails closed, whatever the policy. When Redis cannot answer, the
 /// default is to **fail closed** (503, `RevocationUnavailable`);
 /// [`fail_open`](RedisRevocation::fail_open) lets tokens through instead
 /// (logged). An optional local cache answers repeated checks without a
@@ -36,7 +44,7 @@ use crate::error::BuildError;
 ///     .local_cache(Duration::from_secs(1));
 /// let layer = JwtAuthLayer::new(verifier).revocation(revoked.clone());
 /// // on logout:
-/// revoked.revoke("the-jti", 4102444800).await?;
+/// revoked.revoke("https://login.example.com", "the-jti", 4102444800).await?;
 /// # let _ = layer;
 /// # Ok(())
 /// # }
@@ -139,10 +147,11 @@ impl RedisRevocation {
         self.edit(|i| i.prefix = prefix)
     }
 
-    /// How long a check or a write may take (default 250 ms).
+    /// How long a check or a write may take (default 250 ms; at most an
+    /// hour, longer is taken as an hour).
     #[must_use]
     pub fn timeout(self, timeout: Duration) -> Self {
-        self.edit(|i| i.timeout = timeout)
+        self.edit(|i| i.timeout = timeout.min(MAX_TIMEOUT))
     }
 
     /// Lets tokens through when Redis cannot answer (logged as a warning)
@@ -153,10 +162,10 @@ impl RedisRevocation {
     }
 
     /// How long a subject mark is kept (default 24 h): at least the longest
-    /// lifetime of the tokens you accept.
+    /// lifetime of the tokens you accept (at most 100 years).
     #[must_use]
     pub fn mark_ttl(self, ttl: Duration) -> Self {
-        self.edit(|i| i.mark_ttl = ttl)
+        self.edit(|i| i.mark_ttl = clamp_ttl(ttl))
     }
 
     /// Keeps answers in process for `ttl` (at most 100,000 tokens), so
@@ -166,7 +175,7 @@ impl RedisRevocation {
     pub fn local_cache(self, ttl: Duration) -> Self {
         let cache = moka::sync::Cache::builder()
             .max_capacity(100_000)
-            .time_to_live(ttl)
+            .time_to_live(clamp_ttl(ttl))
             .build();
         self.edit(|i| i.local = Some(cache))
     }
@@ -185,12 +194,12 @@ impl RedisRevocation {
         Ok(self.inner.conn.get_or_init(|| conn).clone())
     }
 
-    fn jti_key(&self, jti: &str) -> String {
-        format!("{}jti:{jti}", self.inner.prefix)
+    fn jti_key(&self, iss: &str, jti: &str) -> String {
+        format!("{}jti:{}", self.inner.prefix, scoped(iss, jti))
     }
 
-    fn sub_key(&self, sub: &str) -> String {
-        format!("{}sub:{sub}", self.inner.prefix)
+    fn sub_key(&self, iss: &str, sub: &str) -> String {
+        format!("{}sub:{}", self.inner.prefix, scoped(iss, sub))
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, String> {
@@ -202,20 +211,21 @@ impl RedisRevocation {
         }
     }
 
-    /// Revokes the token with this `jti`; `exp` is the token's own `exp`
-    /// (seconds since the epoch). The key lives 5 minutes past it, the
-    /// largest leeway a verifier may grant; a token past that needs no entry.
+    /// Revokes the token of issuer `iss` with this `jti`; `exp` is the
+    /// token's own `exp` (seconds since the epoch). The key lives 5 minutes
+    /// past it, the largest leeway a verifier may grant; a token past that
+    /// needs no entry.
     ///
     /// # Errors
     /// When Redis cannot be reached within the timeout.
-    pub async fn revoke(&self, jti: &str, exp: i64) -> Result<(), RedisError> {
+    pub async fn revoke(&self, iss: &str, jti: &str, exp: i64) -> Result<(), RedisError> {
         let ttl = keep_until(exp).saturating_sub(now_secs()).saturating_add(1);
         if ttl <= 0 {
             return Ok(());
         }
         self.inner.epoch.fetch_add(1, Ordering::SeqCst);
         let mut cmd = redis::cmd("SET");
-        cmd.arg(self.jti_key(jti)).arg(1).arg("EX").arg(ttl);
+        cmd.arg(self.jti_key(iss, jti)).arg(1).arg("EX").arg(ttl);
         let result = self.run::<()>(&cmd).await.map_err(RedisError);
         self.forget_local();
         result
@@ -234,13 +244,20 @@ impl RedisRevocation {
         }
     }
 
-    /// Revokes every token of `sub` issued at or before `issued_before`
-    /// (seconds since the epoch): "log out everywhere". A later mark
-    /// never moves an earlier, larger one back.
+    /// Revokes every token of `sub` at issuer `iss` issued at or before
+    /// `issued_before` (seconds since the epoch): "log out everywhere". A
+    /// later mark never moves an earlier, larger one back. Tokens are
+    /// compared by `iat`, which a verifier never accepts more than its
+    /// leeway in the future.
     ///
     /// # Errors
     /// When Redis cannot be reached within the timeout.
-    pub async fn revoke_subject(&self, sub: &str, issued_before: i64) -> Result<(), RedisError> {
+    pub async fn revoke_subject(
+        &self,
+        iss: &str,
+        sub: &str,
+        issued_before: i64,
+    ) -> Result<(), RedisError> {
         self.inner.epoch.fetch_add(1, Ordering::SeqCst);
         // Keep the largest mark, atomically.
         let script = redis::cmd("EVAL");
@@ -251,7 +268,7 @@ impl RedisRevocation {
              redis.call('SET', KEYS[1], cur, 'EX', ARGV[2]) return cur",
         )
         .arg(1)
-        .arg(self.sub_key(sub))
+        .arg(self.sub_key(iss, sub))
         .arg(issued_before)
         .arg(self.inner.mark_ttl.as_secs().max(1));
         let result = self.run::<i64>(&cmd).await.map(drop).map_err(RedisError);
@@ -266,19 +283,18 @@ impl RedisRevocation {
         }
         let started = Instant::now();
         let epoch = self.inner.epoch.load(Ordering::SeqCst);
-        let mut cmd = redis::cmd("MGET");
-        cmd.arg(self.jti_key(claims.jti().unwrap_or("")));
-        cmd.arg(self.sub_key(claims.sub().unwrap_or("")));
-        let answer = self
-            .run::<(Option<redis::Value>, Option<redis::Value>)>(&cmd)
-            .await;
+        let iss = claims.iss().unwrap_or("");
+        let jti_key = self.jti_key(iss, claims.jti().unwrap_or(""));
+        let sub_key = self.sub_key(iss, claims.sub().unwrap_or(""));
+        let answer = self.lookup(&jti_key, &sub_key).await;
         let status = match answer {
             Ok((jti, mark)) => {
-                // Any value under the jti key revokes; a mark that does not
-                // read as a time revokes too (fail closed on odd data).
-                let by_jti = claims.jti().is_some() && jti.is_some();
+                // Any value of any type under the jti key revokes; a mark
+                // that does not read as a time revokes too (fail closed on
+                // odd data).
+                let by_jti = claims.jti().is_some() && jti != 0;
                 let by_sub = claims.sub().is_some()
-                    && mark.is_some_and(|mark| match redis::from_redis_value::<i64>(mark) {
+                    && mark.is_some_and(|mark| match mark.trim().parse::<i64>() {
                         Ok(mark) => before_mark(claims.iat(), mark),
                         Err(_) => true,
                     });
@@ -313,6 +329,24 @@ impl RedisRevocation {
             }
         }
         status
+    }
+
+    /// One round trip: whether the jti key exists (whatever its type), and
+    /// the subject mark (`"odd"` when the key holds something other than a
+    /// string, which then fails closed).
+    async fn lookup(&self, jti_key: &str, sub_key: &str) -> Result<(i64, Option<String>), String> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(
+            "local j = redis.call('EXISTS', KEYS[1]) \
+             local t = redis.call('TYPE', KEYS[2])['ok'] \
+             if t == 'none' then return {j, false} end \
+             if t ~= 'string' then return {j, 'odd'} end \
+             return {j, redis.call('GET', KEYS[2])}",
+        )
+        .arg(2)
+        .arg(jti_key)
+        .arg(sub_key);
+        self.run::<(i64, Option<String>)>(&cmd).await
     }
 
     fn local_get(&self, claims: &RegisteredClaims) -> Option<RevocationStatus> {

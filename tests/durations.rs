@@ -1,0 +1,111 @@
+//! Every `Duration` a builder accepts, up to `Duration::MAX`, is either
+//! taken (saturating where it would overflow) or refused with a
+//! `BuildError` naming the setting: never a panic, at build time or on the
+//! request path.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use proptest::prelude::*;
+use serde_json::json;
+use tower_jwt_auth::{Algorithm, JsonClaims, Verifier};
+
+fn durations() -> impl Strategy<Value = Duration> {
+    prop_oneof![
+        Just(Duration::MAX),
+        Just(Duration::ZERO),
+        Just(Duration::from_secs(u64::MAX)),
+        Just(Duration::new(u64::MAX, 999_999_999)),
+        (0u64..=u64::MAX, 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+        (0u64..100_000).prop_map(Duration::from_secs),
+    ]
+}
+
+fn check_leeway(d: Duration) {
+    let built = Verifier::builder()
+        .key(verify_key(Algorithm::HS256))
+        .any_audience()
+        .leeway(d)
+        .build();
+    match built {
+        Ok(v) => {
+            let t = token(Algorithm::HS256, &json!({"exp": now() + 60, "iat": now()}));
+            assert!(v.verify::<JsonClaims>(&t).is_ok());
+        }
+        Err(e) => assert!(e.to_string().contains("leeway"), "{e}"),
+    }
+}
+
+#[cfg(feature = "revocation")]
+fn check_memory_revocation(d: Duration) {
+    use tower_jwt_auth::MemoryRevocation;
+    let list = MemoryRevocation::new().mark_ttl(d);
+    list.revoke_subject("i", "s", now());
+    list.revoke("i", "j", i64::MAX);
+    list.revoke("i", "k", i64::MIN);
+}
+
+#[cfg(feature = "redis")]
+fn check_redis_revocation(d: Duration) {
+    use tower_jwt_auth::{Claims, RedisRevocation, Revocation, RevocationStatus};
+    // Nothing listens on port 1: every call fails fast, whatever the timeout.
+    let store = RedisRevocation::new("redis://127.0.0.1:1/")
+        .unwrap()
+        .timeout(d)
+        .mark_ttl(d)
+        .local_cache(d);
+    let v = Verifier::builder()
+        .key(verify_key(Algorithm::HS256))
+        .any_audience()
+        .build()
+        .unwrap();
+    let t = token(
+        Algorithm::HS256,
+        &json!({"exp": now() + 60, "sub": "s", "jti": "j"}),
+    );
+    let claims: Claims = v.verify(&t).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let status =
+            tokio::time::timeout(Duration::from_secs(10), store.check(claims.registered()))
+                .await
+                .expect("a refused connection answers at once");
+        assert!(
+            matches!(status, RevocationStatus::Unavailable(_)),
+            "{status:?}"
+        );
+        let _ = store.revoke("i", "j", i64::MAX).await;
+        let _ = store.revoke_subject("i", "s", now()).await;
+    });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn duration_settings_never_panic(d in durations()) {
+        check_leeway(d);
+        #[cfg(feature = "revocation")]
+        check_memory_revocation(d);
+    }
+}
+
+/// The Redis store makes a (refused) connection per check, so it gets the
+/// extreme values only rather than the generated ones.
+#[cfg(feature = "redis")]
+#[test]
+fn redis_duration_settings_never_panic() {
+    for d in [
+        Duration::MAX,
+        Duration::ZERO,
+        Duration::new(u64::MAX, 0),
+        Duration::from_secs(100 * 365 * 24 * 3600 + 1),
+    ] {
+        check_redis_revocation(d);
+    }
+}
