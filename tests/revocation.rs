@@ -193,6 +193,34 @@ async fn redis_revoke_then_refuse_and_expiry() {
     let eve = mint(&issuer, "eve", Some("e"), now());
     assert_eq!(call(&l, &eve).await.0, StatusCode::UNAUTHORIZED);
 
+    // Entries are scoped by issuer: the same jti and sub at another
+    // issuer are other tokens and other people.
+    store
+        .revoke("https://elsewhere.example", "b", now() + 600)
+        .await
+        .unwrap();
+    store
+        .revoke_subject("https://elsewhere.example", "ada", now())
+        .await
+        .unwrap();
+    assert_eq!(call(&l, &b).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_deny_data_of_the_wrong_type_fails_closed() {
+    let redis = Redis::start().await;
+    let issuer = Issuer::start().await.unwrap();
+    let store = RedisRevocation::new(&redis.url()).unwrap().prefix("t1:");
+    let l = layer(&issuer).revocation(store.clone());
+    let mut conn = ::redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let scoped = |kind: &str, value: &str| {
+        let iss = issuer.url();
+        format!("t1:{kind}:{}:{iss}:{value}", iss.len())
+    };
     // Deny data of the wrong Redis type (a hash where a string is
     // expected) fails closed too, under the jti key and the subject key:
     // MGET would read both as nil.
@@ -222,18 +250,6 @@ async fn redis_revoke_then_refuse_and_expiry() {
     );
     assert_eq!(call(&fail_open, &by_jti).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(call(&fail_open, &by_sub).await.0, StatusCode::UNAUTHORIZED);
-
-    // Entries are scoped by issuer: the same jti and sub at another
-    // issuer are other tokens and other people.
-    store
-        .revoke("https://elsewhere.example", "b", now() + 600)
-        .await
-        .unwrap();
-    store
-        .revoke_subject("https://elsewhere.example", "ada", now())
-        .await
-        .unwrap();
-    assert_eq!(call(&l, &b).await.0, StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
