@@ -8,7 +8,7 @@ use http::StatusCode;
 use http::request::Parts;
 
 use crate::claims::Claims;
-use crate::layer::{Found, find};
+use crate::claims::{Found, find};
 
 /// Why `Claims<C>` could not be extracted.
 ///

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use moka::Expiry;
 
 use crate::claims::Claims;
-use crate::key::Fingerprint;
-use crate::verify::{Verified, Verifier};
+use crate::verify::{TokenVerifier, Verified};
 
 /// Skips the signature check for a token already verified, keyed by the
 /// **whole token string**.
@@ -101,20 +100,19 @@ impl TokenCache {
     }
 }
 
+/// The claims in the layer's type, and the verifier's answer they came
+/// from (which key, the leeway of the verifier, with several issuers the
+/// tenant's, that accepted it, how long it may be reused).
 struct Entry<C> {
     claims: Claims<C>,
-    key: Fingerprint,
-    /// The leeway of the verifier that accepted the token (with several
-    /// issuers, that tenant's).
-    leeway: f64,
+    verified: Verified,
 }
 
 impl<C> Clone for Entry<C> {
     fn clone(&self) -> Self {
         Entry {
             claims: self.claims.clone(),
-            key: self.key,
-            leeway: self.leeway,
+            verified: self.verified.clone(),
         }
     }
 }
@@ -131,7 +129,7 @@ impl<C> Expiry<Arc<str>, Entry<C>> for UntilExp {
         _created_at: Instant,
     ) -> Option<Duration> {
         let left = match entry.claims.exp() {
-            Some(exp) => (exp.saturating_add(entry.leeway.ceil() as i64))
+            Some(exp) => (exp.saturating_add(entry.verified.leeway.ceil() as i64))
                 .saturating_sub(now_secs())
                 .max(0) as u64,
             None => 3600,
@@ -179,7 +177,7 @@ impl<C> fmt::Debug for Store<C> {
 
 impl<C: Send + Sync + 'static> Store<C> {
     /// The claims of `token` if it was verified and may be used now.
-    pub(crate) fn get(&self, token: &str, verifier: &Verifier) -> Option<Claims<C>> {
+    pub(crate) fn get(&self, token: &str, verifier: &dyn TokenVerifier) -> Option<Claims<C>> {
         let claims = self.lookup(token, verifier);
         let counter = if claims.is_some() {
             &self.hits
@@ -198,23 +196,11 @@ impl<C: Send + Sync + 'static> Store<C> {
         }
     }
 
-    fn lookup(&self, token: &str, verifier: &Verifier) -> Option<Claims<C>> {
+    fn lookup(&self, token: &str, verifier: &dyn TokenVerifier) -> Option<Claims<C>> {
         let entry = self.cache.get(token)?;
         // A clock that cannot be read: no hit; the verifier then refuses.
         let now = verifier.now().ok()?;
-        let leeway = entry.leeway;
-        // Registered times are whole seconds, truncated: `exp` can only
-        // look earlier than it is (stricter); `nbf` passed when stored and
-        // time only moves on.
-        let live = entry
-            .claims
-            .exp()
-            .is_none_or(|exp| now < exp as f64 + leeway)
-            && entry
-                .claims
-                .nbf()
-                .is_none_or(|nbf| now + leeway >= nbf as f64);
-        if live && verifier.holds(&entry.key) {
+        if entry.verified.live_at(now) && verifier.still_valid(&entry.verified) {
             Some(entry.claims)
         } else {
             // Verify afresh: the answer (expired, unknown key) is the
@@ -224,13 +210,12 @@ impl<C: Send + Sync + 'static> Store<C> {
         }
     }
 
-    pub(crate) fn insert(&self, token: &str, verified: &Verified<C>) {
+    pub(crate) fn insert(&self, token: &str, claims: &Claims<C>, verified: &Verified) {
         self.cache.insert(
             Arc::from(token),
             Entry {
-                claims: verified.claims.clone(),
-                key: verified.key,
-                leeway: verified.leeway,
+                claims: claims.clone(),
+                verified: verified.clone(),
             },
         );
     }
@@ -245,7 +230,7 @@ impl<C: Send + Sync + 'static> Store<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Algorithm, JsonClaims, Key};
+    use crate::{Algorithm, JsonClaims, Key, TokenVerifier, Verifier};
 
     fn hs256(claims: &serde_json::Value) -> String {
         use aws_lc_rs::hmac;
@@ -273,11 +258,9 @@ mod tests {
         let store: Store<JsonClaims> = TokenCache::new().max_entries(10).build();
         for i in 0..100 {
             let t = hs256(&serde_json::json!({"exp": now_secs() + 600, "i": i}));
-            let verified = match v.verify_now::<JsonClaims>(&t) {
-                crate::verify::Now::Done(r) => r.unwrap(),
-                crate::verify::Now::Pending => unreachable!(),
-            };
-            store.insert(&t, &verified);
+            let verified = v.verify_now(&t).unwrap().unwrap();
+            let claims = verified.to_claims::<JsonClaims>().unwrap();
+            store.insert(&t, &claims, &verified);
             assert!(store.get(&t, &v).is_some());
         }
         assert!(store.len() <= 10, "{}", store.len());

@@ -58,11 +58,26 @@ struct Core {
 }
 
 impl TokenClaims {
+    pub(crate) fn new(registered: RegisteredClaims, payload: Box<str>) -> Self {
+        TokenClaims(Arc::new(Core {
+            registered,
+            payload,
+            value: std::sync::OnceLock::new(),
+        }))
+    }
+
     pub(crate) fn registered(&self) -> &RegisteredClaims {
         &self.0.registered
     }
 
-    /// The payload parsed as JSON, once, on first use.
+    /// The verified payload as JSON text.
+    pub(crate) fn json(&self) -> &str {
+        &self.0.payload
+    }
+
+    /// The payload parsed as JSON, once, on first use. (It parses: the
+    /// payload passed the strict read of the registered claims, which
+    /// refuses any JSON that `serde_json` refuses.)
     pub(crate) fn value(&self) -> &serde_json::Value {
         self.0
             .value
@@ -96,16 +111,9 @@ impl<C> Deref for Claims<C> {
 }
 
 impl<C> Claims<C> {
-    pub(crate) fn new(custom: C, registered: RegisteredClaims, payload: Box<str>) -> Self {
+    pub(crate) fn new(custom: C, token: TokenClaims) -> Self {
         Claims {
-            inner: Arc::new(Inner {
-                custom,
-                token: TokenClaims(Arc::new(Core {
-                    registered,
-                    payload,
-                    value: std::sync::OnceLock::new(),
-                })),
-            }),
+            inner: Arc::new(Inner { custom, token }),
         }
     }
 
@@ -125,7 +133,7 @@ impl<C> Claims<C> {
 
     /// The verified payload as JSON text, for claims `C` does not model.
     pub fn json(&self) -> &str {
-        &self.inner.token.0.payload
+        self.inner.token.json()
     }
 
     /// The verified payload as a JSON value (parsed once, on first use),
@@ -167,6 +175,31 @@ impl<C> Claims<C> {
     /// The `jti` claim.
     pub fn jti(&self) -> Option<&str> {
         self.registered().jti()
+    }
+}
+
+/// Marks a request that went through the auth layer in optional mode
+/// without a token, so extractors can tell "anonymous" from "the layer is
+/// missing".
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Anonymous;
+
+/// What the auth layer left in a request's extensions for a `T` it inserts
+/// (`Claims<C>` or the type-independent `TokenClaims`): the one lookup
+/// shared by the axum extractors, `GrpcClaims` and the guards.
+pub(crate) enum Found<'a, T> {
+    Claims(&'a T),
+    /// The layer ran in optional mode and the request had no token.
+    Anonymous,
+    /// No `T`: no auth layer ran (or it inserts another claims type).
+    NoLayer,
+}
+
+pub(crate) fn find<T: Send + Sync + 'static>(ext: &http::Extensions) -> Found<'_, T> {
+    match ext.get::<T>() {
+        Some(t) => Found::Claims(t),
+        None if ext.get::<Anonymous>().is_some() => Found::Anonymous,
+        None => Found::NoLayer,
     }
 }
 

@@ -10,8 +10,8 @@
 use tonic::{Code, Status};
 
 use crate::claims::{Claims, JsonClaims};
+use crate::claims::{Found, find};
 use crate::error::{AuthError, ErrorKind};
-use crate::layer::{Found, find};
 
 /// Reads the verified claims from a [`tonic::Request`] in a gRPC handler.
 ///

@@ -66,4 +66,6 @@ pub use reject::{DefaultRejection, OnRejection, Refusal};
 pub use revoke::{CheckFuture, DEFAULT_MARK_TTL, MemoryRevocation, Revocation, RevocationStatus};
 #[cfg(feature = "redis")]
 pub use revoke::{RedisError, RedisRevocation};
-pub use verify::{DEFAULT_LEEWAY, Verifier, VerifierBuilder};
+pub use verify::{
+    DEFAULT_LEEWAY, TokenVerifier, Verified, Verifier, VerifierBuilder, VerifyFuture,
+};

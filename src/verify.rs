@@ -1,5 +1,12 @@
-//! Token to claims: algorithm allow-list, key selection, signature and claim
-//! validation. Pure: no I/O, no locks.
+//! Token to claims: the [`TokenVerifier`] step of the layer, and its JWT
+//! implementation [`Verifier`]: algorithm allow-list, key selection,
+//! signature and claim validation. Pure apart from key fetches: no locks
+//! held across I/O.
+
+mod outcome;
+
+pub(crate) use outcome::read_registered;
+pub use outcome::{TokenVerifier, Verified, VerifyFuture};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -8,11 +15,13 @@ use std::time::Duration;
 
 use serde::de::{DeserializeOwned, IgnoredAny};
 
+use crate::claims::TokenClaims;
+
 use crate::algorithm::{Algorithm, Family};
 use crate::b64;
 use crate::claims::{Claims, RawClaims};
 use crate::clock::{Clock, SystemClock, unix_secs};
-use crate::error::{AuthError, BuildError, ShapeError};
+use crate::error::{AuthError, BuildError};
 use crate::key::{Fingerprint, Key, KeySet, parse_jwk_set};
 use crate::token::{self, is_json_object};
 
@@ -85,21 +94,11 @@ impl fmt::Debug for Keys {
 }
 
 /// The outcome of trying to verify without waiting.
-pub(crate) enum Now<C> {
-    Done(Result<Verified<C>, AuthError>),
+pub(crate) enum Now {
+    Done(Result<Verified, AuthError>),
     /// The keys for this token must be fetched first: use `verify_async`.
     #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
     Pending,
-}
-
-/// Verified claims, which key verified them, and the leeway of the
-/// verifier (of the tenant, with several issuers) that accepted them.
-pub(crate) struct Verified<C> {
-    pub(crate) claims: Claims<C>,
-    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
-    pub(crate) key: Fingerprint,
-    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
-    pub(crate) leeway: f64,
 }
 
 impl fmt::Debug for Verifier {
@@ -136,8 +135,8 @@ impl Verifier {
     /// [`AuthError::UnknownKid`] or [`AuthError::KeysUnavailable`]. Use
     /// [`verify_async`](Verifier::verify_async) to fetch keys as needed.
     pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, AuthError> {
-        match self.verify_now(token) {
-            Now::Done(result) => result.map(|v| v.claims),
+        match self.try_now(token) {
+            Now::Done(result) => result?.to_claims(),
             Now::Pending => Err(AuthError::KeysUnavailable(
                 "the key set has not been fetched yet; use verify_async or JwksCache::prefetch"
                     .into(),
@@ -156,24 +155,18 @@ impl Verifier {
         &self,
         token: &str,
     ) -> Result<Claims<C>, AuthError> {
-        self.verify_async_keyed(token).await.map(|v| v.claims)
+        self.verified_async(token).await?.to_claims()
     }
 
-    /// As [`verify_async`](Verifier::verify_async), with the verifying key.
-    pub(crate) async fn verify_async_keyed<C: DeserializeOwned>(
-        &self,
-        token: &str,
-    ) -> Result<Verified<C>, AuthError> {
-        match self.verify_now(token) {
+    /// As [`verify_async`](Verifier::verify_async), before the claims type.
+    async fn verified_async(&self, token: &str) -> Result<Verified, AuthError> {
+        match self.try_now(token) {
             Now::Done(result) => result,
             Now::Pending => self.verify_after_fetch(token).await,
         }
     }
 
-    async fn verify_after_fetch<C: DeserializeOwned>(
-        &self,
-        token: &str,
-    ) -> Result<Verified<C>, AuthError> {
+    async fn verify_after_fetch(&self, token: &str) -> Result<Verified, AuthError> {
         match &self.inner.keys {
             Keys::Issuers(_) => self.route(token)?.fetch_single(token).await,
             _ => self.fetch_single(token).await,
@@ -181,24 +174,18 @@ impl Verifier {
     }
 
     #[cfg(not(feature = "jwks"))]
-    async fn fetch_single<C: DeserializeOwned>(
-        &self,
-        token: &str,
-    ) -> Result<Verified<C>, AuthError> {
-        match self.verify_now(token) {
+    async fn fetch_single(&self, token: &str) -> Result<Verified, AuthError> {
+        match self.try_now(token) {
             Now::Done(result) => result,
             Now::Pending => Err(AuthError::KeysUnavailable("no keys".into())),
         }
     }
 
     #[cfg(feature = "jwks")]
-    async fn fetch_single<C: DeserializeOwned>(
-        &self,
-        token: &str,
-    ) -> Result<Verified<C>, AuthError> {
+    async fn fetch_single(&self, token: &str) -> Result<Verified, AuthError> {
         let jws = token::parse(token)?;
         let Keys::Remote(cache) = &self.inner.keys else {
-            return match self.verify_now(token) {
+            return match self.try_now(token) {
                 Now::Done(result) => result,
                 Now::Pending => Err(AuthError::KeysUnavailable("no keys".into())),
             };
@@ -208,7 +195,7 @@ impl Verifier {
     }
 
     /// Verifies with the keys at hand, or says that keys must be fetched.
-    pub(crate) fn verify_now<C: DeserializeOwned>(&self, token: &str) -> Now<C> {
+    pub(crate) fn try_now(&self, token: &str) -> Now {
         let jws = match token::parse(token) {
             Ok(jws) => jws,
             Err(e) => return Now::Done(Err(e)),
@@ -217,7 +204,7 @@ impl Verifier {
         match &self.inner.keys {
             Keys::Static(keys) => Now::Done(self.finish(&jws, keys)),
             Keys::Issuers(_) => match self.route(token) {
-                Ok(tenant) => tenant.verify_now(token),
+                Ok(tenant) => tenant.try_now(token),
                 Err(e) => Now::Done(Err(e)),
             },
             #[cfg(feature = "jwks")]
@@ -362,11 +349,7 @@ impl Verifier {
     }
 
     /// Checks the header, the signature with `keys`, then the claims.
-    fn finish<C: DeserializeOwned>(
-        &self,
-        jws: &token::Jws<'_>,
-        keys: &KeySet,
-    ) -> Result<Verified<C>, AuthError> {
+    fn finish(&self, jws: &token::Jws<'_>, keys: &KeySet) -> Result<Verified, AuthError> {
         self.check_header(jws)?;
         // base64 decodes in groups of 3 bytes: room for the last group.
         let mut sig = [0u8; MAX_SIGNATURE_LEN.div_ceil(3) * 3];
@@ -381,8 +364,9 @@ impl Verifier {
         )?;
         Ok(Verified {
             claims: self.claims(jws.payload)?,
-            key: *key.fingerprint(),
+            key: Some(*key.fingerprint()),
             leeway: self.inner.leeway,
+            reuse_until: None,
         })
     }
 
@@ -398,30 +382,14 @@ impl Verifier {
         }
     }
 
-    /// Now, in seconds since the epoch, by the verifier's clock.
-    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
-    pub(crate) fn now(&self) -> Result<f64, AuthError> {
-        unix_secs(&*self.inner.clock)
-    }
-
     /// Decodes and validates the payload of a token whose signature verified.
-    fn claims<C: DeserializeOwned>(&self, payload_b64: &str) -> Result<Claims<C>, AuthError> {
+    fn claims(&self, payload_b64: &str) -> Result<TokenClaims, AuthError> {
         let cfg = &*self.inner;
         let payload = b64::decode(payload_b64.as_bytes())
             .ok_or(AuthError::Malformed("the payload is not strict base64url"))?;
         let payload = String::from_utf8(payload)
             .map_err(|_| AuthError::Malformed("the payload is not UTF-8"))?;
-        if !is_json_object(payload.as_bytes()) {
-            return Err(AuthError::Malformed("the payload is not a JSON object"));
-        }
-        let raw: RawClaims<'_> = serde_json::from_str(&payload).map_err(|e| {
-            if e.is_data() {
-                // Our own message: it names the claim, never its value.
-                AuthError::InvalidClaim(e.to_string())
-            } else {
-                AuthError::Malformed("the payload is not valid JSON (a standard parser refuses it)")
-            }
-        })?;
+        let raw: RawClaims<'_> = read_registered(&payload)?;
         let now = unix_secs(&*cfg.clock)?;
         match raw.exp {
             Some(exp) if now >= exp.0 + cfg.leeway => return Err(AuthError::Expired),
@@ -461,9 +429,28 @@ impl Verifier {
         }
         let registered = raw.to_registered();
         drop(raw);
-        let custom: C = serde_json::from_str(&payload)
-            .map_err(|e| AuthError::ClaimsShape(ShapeError::new(e)))?;
-        Ok(Claims::new(custom, registered, payload.into_boxed_str()))
+        Ok(TokenClaims::new(registered, payload.into_boxed_str()))
+    }
+}
+
+impl TokenVerifier for Verifier {
+    fn verify_now(&self, token: &str) -> Option<Result<Verified, AuthError>> {
+        match self.try_now(token) {
+            Now::Done(result) => Some(result),
+            Now::Pending => None,
+        }
+    }
+
+    fn verify_later<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
+        Box::pin(self.verified_async(token))
+    }
+
+    fn still_valid(&self, verified: &Verified) -> bool {
+        verified.key.is_some_and(|key| self.holds(&key))
+    }
+
+    fn now(&self) -> Result<f64, AuthError> {
+        unix_secs(&*self.inner.clock)
     }
 }
 

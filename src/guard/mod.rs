@@ -31,8 +31,9 @@ use tower_service::Service;
 pub use source::ClaimSource;
 
 use crate::claims::{Claims, JsonClaims, TokenClaims};
+use crate::claims::{Found, find};
 use crate::error::AuthError;
-use crate::layer::{Found, GrpcCall, find};
+use crate::layer::GrpcCall;
 use crate::reject::{DefaultRejection, OnRejection, Refusal};
 
 /// A set of wanted values (roles or scopes), where to look for them, and

@@ -1,0 +1,330 @@
+//! [`JwtAuthLayer`]: the layer is its own builder.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use tower_layer::Layer;
+
+use super::service::JwtAuth;
+use crate::claims::JsonClaims;
+use crate::csrf::CsrfPolicy;
+use crate::extract::TokenSource;
+use crate::reject::{DefaultRejection, GrpcMode};
+use crate::verify::TokenVerifier;
+
+/// The default limit on a token's length: 16 KiB.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// A tower layer that authenticates requests with a JWT.
+///
+/// It finds the token (by default in `Authorization: Bearer`), verifies it
+/// with its verifier (a [`Verifier`](crate::Verifier), or any
+/// [`TokenVerifier`]), and puts the verified [`Claims<C>`](crate::Claims)
+/// into the request extensions. A refused request gets a response from the
+/// rejection (by default [`DefaultRejection`]: RFC 6750 for HTTP, a gRPC
+/// status for genuine calls to a gRPC service, see
+/// [`grpc`](JwtAuthLayer::grpc)); the inner service never sees it. The same
+/// rejection renders the refusals of guards, extractors and handlers
+/// inside the layer that use the default answer.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use tower_jwt_auth::{Algorithm, Claims, JwtAuthLayer, Key, TokenSource, Verifier};
+///
+/// #[derive(Clone, serde::Deserialize)]
+/// struct User { sub: String }
+///
+/// async fn me(claims: Claims<User>) -> String {
+///     claims.sub.clone()
+/// }
+///
+/// # fn main() -> Result<(), tower_jwt_auth::BuildError> {
+/// let verifier = Verifier::builder()
+///     .key(Key::hmac(Algorithm::HS256, [7u8; 32])?)
+///     .audience("my-api")
+///     .build()?;
+/// let app: Router = Router::new()
+///     .route("/me", get(me))
+///     .route_layer(
+///         JwtAuthLayer::new(verifier)
+///             .claims::<User>()
+///             .sources([TokenSource::Bearer, TokenSource::cookie("access_token")]),
+///     );
+/// # Ok(()) }
+/// ```
+pub struct JwtAuthLayer<C = JsonClaims, R = DefaultRejection> {
+    pub(super) settings: Arc<Settings>,
+    pub(super) rejection: R,
+    #[cfg(feature = "cache")]
+    pub(super) cache: Option<CacheSlot<C>>,
+    _claims: PhantomData<fn() -> C>,
+}
+
+/// Everything about the layer that does not depend on its claims type or
+/// its rejection.
+pub(super) struct Settings {
+    pub(super) verifier: Arc<dyn TokenVerifier>,
+    pub(super) sources: Arc<[TokenSource]>,
+    pub(super) max_token_len: usize,
+    pub(super) optional: bool,
+    pub(super) grpc: GrpcMode,
+    pub(super) csrf: CsrfPolicy,
+    #[cfg(feature = "revocation")]
+    pub(super) revocation: Option<crate::revoke::Revoker>,
+}
+
+impl Clone for Settings {
+    fn clone(&self) -> Self {
+        Settings {
+            verifier: Arc::clone(&self.verifier),
+            sources: Arc::clone(&self.sources),
+            max_token_len: self.max_token_len,
+            optional: self.optional,
+            grpc: self.grpc,
+            csrf: self.csrf.clone(),
+            #[cfg(feature = "revocation")]
+            revocation: self.revocation.clone(),
+        }
+    }
+}
+
+/// The verified-token cache's limits and the store, made on first use
+/// (where the claims type's bounds are known).
+#[cfg(feature = "cache")]
+pub(super) struct CacheSlot<C> {
+    config: crate::cache::TokenCache,
+    store: Arc<std::sync::OnceLock<crate::cache::Store<C>>>,
+}
+
+#[cfg(feature = "cache")]
+impl<C> Clone for CacheSlot<C> {
+    fn clone(&self) -> Self {
+        CacheSlot {
+            config: self.config,
+            store: Arc::clone(&self.store),
+        }
+    }
+}
+
+#[cfg(feature = "cache")]
+impl<C: Send + Sync + 'static> CacheSlot<C> {
+    fn new(config: crate::cache::TokenCache) -> Self {
+        CacheSlot {
+            config,
+            store: Arc::new(std::sync::OnceLock::new()),
+        }
+    }
+
+    pub(super) fn store(&self) -> &crate::cache::Store<C> {
+        self.store.get_or_init(|| self.config.build())
+    }
+}
+
+impl<C, R: Clone> Clone for JwtAuthLayer<C, R> {
+    fn clone(&self) -> Self {
+        JwtAuthLayer {
+            settings: Arc::clone(&self.settings),
+            rejection: self.rejection.clone(),
+            #[cfg(feature = "cache")]
+            cache: self.cache.clone(),
+            _claims: PhantomData,
+        }
+    }
+}
+
+impl<C, R: fmt::Debug> fmt::Debug for JwtAuthLayer<C, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.settings;
+        f.debug_struct("JwtAuthLayer")
+            .field("verifier", &s.verifier)
+            .field("sources", &s.sources)
+            .field("max_token_len", &s.max_token_len)
+            .field("optional", &s.optional)
+            .field("rejection", &self.rejection)
+            .field("grpc", &s.grpc)
+            .field("csrf", &s.csrf)
+            .field("claims", &std::any::type_name::<C>())
+            .finish()
+    }
+}
+
+impl JwtAuthLayer {
+    /// A layer that verifies with `verifier` (a [`Verifier`](crate::Verifier)
+    /// or any [`TokenVerifier`]), reads `Authorization: Bearer`, limits
+    /// tokens to [`DEFAULT_MAX_TOKEN_LEN`] and puts [`Claims`](crate::Claims)
+    /// (a JSON map) into the extensions. Choose your own claims type with
+    /// [`claims`](JwtAuthLayer::claims).
+    pub fn new(verifier: impl TokenVerifier) -> Self {
+        JwtAuthLayer {
+            settings: Arc::new(Settings {
+                verifier: Arc::new(verifier),
+                sources: Arc::from([TokenSource::Bearer]),
+                max_token_len: DEFAULT_MAX_TOKEN_LEN,
+                optional: false,
+                grpc: GrpcMode::Auto,
+                csrf: CsrfPolicy::new(),
+                #[cfg(feature = "revocation")]
+                revocation: None,
+            }),
+            rejection: DefaultRejection::default(),
+            #[cfg(feature = "cache")]
+            cache: None,
+            _claims: PhantomData,
+        }
+    }
+}
+
+impl<C> JwtAuthLayer<C, DefaultRejection> {
+    /// Sets the realm named in `WWW-Authenticate` (default `api`).
+    pub fn realm(mut self, realm: &str) -> Self {
+        self.rejection = self.rejection.realm(realm);
+        self
+    }
+}
+
+impl<C, R> JwtAuthLayer<C, R> {
+    fn edit(mut self, f: impl FnOnce(&mut Settings)) -> Self {
+        f(Arc::make_mut(&mut self.settings));
+        self
+    }
+
+    /// Deserializes verified claims into `C2`, inserted as `Claims<C2>`.
+    /// A token whose claims do not fit `C2` is refused with 401.
+    pub fn claims<C2: Send + Sync + 'static>(self) -> JwtAuthLayer<C2, R> {
+        JwtAuthLayer {
+            settings: self.settings,
+            rejection: self.rejection,
+            #[cfg(feature = "cache")]
+            cache: self.cache.map(|slot| CacheSlot::new(slot.config)),
+            _claims: PhantomData,
+        }
+    }
+
+    /// Sets where the token is looked for, in order; the first source that
+    /// has a token wins. An empty list keeps the default (`Bearer`).
+    pub fn sources(self, sources: impl IntoIterator<Item = TokenSource>) -> Self {
+        let sources: Vec<TokenSource> = sources.into_iter().collect();
+        if sources.is_empty() {
+            return self;
+        }
+        self.edit(|s| s.sources = Arc::from(sources))
+    }
+
+    /// Refuses tokens longer than `bytes` before decoding anything
+    /// (default [`DEFAULT_MAX_TOKEN_LEN`], 16 KiB).
+    pub fn max_token_len(self, bytes: usize) -> Self {
+        self.edit(|s| s.max_token_len = bytes)
+    }
+
+    /// Caches verified tokens (feature `cache`): a token seen before skips
+    /// its signature check while it is unexpired and its key is still in
+    /// the key set. See [`TokenCache`](crate::TokenCache).
+    #[cfg(feature = "cache")]
+    pub fn cache(mut self, cache: crate::cache::TokenCache) -> Self
+    where
+        C: Send + Sync + 'static,
+    {
+        self.cache = Some(CacheSlot::new(cache));
+        self
+    }
+
+    /// Consults `store` after a token verified (feature `revocation`): a
+    /// revoked token is answered 401 `invalid_token` ("token revoked"), a
+    /// store that cannot answer 503 (unless it fails open). Tokens without
+    /// `jti` are refused unless
+    /// [`allow_tokens_without_jti`](JwtAuthLayer::allow_tokens_without_jti).
+    #[cfg(feature = "revocation")]
+    pub fn revocation(self, store: impl crate::revoke::Revocation) -> Self {
+        let revoker = crate::revoke::Revoker::new(Arc::new(store));
+        self.edit(|s| s.revocation = Some(revoker))
+    }
+
+    /// With [`revocation`](JwtAuthLayer::revocation): accepts tokens that
+    /// carry no `jti` (they can then be revoked only by subject).
+    #[cfg(feature = "revocation")]
+    pub fn allow_tokens_without_jti(self) -> Self {
+        self.edit(|s| {
+            s.revocation = s
+                .revocation
+                .take()
+                .map(crate::revoke::Revoker::allow_without_jti);
+        })
+    }
+
+    /// Declares that this layer wraps a gRPC service: refusals of requests
+    /// with a gRPC content type (`application/grpc…`, gRPC-Web included)
+    /// are answered as gRPC statuses (HTTP 200 with `grpc-status`), all
+    /// others as plain HTTP.
+    ///
+    /// Without it, the gRPC form is used only when the layer wraps a tonic
+    /// server (feature `tonic`: its responses have tonic's body type) and
+    /// the request is an HTTP/2 gRPC call with `te: trailers`. The request
+    /// alone never decides: on a plain HTTP route every refusal is a 4xx or
+    /// 5xx, whatever content type the client claims, so a forward-auth
+    /// proxy or a cache can never read a refusal as "allowed".
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
+    /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
+    /// let for_grpc = JwtAuthLayer::new(verifier).grpc();
+    /// # let _ = for_grpc;
+    /// ```
+    pub fn grpc(self) -> Self {
+        self.edit(|s| s.grpc = GrpcMode::Grpc)
+    }
+
+    /// Sets the cross-site request checks for tokens read from cookies
+    /// (default: [`CsrfPolicy::new`], on). Tokens from headers are never
+    /// checked. See [`CsrfPolicy`].
+    pub fn csrf(self, policy: CsrfPolicy) -> Self {
+        self.edit(|s| s.csrf = policy)
+    }
+
+    /// Lets requests without a token through, without claims. A token that
+    /// is present but not valid is still refused.
+    pub fn optional(self) -> Self {
+        self.edit(|s| s.optional = true)
+    }
+
+    /// Replaces how refusals are answered. See
+    /// [`OnRejection`](crate::OnRejection).
+    pub fn on_rejection<R2>(self, rejection: R2) -> JwtAuthLayer<C, R2> {
+        JwtAuthLayer {
+            settings: self.settings,
+            rejection,
+            #[cfg(feature = "cache")]
+            cache: self.cache,
+            _claims: PhantomData,
+        }
+    }
+}
+
+#[cfg(feature = "cache")]
+impl<C: Send + Sync + 'static, R> JwtAuthLayer<C, R> {
+    pub(super) fn store(&self) -> Option<&crate::cache::Store<C>> {
+        self.cache.as_ref().map(CacheSlot::store)
+    }
+
+    /// Hits, misses and entries of the verified-token cache (`None`
+    /// without [`cache`](JwtAuthLayer::cache)). Clones of a layer, and the
+    /// services it made, share one cache.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, TokenCache, Verifier};
+    /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
+    /// let layer = JwtAuthLayer::new(verifier).cache(TokenCache::new());
+    /// assert_eq!(layer.cache_stats().unwrap().hits, 0);
+    /// ```
+    pub fn cache_stats(&self) -> Option<crate::cache::CacheStats> {
+        self.store().map(crate::cache::Store::stats)
+    }
+}
+
+impl<S, C, R: Clone> Layer<S> for JwtAuthLayer<C, R> {
+    type Service = JwtAuth<S, C, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        JwtAuth::new(inner, self.clone())
+    }
+}

@@ -1,0 +1,293 @@
+//! [`JwtAuth`]: the request path of the auth layer, one pipeline read top
+//! to bottom: `decide` (the steps that answer without waiting), `finish`
+//! (the same steps once one needs I/O), and `call` (admit or refuse).
+
+use std::fmt;
+use std::future::Future;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use serde::de::DeserializeOwned;
+use tower_service::Service;
+use tracing::{Instrument, Span};
+
+use super::builder::JwtAuthLayer;
+use super::future::{ResponseFuture, render};
+use crate::claims::{Anonymous, Claims};
+use crate::error::AuthError;
+use crate::extract::find_token;
+use crate::observe;
+use crate::reject::{OnRejection, Refusal, grpc_request};
+use crate::verify::Verified;
+
+/// Marks a request the layer decided is a genuine gRPC call, so guards
+/// answer it in the gRPC form too.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GrpcCall;
+
+/// The service made by [`JwtAuthLayer`].
+pub struct JwtAuth<S, C = crate::claims::JsonClaims, R = crate::reject::DefaultRejection> {
+    inner: S,
+    layer: JwtAuthLayer<C, R>,
+}
+
+impl<S, C, R> JwtAuth<S, C, R> {
+    pub(super) fn new(inner: S, layer: JwtAuthLayer<C, R>) -> Self {
+        JwtAuth { inner, layer }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming the auth service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, C, R: Clone> Clone for JwtAuth<S, C, R> {
+    fn clone(&self) -> Self {
+        JwtAuth {
+            inner: self.inner.clone(),
+            layer: self.layer.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, C, R: fmt::Debug> fmt::Debug for JwtAuth<S, C, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuth")
+            .field("inner", &self.inner)
+            .field("layer", &self.layer)
+            .finish()
+    }
+}
+
+/// Where the pipeline stands after the steps that need no I/O.
+enum Step<'r, C> {
+    /// Decided: verified claims, anonymous (`None`), or a refusal.
+    Done(Result<Option<Claims<C>>, AuthError>),
+    /// The verifier needs I/O (a key fetch, an introspection call).
+    Verify(&'r str),
+    /// Verified; the revocation store must be asked.
+    #[cfg(feature = "revocation")]
+    Revocation(Claims<C>),
+}
+
+/// The pipeline, in order.
+impl<C, R> JwtAuthLayer<C, R>
+where
+    C: DeserializeOwned + Send + Sync + 'static,
+{
+    /// Find the token → token cache → verify → revocation, as far as each
+    /// step can answer without waiting.
+    fn decide<'r, B>(&self, req: &'r Request<B>) -> Step<'r, C> {
+        let s = &*self.settings;
+        // 1. Find the token; a cookie token on an unsafe method must come
+        //    from this site.
+        let token = match find_token(&s.sources, req.headers()) {
+            Ok(Some(found)) => {
+                if found.from_cookie
+                    && let Err(e) = s.csrf.check(req.method(), req.headers())
+                {
+                    return Step::Done(Err(e));
+                }
+                found.token
+            }
+            Ok(None) if s.optional => return Step::Done(Ok(None)),
+            Ok(None) => return Step::Done(Err(AuthError::MissingToken)),
+            Err(e) => return Step::Done(Err(e)),
+        };
+        if token.len() > s.max_token_len {
+            return Step::Done(Err(AuthError::TokenTooLarge {
+                len: token.len(),
+                limit: s.max_token_len,
+            }));
+        }
+        // 2. The verified-token cache.
+        #[cfg(feature = "cache")]
+        if let Some(claims) = self
+            .store()
+            .and_then(|store| store.get(token, &*s.verifier))
+        {
+            observe::cache_hit(&Span::current());
+            return self.revocation_now(claims);
+        }
+        // 3. Verify.
+        let claims = match s.verifier.verify_now(token) {
+            None => return Step::Verify(token),
+            Some(verified) => verified.and_then(|v| self.keep(token, &v)),
+        };
+        // 4. Revocation.
+        match claims {
+            Ok(claims) => self.revocation_now(claims),
+            Err(e) => Step::Done(Err(e)),
+        }
+    }
+
+    /// The same steps from the verifier on, waiting for I/O as needed.
+    async fn finish(&self, token: String) -> Result<Option<Claims<C>>, AuthError> {
+        let s = &*self.settings;
+        // 3. Verify, with I/O.
+        let verified = s.verifier.verify_later(&token).await?;
+        let claims = self.keep(&token, &verified)?;
+        // 4. Revocation.
+        #[cfg(feature = "revocation")]
+        if let Some(revoker) = &s.revocation {
+            revoker.check(claims.registered()).await?;
+        }
+        Ok(Some(claims))
+    }
+
+    /// The claims in the layer's type, cached for the next request.
+    fn keep(&self, token: &str, verified: &Verified) -> Result<Claims<C>, AuthError> {
+        let claims = verified.to_claims::<C>()?;
+        #[cfg(feature = "cache")]
+        if let Some(store) = self.store() {
+            store.insert(token, &claims, verified);
+        }
+        #[cfg(not(feature = "cache"))]
+        let _ = token;
+        Ok(claims)
+    }
+
+    /// The revocation step, if it can answer without I/O.
+    fn revocation_now<'r>(&self, claims: Claims<C>) -> Step<'r, C> {
+        #[cfg(feature = "revocation")]
+        if let Some(revoker) = &self.settings.revocation {
+            return match revoker.check_now(claims.registered()) {
+                Some(Ok(())) => Step::Done(Ok(Some(claims))),
+                Some(Err(error)) => Step::Done(Err(error)),
+                None => Step::Revocation(claims),
+            };
+        }
+        Step::Done(Ok(Some(claims)))
+    }
+}
+
+impl<S, C, R, ReqBody, ResBody> Service<Request<ReqBody>> for JwtAuth<S, C, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    C: DeserializeOwned + Send + Sync + 'static,
+    R: OnRejection<ResBody> + Send + Sync + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, R, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        // Whether a refusal may take the gRPC form: the layer's
+        // configuration and the request together, never the request alone.
+        let grpc = grpc_request::<ReqBody, ResBody>(self.layer.settings.grpc, &req);
+        if grpc {
+            req.extensions_mut().insert(GrpcCall);
+        }
+        let span = observe::span();
+        let started = observe::start();
+        let outcome = match span.in_scope(|| self.layer.decide(&req)) {
+            Step::Done(outcome) => outcome,
+            Step::Verify(token) => {
+                // Slow path: the verifier needs I/O.
+                let token = token.to_owned();
+                let layer = self.layer.clone();
+                let rest = async move { layer.finish(token).await };
+                return self.later(req, span, started, grpc, rest);
+            }
+            #[cfg(feature = "revocation")]
+            Step::Revocation(claims) => {
+                let revoker = self.layer.settings.revocation.clone();
+                let rest = async move {
+                    if let Some(revoker) = revoker {
+                        revoker.check(claims.registered()).await?;
+                    }
+                    Ok(Some(claims))
+                };
+                return self.later(req, span, started, grpc, rest);
+            }
+        };
+        // 5. Admit or refuse.
+        observe::outcome(&span, &outcome, started);
+        match outcome {
+            Ok(claims) => {
+                admit(&mut req, claims);
+                ResponseFuture::inner(self.inner.call(req), self.layer.rejection.clone(), grpc)
+            }
+            Err(error) => {
+                let refusal = Refusal::new(&error).grpc(grpc).headers(req.headers());
+                ResponseFuture::rejected(render(&self.layer.rejection, &refusal))
+            }
+        }
+    }
+}
+
+impl<S, C, R> JwtAuth<S, C, R> {
+    /// Finishes a request whose outcome needs I/O: `rest` runs the
+    /// remaining steps, then the request goes on to the inner service that
+    /// was made ready, or is refused.
+    fn later<ReqBody, ResBody>(
+        &mut self,
+        mut req: Request<ReqBody>,
+        span: Span,
+        started: Option<std::time::Instant>,
+        grpc: bool,
+        rest: impl Future<Output = Result<Option<Claims<C>>, AuthError>> + Send + 'static,
+    ) -> ResponseFuture<S::Future, R, ResBody, S::Error>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        C: Send + Sync + 'static,
+        R: OnRejection<ResBody> + Clone + Send + Sync + 'static,
+        ReqBody: Send + 'static,
+        ResBody: Default + Send + 'static,
+    {
+        let rejection = self.layer.rejection.clone();
+        // The inner service that was made ready goes with the request; a
+        // clone takes its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let future = async move {
+            let outcome = rest.await;
+            observe::outcome(&Span::current(), &outcome, started);
+            match outcome {
+                Ok(claims) => {
+                    admit(&mut req, claims);
+                    let res = inner.call(req).await?;
+                    Ok(super::future::rerender(&rejection, grpc, res))
+                }
+                Err(error) => Ok(render(
+                    &rejection,
+                    &Refusal::new(&error).grpc(grpc).headers(req.headers()),
+                )),
+            }
+        };
+        ResponseFuture::later(Box::pin(future.instrument(span)))
+    }
+}
+
+/// Puts what the layer decided into the request: the verified claims (and
+/// their type-independent view, for guards), or the anonymous marker.
+fn admit<C: Send + Sync + 'static, B>(req: &mut Request<B>, claims: Option<Claims<C>>) {
+    match claims {
+        Some(claims) => {
+            req.extensions_mut().insert(claims.token().clone());
+            req.extensions_mut().insert(claims);
+        }
+        None => {
+            req.extensions_mut().insert(Anonymous);
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The verification step of the layer, open to other implementations:
+//! [`TokenVerifier`] and what it returns, [`Verified`].
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::de::DeserializeOwned;
+
+use crate::claims::{Claims, RawClaims, RegisteredClaims, TokenClaims};
+use crate::clock::{SystemClock, unix_secs};
+use crate::error::{AuthError, ShapeError};
+use crate::key::Fingerprint;
+use crate::token::is_json_object;
+
+/// A future returned by [`TokenVerifier::verify_later`].
+pub type VerifyFuture<'a> = Pin<Box<dyn Future<Output = Result<Verified, AuthError>> + Send + 'a>>;
+
+/// Turns a token into verified claims: the step of
+/// [`JwtAuthLayer`](crate::JwtAuthLayer) between finding the token and
+/// admitting the request.
+///
+/// Like [`Revocation`](crate::Revocation) it answers now when it can (keys
+/// at hand) and says so when it needs I/O first (a key fetch, a call to an
+/// introspection endpoint). [`Verifier`](crate::Verifier), local JWT
+/// verification with static or remote keys, is one implementation; the
+/// claims type, guards, extractors, the token cache, revocation and
+/// rejections work the same whatever the implementation.
+///
+/// ```
+/// use tower_jwt_auth::{AuthError, JwtAuthLayer, TokenVerifier, Verified, VerifyFuture};
+///
+/// /// Accepts exactly one fixed token (for a test).
+/// #[derive(Debug)]
+/// struct OneToken;
+///
+/// impl TokenVerifier for OneToken {
+///     fn verify_now(&self, token: &str) -> Option<Result<Verified, AuthError>> {
+///         Some(if token == "let-me-in" {
+///             Verified::from_payload(r#"{"sub":"tester","exp":4102444800}"#)
+///         } else {
+///             Err(AuthError::InvalidSignature)
+///         })
+///     }
+///
+///     fn verify_later<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
+///         Box::pin(std::future::ready(self.verify_now(token).unwrap()))
+///     }
+/// }
+///
+/// let layer = JwtAuthLayer::new(OneToken);
+/// # let _ = layer;
+/// ```
+pub trait TokenVerifier: fmt::Debug + Send + Sync + 'static {
+    /// Verifies `token` without waiting, if it can; `None` when I/O is
+    /// needed first (the layer then awaits [`verify_later`](TokenVerifier::verify_later)).
+    fn verify_now(&self, token: &str) -> Option<Result<Verified, AuthError>>;
+
+    /// Verifies `token`, doing the I/O it needs first (the layer calls it
+    /// when [`verify_now`](TokenVerifier::verify_now) answered `None`).
+    fn verify_later<'a>(&'a self, token: &'a str) -> VerifyFuture<'a>;
+
+    /// Whether `verified`, an earlier answer of this verifier, may answer
+    /// again now (the token cache asks on every hit, after checking `exp`,
+    /// `nbf` and [`Verified::reuse_until`]). The JWT verifier answers
+    /// whether the key that verified it is still in the key set.
+    fn still_valid(&self, verified: &Verified) -> bool {
+        let _ = verified;
+        true
+    }
+
+    /// The current time, in seconds since the Unix epoch, by this
+    /// verifier's clock (the token cache uses it for `exp` and `nbf`).
+    ///
+    /// # Errors
+    /// [`AuthError::ClockUnavailable`] when the clock cannot be read.
+    fn now(&self) -> Result<f64, AuthError> {
+        unix_secs(&SystemClock)
+    }
+}
+
+/// Verified claims, and how long the result may be reused.
+///
+/// What a [`TokenVerifier`] returns: the verified payload (read once into
+/// the registered claims; the layer deserializes the application's claims
+/// type from it once) and what a cache may do with it.
+#[derive(Clone)]
+pub struct Verified {
+    pub(crate) claims: TokenClaims,
+    /// The key that verified the token, when it was a signature.
+    pub(crate) key: Option<Fingerprint>,
+    /// The leeway of the verifier that accepted the token.
+    pub(crate) leeway: f64,
+    /// Reuse no later than this (seconds since the epoch).
+    pub(crate) reuse_until: Option<f64>,
+}
+
+impl fmt::Debug for Verified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The registered claims only: the payload may hold personal data.
+        f.debug_struct("Verified")
+            .field("registered", self.claims.registered())
+            .field("reuse_until", &self.reuse_until)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verified {
+    /// Verified claims from a JSON object of claims that the verifier has
+    /// established as genuine (a verified signature, an introspection
+    /// answer). The registered claims are read strictly (a repeated or
+    /// mistyped registered claim, or JSON a standard parser refuses, is an
+    /// error); their values are not checked here: that is the verifier's
+    /// job.
+    ///
+    /// # Errors
+    /// [`AuthError::Malformed`] or [`AuthError::InvalidClaim`].
+    pub fn from_payload(payload: impl Into<String>) -> Result<Verified, AuthError> {
+        let payload = payload.into();
+        let registered = read_registered(&payload)?.to_registered();
+        Ok(Verified {
+            claims: TokenClaims::new(registered, payload.into_boxed_str()),
+            key: None,
+            leeway: 0.0,
+            reuse_until: None,
+        })
+    }
+
+    /// Lets a cache reuse this answer until `unix_secs` at the latest
+    /// (without it: until the token's `exp`), for example an introspection
+    /// answer cached for a minute.
+    #[must_use]
+    pub fn reuse_until(mut self, unix_secs: i64) -> Self {
+        self.reuse_until = Some(unix_secs as f64);
+        self
+    }
+
+    /// The registered claims.
+    pub fn registered(&self) -> &RegisteredClaims {
+        self.claims.registered()
+    }
+
+    /// The verified payload, a JSON object.
+    pub fn payload(&self) -> &str {
+        self.claims.json()
+    }
+
+    /// Deserializes the application's claims type from the payload.
+    pub(crate) fn to_claims<C: DeserializeOwned>(&self) -> Result<Claims<C>, AuthError> {
+        let custom: C = serde_json::from_str(self.claims.json())
+            .map_err(|e| AuthError::ClaimsShape(ShapeError::new(e)))?;
+        Ok(Claims::new(custom, self.claims.clone()))
+    }
+
+    /// Whether a cache may answer with this now: not expired, valid
+    /// already, and within [`reuse_until`](Verified::reuse_until).
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    pub(crate) fn live_at(&self, now: f64) -> bool {
+        let reg = self.claims.registered();
+        // Registered times are whole seconds, truncated: `exp` can only
+        // look earlier than it is (stricter); `nbf` passed when stored and
+        // time only moves on.
+        reg.exp().is_none_or(|exp| now < exp as f64 + self.leeway)
+            && reg.nbf().is_none_or(|nbf| now + self.leeway >= nbf as f64)
+            && self.reuse_until.is_none_or(|until| now < until)
+    }
+}
+
+/// Reads the registered claims of a payload, strictly.
+pub(crate) fn read_registered(payload: &str) -> Result<RawClaims<'_>, AuthError> {
+    if !is_json_object(payload.as_bytes()) {
+        return Err(AuthError::Malformed("the payload is not a JSON object"));
+    }
+    serde_json::from_str(payload).map_err(|e| {
+        if e.is_data() {
+            // Our own message: it names the claim, never its value.
+            AuthError::InvalidClaim(e.to_string())
+        } else {
+            AuthError::Malformed("the payload is not valid JSON (a standard parser refuses it)")
+        }
+    })
+}
