@@ -301,7 +301,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .audience(AUDIENCE)
         .typ("at+jwt")
         .build()?;
-    let revoked = RedisRevocation::new(&redis_url)?.prefix("session:revoked:");
+    let revoked = RedisRevocation::builder(&redis_url)
+        .prefix("session:revoked:")
+        .build()?;
     let redis = ConnectionManager::new(redis::Client::open(redis_url.as_str())?).await?;
     let app = Arc::new(App {
         signer,

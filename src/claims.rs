@@ -9,6 +9,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
+mod source;
+
+pub use source::ClaimSource;
+
 /// The default claims type: the payload as a JSON object.
 pub type JsonClaims = serde_json::Map<String, serde_json::Value>;
 
@@ -175,6 +179,48 @@ impl<C> Claims<C> {
     /// The `jti` claim.
     pub fn jti(&self) -> Option<&str> {
         self.registered().jti()
+    }
+}
+
+impl<C> Claims<C> {
+    /// The values at `source` in the verified payload (roles, scopes,
+    /// groups): see [`ClaimSource`] for how each shape is read.
+    ///
+    /// ```
+    /// # use tower_jwt_auth::{Algorithm, Claims, ClaimSource, Key, Verifier};
+    /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
+    /// # let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(),
+    /// #     &serde_json::json!({"exp": 4102444800u64, "cognito:groups": ["ops", "dev"]}),
+    /// #     &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32])).unwrap();
+    /// let claims: Claims = verifier.verify(&token).unwrap();
+    /// assert_eq!(claims.values(&ClaimSource::cognito_groups()), ["ops", "dev"]);
+    /// ```
+    pub fn values(&self, source: &ClaimSource) -> Vec<&str> {
+        source.read(self.payload())
+    }
+
+    /// Whether the `roles` claim holds `role` (other layouts:
+    /// [`values`](Claims::values) or [`RequireRole::check`]).
+    ///
+    /// ```
+    /// # use tower_jwt_auth::{Algorithm, Claims, Key, Verifier};
+    /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
+    /// # let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(),
+    /// #     &serde_json::json!({"exp": 4102444800u64, "roles": ["admin"], "scp": "read write"}),
+    /// #     &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32])).unwrap();
+    /// let claims: Claims = verifier.verify(&token).unwrap();
+    /// assert!(claims.has_role("admin"));
+    /// assert!(claims.has_scope("write"));
+    /// assert!(!claims.has_scope("read write"));
+    /// ```
+    pub fn has_role(&self, role: &str) -> bool {
+        ClaimSource::roles().contains(self.payload(), role)
+    }
+
+    /// Whether `scope` is among the token's scopes (`scope` or `scp`).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        let payload = self.payload();
+        ClaimSource::scope().contains(payload, scope) || ClaimSource::scp().contains(payload, scope)
     }
 }
 

@@ -29,6 +29,7 @@ mod observe;
 mod reject;
 #[cfg(feature = "revocation")]
 mod revoke;
+mod store;
 mod token;
 mod verify;
 
@@ -44,14 +45,14 @@ pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use axum::ClaimsRejection;
 #[cfg(feature = "cache")]
 pub use cache::{CacheStats, TokenCache};
-pub use claims::{Claims, JsonClaims, RegisteredClaims};
+pub use claims::{ClaimSource, Claims, JsonClaims, RegisteredClaims};
 pub use clock::{Clock, SystemClock};
 pub use csrf::CsrfPolicy;
 pub use error::{AuthError, BuildError, ErrorKind, ShapeError};
 pub use extract::TokenSource;
 #[cfg(feature = "tonic")]
 pub use grpc::GrpcClaims;
-pub use guard::{ClaimSource, Guard, GuardFuture, RequireClaims, RequireRole, RequireScope};
+pub use guard::{Guard, GuardFuture, RequireClaims, RequireRole, RequireScope};
 #[cfg(feature = "issuer")]
 pub use issuer::{Issuer, IssuerFailure};
 #[cfg(feature = "jwks")]
@@ -63,9 +64,12 @@ pub use key::Key;
 pub use layer::{DEFAULT_MAX_TOKEN_LEN, JwtAuth, JwtAuthLayer, ResponseFuture};
 pub use reject::{DefaultRejection, OnRejection, Refusal};
 #[cfg(feature = "revocation")]
-pub use revoke::{CheckFuture, DEFAULT_MARK_TTL, MemoryRevocation, Revocation, RevocationStatus};
+pub use revoke::{
+    CheckFuture, DEFAULT_MARK_TTL, MemoryRevocation, MemoryRevocationBuilder, Revocation,
+    RevocationStatus,
+};
 #[cfg(feature = "redis")]
-pub use revoke::{RedisError, RedisRevocation};
+pub use revoke::{RedisError, RedisRevocation, RedisRevocationBuilder};
 pub use verify::{
     DEFAULT_LEEWAY, TokenVerifier, Verified, Verifier, VerifierBuilder, VerifyFuture,
 };

@@ -41,7 +41,7 @@ fn check_leeway(d: Duration) {
 #[cfg(feature = "revocation")]
 fn check_memory_revocation(d: Duration) {
     use tower_jwt_auth::MemoryRevocation;
-    let list = MemoryRevocation::new().mark_ttl(d);
+    let list = MemoryRevocation::builder().mark_ttl(d).build();
     list.revoke_subject("i", "s", now());
     list.revoke("i", "j", i64::MAX);
     list.revoke("i", "k", i64::MIN);
@@ -51,11 +51,12 @@ fn check_memory_revocation(d: Duration) {
 fn check_redis_revocation(d: Duration) {
     use tower_jwt_auth::{Claims, RedisRevocation, Revocation, RevocationStatus};
     // Nothing listens on port 1: every call fails fast, whatever the timeout.
-    let store = RedisRevocation::new("redis://127.0.0.1:1/")
-        .unwrap()
+    let store = RedisRevocation::builder("redis://127.0.0.1:1/")
         .timeout(d)
         .mark_ttl(d)
-        .local_cache(d);
+        .local_cache(d)
+        .build()
+        .unwrap();
     let v = Verifier::builder()
         .key(verify_key(Algorithm::HS256))
         .any_audience()

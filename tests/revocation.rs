@@ -135,7 +135,10 @@ use redis::Redis;
 async fn redis_revoke_then_refuse_and_expiry() {
     let redis = Redis::start().await;
     let issuer = Issuer::start().await.unwrap();
-    let store = RedisRevocation::new(&redis.url()).unwrap().prefix("t1:");
+    let store = RedisRevocation::builder(&redis.url())
+        .prefix("t1:")
+        .build()
+        .unwrap();
     let l = layer(&issuer).revocation(store.clone());
     let a = mint(&issuer, "ada", Some("a"), now());
     let b = mint(&issuer, "ada", Some("b"), now());
@@ -147,8 +150,12 @@ async fn redis_revoke_then_refuse_and_expiry() {
     assert_eq!(call(&l, &b).await.0, StatusCode::OK);
 
     // Another instance sharing the same Redis sees the revocation.
-    let other =
-        layer(&issuer).revocation(RedisRevocation::new(&redis.url()).unwrap().prefix("t1:"));
+    let other = layer(&issuer).revocation(
+        RedisRevocation::builder(&redis.url())
+            .prefix("t1:")
+            .build()
+            .unwrap(),
+    );
     assert_eq!(call(&other, &a).await.0, StatusCode::UNAUTHORIZED);
 
     // Subject marks.
@@ -210,7 +217,10 @@ async fn redis_revoke_then_refuse_and_expiry() {
 async fn redis_deny_data_of_the_wrong_type_fails_closed() {
     let redis = Redis::start().await;
     let issuer = Issuer::start().await.unwrap();
-    let store = RedisRevocation::new(&redis.url()).unwrap().prefix("t1:");
+    let store = RedisRevocation::builder(&redis.url())
+        .prefix("t1:")
+        .build()
+        .unwrap();
     let l = layer(&issuer).revocation(store.clone());
     let mut conn = ::redis::Client::open(redis.url())
         .unwrap()
@@ -243,10 +253,11 @@ async fn redis_deny_data_of_the_wrong_type_fails_closed() {
     let by_sub = mint(&issuer, "hank", Some("h2"), now());
     assert_eq!(call(&l, &by_sub).await.0, StatusCode::UNAUTHORIZED);
     let fail_open = layer(&issuer).revocation(
-        RedisRevocation::new(&redis.url())
-            .unwrap()
+        RedisRevocation::builder(&redis.url())
             .prefix("t1:")
-            .fail_open(),
+            .fail_open()
+            .build()
+            .unwrap(),
     );
     assert_eq!(call(&fail_open, &by_jti).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(call(&fail_open, &by_sub).await.0, StatusCode::UNAUTHORIZED);
@@ -257,11 +268,15 @@ async fn redis_down_fails_closed_or_open_then_recovers() {
     let mut redis = Redis::start().await;
     let issuer = Issuer::start().await.unwrap();
     let timeout = Duration::from_millis(200);
-    let closed = RedisRevocation::new(&redis.url()).unwrap().timeout(timeout);
-    let open = RedisRevocation::new(&redis.url())
-        .unwrap()
+    let closed = RedisRevocation::builder(&redis.url())
         .timeout(timeout)
-        .fail_open();
+        .build()
+        .unwrap();
+    let open = RedisRevocation::builder(&redis.url())
+        .timeout(timeout)
+        .fail_open()
+        .build()
+        .unwrap();
     let lc = layer(&issuer).revocation(closed.clone());
     let lo = layer(&issuer).revocation(open.clone());
     let t = mint(&issuer, "ada", Some("t"), now());
@@ -321,10 +336,11 @@ async fn redis_down_fails_closed_or_open_then_recovers() {
 async fn redis_local_cache_answers_without_a_round_trip() {
     let mut redis = Redis::start().await;
     let issuer = Issuer::start().await.unwrap();
-    let store = RedisRevocation::new(&redis.url())
-        .unwrap()
+    let store = RedisRevocation::builder(&redis.url())
         .timeout(Duration::from_millis(200))
-        .local_cache(Duration::from_secs(30));
+        .local_cache(Duration::from_secs(30))
+        .build()
+        .unwrap();
     let l = layer(&issuer).revocation(store.clone());
     let t = mint(&issuer, "ada", Some("cached"), now());
     assert_eq!(call(&l, &t).await.0, StatusCode::OK);

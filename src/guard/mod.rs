@@ -1,40 +1,21 @@
 //! Authorization after authentication: [`RequireRole`], [`RequireScope`]
-//! and [`RequireClaims`] layers, and the same checks for handlers.
-//!
-//! A guard reads the claims that [`JwtAuthLayer`](crate::JwtAuthLayer) put
-//! into the request extensions, so it must run inside that layer (added
-//! before it with axum's `route_layer`/`layer`, which wrap outside-in).
-//! It answers:
-//!
-//! - **403** when the caller is known but not allowed (a scope refusal
-//!   carries `WWW-Authenticate: Bearer error="insufficient_scope",
-//!   scope="…"`, RFC 6750 §3.1);
-//! - **401** when there are no verified claims (an anonymous request let
-//!   through by an optional auth layer);
-//! - **500** when no auth layer ran at all: a wiring bug, logged with a hint.
-
-mod source;
+//! and [`RequireClaims`] layers, their service [`Guard`], and the same
+//! checks for handlers. What a guard answers is documented on [`Guard`].
 
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use std::future::Future;
-use std::pin::Pin;
-
-use http::{Extensions, Request, Response, StatusCode};
-use pin_project_lite::pin_project;
+use http::Extensions;
 use serde_json::Value;
 use tower_layer::Layer;
-use tower_service::Service;
 
-pub use source::ClaimSource;
-
-use crate::claims::{Claims, JsonClaims, TokenClaims};
-use crate::claims::{Found, find};
+use crate::claims::{ClaimSource, Claims, Found, JsonClaims, TokenClaims, find};
 use crate::error::AuthError;
-use crate::layer::GrpcCall;
-use crate::reject::{DefaultRejection, OnRejection, Refusal};
+use crate::reject::DefaultRejection;
+
+mod service;
+
+pub use service::{Guard, GuardFuture};
 
 /// A set of wanted values (roles or scopes), where to look for them, and
 /// whether any or all of them are needed.
@@ -78,7 +59,7 @@ impl Rule {
 }
 
 /// What a guard decided about a request.
-enum Verdict {
+pub(crate) enum Verdict {
     Allow,
     Deny(AuthError),
     /// No auth layer ran before the guard: a wiring bug.
@@ -101,7 +82,7 @@ fn token_claims(ext: &Extensions) -> Result<&TokenClaims, Verdict> {
 }
 
 /// Request paths a guard is limited to (`None`: every path).
-type Paths = Option<Arc<[Box<str>]>>;
+pub(crate) type Paths = Option<Arc<[Box<str>]>>;
 
 fn paths_from<S: Into<String>>(paths: impl IntoIterator<Item = S>) -> Paths {
     Some(
@@ -112,7 +93,7 @@ fn paths_from<S: Into<String>>(paths: impl IntoIterator<Item = S>) -> Paths {
     )
 }
 
-type Check = Arc<dyn Fn(&Extensions) -> Verdict + Send + Sync>;
+pub(crate) type Check = Arc<dyn Fn(&Extensions) -> Verdict + Send + Sync>;
 type Predicate<C> = Arc<dyn Fn(&Claims<C>) -> bool + Send + Sync>;
 
 /// Requires a role: any of a list ([`RequireRole::any`]) or all of it
@@ -490,220 +471,5 @@ where
                 Found::NoLayer => Verdict::NotWired(NO_LAYER),
             }),
         )
-    }
-}
-
-/// The service made by the guard layers ([`RequireRole`], [`RequireScope`],
-/// [`RequireClaims`]).
-pub struct Guard<S, R = DefaultRejection> {
-    inner: S,
-    rejection: R,
-    paths: Paths,
-    check: Check,
-}
-
-impl<S, R> Guard<S, R> {
-    fn new(inner: S, rejection: R, paths: Paths, check: Check) -> Self {
-        Guard {
-            inner,
-            rejection,
-            paths,
-            check,
-        }
-    }
-
-    fn applies_to(&self, path: &str) -> bool {
-        match &self.paths {
-            None => true,
-            Some(paths) => paths.iter().any(|p| covers(p, path)),
-        }
-    }
-}
-
-impl<S: Clone, R: Clone> Clone for Guard<S, R> {
-    fn clone(&self) -> Self {
-        Guard {
-            inner: self.inner.clone(),
-            rejection: self.rejection.clone(),
-            paths: self.paths.clone(),
-            check: self.check.clone(),
-        }
-    }
-}
-
-impl<S: fmt::Debug, R: fmt::Debug> fmt::Debug for Guard<S, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Guard")
-            .field("inner", &self.inner)
-            .field("rejection", &self.rejection)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for Guard<S, R>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    R: OnRejection<ResBody>,
-    ResBody: Default,
-{
-    type Response = Response<ResBody>;
-    type Error = S::Error;
-    type Future = GuardFuture<S::Future, ResBody, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        if !self.applies_to(req.uri().path()) {
-            return GuardFuture::inner(self.inner.call(req));
-        }
-        match (self.check)(req.extensions()) {
-            Verdict::Allow => GuardFuture::inner(self.inner.call(req)),
-            Verdict::Deny(error) => {
-                let refusal = Refusal::new(&error)
-                    .grpc(req.extensions().get::<GrpcCall>().is_some())
-                    .headers(req.headers());
-                GuardFuture::rejected(self.rejection.on_rejection(&refusal))
-            }
-            Verdict::NotWired(hint) => {
-                tracing::error!("{hint}");
-                // Always a plain 500: never a 200 with a gRPC status, which
-                // a client could ask for on an HTTP route.
-                let mut res = Response::new(ResBody::default());
-                *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                GuardFuture::rejected(res)
-            }
-        }
-    }
-}
-
-/// Whether the guard path `entry` covers `path`, by whole segments:
-/// `/admin` covers `/admin`, `/admin/` and `/admin/x`, never
-/// `/administrator`. A trailing `/` on the entry changes nothing.
-fn covers(entry: &str, path: &str) -> bool {
-    let entry = entry.trim_end_matches('/');
-    match path.strip_prefix(entry) {
-        Some(rest) => rest.is_empty() || rest.starts_with('/'),
-        None => false,
-    }
-}
-
-pin_project! {
-    /// The response future of [`Guard`].
-    pub struct GuardFuture<F, B, E> {
-        #[pin]
-        kind: GuardKind<F, B, E>,
-    }
-}
-
-pin_project! {
-    #[project = GuardKindProj]
-    enum GuardKind<F, B, E> {
-        Inner { #[pin] future: F },
-        Rejected { response: Option<Response<B>>, _error: std::marker::PhantomData<fn() -> E> },
-    }
-}
-
-impl<F, B, E> GuardFuture<F, B, E> {
-    fn inner(future: F) -> Self {
-        GuardFuture {
-            kind: GuardKind::Inner { future },
-        }
-    }
-
-    fn rejected(response: Response<B>) -> Self {
-        GuardFuture {
-            kind: GuardKind::Rejected {
-                response: Some(response),
-                _error: std::marker::PhantomData,
-            },
-        }
-    }
-}
-
-impl<F, B, E> fmt::Debug for GuardFuture<F, B, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GuardFuture").finish_non_exhaustive()
-    }
-}
-
-impl<F, B, E> Future for GuardFuture<F, B, E>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<B>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            GuardKindProj::Inner { future } => future.poll(cx),
-            GuardKindProj::Rejected { response, .. } => Poll::Ready(Ok(response
-                .take()
-                .expect("GuardFuture polled after completion"))),
-        }
-    }
-}
-
-impl<C> Claims<C> {
-    /// The values at `source` in the verified payload (roles, scopes,
-    /// groups): see [`ClaimSource`] for how each shape is read.
-    ///
-    /// ```
-    /// # use tower_jwt_auth::{Algorithm, Claims, ClaimSource, Key, Verifier};
-    /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
-    /// # let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(),
-    /// #     &serde_json::json!({"exp": 4102444800u64, "cognito:groups": ["ops", "dev"]}),
-    /// #     &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32])).unwrap();
-    /// let claims: Claims = verifier.verify(&token).unwrap();
-    /// assert_eq!(claims.values(&ClaimSource::cognito_groups()), ["ops", "dev"]);
-    /// ```
-    pub fn values(&self, source: &ClaimSource) -> Vec<&str> {
-        source.read(self.payload())
-    }
-
-    /// Whether the `roles` claim holds `role` (other layouts:
-    /// [`values`](Claims::values) or [`RequireRole::check`]).
-    ///
-    /// ```
-    /// # use tower_jwt_auth::{Algorithm, Claims, Key, Verifier};
-    /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
-    /// # let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(),
-    /// #     &serde_json::json!({"exp": 4102444800u64, "roles": ["admin"], "scp": "read write"}),
-    /// #     &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32])).unwrap();
-    /// let claims: Claims = verifier.verify(&token).unwrap();
-    /// assert!(claims.has_role("admin"));
-    /// assert!(claims.has_scope("write"));
-    /// assert!(!claims.has_scope("read write"));
-    /// ```
-    pub fn has_role(&self, role: &str) -> bool {
-        ClaimSource::roles().contains(self.payload(), role)
-    }
-
-    /// Whether `scope` is among the token's scopes (`scope` or `scp`).
-    pub fn has_scope(&self, scope: &str) -> bool {
-        let payload = self.payload();
-        ClaimSource::scope().contains(payload, scope) || ClaimSource::scp().contains(payload, scope)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::covers;
-
-    #[test]
-    fn paths_are_matched_by_whole_segments() {
-        for (entry, path, want) in [
-            ("/admin", "/admin", true),
-            ("/admin", "/admin/", true),
-            ("/admin", "/admin/x", true),
-            ("/admin/", "/admin", true),
-            ("/admin", "/administrator", false),
-            ("/admin", "/", false),
-            ("/pkg.Svc/", "/pkg.Svc/Get", true),
-            ("/pkg.Svc/Get", "/pkg.Svc/GetAll", false),
-            ("/", "/anything", true),
-        ] {
-            assert_eq!(covers(entry, path), want, "{entry} {path}");
-        }
     }
 }

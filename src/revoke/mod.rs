@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[cfg(feature = "redis")]
-pub use self::redis::{RedisError, RedisRevocation};
+pub use self::redis::{RedisError, RedisRevocation, RedisRevocationBuilder};
 use crate::claims::RegisteredClaims;
 use crate::error::AuthError;
+use crate::store::clamp_ttl;
 
 /// What a revocation check says about a verified token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,14 +137,6 @@ fn marks(ttl: Duration) -> moka::sync::Cache<Box<str>, i64> {
         .build()
 }
 
-/// The longest time-to-live a store keeps anything: longer settings
-/// (`Duration::MAX` included) are treated as this, never a panic.
-pub(crate) const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-pub(crate) fn clamp_ttl(ttl: Duration) -> Duration {
-    ttl.min(MAX_TTL)
-}
-
 /// A deny-list key: the issuer and a value (a `jti` or a `sub`), so that
 /// the same value at two issuers names two different things. The issuer's
 /// length comes first, so no pair of strings can collide with another.
@@ -213,7 +206,6 @@ pub(crate) fn keep_until(exp: i64) -> i64 {
 pub struct MemoryRevocation {
     jtis: moka::sync::Cache<Box<str>, i64>,
     subjects: moka::sync::Cache<Box<str>, i64>,
-    mark_ttl: Duration,
 }
 
 impl std::fmt::Debug for MemoryRevocation {
@@ -235,25 +227,52 @@ impl Default for MemoryRevocation {
 /// token should live.
 pub const DEFAULT_MARK_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// Builds a [`MemoryRevocation`]; see [`MemoryRevocation::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct MemoryRevocationBuilder {
+    mark_ttl: Duration,
+}
+
+impl MemoryRevocationBuilder {
+    /// How long a subject mark is kept after it is set (default
+    /// [`DEFAULT_MARK_TTL`], 24 h): at least the longest lifetime of the
+    /// tokens you accept (at most 100 years; longer is taken as 100 years).
+    pub fn mark_ttl(mut self, ttl: Duration) -> Self {
+        self.mark_ttl = clamp_ttl(ttl);
+        self
+    }
+
+    /// Builds the (empty) list.
+    pub fn build(self) -> MemoryRevocation {
+        MemoryRevocation {
+            jtis: moka::sync::Cache::builder().expire_after(Until).build(),
+            subjects: marks(self.mark_ttl),
+        }
+    }
+}
+
 impl MemoryRevocation {
     /// An empty list; subject marks are kept [`DEFAULT_MARK_TTL`] (24 h).
     pub fn new() -> Self {
-        MemoryRevocation {
-            jtis: moka::sync::Cache::builder().expire_after(Until).build(),
-            subjects: marks(DEFAULT_MARK_TTL),
-            mark_ttl: DEFAULT_MARK_TTL,
-        }
+        MemoryRevocation::builder().build()
     }
 
-    /// How long a subject mark is kept after it is set: at least the
-    /// longest lifetime of the tokens you accept (at most 100 years;
-    /// longer is taken as 100 years). Call it before use (it starts a new,
-    /// empty list of marks).
-    #[must_use]
-    pub fn mark_ttl(mut self, ttl: Duration) -> Self {
-        self.subjects = marks(ttl);
-        self.mark_ttl = clamp_ttl(ttl);
-        self
+    /// Starts building a list with other settings.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_jwt_auth::MemoryRevocation;
+    ///
+    /// let list = MemoryRevocation::builder()
+    ///     .mark_ttl(Duration::from_secs(12 * 3600))
+    ///     .build();
+    /// # let _ = list;
+    /// ```
+    pub fn builder() -> MemoryRevocationBuilder {
+        MemoryRevocationBuilder {
+            mark_ttl: DEFAULT_MARK_TTL,
+        }
     }
 
     /// Revokes the token of issuer `iss` with this `jti`; `exp` is the

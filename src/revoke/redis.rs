@@ -2,19 +2,14 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-
-use super::{
-    CheckFuture, Revocation, RevocationStatus, before_mark, clamp_ttl, keep_until, now_secs, scoped,
-};
+use super::{CheckFuture, Revocation, RevocationStatus, before_mark, keep_until, now_secs, scoped};
 use crate::claims::RegisteredClaims;
 use crate::error::BuildError;
-
-/// The longest timeout a Redis call may be given.
-const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+use crate::store::clamp_ttl;
+use crate::store::redis::{DEFAULT_TIMEOUT, RedisConn};
 
 /// A deny-list in Redis: one key per revoked `jti`
 /// (`{prefix}jti:{len(iss)}:{iss}:{jti}`, expiring at the token's `exp`)
@@ -29,7 +24,7 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// data of an unexpected type (a hash under a `jti` key, a mark that is
 /// not a number) revokes: odd data fails closed, whatever the policy. When Redis cannot answer, the
 /// default is to **fail closed** (503, `RevocationUnavailable`);
-/// [`fail_open`](RedisRevocation::fail_open) lets tokens through instead
+/// [`fail_open`](RedisRevocationBuilder::fail_open) lets tokens through instead
 /// (logged). An optional local cache answers repeated checks without a
 /// round trip, at the price of seeing a revocation up to its TTL late.
 ///
@@ -39,9 +34,10 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32])?).any_audience().build()?;
-/// let revoked = RedisRevocation::new("redis://127.0.0.1:6379/")?
+/// let revoked = RedisRevocation::builder("redis://127.0.0.1:6379/")
 ///     .prefix("orders-api:")
-///     .local_cache(Duration::from_secs(1));
+///     .local_cache(Duration::from_secs(1))
+///     .build()?;
 /// let layer = JwtAuthLayer::new(verifier).revocation(revoked.clone());
 /// // on logout:
 /// revoked.revoke("https://login.example.com", "the-jti", 4102444800).await?;
@@ -55,10 +51,8 @@ pub struct RedisRevocation {
 }
 
 struct Inner {
-    client: redis::Client,
-    conn: OnceLock<ConnectionManager>,
+    redis: RedisConn,
     prefix: String,
-    timeout: Duration,
     fail_open: bool,
     mark_ttl: Duration,
     local: Option<moka::sync::Cache<Box<str>, RevocationStatus>>,
@@ -74,7 +68,7 @@ impl fmt::Debug for RedisRevocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisRevocation")
             .field("prefix", &self.inner.prefix)
-            .field("timeout", &self.inner.timeout)
+            .field("timeout", &self.inner.redis.timeout())
             .field("fail_open", &self.inner.fail_open)
             .field("local_cache", &self.inner.local.is_some())
             .finish_non_exhaustive()
@@ -93,105 +87,101 @@ impl fmt::Display for RedisError {
 
 impl std::error::Error for RedisError {}
 
-impl RedisRevocation {
-    /// A deny-list in the Redis at `url` (`redis://host:port/db`). Nothing
-    /// is connected until the first use.
+/// Builds a [`RedisRevocation`]; see [`RedisRevocation::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RedisRevocationBuilder {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+    fail_open: bool,
+    mark_ttl: Duration,
+    local_ttl: Option<Duration>,
+}
+
+impl RedisRevocationBuilder {
+    /// The prefix of every key (default `jwt:`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long a check or a write may take (default 250 ms; at most an
+    /// hour, longer is taken as an hour).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Lets tokens through when Redis cannot answer (logged as a warning)
+    /// instead of answering 503. Deny data of an unexpected type still
+    /// revokes.
+    pub fn fail_open(mut self) -> Self {
+        self.fail_open = true;
+        self
+    }
+
+    /// How long a subject mark is kept (default 24 h): at least the longest
+    /// lifetime of the tokens you accept (at most 100 years).
+    pub fn mark_ttl(mut self, ttl: Duration) -> Self {
+        self.mark_ttl = ttl;
+        self
+    }
+
+    /// Keeps answers in process for `ttl` (at most 100,000 tokens), so
+    /// repeated checks need no round trip. A revocation made elsewhere is
+    /// then seen up to `ttl` late; one made through this store is seen at
+    /// once.
+    pub fn local_cache(mut self, ttl: Duration) -> Self {
+        self.local_ttl = Some(ttl);
+        self
+    }
+
+    /// Builds the store. Nothing is connected until the first use.
     ///
     /// # Errors
     /// [`BuildError::InvalidConfig`] when the URL cannot be parsed.
-    pub fn new(url: &str) -> Result<Self, BuildError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| BuildError::InvalidConfig(format!("redis URL {url:?}: {e}")))?;
+    pub fn build(self) -> Result<RedisRevocation, BuildError> {
+        let local = self.local_ttl.map(|ttl| {
+            moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(clamp_ttl(ttl))
+                .build()
+        });
         Ok(RedisRevocation {
             inner: Arc::new(Inner {
-                client,
-                conn: OnceLock::new(),
-                prefix: "jwt:".into(),
-                timeout: Duration::from_millis(250),
-                fail_open: false,
-                mark_ttl: super::DEFAULT_MARK_TTL,
-                local: None,
+                redis: RedisConn::open(&self.url, self.timeout)?,
+                prefix: self.prefix,
+                fail_open: self.fail_open,
+                mark_ttl: clamp_ttl(self.mark_ttl),
+                local,
                 epoch: AtomicU64::new(0),
                 local_gate: RwLock::new(()),
             }),
         })
     }
+}
 
-    fn edit(mut self, f: impl FnOnce(&mut Inner)) -> Self {
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => f(inner),
-            None => {
-                let old = &self.inner;
-                let mut inner = Inner {
-                    client: old.client.clone(),
-                    conn: OnceLock::new(),
-                    prefix: old.prefix.clone(),
-                    timeout: old.timeout,
-                    fail_open: old.fail_open,
-                    mark_ttl: old.mark_ttl,
-                    local: old.local.clone(),
-                    epoch: AtomicU64::new(0),
-                    local_gate: RwLock::new(()),
-                };
-                f(&mut inner);
-                self.inner = Arc::new(inner);
-            }
+impl RedisRevocation {
+    /// A deny-list in the Redis at `url` (`redis://host:port/db`) with the
+    /// default settings; [`builder`](RedisRevocation::builder) for others.
+    ///
+    /// # Errors
+    /// [`BuildError::InvalidConfig`] when the URL cannot be parsed.
+    pub fn new(url: &str) -> Result<Self, BuildError> {
+        RedisRevocation::builder(url).build()
+    }
+
+    /// Starts building a deny-list in the Redis at `url`.
+    pub fn builder(url: &str) -> RedisRevocationBuilder {
+        RedisRevocationBuilder {
+            url: url.to_owned(),
+            prefix: "jwt:".into(),
+            timeout: DEFAULT_TIMEOUT,
+            fail_open: false,
+            mark_ttl: super::DEFAULT_MARK_TTL,
+            local_ttl: None,
         }
-        self
-    }
-
-    /// The prefix of every key (default `jwt:`).
-    #[must_use]
-    pub fn prefix(self, prefix: impl Into<String>) -> Self {
-        let prefix = prefix.into();
-        self.edit(|i| i.prefix = prefix)
-    }
-
-    /// How long a check or a write may take (default 250 ms; at most an
-    /// hour, longer is taken as an hour).
-    #[must_use]
-    pub fn timeout(self, timeout: Duration) -> Self {
-        self.edit(|i| i.timeout = timeout.min(MAX_TIMEOUT))
-    }
-
-    /// Lets tokens through when Redis cannot answer (logged as a warning)
-    /// instead of answering 503.
-    #[must_use]
-    pub fn fail_open(self) -> Self {
-        self.edit(|i| i.fail_open = true)
-    }
-
-    /// How long a subject mark is kept (default 24 h): at least the longest
-    /// lifetime of the tokens you accept (at most 100 years).
-    #[must_use]
-    pub fn mark_ttl(self, ttl: Duration) -> Self {
-        self.edit(|i| i.mark_ttl = clamp_ttl(ttl))
-    }
-
-    /// Keeps answers in process for `ttl` (at most 100,000 tokens), so
-    /// repeated checks need no round trip. A revocation made elsewhere is
-    /// then seen up to `ttl` late.
-    #[must_use]
-    pub fn local_cache(self, ttl: Duration) -> Self {
-        let cache = moka::sync::Cache::builder()
-            .max_capacity(100_000)
-            .time_to_live(clamp_ttl(ttl))
-            .build();
-        self.edit(|i| i.local = Some(cache))
-    }
-
-    fn conn(&self) -> Result<ConnectionManager, String> {
-        if let Some(conn) = self.inner.conn.get() {
-            return Ok(conn.clone());
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.inner.timeout))
-            .set_response_timeout(Some(self.inner.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_lazy_with_config(self.inner.client.clone(), config)
-            .map_err(|e| e.to_string())?;
-        Ok(self.inner.conn.get_or_init(|| conn).clone())
     }
 
     fn jti_key(&self, iss: &str, jti: &str) -> String {
@@ -203,12 +193,7 @@ impl RedisRevocation {
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, String> {
-        let mut conn = self.conn()?;
-        match tokio::time::timeout(self.inner.timeout, cmd.query_async::<T>(&mut conn)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", self.inner.timeout)),
-        }
+        self.inner.redis.run(cmd).await
     }
 
     /// Revokes the token of issuer `iss` with this `jti`; `exp` is the

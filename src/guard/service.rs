@@ -1,0 +1,219 @@
+//! [`Guard`], the service of the guard layers, and its [`GuardFuture`].
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::{Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::{Check, Paths, Verdict};
+use crate::layer::GrpcCall;
+use crate::reject::{DefaultRejection, OnRejection, Refusal};
+
+/// The service made by the guard layers ([`RequireRole`], [`RequireScope`],
+/// [`RequireClaims`]).
+///
+/// A guard reads the claims that [`JwtAuthLayer`](crate::JwtAuthLayer) put
+/// into the request extensions, so it must run inside that layer (added
+/// before it with axum's `route_layer`/`layer`, which wrap outside-in;
+/// on tonic, added after it with `Server::builder().layer(..)`). It
+/// answers:
+///
+/// - **403** when the caller is known but not allowed (a scope refusal
+///   carries `WWW-Authenticate: Bearer error="insufficient_scope",
+///   scope="…"`, RFC 6750 §3.1), `PERMISSION_DENIED` on gRPC;
+/// - **401** when there are no verified claims (an anonymous request let
+///   through by an optional auth layer), `UNAUTHENTICATED` on gRPC;
+/// - **500** when no auth layer ran at all: a wiring bug, logged with a
+///   hint (always a plain 500, never a gRPC answer with HTTP status 200).
+///
+/// With the default rejection, a guard's refusal is rendered by the auth
+/// layer around it, with the layer's realm, gRPC decision and rejection.
+pub struct Guard<S, R = DefaultRejection> {
+    inner: S,
+    rejection: R,
+    paths: Paths,
+    check: Check,
+}
+
+impl<S, R> Guard<S, R> {
+    pub(super) fn new(inner: S, rejection: R, paths: Paths, check: Check) -> Self {
+        Guard {
+            inner,
+            rejection,
+            paths,
+            check,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming the guard.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    fn applies_to(&self, path: &str) -> bool {
+        match &self.paths {
+            None => true,
+            Some(paths) => paths.iter().any(|p| covers(p, path)),
+        }
+    }
+}
+
+impl<S: Clone, R: Clone> Clone for Guard<S, R> {
+    fn clone(&self) -> Self {
+        Guard {
+            inner: self.inner.clone(),
+            rejection: self.rejection.clone(),
+            paths: self.paths.clone(),
+            check: self.check.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, R: fmt::Debug> fmt::Debug for Guard<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("inner", &self.inner)
+            .field("rejection", &self.rejection)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for Guard<S, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    R: OnRejection<ResBody>,
+    ResBody: Default,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = GuardFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        if !self.applies_to(req.uri().path()) {
+            return GuardFuture::inner(self.inner.call(req));
+        }
+        match (self.check)(req.extensions()) {
+            Verdict::Allow => GuardFuture::inner(self.inner.call(req)),
+            Verdict::Deny(error) => {
+                let refusal = Refusal::new(&error)
+                    .grpc(req.extensions().get::<GrpcCall>().is_some())
+                    .headers(req.headers());
+                GuardFuture::rejected(self.rejection.on_rejection(&refusal))
+            }
+            Verdict::NotWired(hint) => {
+                tracing::error!("{hint}");
+                // Always a plain 500: never a 200 with a gRPC status, which
+                // a client could ask for on an HTTP route.
+                let mut res = Response::new(ResBody::default());
+                *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                GuardFuture::rejected(res)
+            }
+        }
+    }
+}
+
+/// Whether the guard path `entry` covers `path`, by whole segments:
+/// `/admin` covers `/admin`, `/admin/` and `/admin/x`, never
+/// `/administrator`. A trailing `/` on the entry changes nothing.
+fn covers(entry: &str, path: &str) -> bool {
+    let entry = entry.trim_end_matches('/');
+    match path.strip_prefix(entry) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+pin_project! {
+    /// The response future of [`Guard`].
+    pub struct GuardFuture<F, B, E> {
+        #[pin]
+        kind: GuardKind<F, B, E>,
+    }
+}
+
+pin_project! {
+    #[project = GuardKindProj]
+    enum GuardKind<F, B, E> {
+        Inner { #[pin] future: F },
+        Rejected { response: Option<Response<B>>, _error: std::marker::PhantomData<fn() -> E> },
+    }
+}
+
+impl<F, B, E> GuardFuture<F, B, E> {
+    fn inner(future: F) -> Self {
+        GuardFuture {
+            kind: GuardKind::Inner { future },
+        }
+    }
+
+    fn rejected(response: Response<B>) -> Self {
+        GuardFuture {
+            kind: GuardKind::Rejected {
+                response: Some(response),
+                _error: std::marker::PhantomData,
+            },
+        }
+    }
+}
+
+impl<F, B, E> fmt::Debug for GuardFuture<F, B, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for GuardFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            GuardKindProj::Inner { future } => future.poll(cx),
+            GuardKindProj::Rejected { response, .. } => Poll::Ready(Ok(response
+                .take()
+                .expect("GuardFuture polled after completion"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::covers;
+
+    #[test]
+    fn paths_are_matched_by_whole_segments() {
+        for (entry, path, want) in [
+            ("/admin", "/admin", true),
+            ("/admin", "/admin/", true),
+            ("/admin", "/admin/x", true),
+            ("/admin/", "/admin", true),
+            ("/admin", "/administrator", false),
+            ("/admin", "/", false),
+            ("/pkg.Svc/", "/pkg.Svc/Get", true),
+            ("/pkg.Svc/Get", "/pkg.Svc/GetAll", false),
+            ("/", "/anything", true),
+        ] {
+            assert_eq!(covers(entry, path), want, "{entry} {path}");
+        }
+    }
+}
