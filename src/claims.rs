@@ -200,7 +200,7 @@ impl<C> Claims<C> {
     }
 
     /// Whether the `roles` claim holds `role` (other layouts:
-    /// [`values`](Claims::values) or [`RequireRole::check`]).
+    /// [`values`](Claims::values) or [`RequireRole::check`](crate::RequireRole::check)).
     ///
     /// ```
     /// # use tower_jwt_auth::{Algorithm, Claims, Key, Verifier};

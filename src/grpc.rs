@@ -11,7 +11,7 @@ use tonic::{Code, Status};
 
 use crate::claims::{Claims, JsonClaims};
 use crate::claims::{Found, find};
-use crate::error::{AuthError, ErrorKind};
+use crate::error::AuthError;
 
 /// Reads the verified claims from a [`tonic::Request`] in a gRPC handler.
 ///
@@ -75,12 +75,8 @@ impl<T> GrpcClaims for tonic::Request<T> {
 /// ```
 impl From<AuthError> for Status {
     fn from(error: AuthError) -> Status {
-        let code = match error.kind() {
-            ErrorKind::Unauthenticated => Code::Unauthenticated,
-            ErrorKind::Forbidden => Code::PermissionDenied,
-            ErrorKind::Unavailable => Code::Unavailable,
-            ErrorKind::BadRequest => Code::InvalidArgument,
-        };
+        // The one mapping, shared with the trailers-only answers of the layer.
+        let code = Code::from_i32(i32::from(error.kind().grpc_code()));
         Status::new(code, error.description())
     }
 }

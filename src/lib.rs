@@ -1,12 +1,7 @@
-#![cfg_attr(
-    all(feature = "axum", feature = "jwks", feature = "redis"),
-    doc = include_str!("../README.md")
-)]
-#![cfg_attr(
-    not(all(feature = "axum", feature = "jwks", feature = "redis")),
-    doc = "JWT authentication for axum and tonic as tower middleware. \
-           Build the docs with `--all-features` for the full guide."
-)]
+// The crate docs are the README, whatever the features (docs render
+// without compiling the examples); the README's examples run as doc tests
+// when the features they use are on (see `ReadmeDoctests` below).
+#![cfg_attr(not(doctest), doc = include_str!("../README.md"))]
 #![deny(missing_docs, unsafe_code)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -73,3 +68,15 @@ pub use revoke::{RedisError, RedisRevocation, RedisRevocationBuilder};
 pub use verify::{
     DEFAULT_LEEWAY, TokenVerifier, Verified, Verifier, VerifierBuilder, VerifyFuture,
 };
+
+/// The README's examples, run as doc tests when every feature they use is
+/// on (`cargo test --all-features`).
+#[cfg(all(
+    doctest,
+    feature = "axum",
+    feature = "jwks",
+    feature = "cache",
+    feature = "redis"
+))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

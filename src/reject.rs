@@ -171,7 +171,7 @@ impl DefaultRejection {
     /// a quoted string cannot hold are dropped.
     #[must_use]
     pub fn realm(self, realm: &str) -> Self {
-        let realm = sanitize(realm);
+        let realm = realm.to_owned();
         self.edit(|c| c.realm = realm.into())
     }
 
@@ -206,7 +206,8 @@ impl DefaultRejection {
         *res.status_mut() = error.kind().http_status();
         let headers = res.headers_mut();
         if error.kind() != ErrorKind::Unavailable {
-            headers.insert(WWW_AUTHENTICATE, error.www_authenticate(&self.inner.realm));
+            let bearer = Challenge::new("Bearer", &self.inner.realm).error(error);
+            headers.insert(WWW_AUTHENTICATE, Challenge::header(&[bearer]));
         } else {
             headers.insert(RETRY_AFTER, HeaderValue::from(self.inner.retry_after));
         }
@@ -326,6 +327,72 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
+/// One `WWW-Authenticate` challenge: a scheme and its auth-params, the
+/// one builder every refusal goes through (RFC 6750 `Bearer` today; other
+/// schemes and parameters such as `resource_metadata`, `acr_values` or
+/// `max_age` are added the same way).
+#[derive(Debug, Clone)]
+pub(crate) struct Challenge {
+    scheme: &'static str,
+    params: Vec<(&'static str, String)>,
+}
+
+impl Challenge {
+    /// A challenge for `scheme` with a `realm`.
+    pub(crate) fn new(scheme: &'static str, realm: &str) -> Self {
+        Challenge {
+            scheme,
+            params: vec![("realm", sanitize(realm))],
+        }
+    }
+
+    /// Adds `name="value"` (characters a quoted string cannot hold are
+    /// dropped).
+    #[must_use]
+    pub(crate) fn param(mut self, name: &'static str, value: &str) -> Self {
+        self.params.push((name, sanitize(value)));
+        self
+    }
+
+    /// Adds what `error` tells the client: `error`, `error_description`,
+    /// and `scope` for a missing scope.
+    #[must_use]
+    pub(crate) fn error(mut self, error: &AuthError) -> Self {
+        if let Some(code) = error.error_code() {
+            self = self
+                .param("error", code)
+                .param("error_description", error.description());
+        }
+        if let AuthError::InsufficientScope { required } = error {
+            self = self.param("scope", required);
+        }
+        self
+    }
+
+    fn write(&self, out: &mut String) {
+        out.push_str(self.scheme);
+        for (i, (name, value)) in self.params.iter().enumerate() {
+            out.push_str(if i == 0 { " " } else { ", " });
+            out.push_str(name);
+            out.push_str("=\"");
+            out.push_str(value);
+            out.push('"');
+        }
+    }
+
+    /// The header value for one or more challenges (comma-separated, RFC 9110 §11.6.1).
+    pub(crate) fn header(challenges: &[Challenge]) -> HeaderValue {
+        let mut value = String::new();
+        for (i, c) in challenges.iter().enumerate() {
+            if i > 0 {
+                value.push_str(", ");
+            }
+            c.write(&mut value);
+        }
+        HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+    }
+}
+
 impl AuthError {
     /// The RFC 6750 `WWW-Authenticate` challenge for this error, for
     /// applications that render their own rejections.
@@ -340,20 +407,7 @@ impl AuthError {
     /// );
     /// ```
     pub fn www_authenticate(&self, realm: &str) -> HeaderValue {
-        let mut value = format!("Bearer realm=\"{}\"", sanitize(realm));
-        if let Some(code) = self.error_code() {
-            value.push_str(", error=\"");
-            value.push_str(code);
-            value.push_str("\", error_description=\"");
-            value.push_str(self.description());
-            value.push('"');
-        }
-        if let AuthError::InsufficientScope { required } = self {
-            value.push_str(", scope=\"");
-            value.push_str(&sanitize(required));
-            value.push('"');
-        }
-        HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+        Challenge::header(&[Challenge::new("Bearer", realm).error(self)])
     }
 }
 
@@ -381,6 +435,20 @@ mod tests {
             .to_str()
             .unwrap()
             .ends_with(r#"error="insufficient_scope", error_description="the access token lacks a required scope", scope="write admin""#));
+    }
+
+    #[test]
+    fn challenges_list_params_in_order() {
+        let two = Challenge::header(&[
+            Challenge::new("Bearer", "api").error(&AuthError::Expired),
+            Challenge::new("DPoP", "api").param("algs", "ES256 EdDSA"),
+        ]);
+        assert_eq!(
+            two,
+            r#"Bearer realm="api", error="invalid_token", error_description="the access token expired", DPoP realm="api", algs="ES256 EdDSA""#
+        );
+        let hostile = Challenge::header(&[Challenge::new("Bearer", "a\"b\\c\r\nd")]);
+        assert_eq!(hostile, r#"Bearer realm="abcd""#);
     }
 
     #[test]

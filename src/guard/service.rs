@@ -13,8 +13,8 @@ use super::{Check, Paths, Verdict};
 use crate::layer::GrpcCall;
 use crate::reject::{DefaultRejection, OnRejection, Refusal};
 
-/// The service made by the guard layers ([`RequireRole`], [`RequireScope`],
-/// [`RequireClaims`]).
+/// The service made by the guard layers ([`RequireRole`](crate::RequireRole),
+/// [`RequireScope`](crate::RequireScope), [`RequireClaims`](crate::RequireClaims)).
 ///
 /// A guard reads the claims that [`JwtAuthLayer`](crate::JwtAuthLayer) put
 /// into the request extensions, so it must run inside that layer (added

@@ -20,7 +20,7 @@ pub type VerifyFuture<'a> = Pin<Box<dyn Future<Output = Result<Verified, AuthErr
 /// [`JwtAuthLayer`](crate::JwtAuthLayer) between finding the token and
 /// admitting the request.
 ///
-/// Like [`Revocation`](crate::Revocation) it answers now when it can (keys
+/// Like `Revocation` (feature `revocation`) it answers now when it can (keys
 /// at hand) and says so when it needs I/O first (a key fetch, a call to an
 /// introspection endpoint). [`Verifier`](crate::Verifier), local JWT
 /// verification with static or remote keys, is one implementation; the
