@@ -16,7 +16,8 @@ use crate::claims::{Found, find};
 ///   optional mode and the request had no token → 401.
 /// - [`MissingLayer`](ClaimsRejection::MissingLayer): no `JwtAuthLayer`
 ///   ran for this route, or it was set up with another claims type: a
-///   wiring bug, answered 500 with a hint rather than 401.
+///   wiring bug, answered with a plain 500 (the hint goes to the logs as an
+///   error event), rather than 401.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ClaimsRejection {
@@ -52,7 +53,14 @@ impl IntoResponse for ClaimsRejection {
                 crate::reject::DefaultRejection::inner_refusal(crate::AuthError::MissingToken)
             }
             ClaimsRejection::MissingLayer { .. } => {
-                (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+                // The hint is for the developer, in the logs; the client
+                // learns nothing about the server's types.
+                tracing::error!("{self}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "authentication is misconfigured",
+                )
+                    .into_response()
             }
         }
     }

@@ -4,7 +4,8 @@
 #![cfg_attr(not(doctest), doc = include_str!("../README.md"))]
 #![deny(missing_docs, unsafe_code)]
 #![warn(rust_2018_idioms, unreachable_pub)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+// On docs.rs (`--cfg docsrs`, nightly): badges for feature-gated items.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod algorithm;
 mod b64;
