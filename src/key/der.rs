@@ -82,6 +82,14 @@ pub(crate) fn integer_bits(bytes: &[u8]) -> usize {
 
 /// Reads a PKCS#1 `RSAPublicKey` and returns the modulus size in bits.
 pub(crate) fn rsa_public_key_bits(der: &[u8]) -> Result<usize, String> {
+    let (n, e) = rsa_public_key_components(der)?;
+    check_rsa_exponent(e)?;
+    Ok(integer_bits(n))
+}
+
+/// The modulus `n` and exponent `e` of a PKCS#1 `RSAPublicKey`, as
+/// big-endian integers without leading zeros.
+pub(crate) fn rsa_public_key_components(der: &[u8]) -> Result<(&[u8], &[u8]), String> {
     let mut outer = Der(der);
     let mut seq = Der(outer.read(SEQUENCE)?);
     if !outer.is_empty() {
@@ -92,8 +100,12 @@ pub(crate) fn rsa_public_key_bits(der: &[u8]) -> Result<usize, String> {
     if !seq.is_empty() {
         return Err("unexpected members in RSAPublicKey".into());
     }
-    check_rsa_exponent(e)?;
-    Ok(integer_bits(n))
+    Ok((strip_zeros(n), strip_zeros(e)))
+}
+
+fn strip_zeros(int: &[u8]) -> &[u8] {
+    let start = int.iter().position(|&b| b != 0).unwrap_or(int.len());
+    &int[start..]
 }
 
 /// Refuses RSA public exponents that are even, 1, or absurdly large.
@@ -200,6 +212,26 @@ pub(crate) fn parse_pem(input: &[u8]) -> Result<Pem, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rsa_components_refuse_garbage() {
+        for input in [
+            &[][..],
+            &[0x30],
+            &[0x30, 0x05, 0x02],
+            &[0x30, 0x80],
+            &[0x30, 0x85, 1, 1, 1, 1, 1],
+            &[0x02, 0x01, 0x01],
+            &[0x30, 0x03, 0x02, 0x01, 0x01],
+        ] {
+            assert!(rsa_public_key_components(input).is_err(), "{input:?}");
+        }
+        let (n, e) = rsa_public_key_components(&[
+            0x30, 0x08, 0x02, 0x03, 0x00, 0x80, 0x01, 0x02, 0x01, 0x03,
+        ])
+        .unwrap();
+        assert_eq!((n, e), (&[0x80, 0x01][..], &[0x03][..]));
+    }
 
     #[test]
     fn integer_bits_counts() {

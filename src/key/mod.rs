@@ -13,6 +13,9 @@ use crate::error::BuildError;
 
 pub(crate) use jwk::parse_jwk_set;
 
+#[cfg(feature = "issuer")]
+pub(crate) use der::rsa_public_key_components;
+
 /// The smallest RSA modulus accepted, in bits.
 pub(crate) const MIN_RSA_BITS: usize = 2048;
 /// The largest RSA modulus accepted, in bits (aws-lc's verification limit).
