@@ -1,10 +1,45 @@
 //! Where a token comes from: the `Authorization: Bearer` header, a named
-//! cookie, or another header, tried in the order the application sets.
+//! cookie, another header, a query parameter, or the application's own
+//! [`FindToken`], tried in the order the application sets.
+
+use std::fmt;
+use std::sync::Arc;
 
 use http::header::{AUTHORIZATION, COOKIE};
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, Uri};
 
 use crate::error::AuthError;
+
+/// The application's own way to find a token in a request, for places the
+/// built-in [`TokenSource`]s do not cover.
+///
+/// ```
+/// use http::{HeaderMap, Uri};
+/// use tower_jwt_auth::{AuthError, FindToken, TokenSource};
+///
+/// /// `X-Api-Token: v1:<token>`
+/// struct Versioned;
+///
+/// impl FindToken for Versioned {
+///     fn find<'r>(&self, _uri: &'r Uri, headers: &'r HeaderMap) -> Result<Option<&'r str>, AuthError> {
+///         Ok(headers
+///             .get("x-api-token")
+///             .and_then(|v| v.to_str().ok())
+///             .and_then(|v| v.strip_prefix("v1:")))
+///     }
+/// }
+///
+/// let sources = [TokenSource::Bearer, TokenSource::custom(Versioned)];
+/// # let _ = sources;
+/// ```
+pub trait FindToken: Send + Sync + 'static {
+    /// The token in this request, if any.
+    ///
+    /// # Errors
+    /// An [`AuthError`] to refuse the request (for example
+    /// [`AuthError::MultipleTokens`] for an ambiguous credential).
+    fn find<'r>(&self, uri: &'r Uri, headers: &'r HeaderMap) -> Result<Option<&'r str>, AuthError>;
+}
 
 /// A place to look for the token.
 ///
@@ -19,7 +54,7 @@ use crate::error::AuthError;
 /// ];
 /// # let _ = sources;
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub enum TokenSource {
     /// `Authorization: Bearer <token>`; the scheme is matched
@@ -39,6 +74,28 @@ pub enum TokenSource {
     /// A header holding the token alone (or `Bearer <token>`). Two such
     /// headers are refused with 400 `invalid_request`.
     Header(HeaderName),
+    /// A query parameter (`?access_token=…`), for clients that cannot set
+    /// headers: browser WebSocket and `EventSource` (SSE) connections.
+    /// Opt-in, and only on the routes that need it: a URL ends up in access
+    /// logs, proxy logs, browser history and `Referer` headers, so a token
+    /// there should be short-lived (RFC 6750 §2.3, §5.3). Two different
+    /// values are refused with 400 `invalid_request`; the value is taken as
+    /// it is, without percent-decoding.
+    Query(String),
+    /// The application's own [`FindToken`].
+    Custom(Arc<dyn FindToken>),
+}
+
+impl fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenSource::Bearer => f.write_str("Bearer"),
+            TokenSource::Cookie(name) => f.debug_tuple("Cookie").field(name).finish(),
+            TokenSource::Header(name) => f.debug_tuple("Header").field(name).finish(),
+            TokenSource::Query(name) => f.debug_tuple("Query").field(name).finish(),
+            TokenSource::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
 }
 
 impl TokenSource {
@@ -52,7 +109,24 @@ impl TokenSource {
         TokenSource::Header(name)
     }
 
-    fn find<'r>(&self, headers: &'r HeaderMap) -> Result<Option<&'r str>, AuthError> {
+    /// A query parameter source; see [`TokenSource::Query`] for the risks.
+    ///
+    /// ```
+    /// use tower_jwt_auth::TokenSource;
+    /// // Only on the WebSocket route: browsers cannot set headers there.
+    /// let ws_sources = [TokenSource::Bearer, TokenSource::query("access_token")];
+    /// # let _ = ws_sources;
+    /// ```
+    pub fn query(name: impl Into<String>) -> TokenSource {
+        TokenSource::Query(name.into())
+    }
+
+    /// The application's own [`FindToken`].
+    pub fn custom(find: impl FindToken) -> TokenSource {
+        TokenSource::Custom(Arc::new(find))
+    }
+
+    fn find<'r>(&self, uri: &'r Uri, headers: &'r HeaderMap) -> Result<Option<&'r str>, AuthError> {
         // (Cookies are looked up by `cookie`, which refuses conflicting values.)
         match self {
             TokenSource::Bearer => match single(headers, &AUTHORIZATION)? {
@@ -68,6 +142,8 @@ impl TokenSource {
                 },
             },
             TokenSource::Cookie(name) => cookie(headers, name),
+            TokenSource::Query(name) => query(uri, name),
+            TokenSource::Custom(find) => find.find(uri, headers),
         }
     }
 }
@@ -127,6 +203,25 @@ pub(crate) fn cookie<'r>(headers: &'r HeaderMap, name: &str) -> Result<Option<&'
     Ok(found.filter(|v| !v.is_empty()))
 }
 
+/// The value of the query parameter `name`; two different values are an
+/// ambiguous credential.
+fn query<'r>(uri: &'r Uri, name: &str) -> Result<Option<&'r str>, AuthError> {
+    let mut found: Option<&'r str> = None;
+    let pairs = uri.query().unwrap_or("").split('&');
+    for value in pairs.filter_map(|p| {
+        p.split_once('=')
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+    }) {
+        match found {
+            None => found = Some(value),
+            Some(first) if first == value => {}
+            Some(_) => return Err(AuthError::MultipleTokens),
+        }
+    }
+    Ok(found.filter(|v| !v.is_empty()))
+}
+
 /// A token, and whether it came from a cookie (which a browser sends on
 /// cross-site requests too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,10 +233,11 @@ pub(crate) struct Located<'r> {
 /// The token from the first source that has one.
 pub(crate) fn find_token<'r>(
     sources: &[TokenSource],
+    uri: &'r Uri,
     headers: &'r HeaderMap,
 ) -> Result<Option<Located<'r>>, AuthError> {
     for source in sources {
-        if let Some(token) = source.find(headers)? {
+        if let Some(token) = source.find(uri, headers)? {
             return Ok(Some(Located {
                 token,
                 from_cookie: matches!(source, TokenSource::Cookie(_)),
@@ -171,7 +267,22 @@ mod tests {
         sources: &[TokenSource],
         headers: &'r HeaderMap,
     ) -> Result<Option<&'r str>, AuthError> {
-        super::find_token(sources, headers).map(|l| l.map(|l| l.token))
+        static URI: std::sync::OnceLock<Uri> = std::sync::OnceLock::new();
+        let uri = URI.get_or_init(|| Uri::from_static("/"));
+        super::find_token(sources, uri, headers).map(|l| l.map(|l| l.token))
+    }
+
+    #[test]
+    fn query_parameters() {
+        let h = HeaderMap::new();
+        let q = |u: &'static str| query(Box::leak(Box::new(Uri::from_static(u))), "at");
+        assert_eq!(q("/ws?at=a.b.c").unwrap(), Some("a.b.c"));
+        assert_eq!(q("/ws?x=1&at=a.b.c&at=a.b.c").unwrap(), Some("a.b.c"));
+        assert!(q("/ws?at=a&at=b").is_err());
+        assert_eq!(q("/ws?at=").unwrap(), None);
+        assert_eq!(q("/ws?bat=x").unwrap(), None);
+        assert_eq!(q("/ws").unwrap(), None);
+        let _ = h;
     }
 
     #[test]

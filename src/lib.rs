@@ -22,6 +22,7 @@ mod guard;
 mod key;
 mod layer;
 mod observe;
+mod path;
 mod reject;
 #[cfg(feature = "revocation")]
 mod revoke;
@@ -45,7 +46,7 @@ pub use claims::{ClaimSource, Claims, JsonClaims, RegisteredClaims};
 pub use clock::{Clock, SystemClock};
 pub use csrf::CsrfPolicy;
 pub use error::{AuthError, BuildError, ErrorKind, ShapeError};
-pub use extract::TokenSource;
+pub use extract::{FindToken, TokenSource};
 #[cfg(feature = "tonic")]
 pub use grpc::GrpcClaims;
 pub use guard::{Guard, GuardFuture, RequireClaims, RequireRole, RequireScope};

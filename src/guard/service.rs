@@ -67,7 +67,7 @@ impl<S, R> Guard<S, R> {
     fn applies_to(&self, path: &str) -> bool {
         match &self.paths {
             None => true,
-            Some(paths) => paths.iter().any(|p| covers(p, path)),
+            Some(paths) => paths.iter().any(|p| crate::path::covers(p, path)),
         }
     }
 }
@@ -130,17 +130,6 @@ where
     }
 }
 
-/// Whether the guard path `entry` covers `path`, by whole segments:
-/// `/admin` covers `/admin`, `/admin/` and `/admin/x`, never
-/// `/administrator`. A trailing `/` on the entry changes nothing.
-fn covers(entry: &str, path: &str) -> bool {
-    let entry = entry.trim_end_matches('/');
-    match path.strip_prefix(entry) {
-        Some(rest) => rest.is_empty() || rest.starts_with('/'),
-        None => false,
-    }
-}
-
 pin_project! {
     /// The response future of [`Guard`].
     pub struct GuardFuture<F, B, E> {
@@ -192,28 +181,6 @@ where
             GuardKindProj::Rejected { response, .. } => Poll::Ready(Ok(response
                 .take()
                 .expect("GuardFuture polled after completion"))),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::covers;
-
-    #[test]
-    fn paths_are_matched_by_whole_segments() {
-        for (entry, path, want) in [
-            ("/admin", "/admin", true),
-            ("/admin", "/admin/", true),
-            ("/admin", "/admin/x", true),
-            ("/admin/", "/admin", true),
-            ("/admin", "/administrator", false),
-            ("/admin", "/", false),
-            ("/pkg.Svc/", "/pkg.Svc/Get", true),
-            ("/pkg.Svc/Get", "/pkg.Svc/GetAll", false),
-            ("/", "/anything", true),
-        ] {
-            assert_eq!(covers(entry, path), want, "{entry} {path}");
         }
     }
 }

@@ -70,6 +70,8 @@ pub(super) struct Settings {
     pub(super) optional: bool,
     pub(super) grpc: GrpcMode,
     pub(super) csrf: CsrfPolicy,
+    /// Paths the layer lets through untouched (health checks).
+    pub(super) skip: Arc<[Box<str>]>,
     #[cfg(feature = "revocation")]
     pub(super) revocation: Option<crate::revoke::Revoker>,
 }
@@ -83,6 +85,7 @@ impl Clone for Settings {
             optional: self.optional,
             grpc: self.grpc,
             csrf: self.csrf.clone(),
+            skip: Arc::clone(&self.skip),
             #[cfg(feature = "revocation")]
             revocation: self.revocation.clone(),
         }
@@ -164,6 +167,7 @@ impl JwtAuthLayer {
                 optional: false,
                 grpc: GrpcMode::Auto,
                 csrf: CsrfPolicy::new(),
+                skip: Arc::from([]),
                 #[cfg(feature = "revocation")]
                 revocation: None,
             }),
@@ -279,6 +283,23 @@ impl<C, R> JwtAuthLayer<C, R> {
     /// checked. See [`CsrfPolicy`].
     pub fn csrf(self, policy: CsrfPolicy) -> Self {
         self.edit(|s| s.csrf = policy)
+    }
+
+    /// Lets requests under `paths` through untouched: no token is looked
+    /// for, no claims are added (health checks, tonic's health service
+    /// `/grpc.health.v1.Health`), without nesting routers. Paths match by
+    /// whole segments: `/health` covers `/health` and `/health/live`, never
+    /// `/healthz`.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
+    /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
+    /// let layer = JwtAuthLayer::new(verifier).skip_paths(["/health", "/grpc.health.v1.Health"]);
+    /// # let _ = layer;
+    /// ```
+    pub fn skip_paths<S: Into<String>>(self, paths: impl IntoIterator<Item = S>) -> Self {
+        let paths: Arc<[Box<str>]> = paths.into_iter().map(|p| p.into().into()).collect();
+        self.edit(|s| s.skip = paths)
     }
 
     /// Lets requests without a token through, without claims. A token that

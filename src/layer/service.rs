@@ -92,7 +92,7 @@ where
         let s = &*self.settings;
         // 1. Find the token; a cookie token on an unsafe method must come
         //    from this site.
-        let token = match find_token(&s.sources, req.headers()) {
+        let token = match find_token(&s.sources, req.uri(), req.headers()) {
             Ok(Some(found)) => {
                 if found.from_cookie
                     && let Err(e) = s.csrf.check(req.method(), req.headers())
@@ -190,6 +190,19 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let settings = &self.layer.settings;
+        if !settings.skip.is_empty()
+            && settings
+                .skip
+                .iter()
+                .any(|p| crate::path::covers(p, req.uri().path()))
+        {
+            return ResponseFuture::inner(
+                self.inner.call(req),
+                self.layer.rejection.clone(),
+                false,
+            );
+        }
         // Whether a refusal may take the gRPC form: the layer's
         // configuration and the request together, never the request alone.
         let grpc = grpc_request::<ReqBody, ResBody>(self.layer.settings.grpc, &req);
