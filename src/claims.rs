@@ -79,6 +79,17 @@ impl TokenClaims {
         &self.0.payload
     }
 
+    /// See [`Claims::token_id`].
+    pub(crate) fn token_id(&self) -> Cow<'_, str> {
+        if let Some(jti) = self.registered().jti() {
+            return Cow::Borrowed(jti);
+        }
+        use base64::Engine;
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.json().as_bytes());
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref());
+        Cow::Owned(format!("sha256:{b64}"))
+    }
+
     /// The payload parsed as JSON, once, on first use. (It parses: the
     /// payload passed the strict read of the registered claims, which
     /// refuses any JSON that `serde_json` refuses.)
@@ -179,6 +190,27 @@ impl<C> Claims<C> {
     /// The `jti` claim.
     pub fn jti(&self) -> Option<&str> {
         self.registered().jti()
+    }
+
+    /// What names this token for revocation: its `jti`, or, for a token
+    /// without one (Auth0 and Entra ID access tokens carry none),
+    /// `sha256:` and the base64url SHA-256 of its verified payload, which
+    /// holds `iat`, `exp` and `sub` and so differs between tokens. Revoke
+    /// with this id (for example `MemoryRevocation::revoke(iss, id, exp)`)
+    /// and the revocation step finds it.
+    ///
+    /// ```
+    /// # use tower_jwt_auth::{Algorithm, Claims, Key, Verifier};
+    /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
+    /// # let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(),
+    /// #     &serde_json::json!({"sub": "ada", "exp": 4102444800u64}),
+    /// #     &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32])).unwrap();
+    /// let claims: Claims = verifier.verify(&token).unwrap();
+    /// assert!(claims.jti().is_none());
+    /// assert!(claims.token_id().starts_with("sha256:"));
+    /// ```
+    pub fn token_id(&self) -> Cow<'_, str> {
+        self.inner.token.token_id()
     }
 }
 
@@ -291,6 +323,11 @@ impl RegisteredClaims {
     /// The token's unique identifier.
     pub fn jti(&self) -> Option<&str> {
         self.jti.as_deref()
+    }
+
+    #[cfg_attr(not(feature = "revocation"), allow(dead_code))]
+    pub(crate) fn set_jti(&mut self, jti: String) {
+        self.jti = Some(jti);
     }
 }
 

@@ -235,24 +235,22 @@ impl<C, R> JwtAuthLayer<C, R> {
 
     /// Consults `store` after a token verified (feature `revocation`): a
     /// revoked token is answered 401 `invalid_token` ("token revoked"), a
-    /// store that cannot answer 503 (unless it fails open). Tokens without
-    /// `jti` are refused unless
-    /// [`allow_tokens_without_jti`](JwtAuthLayer::allow_tokens_without_jti).
+    /// store that cannot answer 503 (unless it fails open). A token without
+    /// `jti` is looked up by its [`token_id`](crate::Claims::token_id) (a
+    /// hash of its payload) and by its subject marks; refuse such tokens
+    /// instead with [`require_jti`](JwtAuthLayer::require_jti).
     #[cfg(feature = "revocation")]
     pub fn revocation(self, store: impl crate::revoke::Revocation) -> Self {
         let revoker = crate::revoke::Revoker::new(Arc::new(store));
         self.edit(|s| s.revocation = Some(revoker))
     }
 
-    /// With [`revocation`](JwtAuthLayer::revocation): accepts tokens that
-    /// carry no `jti` (they can then be revoked only by subject).
+    /// With [`revocation`](JwtAuthLayer::revocation): refuses tokens that
+    /// carry no `jti` (401, missing claim).
     #[cfg(feature = "revocation")]
-    pub fn allow_tokens_without_jti(self) -> Self {
+    pub fn require_jti(self) -> Self {
         self.edit(|s| {
-            s.revocation = s
-                .revocation
-                .take()
-                .map(crate::revoke::Revoker::allow_without_jti);
+            s.revocation = s.revocation.take().map(crate::revoke::Revoker::require_jti);
         })
     }
 

@@ -141,7 +141,7 @@ where
         // 4. Revocation.
         #[cfg(feature = "revocation")]
         if let Some(revoker) = &s.revocation {
-            revoker.check(claims.registered()).await?;
+            revoker.check(claims.token()).await?;
         }
         Ok(Some(claims))
     }
@@ -162,7 +162,7 @@ where
     fn revocation_now<'r>(&self, claims: Claims<C>) -> Step<'r, C> {
         #[cfg(feature = "revocation")]
         if let Some(revoker) = &self.settings.revocation {
-            return match revoker.check_now(claims.registered()) {
+            return match revoker.check_now(claims.token()) {
                 Some(Ok(())) => Step::Done(Ok(Some(claims))),
                 Some(Err(error)) => Step::Done(Err(error)),
                 None => Step::Revocation(claims),
@@ -225,7 +225,7 @@ where
                 let revoker = self.layer.settings.revocation.clone();
                 let rest = async move {
                     if let Some(revoker) = revoker {
-                        revoker.check(claims.registered()).await?;
+                        revoker.check(claims.token()).await?;
                     }
                     Ok(Some(claims))
                 };

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisError, RedisRevocation, RedisRevocationBuilder};
-use crate::claims::RegisteredClaims;
+use std::borrow::Cow;
+
+use crate::claims::{RegisteredClaims, TokenClaims};
 use crate::error::AuthError;
 use crate::store::clamp_ttl;
 
@@ -69,13 +71,13 @@ pub trait Revocation: Send + Sync + 'static {
 #[derive(Clone)]
 pub(crate) struct Revoker {
     store: Arc<dyn Revocation>,
-    allow_without_jti: bool,
+    require_jti: bool,
 }
 
 impl std::fmt::Debug for Revoker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Revoker")
-            .field("allow_without_jti", &self.allow_without_jti)
+            .field("require_jti", &self.require_jti)
             .finish_non_exhaustive()
     }
 }
@@ -92,28 +94,44 @@ impl Revoker {
     pub(crate) fn new(store: Arc<dyn Revocation>) -> Self {
         Revoker {
             store,
-            allow_without_jti: false,
+            require_jti: false,
         }
     }
 
-    pub(crate) fn allow_without_jti(mut self) -> Self {
-        self.allow_without_jti = true;
+    pub(crate) fn require_jti(mut self) -> Self {
+        self.require_jti = true;
         self
     }
 
-    /// `Some` when decided without I/O.
-    pub(crate) fn check_now(&self, claims: &RegisteredClaims) -> Option<Result<(), AuthError>> {
-        if claims.jti().is_none() && !self.allow_without_jti {
-            return Some(Err(AuthError::MissingClaim("jti".into())));
+    /// The registered claims the store is asked about: a token without
+    /// `jti` is named by its [`token_id`](crate::Claims::token_id) instead.
+    fn named<'c>(&self, claims: &'c TokenClaims) -> Result<Cow<'c, RegisteredClaims>, AuthError> {
+        let registered = claims.registered();
+        if registered.jti().is_some() {
+            return Ok(Cow::Borrowed(registered));
         }
-        self.store.check_now(claims).map(answer)
+        if self.require_jti {
+            return Err(AuthError::MissingClaim("jti".into()));
+        }
+        let mut named = registered.clone();
+        named.set_jti(claims.token_id().into_owned());
+        Ok(Cow::Owned(named))
     }
 
-    pub(crate) async fn check(&self, claims: &RegisteredClaims) -> Result<(), AuthError> {
-        if let Some(done) = self.check_now(claims) {
-            return done;
+    /// `Some` when decided without I/O.
+    pub(crate) fn check_now(&self, claims: &TokenClaims) -> Option<Result<(), AuthError>> {
+        match self.named(claims) {
+            Ok(named) => self.store.check_now(&named).map(answer),
+            Err(e) => Some(Err(e)),
         }
-        answer(self.store.check(claims).await)
+    }
+
+    pub(crate) async fn check(&self, claims: &TokenClaims) -> Result<(), AuthError> {
+        let named = self.named(claims)?;
+        if let Some(done) = self.store.check_now(&named) {
+            return answer(done);
+        }
+        answer(self.store.check(&named).await)
     }
 }
 
