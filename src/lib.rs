@@ -26,6 +26,8 @@ mod path;
 mod reject;
 #[cfg(feature = "revocation")]
 mod revoke;
+#[cfg(any(feature = "issuer", feature = "test-util"))]
+mod sign;
 mod store;
 mod token;
 mod verify;
@@ -67,6 +69,8 @@ pub use revoke::{
 };
 #[cfg(feature = "redis")]
 pub use revoke::{RedisError, RedisRevocation, RedisRevocationBuilder};
+#[cfg(feature = "test-util")]
+pub use sign::TestSigner;
 pub use verify::{
     DEFAULT_LEEWAY, TokenVerifier, Verified, Verifier, VerifierBuilder, VerifyFuture,
 };

@@ -3,10 +3,10 @@
 
 use std::sync::atomic::Ordering;
 
-use super::keys::KeyEntry;
 use super::{Issuer, IssuerFailure};
 use crate::algorithm::Algorithm;
 use crate::error::BuildError;
+use crate::sign::KeyEntry;
 
 impl Issuer {
     /// Generates a key for `alg` and publishes it; the signing key does not

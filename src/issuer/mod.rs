@@ -18,10 +18,9 @@ use crate::algorithm::Algorithm;
 use crate::error::BuildError;
 
 mod control;
-mod keys;
 mod server;
 
-use keys::{KeyEntry, random_id};
+use crate::sign::{KeyEntry, random_id};
 use server::{SharedListener, discovery_route, jwks_route};
 
 /// Path of the key set, relative to [`Issuer::url`].

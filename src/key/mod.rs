@@ -13,7 +13,7 @@ use crate::error::BuildError;
 
 pub(crate) use jwk::parse_jwk_set;
 
-#[cfg(feature = "issuer")]
+#[cfg(any(feature = "issuer", feature = "test-util"))]
 pub(crate) use der::rsa_public_key_components;
 
 /// The smallest RSA modulus accepted, in bits.
