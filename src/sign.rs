@@ -157,41 +157,6 @@ pub(crate) fn random_id(len: usize) -> String {
     b64(bytes)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_asymmetric_algorithm_signs_verifiably() {
-        for alg in Algorithm::ALL {
-            let Ok(entry) = KeyEntry::generate(alg) else {
-                assert_eq!(alg.family(), Family::Hmac, "{alg}");
-                continue;
-            };
-            let token = entry
-                .signer
-                .sign_jwt(
-                    alg,
-                    &entry.kid,
-                    &json!({"aud": "api", "exp": 4102444800u64}),
-                )
-                .unwrap();
-            let key = crate::Key::from_jwk(&entry.jwk.to_string()).unwrap();
-            assert_eq!(key.algorithm(), alg);
-            assert_eq!(key.kid(), Some(entry.kid.as_str()));
-            let verifier = crate::Verifier::builder()
-                .key(key)
-                .audience("api")
-                .build()
-                .unwrap();
-            assert!(
-                verifier.verify::<crate::JsonClaims>(&token).is_ok(),
-                "{alg}"
-            );
-        }
-    }
-}
-
 /// Signs tokens in unit tests, without a server or a runtime (feature
 /// `test-util`): a fresh key pair whose public half goes to the verifier.
 ///
@@ -261,5 +226,40 @@ impl TestSigner {
             .signer
             .sign_jwt(self.entry.alg, &self.entry.kid, claims)
             .expect("aws-lc failed to sign with a key it generated")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_asymmetric_algorithm_signs_verifiably() {
+        for alg in Algorithm::ALL {
+            let Ok(entry) = KeyEntry::generate(alg) else {
+                assert_eq!(alg.family(), Family::Hmac, "{alg}");
+                continue;
+            };
+            let token = entry
+                .signer
+                .sign_jwt(
+                    alg,
+                    &entry.kid,
+                    &json!({"aud": "api", "exp": 4102444800u64}),
+                )
+                .unwrap();
+            let key = crate::Key::from_jwk(&entry.jwk.to_string()).unwrap();
+            assert_eq!(key.algorithm(), alg);
+            assert_eq!(key.kid(), Some(entry.kid.as_str()));
+            let verifier = crate::Verifier::builder()
+                .key(key)
+                .audience("api")
+                .build()
+                .unwrap();
+            assert!(
+                verifier.verify::<crate::JsonClaims>(&token).is_ok(),
+                "{alg}"
+            );
+        }
     }
 }
