@@ -52,9 +52,10 @@ fn algorithms() -> Result<Vec<Algorithm>, Box<dyn Error>> {
             .split(',')
             .map(|a| a.trim().parse::<Algorithm>())
             .collect::<Result<_, _>>()?),
-        None => Ok(Algorithm::ALL
-            .into_iter()
-            .filter(|a| !a.as_str().starts_with("HS"))
+        None => Ok(Algorithm::all()
+            .iter()
+            .copied()
+            .filter(|a| !a.is_symmetric())
             .collect()),
     }
 }

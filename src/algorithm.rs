@@ -87,7 +87,10 @@ impl Curve {
 }
 
 impl Algorithm {
-    /// Every algorithm, in a stable order.
+    /// Every algorithm, in a stable order. Prefer [`Algorithm::all`]: this
+    /// array's length is part of its type and changes when an algorithm is
+    /// added, which breaks code that names the type.
+    #[doc(hidden)]
     pub const ALL: [Algorithm; 13] = [
         Algorithm::HS256,
         Algorithm::HS384,
@@ -103,6 +106,29 @@ impl Algorithm {
         Algorithm::ES512,
         Algorithm::EdDSA,
     ];
+
+    /// Every algorithm this crate verifies, in a stable order; the list may
+    /// grow (the enum is `#[non_exhaustive]`).
+    ///
+    /// ```
+    /// use tower_jwt_auth::Algorithm;
+    /// let asymmetric: Vec<Algorithm> = Algorithm::all()
+    ///     .iter()
+    ///     .copied()
+    ///     .filter(|a| !a.is_symmetric())
+    ///     .collect();
+    /// assert!(asymmetric.contains(&Algorithm::ES256));
+    /// assert!(!asymmetric.contains(&Algorithm::HS256));
+    /// ```
+    pub fn all() -> &'static [Algorithm] {
+        &Self::ALL
+    }
+
+    /// Whether this is an HMAC algorithm (a shared secret, never published
+    /// in a key set).
+    pub fn is_symmetric(self) -> bool {
+        self.family() == Family::Hmac
+    }
 
     /// The name used in the JWS `alg` header.
     pub fn as_str(self) -> &'static str {
@@ -219,7 +245,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for alg in Algorithm::ALL {
+        for &alg in Algorithm::all() {
             assert_eq!(alg.as_str().parse::<Algorithm>().unwrap(), alg);
         }
     }
