@@ -192,7 +192,7 @@ fn redact(message: &str) -> String {
             && (before.ends_with("missing field ") || before.ends_with("duplicate field "));
         out.push(quote);
         if keep {
-            out.push_str(&crate::observe::excerpt(inner));
+            out.push_str(&crate::text::excerpt(inner));
         } else {
             out.push('…');
         }

@@ -29,6 +29,7 @@ mod revoke;
 #[cfg(any(feature = "issuer", feature = "test-util"))]
 mod sign;
 mod store;
+mod text;
 mod token;
 mod verify;
 

@@ -259,6 +259,11 @@ impl<B: Default> OnRejection<B> for DefaultRejection {
     }
 }
 
+/// Marks a request the auth layer decided is a genuine gRPC call, so
+/// guards inside it answer in the gRPC form too.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GrpcCall;
+
 /// Whether refusals may take the gRPC form, as configured on the layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GrpcMode {

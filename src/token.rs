@@ -136,7 +136,7 @@ pub(crate) fn parse(token: &str) -> Result<Jws<'_>, AuthError> {
         .alg
         .ok_or(AuthError::Malformed("the header has no `alg`"))?;
     let alg = Algorithm::from_header(&alg_name)
-        .ok_or_else(|| AuthError::AlgorithmNotAllowed(crate::observe::excerpt(&alg_name)))?;
+        .ok_or_else(|| AuthError::AlgorithmNotAllowed(crate::text::excerpt(&alg_name)))?;
     Ok(Jws {
         alg,
         kid: header.kid.map(|t| t.0.into_owned()),

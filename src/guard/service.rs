@@ -10,8 +10,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::{Check, Paths, Verdict};
-use crate::layer::GrpcCall;
-use crate::reject::{DefaultRejection, OnRejection, Refusal};
+use crate::reject::{DefaultRejection, GrpcCall, OnRejection, Refusal};
 
 /// The service made by the guard layers ([`RequireRole`](crate::RequireRole),
 /// [`RequireScope`](crate::RequireScope), [`RequireClaims`](crate::RequireClaims)).

@@ -18,5 +18,4 @@ mod service;
 
 pub use builder::{DEFAULT_MAX_TOKEN_LEN, JwtAuthLayer};
 pub use future::ResponseFuture;
-pub(crate) use service::GrpcCall;
 pub use service::JwtAuth;

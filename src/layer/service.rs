@@ -17,13 +17,8 @@ use crate::claims::{Anonymous, Claims};
 use crate::error::AuthError;
 use crate::extract::find_token;
 use crate::observe;
-use crate::reject::{OnRejection, Refusal, grpc_request};
+use crate::reject::{GrpcCall, OnRejection, Refusal, grpc_request};
 use crate::verify::Verified;
-
-/// Marks a request the layer decided is a genuine gRPC call, so guards
-/// answer it in the gRPC form too.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct GrpcCall;
 
 /// The service made by [`JwtAuthLayer`].
 pub struct JwtAuth<S, C = crate::claims::JsonClaims, R = crate::reject::DefaultRejection> {

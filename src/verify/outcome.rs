@@ -166,6 +166,29 @@ impl Verified {
     }
 }
 
+#[cfg(feature = "test-util")]
+impl<C: serde::de::DeserializeOwned> Claims<C> {
+    /// Claims from a JSON payload, as if a token carrying it had verified
+    /// (feature `test-util`), for unit tests of handlers and guards. The
+    /// registered claims are read as strictly as from a token; nothing is
+    /// checked against a clock, an issuer or an audience.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use tower_jwt_auth::{Claims, RequireRole};
+    ///
+    /// let claims: Claims = Claims::from_payload(&json!({"sub": "ada", "roles": ["admin"]})).unwrap();
+    /// assert!(RequireRole::any(["admin"]).check(&claims).is_ok());
+    /// ```
+    ///
+    /// # Errors
+    /// As a token's claims would be refused: a mistyped registered claim,
+    /// or a payload that does not fit `C`.
+    pub fn from_payload(payload: &serde_json::Value) -> Result<Claims<C>, crate::AuthError> {
+        Verified::from_payload(payload.to_string())?.to_claims()
+    }
+}
+
 /// Reads the registered claims of a payload, strictly.
 pub(crate) fn read_registered(payload: &str) -> Result<RawClaims<'_>, AuthError> {
     if !is_json_object(payload.as_bytes()) {
