@@ -6,8 +6,9 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use serde::Deserialize;
-use serde::de::IgnoredAny;
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
 
 use super::{Key, der};
 use crate::algorithm::{Algorithm, Curve, Family};
@@ -42,7 +43,80 @@ struct RawJwk {
 
 #[derive(Deserialize)]
 struct RawSet {
-    keys: Vec<serde_json::Value>,
+    keys: Vec<Member>,
+}
+
+/// One member of a key set as read, before it is looked at as a JWK.
+enum Member {
+    Object(Map<String, Value>),
+    /// A JSON object naming this member more than once
+    /// (`{"kid":"a","kid":"b"}`): which one counts is parser-dependent, so
+    /// the member is not used.
+    Duplicate(String),
+    /// Not a JSON object.
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Member {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Member, D::Error> {
+        deserializer.deserialize_any(MemberVisitor)
+    }
+}
+
+struct MemberVisitor;
+
+impl<'de> Visitor<'de> for MemberVisitor {
+    type Value = Member;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Member, A::Error> {
+        let mut members = Map::new();
+        let mut duplicate = None;
+        while let Some(name) = map.next_key::<String>()? {
+            let value: Value = map.next_value()?;
+            if members.contains_key(&name) {
+                duplicate.get_or_insert(name);
+            } else {
+                members.insert(name, value);
+            }
+        }
+        Ok(match duplicate {
+            Some(name) => Member::Duplicate(name),
+            None => Member::Object(members),
+        })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Member, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Member::Other)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Member, E> {
+        Ok(Member::Other)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Member, E> {
+        Ok(Member::Other)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Member, E> {
+        Ok(Member::Other)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Member, E> {
+        Ok(Member::Other)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Member, E> {
+        Ok(Member::Other)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Member, E> {
+        Ok(Member::Other)
+    }
 }
 
 /// How strict to be with a JWK.
@@ -131,15 +205,28 @@ pub(crate) fn parse_jwk_set(
             });
             break;
         }
-        if !value.is_object() {
-            errors.push(JwkError {
-                index,
-                kid: None,
-                reason: "not a JSON object".into(),
-            });
-            continue;
-        }
-        let raw = match RawJwk::deserialize(value) {
+        let object = match value {
+            Member::Object(object) => object,
+            Member::Duplicate(name) => {
+                errors.push(JwkError {
+                    index,
+                    kid: None,
+                    reason: format!(
+                        "the member name `{name}` appears more than once; the key is not used"
+                    ),
+                });
+                continue;
+            }
+            Member::Other => {
+                errors.push(JwkError {
+                    index,
+                    kid: None,
+                    reason: "not a JSON object".into(),
+                });
+                continue;
+            }
+        };
+        let raw = match RawJwk::deserialize(Value::Object(object)) {
             Ok(raw) => raw,
             Err(e) => {
                 errors.push(JwkError {
@@ -378,6 +465,33 @@ mod tests {
         assert_eq!(keys[0].kid(), Some("ok"));
         assert_eq!(errors.len(), 4, "{errors:?}");
         assert!(parse_jwk_set(b"[]", None, &[Algorithm::EdDSA]).is_err());
+    }
+
+    #[test]
+    fn members_with_duplicate_names_are_skipped() {
+        let x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+        let set = format!(
+            r#"{{"keys":[
+                {{"kty":"OKP","crv":"Ed25519","kid":"a","kid":"b","x":"{x}"}},
+                {{"kty":"OKP","crv":"Ed25519","kid":"c","x":"{x}","x":"{x}"}},
+                {{"kty":"RSA","kty":"OKP","crv":"Ed25519","kid":"d","x":"{x}"}},
+                {{"kty":"OKP","crv":"Ed25519","kid":"ok","x":"{x}"}}
+            ]}}"#
+        );
+        let (keys, errors) = parse_jwk_set(set.as_bytes(), None, &[Algorithm::EdDSA]).unwrap();
+        let kids: Vec<_> = keys.iter().map(|k| k.kid()).collect();
+        assert_eq!(kids, [Some("ok")], "{errors:?}");
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        for (e, name) in errors.iter().zip(["kid", "x", "kty"]) {
+            assert!(e.reason.contains(&format!("`{name}`")), "{e}");
+            assert!(e.reason.contains("more than once"), "{e}");
+        }
+        // A single JWK with a repeated member is refused too.
+        let single = format!(
+            r#"{{"kty":"OKP","crv":"Ed25519","alg":"EdDSA","kid":"a","kid":"b","x":"{x}"}}"#
+        );
+        let err = parse_single(&single, None).unwrap_err().to_string();
+        assert!(err.contains("duplicate field `kid`"), "{err}");
     }
 
     #[test]
