@@ -96,6 +96,9 @@ pub enum AuthError {
     UnknownKid,
     /// No configured key fits the token's algorithm.
     NoMatchingKey,
+    /// The token has no `kid` and several keys of a remote key set fit its
+    /// algorithm: the token must name its key.
+    AmbiguousKey,
     /// The signature does not verify.
     InvalidSignature,
     /// The token's `exp` is in the past (beyond the leeway).
@@ -307,6 +310,12 @@ impl AuthError {
                 "no key matches the token",
                 "no_matching_key",
             ),
+            AuthError::AmbiguousKey => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "the token does not name its key (kid)",
+                "ambiguous_key",
+            ),
             AuthError::InvalidSignature => meta(
                 Unauth,
                 INVALID_TOKEN,
@@ -458,6 +467,10 @@ impl fmt::Display for AuthError {
             AuthError::NoMatchingKey => {
                 f.write_str("no configured key fits the token's algorithm")
             }
+            AuthError::AmbiguousKey => f.write_str(
+                "the token has no `kid` and several keys of the key set fit its algorithm; \
+                 the issuer must name the signing key in the token's `kid` header",
+            ),
             AuthError::InvalidSignature => f.write_str("the token's signature does not verify"),
             AuthError::Expired => f.write_str("the token has expired (exp is in the past)"),
             AuthError::NotYetValid => {
@@ -561,6 +574,7 @@ mod tests {
             AuthError::InvalidType,
             AuthError::UnknownKid,
             AuthError::NoMatchingKey,
+            AuthError::AmbiguousKey,
             AuthError::InvalidSignature,
             AuthError::Expired,
             AuthError::NotYetValid,

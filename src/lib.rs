@@ -57,8 +57,8 @@ pub use guard::{Guard, GuardFuture, RequireClaims, RequireRole, RequireScope};
 pub use issuer::{Issuer, IssuerFailure};
 #[cfg(feature = "jwks")]
 pub use jwks::{
-    DEFAULT_COOLDOWN, DEFAULT_MAX_BODY, DEFAULT_MAX_STALE, DEFAULT_TIMEOUT, DEFAULT_TTL, JwksCache,
-    JwksCacheBuilder, JwksStatus,
+    DEFAULT_MAX_BODY, DEFAULT_MAX_STALE, DEFAULT_MIN_REFETCH_INTERVAL, DEFAULT_TIMEOUT,
+    DEFAULT_TTL, JwksCache, JwksCacheBuilder, JwksStatus,
 };
 pub use key::Key;
 pub use layer::{DEFAULT_MAX_TOKEN_LEN, JwtAuth, JwtAuthLayer, ResponseFuture};

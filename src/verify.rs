@@ -131,8 +131,10 @@ impl Verifier {
     /// [`AuthError::InvalidSignature`] (or a header error), never `Expired`.
     ///
     /// With keys from a [`JwksCache`](crate::JwksCache), this uses the keys at
-    /// hand and never waits: a token whose key is not cached yet fails with
-    /// [`AuthError::UnknownKid`] or [`AuthError::KeysUnavailable`]. Use
+    /// hand and never waits: a token whose key is not cached yet, or whose
+    /// cached keys expired with no refresh under way, fails with
+    /// [`AuthError::KeysUnavailable`] (expired keys are never used here
+    /// unless the provider is failing). Use
     /// [`verify_async`](Verifier::verify_async) to fetch keys as needed.
     pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, AuthError> {
         match self.try_now(token) {
@@ -145,8 +147,11 @@ impl Verifier {
     }
 
     /// Verifies `token`, fetching remote keys first when the token names a
-    /// key not cached yet (at most once per cooldown; concurrent callers
-    /// share one fetch).
+    /// key not cached yet or the cached keys expired (concurrent callers
+    /// share one fetch, fetches start at least
+    /// [`min_refetch_interval`](crate::JwksCacheBuilder::min_refetch_interval)
+    /// apart, and a caller waits at most the cache's fetch timeout).
+    /// Dropping the future never cancels the fetch.
     ///
     /// # Errors
     /// As [`verify`](Verifier::verify); [`AuthError::KeysUnavailable`] when
@@ -191,7 +196,7 @@ impl Verifier {
             };
         };
         let keys = cache.keys_for(jws.kid.as_deref(), jws.alg).await?;
-        self.finish(&jws, &keys)
+        self.finish(&jws, keys.keys())
     }
 
     /// Verifies with the keys at hand, or says that keys must be fetched.
@@ -212,8 +217,9 @@ impl Verifier {
                 if let Err(e) = self.check_header(&jws) {
                     return Now::Done(Err(e));
                 }
-                match cache.cached(jws.kid.as_deref(), jws.alg) {
-                    Some(keys) => Now::Done(self.finish(&jws, &keys)),
+                match cache.with_cached(jws.kid.as_deref(), jws.alg, |keys| self.finish(&jws, keys))
+                {
+                    Some(result) => Now::Done(result),
                     None => Now::Pending,
                 }
             }
@@ -377,7 +383,9 @@ impl Verifier {
         match &self.inner.keys {
             Keys::Static(keys) => keys.holds(None, key),
             #[cfg(feature = "jwks")]
-            Keys::Remote(cache) => cache.current().is_some_and(|keys| keys.holds(None, key)),
+            Keys::Remote(cache) => cache
+                .with_current(|keys| keys.holds(None, key))
+                .unwrap_or(false),
             Keys::Issuers(list) => list.iter().any(|(_, v)| v.holds(key)),
         }
     }
@@ -536,10 +544,12 @@ impl VerifierBuilder {
 
     /// Adds the public keys of a JWKS document (`{"keys": [...]}`), with the
     /// same strict selection as remote key sets: members that are private,
-    /// symmetric, not for signatures or too weak are skipped, and a `kid`
-    /// shared by two members is not used. A member without `alg` is bound to
-    /// the algorithms set with [`algorithms`](Self::algorithms) that fit its
-    /// type (RS256 for RSA keys when none are set).
+    /// symmetric, not for signatures or too weak are skipped, as are members
+    /// naming a JSON member twice (`{"kid":"a","kid":"b"}`), and a `kid`
+    /// shared by two members is not used. A member without `alg` is bound
+    /// only to the algorithms set with [`algorithms`](Self::algorithms) that
+    /// fit its key type (RS256 for RSA keys when none are set): an RSA key
+    /// without `alg` never verifies PS256 or RS512 unless those are allowed.
     pub fn jwks(mut self, json: impl AsRef<[u8]>) -> Self {
         self.jwks.push(json.as_ref().to_vec());
         self
@@ -547,8 +557,10 @@ impl VerifierBuilder {
 
     /// Takes keys from a remote JWKS, fetched and cached by `cache`. The
     /// allowed algorithms are then the cache's (see
-    /// [`JwksCacheBuilder::algorithms`](crate::JwksCacheBuilder::algorithms))
-    /// unless narrowed with [`algorithms`](Self::algorithms). Static keys
+    /// [`JwksCacheBuilder::algorithms`](crate::JwksCacheBuilder::algorithms),
+    /// which also binds JWKs without `alg`) unless narrowed with
+    /// [`algorithms`](Self::algorithms). A token without `kid` is verified
+    /// only when exactly one key of the set fits its algorithm. Static keys
     /// cannot be mixed with a cache.
     #[cfg(feature = "jwks")]
     pub fn jwks_cache(mut self, cache: crate::jwks::JwksCache) -> Self {

@@ -114,10 +114,10 @@ async fn keyed_by_the_whole_token() {
 #[tokio::test]
 async fn a_removed_key_stops_hits_at_the_next_refresh() {
     let issuer = Issuer::start().await.unwrap();
-    let cooldown = Duration::from_millis(300);
+    let interval = Duration::from_millis(300);
     let keys = JwksCache::builder(&issuer.jwks_url())
         .algorithms([Algorithm::RS256, Algorithm::ES256])
-        .cooldown(cooldown)
+        .min_refetch_interval(interval)
         .build()
         .unwrap();
     let v = Verifier::builder()
@@ -139,7 +139,7 @@ async fn a_removed_key_stops_hits_at_the_next_refresh() {
     // would without the cache).
     assert_eq!(call(&layer, &old).await.0, StatusCode::OK);
     assert_eq!(layer.cache_stats().unwrap().hits, 2);
-    tokio::time::sleep(cooldown + Duration::from_millis(100)).await;
+    tokio::time::sleep(interval + Duration::from_millis(100)).await;
     keys.prefetch().await.unwrap();
     let (status, text) = call(&layer, &old).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "removed key: {text}");

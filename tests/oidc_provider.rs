@@ -148,7 +148,7 @@ async fn call(layer: &JwtAuthLayer, token: &str) -> (StatusCode, String) {
 async fn oidc_provider_tokens_are_accepted_and_rotation_is_followed() {
     let mut provider = start().await;
     let http = reqwest::Client::new();
-    let cooldown = Duration::from_millis(500);
+    let interval = Duration::from_millis(500);
     // Only the issuer and the audience: keys by OIDC discovery.
     let cache = JwksCache::discover(&provider.issuer)
         .algorithms([
@@ -157,7 +157,7 @@ async fn oidc_provider_tokens_are_accepted_and_rotation_is_followed() {
             Algorithm::ES256,
             Algorithm::EdDSA,
         ])
-        .cooldown(cooldown)
+        .min_refetch_interval(interval)
         .build()
         .unwrap();
     let verifier = Verifier::builder()
@@ -199,7 +199,7 @@ async fn oidc_provider_tokens_are_accepted_and_rotation_is_followed() {
     // The provider rotates: new signing keys, the old ones still published.
     let before = provider.kids.clone();
     provider.rotate(&http, false).await;
-    tokio::time::sleep(cooldown + Duration::from_millis(100)).await;
+    tokio::time::sleep(interval + Duration::from_millis(100)).await;
     for alg in ALGS {
         let token = provider.token(&http, alg, API).await;
         assert_ne!(header(&token)["kid"], before[alg]);
@@ -214,7 +214,7 @@ async fn oidc_provider_tokens_are_accepted_and_rotation_is_followed() {
     // The provider retires every earlier key: once the cache refreshes,
     // tokens signed with them are refused and the newest keep passing.
     provider.rotate(&http, true).await;
-    tokio::time::sleep(cooldown + Duration::from_millis(100)).await;
+    tokio::time::sleep(interval + Duration::from_millis(100)).await;
     cache.prefetch().await.unwrap();
     let (status, text) = call(&layer, &old).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "retired key: {text}");

@@ -290,18 +290,45 @@ impl Material {
     }
 }
 
-/// A token without `kid` is tried against at most this many keys of its algorithm.
+/// A token without `kid` is tried against at most this many keys of its
+/// algorithm (keys the application configured).
 pub(crate) const MAX_KIDLESS_TRIES: usize = 4;
+
+/// How a token without `kid` picks its key.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Kidless {
+    /// Keys the application configured: up to [`MAX_KIDLESS_TRIES`] keys of
+    /// the token's algorithm are tried.
+    #[default]
+    TryFew,
+    /// A remote key set (jose's rule): the token is verified only when
+    /// exactly one key fits its algorithm, and refused when several do.
+    ExactlyOne,
+}
 
 /// An immutable set of keys; a JWKS refresh replaces the whole set at once.
 #[derive(Debug, Default)]
 pub(crate) struct KeySet {
     keys: Vec<Key>,
+    kidless: Kidless,
 }
 
 impl KeySet {
     pub(crate) fn new(keys: Vec<Key>) -> KeySet {
-        KeySet { keys }
+        KeySet {
+            keys,
+            kidless: Kidless::TryFew,
+        }
+    }
+
+    /// A key set fetched from a provider: a token without `kid` needs
+    /// exactly one key of its algorithm.
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+    pub(crate) fn remote(keys: Vec<Key>) -> KeySet {
+        KeySet {
+            keys,
+            kidless: Kidless::ExactlyOne,
+        }
     }
 
     #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
@@ -335,7 +362,8 @@ impl KeySet {
     ///
     /// # Errors
     /// `UnknownKid` when no key has the `kid`, `NoMatchingKey` when none
-    /// fits the algorithm, `InvalidSignature` when none verifies.
+    /// fits the algorithm, `AmbiguousKey` when a token without `kid` fits
+    /// several keys of a remote set, `InvalidSignature` when none verifies.
     pub(crate) fn verify(
         &self,
         kid: Option<&str>,
@@ -355,6 +383,14 @@ impl KeySet {
                     return Err(AuthError::NoMatchingKey);
                 }
                 fitting.find(|k| k.verify(message, signature))
+            }
+            None if self.kidless == Kidless::ExactlyOne => {
+                let mut fitting = self.keys.iter().filter(|k| k.algorithm() == alg);
+                let key = fitting.next().ok_or(AuthError::NoMatchingKey)?;
+                if fitting.next().is_some() {
+                    return Err(AuthError::AmbiguousKey);
+                }
+                Some(key).filter(|k| k.verify(message, signature))
             }
             None => {
                 let mut fitting = self
