@@ -344,3 +344,94 @@ mod discovery {
         }
     }
 }
+
+/// Issue 14: no `Duration` given to a `JwksCacheBuilder` setting panics, at
+/// build or on the request path (fetches, waits, the background refresher).
+#[cfg(all(feature = "jwks", feature = "issuer"))]
+mod durations {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Once, OnceLock};
+    use std::time::Duration;
+
+    use super::*;
+    use tower_jwt_auth::{Issuer, JwksCache};
+
+    /// Panics anywhere in the process (spawned tasks included, which tokio
+    /// would otherwise swallow).
+    static PANICS: AtomicUsize = AtomicUsize::new(0);
+
+    fn count_panics() {
+        static HOOK: Once = Once::new();
+        HOOK.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                PANICS.fetch_add(1, Ordering::SeqCst);
+                previous(info);
+            }));
+        });
+    }
+
+    fn issuer() -> &'static Issuer {
+        static I: OnceLock<Issuer> = OnceLock::new();
+        I.get_or_init(|| runtime().block_on(Issuer::start()).unwrap())
+    }
+
+    fn duration() -> impl Strategy<Value = Duration> {
+        prop_oneof![
+            Just(Duration::ZERO),
+            Just(Duration::MAX),
+            Just(Duration::new(u64::MAX, 0)),
+            Just(Duration::from_nanos(1)),
+            any::<u64>().prop_map(Duration::from_nanos),
+            any::<u64>().prop_map(Duration::from_secs),
+            (0u64..3_000).prop_map(Duration::from_millis),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn no_duration_setting_panics(
+            interval in duration(),
+            timeout in duration(),
+            ttl in duration(),
+            min in duration(),
+            max in duration(),
+            stale in duration(),
+        ) {
+            count_panics();
+            let before = PANICS.load(Ordering::SeqCst);
+            let issuer = issuer();
+            let built = JwksCache::builder(&issuer.jwks_url())
+                .min_refetch_interval(interval)
+                .timeout(timeout)
+                .ttl(ttl)
+                .max_age_bounds(min, max)
+                .max_stale(stale)
+                .build();
+            if let Ok(cache) = built {
+                let good = issuer.token("ada", "api");
+                let mut parts = good.splitn(2, '.');
+                let (_, rest) = (parts.next(), parts.next().unwrap());
+                let unknown = format!("{}.{rest}", b64(r#"{"alg":"RS256","kid":"nope"}"#));
+                let verifier = Verifier::builder()
+                    .jwks_cache(cache.clone())
+                    .any_audience()
+                    .build()
+                    .unwrap();
+                runtime().block_on(async {
+                    let bound = Duration::from_millis(300);
+                    let _ = tokio::time::timeout(bound, cache.prefetch()).await;
+                    let _ = verifier.verify::<JsonClaims>(&good);
+                    let _ = tokio::time::timeout(bound, verifier.verify_async::<JsonClaims>(&good)).await;
+                    let _ = tokio::time::timeout(bound, verifier.verify_async::<JsonClaims>(&unknown)).await;
+                    let _ = cache.status();
+                    // Give the background refresher a turn.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                });
+            }
+            prop_assert_eq!(PANICS.load(Ordering::SeqCst), before);
+        }
+    }
+}
