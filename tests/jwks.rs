@@ -620,8 +620,14 @@ async fn a_random_kid_flood_does_not_delay_a_genuine_rotation() {
             sent
         })
     };
-    // Halfway through, the provider rotates and tokens with the new kid arrive.
-    tokio::time::sleep(Duration::from_secs(secs) / 2).await;
+    // Near the middle (at a random point of the fetch cycle), the provider
+    // rotates and tokens with the new kid arrive.
+    let phase = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis();
+    let middle = Duration::from_secs(secs - 1) / 2 + Duration::from_millis(phase.into());
+    tokio::time::sleep(middle).await;
     issuer.rotate(Algorithm::ES256).unwrap();
     let fresh = issuer.token("bob", AUD);
     let (_, rotation_latency) =

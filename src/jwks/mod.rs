@@ -195,10 +195,12 @@ struct Inflight {
 }
 
 impl State {
+    /// The fetch in flight, unless its task is gone (dropped with its
+    /// runtime) or overdue (its runtime no longer drives it).
     fn inflight_alive(&self, now: Instant) -> Option<&Inflight> {
         self.inflight
             .as_ref()
-            .filter(|f| f.deadline.is_none_or(|d| now < d))
+            .filter(|f| f.deadline.is_none_or(|d| now < d) && f.done.has_changed().is_ok())
     }
 
     /// Whether the key set fetched less than `interval` ago lacked `kid`.
@@ -503,10 +505,10 @@ impl JwksCache {
         if self.shared.refresher.swap(true, Ordering::AcqRel) {
             return;
         }
-        handle.spawn(refresh_loop(
-            Arc::downgrade(&self.shared),
-            self.shared.wake.clone(),
-        ));
+        // The guard is made here, not in the task: a task its runtime drops
+        // before polling it still clears the flag.
+        let alive = RefresherAlive(Arc::downgrade(&self.shared));
+        handle.spawn(refresh_loop(alive, self.shared.wake.clone()));
     }
 }
 
@@ -540,8 +542,9 @@ enum Due {
 /// Refreshes at 80% of the keys' freshness, and retries with backoff after
 /// failures, until every handle to the cache is gone. Requests do not
 /// depend on it: they refetch expired keys themselves.
-async fn refresh_loop(weak: Weak<Shared>, wake: Arc<Notify>) {
-    let _alive = RefresherAlive(weak.clone());
+async fn refresh_loop(alive: RefresherAlive, wake: Arc<Notify>) {
+    let weak = alive.0.clone();
+    let _alive = alive;
     loop {
         let due = match weak.upgrade() {
             Some(shared) => shared.refresh_due(),
@@ -721,7 +724,12 @@ impl Shared {
             .store(self.nanos(Some(start)), Ordering::Release);
         self.fetch_deadline
             .store(self.nanos(deadline).max(1), Ordering::Release);
-        handle.spawn(fetch_task(self.clone(), id, start, tx));
+        let abandon = Abandon {
+            shared: self.clone(),
+            id,
+            armed: true,
+        };
+        handle.spawn(fetch_task(abandon, start, tx));
         Some(rx)
     }
 
@@ -855,14 +863,15 @@ impl Shared {
 }
 
 /// Ends a fetch's flight if its task is dropped before it finished (its
-/// runtime shut down): waiters see the channel closed and start another.
-struct Abandon<'a> {
-    shared: &'a Shared,
+/// runtime shut down, maybe before ever polling it): waiters see the
+/// channel closed and start another.
+struct Abandon {
+    shared: Arc<Shared>,
     id: u64,
     armed: bool,
 }
 
-impl Drop for Abandon<'_> {
+impl Drop for Abandon {
     fn drop(&mut self) {
         if !self.armed {
             return;
@@ -877,17 +886,8 @@ impl Drop for Abandon<'_> {
 
 /// One fetch, in a task owned by the cache: waits for its start, fetches
 /// (bounded by [`Shared::fetch_cap`]), stores, then tells the waiters.
-async fn fetch_task(
-    shared: Arc<Shared>,
-    id: u64,
-    start: Instant,
-    done: watch::Sender<Option<Outcome>>,
-) {
-    let mut abandon = Abandon {
-        shared: &shared,
-        id,
-        armed: true,
-    };
+async fn fetch_task(mut abandon: Abandon, start: Instant, done: watch::Sender<Option<Outcome>>) {
+    let (shared, id) = (abandon.shared.clone(), abandon.id);
     tokio::time::sleep_until(start.into()).await;
     let started = Instant::now();
     shared.lock().last_start = Some(started);
