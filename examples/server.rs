@@ -159,6 +159,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         let audience = env("JWT_AUDIENCE").unwrap_or_else(|| "demo-api".into());
         (Some(issuer.url()), audience, Some(issuer))
     };
+    // Key freshness settings are the crate's defaults, so the README's
+    // "Key freshness guarantees" hold here as stated.
     let cache = match (env("JWT_JWKS_URL"), &issuer_url) {
         (Some(jwks), _) => JwksCache::builder(&jwks),
         (None, Some(issuer)) => JwksCache::discover(issuer),
@@ -179,7 +181,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     let verifier = verifier.build()?;
     // Fail soft: an identity provider that is down at start-up is retried
-    // on the first request; /ready tells a load balancer meanwhile.
+    // by the requests (at most once per second, no backoff), so the first
+    // token after it comes up passes; /ready tells a load balancer meanwhile.
     if let Err(e) = cache.prefetch().await {
         eprintln!("warning: no signing keys yet: {e}");
     }

@@ -15,6 +15,8 @@ echo "== peers benchmark" >&2
 cargo bench --quiet --manifest-path benches/peers/Cargo.toml --bench peers >"$TMP/peers.md"
 echo "== allocation counts" >&2
 cargo bench --quiet --features issuer,cache --bench alloc >"$TMP/alloc.md"
+echo "== warm JwksCache vs static keys" >&2
+cargo bench --quiet --features jwks,issuer --bench jwks 2>/dev/null | grep 'median of' >"$TMP/jwks.txt"
 echo "== load test" >&2
 scripts/loadtest.sh >"$TMP/load.md"
 
@@ -83,6 +85,16 @@ requests with the same token.
 
 MID
 sed -n '/^### Mixed/,$p' "$TMP/peers.md" | sed '1s/^### /### /'
+cat <<JWKS
+
+## Warm \`JwksCache\` vs static keys
+
+\`benches/jwks.rs\`: the same RS256 token through the layer, keys from a warm
+\`JwksCache\` (one \`arc-swap\` load of the key-set snapshot and a freshness
+check per request) against the same keys given statically; 1 is parity.
+
+JWKS
+sed 's/^/    /' "$TMP/jwks.txt"
 cat <<E2E
 
 ## End to end (HTTP)
