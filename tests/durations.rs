@@ -110,3 +110,110 @@ fn redis_duration_settings_never_panic() {
         check_redis_revocation(d);
     }
 }
+
+/// `JwksCacheBuilder`: every duration setting at once (the refetch
+/// interval, the fetch timeout, the TTL, the `max_age_bounds` and the stale
+/// limit), then a prefetch, verifications of a known and an unknown `kid`
+/// (which may wait for a fetch) and the background refresher, against a
+/// real key set on 127.0.0.1. A panic in a task the cache spawned would be
+/// swallowed by tokio, so panics are counted by a hook.
+#[cfg(all(feature = "jwks", feature = "issuer"))]
+mod jwks_cache {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Once, OnceLock};
+    use std::time::Duration;
+
+    use super::*;
+    use tower_jwt_auth::{Issuer, JwksCache};
+
+    static PANICS: AtomicUsize = AtomicUsize::new(0);
+
+    fn count_panics() {
+        static HOOK: Once = Once::new();
+        HOOK.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                PANICS.fetch_add(1, Ordering::SeqCst);
+                previous(info);
+            }));
+        });
+    }
+
+    fn runtime() -> &'static tokio::runtime::Runtime {
+        static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+        RT.get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap()
+        })
+    }
+
+    fn issuer() -> &'static Issuer {
+        static I: OnceLock<Issuer> = OnceLock::new();
+        I.get_or_init(|| runtime().block_on(Issuer::start()).unwrap())
+    }
+
+    /// The shared extremes, plus short times that make the cache really
+    /// wait, expire and refetch within a case.
+    fn duration() -> impl Strategy<Value = Duration> {
+        prop_oneof![
+            durations(),
+            Just(Duration::from_nanos(1)),
+            (0u64..3_000).prop_map(Duration::from_millis),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn jwks_cache_duration_settings_never_panic(
+            interval in duration(),
+            timeout in duration(),
+            ttl in duration(),
+            min in duration(),
+            max in duration(),
+            stale in duration(),
+        ) {
+            count_panics();
+            let before = PANICS.load(Ordering::SeqCst);
+            let issuer = issuer();
+            let built = JwksCache::builder(&issuer.jwks_url())
+                .min_refetch_interval(interval)
+                .timeout(timeout)
+                .ttl(ttl)
+                .max_age_bounds(min, max)
+                .max_stale(stale)
+                .build();
+            match built {
+                Ok(cache) => {
+                    let good = issuer.token("ada", "api");
+                    let (_, rest) = good.split_once('.').unwrap();
+                    let unknown = format!("{}.{rest}", b64(r#"{"alg":"RS256","kid":"nope"}"#));
+                    let verifier = Verifier::builder()
+                        .jwks_cache(cache.clone())
+                        .any_audience()
+                        .build()
+                        .unwrap();
+                    runtime().block_on(async {
+                        let bound = Duration::from_millis(300);
+                        let _ = tokio::time::timeout(bound, cache.prefetch()).await;
+                        let _ = verifier.verify::<JsonClaims>(&good);
+                        let _ = tokio::time::timeout(bound, verifier.verify_async::<JsonClaims>(&good)).await;
+                        let _ = tokio::time::timeout(bound, verifier.verify_async::<JsonClaims>(&unknown)).await;
+                        let _ = cache.status();
+                        // Give the background refresher a turn.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    });
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    prop_assert!(text.contains("timeout") || text.contains("max_age_bounds"), "{}", text);
+                }
+            }
+            prop_assert_eq!(PANICS.load(Ordering::SeqCst), before);
+        }
+    }
+}
