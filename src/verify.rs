@@ -3,7 +3,10 @@
 //! signature and claim validation. Pure apart from key fetches: no locks
 //! held across I/O.
 
+mod builder;
 mod outcome;
+
+pub use builder::VerifierBuilder;
 
 pub(crate) use outcome::read_registered;
 pub use outcome::{TokenVerifier, Verified, VerifyFuture};
@@ -17,12 +20,12 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::claims::TokenClaims;
 
-use crate::algorithm::{Algorithm, Family};
+use crate::algorithm::Algorithm;
 use crate::b64;
 use crate::claims::{Claims, RawClaims};
-use crate::clock::{Clock, SystemClock, unix_secs};
+use crate::clock::{Clock, unix_secs};
 use crate::error::{AuthError, BuildError};
-use crate::key::{Fingerprint, Key, KeySet, parse_jwk_set};
+use crate::key::{Fingerprint, KeySet};
 use crate::token::{self, is_json_object};
 
 /// The default clock-skew leeway for `exp` and `nbf`.
@@ -58,7 +61,7 @@ pub struct Verifier {
     inner: Arc<Config>,
 }
 
-struct Config {
+pub(super) struct Config {
     keys: Keys,
     allowed: Vec<Algorithm>,
     issuers: Vec<String>,
@@ -71,7 +74,7 @@ struct Config {
 }
 
 /// Where the verifier's keys come from.
-enum Keys {
+pub(super) enum Keys {
     Static(KeySet),
     #[cfg(feature = "jwks")]
     Remote(crate::jwks::JwksCache),
@@ -130,7 +133,7 @@ impl Verifier {
     /// checked before any claim is read, so a forged token is always
     /// [`AuthError::InvalidSignature`] (or a header error), never `Expired`.
     ///
-    /// With keys from a [`JwksCache`](crate::JwksCache), this uses the keys at
+    /// With keys from a `JwksCache` (feature `jwks`), this uses the keys at
     /// hand and never waits: a token whose key is not cached yet, or whose
     /// cached keys expired with no refresh under way, fails with
     /// [`AuthError::KeysUnavailable`] (expired keys are never used here
@@ -149,7 +152,7 @@ impl Verifier {
     /// Verifies `token`, fetching remote keys first when the token names a
     /// key not cached yet or the cached keys expired (concurrent callers
     /// share one fetch, fetches start at least
-    /// [`min_refetch_interval`](crate::JwksCacheBuilder::min_refetch_interval)
+    /// `JwksCacheBuilder::min_refetch_interval`
     /// apart, and a caller waits at most the cache's fetch timeout).
     /// Dropping the future never cancels the fetch.
     ///
@@ -263,7 +266,7 @@ impl Verifier {
     }
 
     /// One verifier for several issuers (multi-tenant): each keeps its own
-    /// keys (static or a [`JwksCache`](crate::JwksCache)), audience and
+    /// keys (static or a `JwksCache`), audience and
     /// rules. A token is routed by its `iss` claim, read before
     /// verification, and then verified only against that issuer's
     /// verifier, which checks `iss` again.
@@ -492,261 +495,4 @@ fn check_required(
         }
     }
     Ok(())
-}
-
-/// Builds a [`Verifier`]. Mistakes are reported by [`VerifierBuilder::build`].
-///
-/// Defaults: `exp` required, `nbf` and `iat` checked when present (a token
-/// is not valid before `nbf`, nor issued after now), leeway
-/// [`DEFAULT_LEEWAY`] (30 s), the allowed algorithms are exactly those of the
-/// keys given, and an audience must be configured (or
-/// [`any_audience`](VerifierBuilder::any_audience) called) so that a token
-/// minted for another service is not accepted by accident.
-#[derive(Default)]
-#[must_use]
-pub struct VerifierBuilder {
-    keys: Vec<Key>,
-    jwks: Vec<Vec<u8>>,
-    algorithms: Option<Vec<Algorithm>>,
-    issuers: Vec<String>,
-    audiences: Vec<String>,
-    any_audience: bool,
-    leeway: Option<Duration>,
-    allow_missing_exp: bool,
-    required: Vec<String>,
-    typ: Option<String>,
-    clock: Option<Arc<dyn Clock>>,
-    #[cfg(feature = "jwks")]
-    remote: Option<crate::jwks::JwksCache>,
-}
-
-impl fmt::Debug for VerifierBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerifierBuilder")
-            .field("keys", &self.keys)
-            .field("jwks_documents", &self.jwks.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl VerifierBuilder {
-    /// Adds a key.
-    pub fn key(mut self, key: Key) -> Self {
-        self.keys.push(key);
-        self
-    }
-
-    /// Adds keys.
-    pub fn keys(mut self, keys: impl IntoIterator<Item = Key>) -> Self {
-        self.keys.extend(keys);
-        self
-    }
-
-    /// Adds the public keys of a JWKS document (`{"keys": [...]}`), with the
-    /// same strict selection as remote key sets: members that are private,
-    /// symmetric, not for signatures or too weak are skipped, as are members
-    /// naming a JSON member twice (`{"kid":"a","kid":"b"}`), and a `kid`
-    /// shared by two members is not used. A member without `alg` is bound
-    /// only to the algorithms set with [`algorithms`](Self::algorithms) that
-    /// fit its key type (RS256 for RSA keys when none are set): an RSA key
-    /// without `alg` never verifies PS256 or RS512 unless those are allowed.
-    pub fn jwks(mut self, json: impl AsRef<[u8]>) -> Self {
-        self.jwks.push(json.as_ref().to_vec());
-        self
-    }
-
-    /// Takes keys from a remote JWKS, fetched and cached by `cache`. The
-    /// allowed algorithms are then the cache's (see
-    /// [`JwksCacheBuilder::algorithms`](crate::JwksCacheBuilder::algorithms),
-    /// which also binds JWKs without `alg`) unless narrowed with
-    /// [`algorithms`](Self::algorithms). A token without `kid` is verified
-    /// only when exactly one key of the set fits its algorithm. Static keys
-    /// cannot be mixed with a cache.
-    #[cfg(feature = "jwks")]
-    pub fn jwks_cache(mut self, cache: crate::jwks::JwksCache) -> Self {
-        self.remote = Some(cache);
-        self
-    }
-
-    /// Restricts the allowed algorithms. Without it, the allowed algorithms
-    /// are those the keys are bound to.
-    pub fn algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
-        self.algorithms = Some(algs.into_iter().collect());
-        self
-    }
-
-    /// Requires `iss` to equal this issuer (call again to accept several).
-    pub fn issuer(mut self, iss: impl Into<String>) -> Self {
-        self.issuers.push(iss.into());
-        self
-    }
-
-    /// Requires `aud` to contain this audience (call again to accept several).
-    pub fn audience(mut self, aud: impl Into<String>) -> Self {
-        self.audiences.push(aud.into());
-        self
-    }
-
-    /// Accepts tokens whatever their `aud`. Only right when every token
-    /// these keys sign is meant for this service.
-    pub fn any_audience(mut self) -> Self {
-        self.any_audience = true;
-        self
-    }
-
-    /// Sets the clock-skew leeway for `exp`, `nbf` and `iat` (default 30 s, at most 5 min).
-    pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = Some(leeway);
-        self
-    }
-
-    /// Accepts tokens without `exp` (never expiring). Not recommended.
-    pub fn allow_missing_exp(mut self) -> Self {
-        self.allow_missing_exp = true;
-        self
-    }
-
-    /// Requires these claims to be present (any value).
-    pub fn required_claims<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
-        self.required.extend(names.into_iter().map(Into::into));
-        self
-    }
-
-    /// Requires the `typ` header to be this type, for example `at+jwt` for
-    /// RFC 9068 access tokens (compared case-insensitively, `application/` optional).
-    pub fn typ(mut self, typ: impl Into<String>) -> Self {
-        self.typ = Some(typ.into());
-        self
-    }
-
-    /// Reads the time from `clock` instead of the system clock (see
-    /// [`Clock`]): for tests of expiry without sleeping, or a trusted time
-    /// source. A clock that fails refuses every token.
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Some(Arc::new(clock));
-        self
-    }
-
-    /// Builds the verifier.
-    ///
-    /// # Errors
-    /// [`BuildError::NoKeys`] without usable keys; [`BuildError::InvalidKey`]
-    /// for a JWKS that cannot be read; [`BuildError::InvalidConfig`] for a key
-    /// outside the allowed algorithms, no audience policy, or a leeway over 5 minutes.
-    pub fn build(self) -> Result<Verifier, BuildError> {
-        let leeway = self.leeway.unwrap_or(DEFAULT_LEEWAY);
-        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        if leeway > MAX_LEEWAY {
-            return Err(BuildError::InvalidConfig(format!(
-                "leeway {leeway:?} is over the maximum of {MAX_LEEWAY:?}"
-            )));
-        }
-        if self.audiences.is_empty() && !self.any_audience {
-            return Err(BuildError::InvalidConfig(
-                "no audience configured: call .audience(\"your-api\") so tokens minted for other \
-                 services are refused, or .any_audience() to accept every audience"
-                    .into(),
-            ));
-        }
-        #[cfg(feature = "jwks")]
-        if let Some(cache) = self.remote {
-            if !self.keys.is_empty() || !self.jwks.is_empty() {
-                return Err(BuildError::InvalidConfig(
-                    "static keys and a JwksCache cannot be mixed in one verifier".into(),
-                ));
-            }
-            let mut allowed = self
-                .algorithms
-                .clone()
-                .unwrap_or_else(|| cache.algorithms().to_vec());
-            allowed.retain(|a| cache.algorithms().contains(a));
-            if allowed.is_empty() {
-                return Err(BuildError::InvalidConfig(
-                    "none of the allowed algorithms is one the JwksCache accepts".into(),
-                ));
-            }
-            return Ok(Verifier {
-                inner: Arc::new(Config {
-                    keys: Keys::Remote(cache),
-                    allowed,
-                    issuers: self.issuers,
-                    audiences: self.audiences,
-                    leeway: leeway.as_secs_f64(),
-                    require_exp: !self.allow_missing_exp,
-                    required: self.required,
-                    typ: self.typ,
-                    clock,
-                }),
-            });
-        }
-        let mut keys = self.keys;
-        if let Some(allowed) = &self.algorithms
-            && let Some(k) = keys.iter().find(|k| !allowed.contains(&k.algorithm()))
-        {
-            return Err(BuildError::InvalidConfig(format!(
-                "key {:?} is bound to {}, which is not in the allowed algorithms",
-                k.kid(),
-                k.algorithm()
-            )));
-        }
-        let algless = match &self.algorithms {
-            Some(a) => a.clone(),
-            None => vec![Algorithm::RS256],
-        };
-        let mut skipped = Vec::new();
-        for doc in &self.jwks {
-            let (found, errors) = parse_jwk_set(doc, self.algorithms.as_deref(), &algless)
-                .map_err(BuildError::InvalidKey)?;
-            keys.extend(found);
-            skipped.extend(errors.into_iter().map(|e| e.to_string()));
-        }
-        if keys.is_empty() && !skipped.is_empty() {
-            return Err(BuildError::InvalidKey(format!(
-                "no usable key in the JWKS: {}",
-                skipped.join("; ")
-            )));
-        }
-        if keys.is_empty() {
-            return Err(BuildError::NoKeys);
-        }
-        // Two keys under one kid: refuse rather than try both (a JWKS
-        // member repeating a kid is already made unusable when parsed).
-        let mut kids: Vec<&str> = keys.iter().filter_map(Key::kid).collect();
-        kids.sort_unstable();
-        if let Some(w) = kids.windows(2).find(|w| w[0] == w[1]) {
-            return Err(BuildError::InvalidConfig(format!(
-                "two keys have the kid {:?}; give each key its own kid",
-                w[0]
-            )));
-        }
-        let mut allowed: Vec<Algorithm> = match self.algorithms {
-            Some(a) => a,
-            None => keys.iter().map(Key::algorithm).collect(),
-        };
-        allowed.sort();
-        allowed.dedup();
-        // HMAC next to public keys invites confusion bugs elsewhere; it is
-        // safe here (keys are bound to one algorithm) but worth refusing when
-        // it is surely a mistake: an HMAC algorithm allowed with no HMAC key.
-        for alg in &allowed {
-            if alg.family() == Family::Hmac && !keys.iter().any(|k| k.algorithm() == *alg) {
-                return Err(BuildError::InvalidConfig(format!(
-                    "{alg} is allowed but no HMAC key is configured for it"
-                )));
-            }
-        }
-        Ok(Verifier {
-            inner: Arc::new(Config {
-                keys: Keys::Static(KeySet::new(keys)),
-                allowed,
-                issuers: self.issuers,
-                audiences: self.audiences,
-                leeway: leeway.as_secs_f64(),
-                require_exp: !self.allow_missing_exp,
-                required: self.required,
-                typ: self.typ,
-                clock,
-            }),
-        })
-    }
 }

@@ -142,7 +142,15 @@ pub(crate) struct JwkError {
 impl fmt::Display for JwkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kid {
-            Some(kid) => write!(f, "key #{} (kid {:?}): {}", self.index, kid, self.reason),
+            // The key set is the provider's, but a hostile or broken one
+            // must not flood the logs: the kid is a bounded excerpt.
+            Some(kid) => write!(
+                f,
+                "key #{} (kid \"{}\"): {}",
+                self.index,
+                crate::text::excerpt(kid),
+                self.reason
+            ),
             None => write!(f, "key #{}: {}", self.index, self.reason),
         }
     }
@@ -232,7 +240,10 @@ pub(crate) fn parse_jwk_set(
                 errors.push(JwkError {
                     index,
                     kid: None,
-                    reason: format!("not a JSON Web Key: {e}"),
+                    reason: format!(
+                        "not a JSON Web Key: {}",
+                        crate::text::excerpt(&e.to_string())
+                    ),
                 });
                 continue;
             }
