@@ -35,6 +35,8 @@ mod verify;
 
 #[cfg(feature = "axum")]
 mod axum;
+#[cfg(feature = "jwks")]
+mod http;
 #[cfg(feature = "issuer")]
 mod issuer;
 #[cfg(feature = "jwks")]

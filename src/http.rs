@@ -1,5 +1,6 @@
-//! HTTP for key sets: bounded in time and size, 200 only, no redirects,
-//! HTTPS unless the host is a loopback address; and OIDC discovery.
+//! Outgoing HTTP, one module for every remote document the crate reads
+//! (key sets, discovery; later introspection): bounded in time and size,
+//! 200 only, no redirects, HTTPS unless the host is a loopback address.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
