@@ -126,6 +126,61 @@ impl Verifier {
         VerifierBuilder::default()
     }
 
+    /// A verifier for the tokens of one identity provider, the issuer URL
+    /// typed once (feature `jwks`): keys come from its OpenID Connect
+    /// discovery document (fetched on first use, or by
+    /// [`prefetch`](Verifier::prefetch)), `iss` must equal `issuer`, and the
+    /// allowed algorithms are the asymmetric ones the provider's keys are
+    /// published for (RS256, ES256, EdDSA, …; never HMAC) unless
+    /// [`algorithms`](VerifierBuilder::algorithms) pins a list. Choose the
+    /// audience, then build.
+    ///
+    /// | provider | `issuer` |
+    /// |---|---|
+    /// | Keycloak | `https://{host}/realms/{realm}` |
+    /// | Auth0 | `https://{tenant}.auth0.com/` (with the trailing slash) |
+    /// | Entra ID (v2) | `https://login.microsoftonline.com/{tenant-id}/v2.0` |
+    /// | Cognito | `https://cognito-idp.{region}.amazonaws.com/{user-pool-id}` |
+    /// | Okta | `https://{domain}/oauth2/{authorization-server}` |
+    /// | Google | `https://accounts.google.com` |
+    ///
+    /// ```no_run
+    /// use tower_jwt_auth::{JwtAuthLayer, Verifier};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let verifier = Verifier::from_issuer("https://sso.example.com/realms/acme")
+    ///     .audience("orders-api")
+    ///     .build()?;
+    /// verifier.prefetch().await?; // optional: fail fast at start-up
+    /// let layer = JwtAuthLayer::new(verifier);
+    /// # let _ = layer; Ok(()) }
+    /// ```
+    #[cfg(feature = "jwks")]
+    pub fn from_issuer(issuer: &str) -> VerifierBuilder {
+        let mut builder = VerifierBuilder::default().issuer(issuer);
+        builder.discover = Some(issuer.to_owned());
+        builder
+    }
+
+    /// Fetches the keys of every remote key set this verifier uses now (a
+    /// no-op for static keys), to fail fast at start-up.
+    ///
+    /// # Errors
+    /// [`AuthError::KeysUnavailable`] with the reason a fetch failed.
+    pub async fn prefetch(&self) -> Result<(), AuthError> {
+        match &self.inner.keys {
+            Keys::Static(_) => Ok(()),
+            #[cfg(feature = "jwks")]
+            Keys::Remote(cache) => cache.prefetch().await.map(drop),
+            Keys::Issuers(list) => {
+                for (_, tenant) in list {
+                    Box::pin(tenant.prefetch()).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Verifies `token` and deserializes its claims into `C`.
     ///
     /// # Errors

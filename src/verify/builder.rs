@@ -34,6 +34,9 @@ pub struct VerifierBuilder {
     clock: Option<Arc<dyn Clock>>,
     #[cfg(feature = "jwks")]
     remote: Option<crate::jwks::JwksCache>,
+    /// `Verifier::from_issuer`: discover this issuer's keys at build time.
+    #[cfg(feature = "jwks")]
+    pub(super) discover: Option<String>,
 }
 
 impl fmt::Debug for VerifierBuilder {
@@ -149,7 +152,26 @@ impl VerifierBuilder {
     /// [`BuildError::NoKeys`] without usable keys; [`BuildError::InvalidKey`]
     /// for a JWKS that cannot be read; [`BuildError::InvalidConfig`] for a key
     /// outside the allowed algorithms, no audience policy, or a leeway over 5 minutes.
-    pub fn build(self) -> Result<Verifier, BuildError> {
+    #[cfg_attr(not(feature = "jwks"), allow(unused_mut))]
+    pub fn build(mut self) -> Result<Verifier, BuildError> {
+        #[cfg(feature = "jwks")]
+        if let Some(issuer) = self.discover.take() {
+            // The issuer's own keys, found by discovery; any asymmetric
+            // algorithm the provider publishes, unless pinned. Never HMAC:
+            // a shared secret is never taken from a key set.
+            let algorithms: Vec<Algorithm> = match &self.algorithms {
+                Some(pinned) => pinned.clone(),
+                None => Algorithm::all()
+                    .iter()
+                    .copied()
+                    .filter(|a| !a.is_symmetric())
+                    .collect(),
+            };
+            let cache = crate::jwks::JwksCache::discover(&issuer)
+                .algorithms(algorithms)
+                .build()?;
+            self.remote = Some(cache);
+        }
         let leeway = self.leeway.unwrap_or(DEFAULT_LEEWAY);
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         if leeway > MAX_LEEWAY {

@@ -1,0 +1,198 @@
+//! One step per provider: `Verifier::from_issuer(issuer).audience(..)`,
+//! the issuer typed once, keys by discovery, algorithms from the keys the
+//! provider publishes. Each provider's issuer form, signing algorithm and
+//! claim layout is mimicked by the built-in issuer on 127.0.0.1.
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::{Request, StatusCode};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use tower_jwt_auth::{Algorithm, ClaimSource, Issuer, JwtAuthLayer, RequireRole, Verifier};
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+struct Provider {
+    name: &'static str,
+    alg: Algorithm,
+    /// The issuer has a trailing slash (Auth0).
+    trailing_slash: bool,
+    /// Where the provider puts roles, and a token's claims that grant `admin`.
+    roles: ClaimSource,
+    admin: Value,
+}
+
+fn providers() -> Vec<Provider> {
+    vec![
+        Provider {
+            name: "Keycloak (ES256 realm)",
+            alg: Algorithm::ES256,
+            trailing_slash: false,
+            roles: ClaimSource::keycloak_realm_roles(),
+            admin: json!({"realm_access": {"roles": ["offline_access", "admin"]}, "azp": "web"}),
+        },
+        Provider {
+            name: "Auth0",
+            alg: Algorithm::RS256,
+            trailing_slash: true,
+            roles: ClaimSource::auth0_permissions(),
+            admin: json!({"permissions": ["admin"], "scope": "openid"}),
+        },
+        Provider {
+            name: "Entra ID v2",
+            alg: Algorithm::RS256,
+            trailing_slash: false,
+            roles: ClaimSource::roles(),
+            admin: json!({"roles": ["admin"], "tid": "t", "scp": "read"}),
+        },
+        Provider {
+            name: "Cognito",
+            alg: Algorithm::RS256,
+            trailing_slash: false,
+            roles: ClaimSource::cognito_groups(),
+            admin: json!({"cognito:groups": ["admin"], "token_use": "access"}),
+        },
+        Provider {
+            name: "Okta",
+            alg: Algorithm::RS256,
+            trailing_slash: false,
+            roles: ClaimSource::okta_groups(),
+            admin: json!({"groups": ["Everyone", "admin"], "scp": ["read"]}),
+        },
+        Provider {
+            name: "Google (EdDSA stands in for another family)",
+            alg: Algorithm::EdDSA,
+            trailing_slash: false,
+            roles: ClaimSource::claim("hd_roles"),
+            admin: json!({"hd_roles": ["admin"], "email_verified": true}),
+        },
+    ]
+}
+
+async fn status(app: &Router, token: &str) -> StatusCode {
+    app.clone()
+        .oneshot(
+            Request::builder()
+                .uri("/admin")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn each_provider_in_one_step() {
+    for p in providers() {
+        let idp = Issuer::start_with(p.alg).await.unwrap();
+        let issuer = if p.trailing_slash {
+            let with_slash = format!("{}/", idp.url());
+            idp.set_discovery_issuer(Some(&with_slash));
+            with_slash
+        } else {
+            idp.url()
+        };
+        // The quick start: three lines.
+        let verifier = Verifier::from_issuer(&issuer)
+            .audience("api")
+            .build()
+            .unwrap();
+        verifier.prefetch().await.unwrap();
+        let app = Router::new()
+            .route("/admin", get(|| async { "ok" }))
+            .route_layer(RequireRole::any(["admin"]).sources([p.roles.clone()]))
+            .route_layer(JwtAuthLayer::new(verifier));
+
+        let mint = |extra: &Value| {
+            let mut c =
+                json!({"iss": issuer, "sub": "u", "aud": "api", "exp": now() + 600, "iat": now()});
+            for (k, v) in extra.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            idp.mint(&c)
+        };
+        assert_eq!(
+            status(&app, &mint(&p.admin)).await,
+            StatusCode::OK,
+            "{}",
+            p.name
+        );
+        assert_eq!(
+            status(&app, &mint(&json!({}))).await,
+            StatusCode::FORBIDDEN,
+            "{}",
+            p.name
+        );
+        // Another issuer, another audience: refused.
+        let other = mint(&json!({"iss": "https://elsewhere.example"}));
+        assert_eq!(
+            status(&app, &other).await,
+            StatusCode::UNAUTHORIZED,
+            "{}",
+            p.name
+        );
+        let wrong_aud = mint(&json!({"aud": "billing"}));
+        assert_eq!(
+            status(&app, &wrong_aud).await,
+            StatusCode::UNAUTHORIZED,
+            "{}",
+            p.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn from_issuer_follows_the_published_algorithm_and_never_implies_hmac() {
+    let idp = Issuer::start_with(Algorithm::ES256).await.unwrap();
+    let verifier = Verifier::from_issuer(&idp.url())
+        .audience("api")
+        .build()
+        .unwrap();
+    let claims = json!({"iss": idp.url(), "aud": "api", "exp": now() + 600});
+    let es = idp.mint(&claims);
+    assert!(
+        verifier
+            .verify_async::<tower_jwt_auth::JsonClaims>(&es)
+            .await
+            .is_ok()
+    );
+    // The provider rotates to another family: followed without configuration.
+    idp.rotate(Algorithm::PS256).unwrap();
+    let ps = idp.mint(&claims);
+    assert!(
+        verifier
+            .verify_async::<tower_jwt_auth::JsonClaims>(&ps)
+            .await
+            .is_ok()
+    );
+    // An HS256 token is never accepted, whatever it names.
+    let header = r#"{"alg":"HS256","typ":"JWT"}"#;
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let hs = format!("{}.{}.c2ln", b64(header), b64(&claims.to_string()));
+    let err = verifier
+        .verify_async::<tower_jwt_auth::JsonClaims>(&hs)
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "alg_not_allowed", "{err}");
+    // Pinned algorithms win.
+    let pinned = Verifier::from_issuer(&idp.url())
+        .algorithms([Algorithm::RS256])
+        .audience("api")
+        .build()
+        .unwrap();
+    assert!(
+        pinned
+            .verify_async::<tower_jwt_auth::JsonClaims>(&ps)
+            .await
+            .is_err()
+    );
+}
