@@ -538,8 +538,57 @@ pub enum BuildError {
     InvalidKey(String),
     /// The verifier has no keys.
     NoKeys,
-    /// A configuration value is not acceptable.
-    InvalidConfig(String),
+    /// A configuration value is not acceptable; [`ConfigError::setting`]
+    /// names the setting.
+    InvalidConfig(ConfigError),
+}
+
+/// Which setting of a builder is not acceptable, and why.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_jwt_auth::{Algorithm, BuildError, Key, Verifier};
+///
+/// let err = Verifier::builder()
+///     .key(Key::hmac(Algorithm::HS256, [7u8; 32])?)
+///     .any_audience()
+///     .leeway(Duration::from_secs(3600))
+///     .build()
+///     .unwrap_err();
+/// match err {
+///     BuildError::InvalidConfig(e) => assert_eq!(e.setting(), "leeway"),
+///     other => panic!("{other}"),
+/// }
+/// # Ok::<(), BuildError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    setting: &'static str,
+    message: String,
+}
+
+impl ConfigError {
+    /// The setting, named as its builder method is (`leeway`, `audience`,
+    /// `algorithms`, `keys`, `issuers`, `url`, `timeout`, `max_age_bounds`,
+    /// `client`, `algorithm`).
+    pub fn setting(&self) -> &'static str {
+        self.setting
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.setting, self.message)
+    }
+}
+
+impl BuildError {
+    pub(crate) fn config(setting: &'static str, message: impl Into<String>) -> BuildError {
+        BuildError::InvalidConfig(ConfigError {
+            setting,
+            message: message.into(),
+        })
+    }
 }
 
 impl fmt::Display for BuildError {

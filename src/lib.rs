@@ -50,7 +50,7 @@ pub use cache::{CacheStats, TokenCache};
 pub use claims::{ClaimSource, Claims, JsonClaims, RegisteredClaims};
 pub use clock::{Clock, SystemClock};
 pub use csrf::CsrfPolicy;
-pub use error::{AuthError, BuildError, ErrorKind, ShapeError};
+pub use error::{AuthError, BuildError, ConfigError, ErrorKind, ShapeError};
 pub use extract::{FindToken, TokenSource};
 #[cfg(feature = "tonic")]
 pub use grpc::GrpcClaims;

@@ -39,9 +39,10 @@ impl KeyEntry {
             |e| BuildError::InvalidKey(format!("aws-lc could not generate a {alg} key: {e}"));
         let (signer, mut jwk) = match alg.family() {
             Family::Hmac => {
-                return Err(BuildError::InvalidConfig(format!(
-                    "the issuer publishes public keys; {alg} needs a shared secret"
-                )));
+                return Err(BuildError::config(
+                    "algorithm",
+                    format!("the issuer publishes public keys; {alg} needs a shared secret"),
+                ));
             }
             Family::Rsa => {
                 let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(failed)?;

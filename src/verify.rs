@@ -356,19 +356,22 @@ impl Verifier {
         let mut list: Vec<(String, Verifier)> = Vec::new();
         for v in verifiers {
             if matches!(v.inner.keys, Keys::Issuers(_)) {
-                return Err(BuildError::InvalidConfig(
-                    "a multi-issuer verifier cannot contain another".into(),
+                return Err(BuildError::config(
+                    "issuers",
+                    "a multi-issuer verifier cannot contain another",
                 ));
             }
             let [issuer] = v.inner.issuers.as_slice() else {
-                return Err(BuildError::InvalidConfig(
-                    "each verifier of a multi-issuer verifier needs exactly one .issuer(..)".into(),
+                return Err(BuildError::config(
+                    "issuers",
+                    "each verifier of a multi-issuer verifier needs exactly one .issuer(..)",
                 ));
             };
             if list.iter().any(|(i, _)| i == issuer) {
-                return Err(BuildError::InvalidConfig(format!(
-                    "two verifiers for the issuer {issuer:?}"
-                )));
+                return Err(BuildError::config(
+                    "issuers",
+                    format!("two verifiers for the issuer {issuer:?}"),
+                ));
             }
             list.push((issuer.clone(), v));
         }

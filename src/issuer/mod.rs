@@ -212,7 +212,7 @@ impl Issuer {
         }
         let first = KeyEntry::generate(alg).map_err(|e| match e {
             BuildError::InvalidConfig(why) => {
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, why)
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_string())
             }
             other => std::io::Error::other(other.to_string()),
         })?;

@@ -145,17 +145,18 @@ impl JwksCacheBuilder {
     /// whose floor is over its ceiling. Any other `Duration` is accepted
     /// (times beyond the clock's range mean "never").
     pub fn build(self) -> Result<JwksCache, BuildError> {
-        let source = self.source.map_err(BuildError::InvalidConfig)?;
+        let source = self.source.map_err(|e| BuildError::config("url", e))?;
         let url = match &source {
             Source::Jwks(url) => url.clone(),
             Source::Issuer(issuer) => {
-                Url::parse(issuer).map_err(|e| BuildError::InvalidConfig(e.to_string()))?
+                Url::parse(issuer).map_err(|e| BuildError::config("url", e.to_string()))?
             }
         };
-        fetch::check_url(&url, self.limits.allow_http).map_err(BuildError::InvalidConfig)?;
+        fetch::check_url(&url, self.limits.allow_http).map_err(|e| BuildError::config("url", e))?;
         if self.algorithms.is_empty() {
-            return Err(BuildError::InvalidConfig(
-                "no algorithms allowed for the key set".into(),
+            return Err(BuildError::config(
+                "algorithms",
+                "no algorithms allowed for the key set",
             ));
         }
         if let Some(alg) = self
@@ -163,26 +164,32 @@ impl JwksCacheBuilder {
             .iter()
             .find(|a| a.family() == crate::algorithm::Family::Hmac)
         {
-            return Err(BuildError::InvalidConfig(format!(
-                "{alg} keys are never taken from a JWKS (a shared secret must not be published)"
-            )));
+            return Err(BuildError::config(
+                "algorithms",
+                format!(
+                    "{alg} keys are never taken from a JWKS (a shared secret must not be published)"
+                ),
+            ));
         }
         if self.min_ttl > self.max_ttl {
-            return Err(BuildError::InvalidConfig(format!(
-                "JwksCacheBuilder::max_age_bounds: the floor {:?} is over the ceiling {:?}",
-                self.min_ttl, self.max_ttl
-            )));
+            return Err(BuildError::config(
+                "max_age_bounds",
+                format!(
+                    "JwksCacheBuilder::max_age_bounds: the floor {:?} is over the ceiling {:?}",
+                    self.min_ttl, self.max_ttl
+                ),
+            ));
         }
         if self.limits.timeout.is_zero() {
-            return Err(BuildError::InvalidConfig(
-                "JwksCacheBuilder::timeout is zero: no fetch could ever finish".into(),
+            return Err(BuildError::config(
+                "timeout",
+                "JwksCacheBuilder::timeout is zero: no fetch could ever finish",
             ));
         }
         let client = match self.client {
             Some(c) => c,
-            None => {
-                fetch::default_client(self.limits.timeout).map_err(BuildError::InvalidConfig)?
-            }
+            None => fetch::default_client(self.limits.timeout)
+                .map_err(|e| BuildError::config("client", e))?,
         };
         Ok(JwksCache {
             shared: Arc::new(Shared {

@@ -26,7 +26,7 @@ impl RedisConn {
     /// A connection to the Redis at `url` (`redis://host:port/db`).
     pub(crate) fn open(url: &str, timeout: Duration) -> Result<Self, BuildError> {
         let client = redis::Client::open(url)
-            .map_err(|e| BuildError::InvalidConfig(format!("redis URL {url:?}: {e}")))?;
+            .map_err(|e| BuildError::config("url", format!("redis URL {url:?}: {e}")))?;
         Ok(RedisConn {
             client,
             conn: OnceLock::new(),

@@ -175,22 +175,24 @@ impl VerifierBuilder {
         let leeway = self.leeway.unwrap_or(DEFAULT_LEEWAY);
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         if leeway > MAX_LEEWAY {
-            return Err(BuildError::InvalidConfig(format!(
-                "leeway {leeway:?} is over the maximum of {MAX_LEEWAY:?}"
-            )));
+            return Err(BuildError::config(
+                "leeway",
+                format!("leeway {leeway:?} is over the maximum of {MAX_LEEWAY:?}"),
+            ));
         }
         if self.audiences.is_empty() && !self.any_audience {
-            return Err(BuildError::InvalidConfig(
+            return Err(BuildError::config(
+                "audience",
                 "no audience configured: call .audience(\"your-api\") so tokens minted for other \
-                 services are refused, or .any_audience() to accept every audience"
-                    .into(),
+                 services are refused, or .any_audience() to accept every audience",
             ));
         }
         #[cfg(feature = "jwks")]
         if let Some(cache) = self.remote {
             if !self.keys.is_empty() || !self.jwks.is_empty() {
-                return Err(BuildError::InvalidConfig(
-                    "static keys and a JwksCache cannot be mixed in one verifier".into(),
+                return Err(BuildError::config(
+                    "keys",
+                    "static keys and a JwksCache cannot be mixed in one verifier",
                 ));
             }
             let mut allowed = self
@@ -199,8 +201,9 @@ impl VerifierBuilder {
                 .unwrap_or_else(|| cache.algorithms().to_vec());
             allowed.retain(|a| cache.algorithms().contains(a));
             if allowed.is_empty() {
-                return Err(BuildError::InvalidConfig(
-                    "none of the allowed algorithms is one the JwksCache accepts".into(),
+                return Err(BuildError::config(
+                    "algorithms",
+                    "none of the allowed algorithms is one the JwksCache accepts",
                 ));
             }
             return Ok(Verifier {
@@ -221,11 +224,14 @@ impl VerifierBuilder {
         if let Some(allowed) = &self.algorithms
             && let Some(k) = keys.iter().find(|k| !allowed.contains(&k.algorithm()))
         {
-            return Err(BuildError::InvalidConfig(format!(
-                "key {:?} is bound to {}, which is not in the allowed algorithms",
-                k.kid(),
-                k.algorithm()
-            )));
+            return Err(BuildError::config(
+                "algorithms",
+                format!(
+                    "key {:?} is bound to {}, which is not in the allowed algorithms",
+                    k.kid(),
+                    k.algorithm()
+                ),
+            ));
         }
         let algless = match &self.algorithms {
             Some(a) => a.clone(),
@@ -252,10 +258,13 @@ impl VerifierBuilder {
         let mut kids: Vec<&str> = keys.iter().filter_map(Key::kid).collect();
         kids.sort_unstable();
         if let Some(w) = kids.windows(2).find(|w| w[0] == w[1]) {
-            return Err(BuildError::InvalidConfig(format!(
-                "two keys have the kid {:?}; give each key its own kid",
-                w[0]
-            )));
+            return Err(BuildError::config(
+                "keys",
+                format!(
+                    "two keys have the kid {:?}; give each key its own kid",
+                    w[0]
+                ),
+            ));
         }
         let mut allowed: Vec<Algorithm> = match self.algorithms {
             Some(a) => a,
@@ -268,9 +277,10 @@ impl VerifierBuilder {
         // it is surely a mistake: an HMAC algorithm allowed with no HMAC key.
         for alg in &allowed {
             if alg.family() == Family::Hmac && !keys.iter().any(|k| k.algorithm() == *alg) {
-                return Err(BuildError::InvalidConfig(format!(
-                    "{alg} is allowed but no HMAC key is configured for it"
-                )));
+                return Err(BuildError::config(
+                    "algorithms",
+                    format!("{alg} is allowed but no HMAC key is configured for it"),
+                ));
             }
         }
         Ok(Verifier {
