@@ -1042,3 +1042,57 @@ async fn a_jwk_without_alg_is_bound_to_the_allowed_algorithms_only() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// Collects what a fmt subscriber writes.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Keycloak publishes its encryption key (`use: enc`) next to its signing
+/// keys: skipped on every fetch, but warned about once, not on every refresh.
+#[tokio::test(flavor = "current_thread")]
+async fn a_member_skipped_on_every_fetch_warns_once() {
+    let idp = Issuer::start_with(Algorithm::RS256).await.unwrap();
+    let mut jwks: serde_json::Value = serde_json::from_str(&idp.jwks_json()).unwrap();
+    let mut enc = jwks["keys"][0].clone();
+    enc["use"] = json!("enc");
+    enc["kid"] = json!("enc-key");
+    enc["alg"] = json!("RSA-OAEP");
+    jwks["keys"].as_array_mut().unwrap().push(enc);
+    let server = KeyServer::start().await;
+    server.set("/certs", Reply::json(jwks.to_string()));
+    let cache = JwksCache::builder(&server.url("/certs"))
+        .algorithms([Algorithm::RS256])
+        .min_refetch_interval(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    for _ in 0..3 {
+        cache.prefetch().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.hits("/certs"), 3);
+    let out = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        out.matches("skipped a JWKS member").count(),
+        1,
+        "one warning, not one per fetch:\n{out}"
+    );
+    assert!(out.contains("enc-key"), "{out}");
+}

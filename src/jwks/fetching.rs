@@ -282,8 +282,16 @@ impl Shared {
         }
         let outcome = match result {
             Ok(fetch) => {
+                // Once per member: a key set that always carries a member
+                // we skip (Keycloak publishes its `use: enc` key next to the
+                // signing keys) warns when it first appears, then only at
+                // debug level on every refresh.
                 for member in &fetch.skipped {
-                    tracing::warn!(jwks_url = %fetch.url, %member, "skipped a JWKS member");
+                    if state.skipped.contains(member) {
+                        tracing::debug!(jwks_url = %fetch.url, %member, "skipped a JWKS member");
+                    } else {
+                        tracing::warn!(jwks_url = %fetch.url, %member, "skipped a JWKS member");
+                    }
                 }
                 let count = fetch.keys.len();
                 tracing::debug!(jwks_url = %fetch.url, keys = count, elapsed_ms, "fetched JWKS");
