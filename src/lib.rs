@@ -7,6 +7,9 @@
 // On docs.rs (`--cfg docsrs`, nightly): badges for feature-gated items.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[macro_use]
+mod macros;
+
 mod algorithm;
 mod b64;
 #[cfg(feature = "cache")]

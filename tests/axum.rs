@@ -163,30 +163,13 @@ async fn option_claims_without_optional_mode_still_needs_a_token() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
 
-/// Collects what a fmt subscriber writes.
-#[derive(Clone, Default)]
-struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+#[path = "support/logs.rs"]
+mod logs;
 
 #[tokio::test]
 async fn missing_layer_is_a_plain_500_with_the_hint_in_the_logs() {
     let app = app(layer());
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = logs::Logs::capture(tracing::Level::INFO);
     let (s, body) = send(
         &app,
         "/unwired",
@@ -198,7 +181,7 @@ async fn missing_layer_is_a_plain_500_with_the_hint_in_the_logs() {
         !body.contains("MyClaims"),
         "types leak to the client: {body}"
     );
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(logs.contains("JwtAuthLayer"), "{logs}");
     assert!(logs.contains("MyClaims"), "{logs}");
 }

@@ -1043,19 +1043,8 @@ async fn a_jwk_without_alg_is_bound_to_the_allowed_algorithms_only() {
     );
 }
 
-/// Collects what a fmt subscriber writes.
-#[derive(Clone, Default)]
-struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+#[path = "support/logs.rs"]
+mod logs;
 
 /// Keycloak publishes its encryption key (`use: enc`) next to its signing
 /// keys: skipped on every fetch, but warned about once, not on every refresh.
@@ -1075,20 +1064,13 @@ async fn a_member_skipped_on_every_fetch_warns_once() {
         .min_refetch_interval(Duration::from_millis(10))
         .build()
         .unwrap();
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = logs::Logs::capture(tracing::Level::WARN);
     for _ in 0..3 {
         cache.prefetch().await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(server.hits("/certs"), 3);
-    let out = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let out = logs.text();
     assert_eq!(
         out.matches("skipped a JWKS member").count(),
         1,

@@ -5,7 +5,6 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use http::header::AUTHORIZATION;
@@ -114,19 +113,9 @@ fn counters_and_histograms() {
     assert_eq!(histograms, 4, "one verification time per request");
 }
 
-/// Collects what a fmt subscriber writes.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+#[path = "support/logs.rs"]
+mod logs;
+use logs::Logs;
 
 #[test]
 fn spans_name_the_outcome_and_never_the_token() {
@@ -135,19 +124,14 @@ fn spans_name_the_outcome_and_never_the_token() {
     let expired = f
         .issuer
         .mint(&json!({"iss": f.issuer.url(), "aud": "api", "exp": 1000}));
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        assert_eq!(call(&f.layer, Some(&good)), StatusCode::OK);
-        assert_eq!(call(&f.layer, Some(&expired)), StatusCode::UNAUTHORIZED);
-    });
-    let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let (logs, guard) = Logs::capture_with(
+        tracing::Level::DEBUG,
+        tracing_subscriber::fmt::format::FmtSpan::CLOSE,
+    );
+    assert_eq!(call(&f.layer, Some(&good)), StatusCode::OK);
+    assert_eq!(call(&f.layer, Some(&expired)), StatusCode::UNAUTHORIZED);
+    drop(guard);
+    let out = logs.text();
     let kid = f.issuer.signing_kid();
     assert!(out.contains("jwt_auth.verify"), "{out}");
     assert!(
@@ -249,16 +233,12 @@ fn logs_carry_no_claim_values_and_only_bounded_header_excerpts() {
         &format!(r#"{{"x":1e400,{}"#, &secret_claims(json!({}))[1..]),
     );
 
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
-        .with_writer(move || writer.clone())
-        .finish();
+    let (logs, guard) = Logs::capture_with(
+        tracing::Level::TRACE,
+        tracing_subscriber::fmt::format::FmtSpan::FULL,
+    );
     let mut statuses = Vec::new();
-    tracing::subscriber::with_default(subscriber, || {
+    {
         for t in tokens.iter().chain([&out_of_range]) {
             statuses.push(call(&json_layer, Some(t)));
             statuses.push(call(&json_layer, Some(t)));
@@ -275,10 +255,11 @@ fn logs_carry_no_claim_values_and_only_bounded_header_excerpts() {
                 _ => panic!("static keys never wait"),
             }
         }
-    });
+    }
+    drop(guard);
     assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
     assert!(statuses.contains(&StatusCode::UNAUTHORIZED), "{statuses:?}");
-    let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let out = logs.text();
     assert!(out.contains("jwt_auth.verify"), "{out}");
     assert!(
         !out.contains("SECRET"),

@@ -152,7 +152,6 @@ impl VerifierBuilder {
     /// [`BuildError::NoKeys`] without usable keys; [`BuildError::InvalidKey`]
     /// for a JWKS that cannot be read; [`BuildError::InvalidConfig`] for a key
     /// outside the allowed algorithms, no audience policy, or a leeway over 5 minutes.
-    #[cfg_attr(not(feature = "jwks"), allow(unused_mut))]
     pub fn build(mut self) -> Result<Verifier, BuildError> {
         #[cfg(feature = "jwks")]
         if let Some(issuer) = self.discover.take() {
@@ -173,7 +172,7 @@ impl VerifierBuilder {
             self.remote = Some(cache);
         }
         let leeway = self.leeway.unwrap_or(DEFAULT_LEEWAY);
-        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let clock = self.clock.take().unwrap_or_else(|| Arc::new(SystemClock));
         if leeway > MAX_LEEWAY {
             return Err(BuildError::config(
                 "leeway",
@@ -188,7 +187,7 @@ impl VerifierBuilder {
             ));
         }
         #[cfg(feature = "jwks")]
-        if let Some(cache) = self.remote {
+        if let Some(cache) = self.remote.take() {
             if !self.keys.is_empty() || !self.jwks.is_empty() {
                 return Err(BuildError::config(
                     "keys",
@@ -206,21 +205,9 @@ impl VerifierBuilder {
                     "none of the allowed algorithms is one the JwksCache accepts",
                 ));
             }
-            return Ok(Verifier {
-                inner: Arc::new(Config {
-                    keys: Keys::Remote(cache),
-                    allowed,
-                    issuers: self.issuers,
-                    audiences: self.audiences,
-                    leeway: leeway.as_secs_f64(),
-                    require_exp: !self.allow_missing_exp,
-                    required: self.required,
-                    typ: self.typ,
-                    clock,
-                }),
-            });
+            return Ok(self.finish(Keys::Remote(cache), allowed, leeway, clock));
         }
-        let mut keys = self.keys;
+        let mut keys = std::mem::take(&mut self.keys);
         if let Some(allowed) = &self.algorithms
             && let Some(k) = keys.iter().find(|k| !allowed.contains(&k.algorithm()))
         {
@@ -266,7 +253,7 @@ impl VerifierBuilder {
                 ),
             ));
         }
-        let mut allowed: Vec<Algorithm> = match self.algorithms {
+        let mut allowed: Vec<Algorithm> = match self.algorithms.take() {
             Some(a) => a,
             None => keys.iter().map(Key::algorithm).collect(),
         };
@@ -283,9 +270,20 @@ impl VerifierBuilder {
                 ));
             }
         }
-        Ok(Verifier {
+        Ok(self.finish(Keys::Static(KeySet::new(keys)), allowed, leeway, clock))
+    }
+
+    /// The verifier, once its keys and allowed algorithms are settled.
+    fn finish(
+        self,
+        keys: Keys,
+        allowed: Vec<Algorithm>,
+        leeway: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Verifier {
+        Verifier {
             inner: Arc::new(Config {
-                keys: Keys::Static(KeySet::new(keys)),
+                keys,
                 allowed,
                 issuers: self.issuers,
                 audiences: self.audiences,
@@ -295,6 +293,6 @@ impl VerifierBuilder {
                 typ: self.typ,
                 clock,
             }),
-        })
+        }
     }
 }
