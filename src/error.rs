@@ -19,7 +19,8 @@ pub enum ErrorKind {
     Unauthenticated,
     /// The caller is known but not allowed.
     Forbidden,
-    /// The keys needed to check the token cannot be had right now; retry later.
+    /// What is needed to check the token (keys, the introspection endpoint,
+    /// the revocation store) cannot be had right now; retry later.
     Unavailable,
     /// The request is malformed (for example two `Authorization` headers).
     BadRequest,
@@ -125,6 +126,13 @@ pub enum AuthError {
     /// The verifier's clock cannot be read (or reads before 1970): no token
     /// can be checked for expiry, so none is accepted.
     ClockUnavailable,
+    /// The token introspection endpoint (RFC 7662) answers that the token
+    /// is not active: unknown, expired or revoked.
+    Inactive,
+    /// The token introspection endpoint cannot be asked right now (timeout,
+    /// an error status, an answer that is not JSON, or refused client
+    /// credentials): the request fails closed.
+    IntrospectionUnavailable(String),
     /// The token was revoked (its `jti`, or every token of its subject
     /// issued before a time), see `Revocation` (feature `revocation`).
     Revoked,
@@ -379,6 +387,18 @@ impl AuthError {
                 "the server cannot check token lifetimes right now",
                 "clock_unavailable",
             ),
+            AuthError::Inactive => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "the access token is not active",
+                "inactive",
+            ),
+            AuthError::IntrospectionUnavailable(_) => meta(
+                Unavailable,
+                None,
+                "the token cannot be checked right now",
+                "introspection_unavailable",
+            ),
             AuthError::Revoked => meta(Unauth, INVALID_TOKEN, "token revoked", "revoked"),
             AuthError::RevocationUnavailable(_) => meta(
                 Unavailable,
@@ -494,6 +514,13 @@ impl fmt::Display for AuthError {
             }
             AuthError::ClockUnavailable => f.write_str(
                 "the verifier's clock cannot be read (or reads before 1970); refusing every token",
+            ),
+            AuthError::Inactive => f.write_str(
+                "the introspection endpoint says the token is not active (unknown, expired or revoked)",
+            ),
+            AuthError::IntrospectionUnavailable(why) => write!(
+                f,
+                "the token introspection endpoint cannot be asked ({why}); failing closed"
             ),
             AuthError::Revoked => f.write_str("the token has been revoked"),
             AuthError::RevocationUnavailable(why) => write!(
@@ -634,6 +661,8 @@ mod tests {
             AuthError::InvalidAudience,
             AuthError::KeysUnavailable("down".into()),
             AuthError::ClockUnavailable,
+            AuthError::Inactive,
+            AuthError::IntrospectionUnavailable("down".into()),
             AuthError::Revoked,
             AuthError::RevocationUnavailable("down".into()),
             AuthError::CrossSiteRequest,

@@ -40,6 +40,8 @@ mod verify;
 mod axum;
 #[cfg(feature = "jwks")]
 mod http;
+#[cfg(feature = "introspection")]
+mod introspect;
 #[cfg(feature = "issuer")]
 mod issuer;
 #[cfg(feature = "jwks")]
@@ -58,6 +60,11 @@ pub use extract::{FindToken, TokenSource};
 #[cfg(feature = "tonic")]
 pub use grpc::GrpcClaims;
 pub use guard::{Guard, GuardFuture, RequireClaims, RequireRole, RequireScope};
+#[cfg(feature = "introspection")]
+pub use introspect::{
+    ClientAuth, DEFAULT_INTROSPECTION_TTL, DEFAULT_NEGATIVE_TTL, Introspector, IntrospectorBuilder,
+    JwtOrIntrospect,
+};
 #[cfg(feature = "issuer")]
 pub use issuer::{Issuer, IssuerFailure};
 #[cfg(feature = "jwks")]

@@ -1,0 +1,103 @@
+//! [`JwtOrIntrospect`]: a JWT verified locally, any other token introspected.
+
+use crate::error::AuthError;
+use crate::verify::{TokenVerifier, Verified, VerifyFuture};
+
+/// Verifies a token that looks like a compact JWS (three base64url
+/// segments, the first a JSON object) with the JWT verifier, and any other
+/// token with the introspector: for servers that receive both JWT and
+/// opaque access tokens. A token that looks like a JWS is never sent to
+/// the introspection endpoint, so a forged JWT is refused locally.
+///
+/// ```no_run
+/// use tower_jwt_auth::{Introspector, JwksCache, JwtAuthLayer, JwtOrIntrospect, Verifier};
+///
+/// let jwt = Verifier::builder()
+///     .jwks_cache(JwksCache::discover("https://idp.example").build()?)
+///     .issuer("https://idp.example")
+///     .audience("my-api")
+///     .build()?;
+/// let opaque = Introspector::builder("https://idp.example/oauth2/introspect")
+///     .client_credentials("my-api", "its-secret")
+///     .issuer("https://idp.example")
+///     .audience("my-api")
+///     .build()?;
+/// let layer = JwtAuthLayer::new(JwtOrIntrospect::new(jwt, opaque));
+/// # let _ = layer;
+/// # Ok::<(), tower_jwt_auth::BuildError>(())
+/// ```
+#[derive(Debug)]
+pub struct JwtOrIntrospect<J, I> {
+    jwt: J,
+    introspect: I,
+}
+
+impl<J: TokenVerifier, I: TokenVerifier> JwtOrIntrospect<J, I> {
+    /// JWTs to `jwt`, other tokens to `introspect`.
+    pub fn new(jwt: J, introspect: I) -> Self {
+        JwtOrIntrospect { jwt, introspect }
+    }
+}
+
+/// Whether `token` has the shape of a compact JWS: three base64url
+/// segments, the header starting as a JSON object does (`eyJ` is `{"`).
+pub(crate) fn looks_like_jws(token: &str) -> bool {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let b64url = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    header.starts_with("eyJ") && b64url(header) && b64url(payload) && b64url(signature)
+}
+
+impl<J: TokenVerifier, I: TokenVerifier> TokenVerifier for JwtOrIntrospect<J, I> {
+    fn verify_now(&self, token: &str) -> Option<Result<Verified, AuthError>> {
+        if looks_like_jws(token) {
+            self.jwt.verify_now(token)
+        } else {
+            self.introspect.verify_now(token)
+        }
+    }
+
+    fn verify_later<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
+        if looks_like_jws(token) {
+            self.jwt.verify_later(token)
+        } else {
+            self.introspect.verify_later(token)
+        }
+    }
+
+    fn still_valid(&self, verified: &Verified) -> bool {
+        // A signature verified it: the JWT verifier knows its key.
+        if verified.key.is_some() {
+            self.jwt.still_valid(verified)
+        } else {
+            self.introspect.still_valid(verified)
+        }
+    }
+
+    fn now(&self) -> Result<f64, AuthError> {
+        self.jwt.now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jws_shapes() {
+        assert!(looks_like_jws("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1In0.c2ln"));
+        assert!(looks_like_jws("eyJhbGciOiJub25lIn0.e30."));
+        assert!(!looks_like_jws("2YotnFZFEjr1zCsicMWpAA"));
+        assert!(!looks_like_jws("abc.def.ghi"));
+        assert!(!looks_like_jws("eyJh.e30"));
+        assert!(!looks_like_jws("eyJh.e30.x.y.z"));
+        assert!(!looks_like_jws("eyJh+.e30.sig"));
+    }
+}

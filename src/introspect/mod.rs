@@ -1,0 +1,703 @@
+//! Opaque tokens: OAuth 2.0 token introspection (RFC 7662) as a
+//! [`TokenVerifier`], cached, one call per token at a time; and
+//! [`JwtOrIntrospect`], local JWT verification for tokens that look like a
+//! JWS and introspection for the others.
+
+mod either;
+mod http;
+
+pub use either::JwtOrIntrospect;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use base64::Engine;
+use reqwest::{Client, Url};
+use tokio::sync::watch;
+
+use crate::clock::{Clock, SystemClock, unix_secs};
+use crate::error::{AuthError, BuildError};
+use crate::verify::{TokenVerifier, Verified, VerifyFuture, read_registered};
+
+/// How long an active answer is reused at most, by default.
+pub const DEFAULT_INTROSPECTION_TTL: Duration = Duration::from_secs(60);
+/// How long a negative answer (inactive, or claims refused) is reused, by default.
+pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
+/// Timeout of one introspection call, by default.
+const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest introspection answer accepted, by default.
+const DEFAULT_MAX_ANSWER: usize = 64 * 1024;
+/// Cached answers at most, by default.
+const DEFAULT_MAX_ENTRIES: u64 = 10_000;
+
+/// How the resource server authenticates to the introspection endpoint
+/// (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// `client_secret_basic`: HTTP Basic with the form-encoded id and secret (the default).
+    #[default]
+    SecretBasic,
+    /// `client_secret_post`: `client_id` and `client_secret` in the form body.
+    SecretPost,
+}
+
+/// Turns opaque tokens into claims by asking the authorization server
+/// (OAuth 2.0 token introspection, RFC 7662). Cheap to clone; build one
+/// with [`Introspector::builder`] and give it to
+/// [`JwtAuthLayer::new`](crate::JwtAuthLayer::new).
+///
+/// - `active: false`, or an answer without a boolean `active`, refuses the
+///   request with 401 `invalid_token`; an active answer's `exp`, `nbf`,
+///   `iat` (with the leeway), `iss` and `aud` are checked like a JWT's.
+/// - Answers are cached, keyed by the SHA-256 of the token (the token is
+///   never kept nor logged): an active one until the smaller of its `exp`
+///   and the maximum TTL (default 60 s), a negative one briefly (default
+///   5 s). Revocation at the server is seen within the maximum TTL.
+/// - Concurrent requests with one token share one call, which runs in a
+///   task of its own: a request that goes away does not cancel it.
+/// - An unreachable endpoint (timeout, an error status, an answer that is
+///   not a JSON object, refused client credentials) refuses the request
+///   with 503 ([`AuthError::IntrospectionUnavailable`]): fail closed.
+///
+/// ```no_run
+/// use tower_jwt_auth::{Introspector, JwtAuthLayer};
+///
+/// let introspector = Introspector::builder("https://idp.example/oauth2/introspect")
+///     .client_credentials("my-api", "its-secret")
+///     .issuer("https://idp.example")
+///     .audience("my-api")
+///     .build()?;
+/// let layer = JwtAuthLayer::new(introspector);
+/// # let _ = layer;
+/// # Ok::<(), tower_jwt_auth::BuildError>(())
+/// ```
+#[derive(Clone)]
+pub struct Introspector {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: Url,
+    client: Client,
+    client_id: String,
+    client_secret: String,
+    auth: ClientAuth,
+    /// `Authorization` header value for `client_secret_basic`.
+    basic: Option<String>,
+    timeout: Duration,
+    max_body: usize,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    leeway: f64,
+    max_ttl: f64,
+    negative_ttl: f64,
+    clock: Arc<dyn Clock>,
+    answers: moka::sync::Cache<[u8; 32], Answer>,
+    /// Calls under way, by token hash: their outcome, once there.
+    inflight: Mutex<HashMap<[u8; 32], watch::Receiver<Option<Outcome>>>>,
+}
+
+type Outcome = Result<Verified, AuthError>;
+
+/// A cached answer and how long it may be reused.
+#[derive(Clone)]
+struct Answer {
+    outcome: Outcome,
+    until: f64,
+}
+
+impl fmt::Debug for Introspector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &*self.inner;
+        // No secret, no token.
+        f.debug_struct("Introspector")
+            .field("endpoint", &c.url.as_str())
+            .field("client_id", &c.client_id)
+            .field("auth", &c.auth)
+            .field("issuers", &c.issuers)
+            .field("audiences", &c.audiences)
+            .field("max_ttl_secs", &c.max_ttl)
+            .field("negative_ttl_secs", &c.negative_ttl)
+            .field("cached", &c.answers.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Introspector {
+    /// Starts building an introspector for the endpoint at `url`.
+    pub fn builder(url: impl Into<String>) -> IntrospectorBuilder {
+        IntrospectorBuilder {
+            url: url.into(),
+            client_id: None,
+            client_secret: String::new(),
+            auth: ClientAuth::default(),
+            client: None,
+            timeout: DEFAULT_CALL_TIMEOUT,
+            max_body: DEFAULT_MAX_ANSWER,
+            allow_http: false,
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            any_audience: false,
+            leeway: crate::verify::DEFAULT_LEEWAY,
+            max_ttl: DEFAULT_INTROSPECTION_TTL,
+            negative_ttl: DEFAULT_NEGATIVE_TTL,
+            max_entries: DEFAULT_MAX_ENTRIES,
+            clock: None,
+        }
+    }
+
+    /// Asks the endpoint about `token` now, bypassing the cache (the answer
+    /// is not cached either). Useful at startup to check the endpoint and
+    /// the client credentials with a dummy token: a dummy token gives
+    /// `Err(AuthError::Inactive)` when all is well.
+    ///
+    /// # Errors
+    /// As the layer would refuse the token; [`AuthError::IntrospectionUnavailable`]
+    /// when the endpoint cannot be asked or refuses the credentials.
+    pub async fn introspect(&self, token: &str) -> Result<Verified, AuthError> {
+        self.inner.call(token).await
+    }
+
+    /// The cached answer for this token hash, if still usable.
+    fn cached(&self, key: &[u8; 32]) -> Option<Outcome> {
+        let answer = self.inner.answers.get(key)?;
+        match unix_secs(&*self.inner.clock) {
+            Ok(now) if now < answer.until => Some(answer.outcome),
+            Ok(_) => {
+                self.inner.answers.invalidate(key);
+                None
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    async fn verify_shared(&self, token: &str) -> Outcome {
+        let key = hash(token);
+        let mut rx = {
+            let mut inflight = self
+                .inner
+                .inflight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Under the lock: a call that just ended stored its answer
+            // before leaving the in-flight map.
+            if let Some(outcome) = self.cached(&key) {
+                return outcome;
+            }
+            match inflight.get(&key) {
+                Some(rx) => rx.clone(),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    inflight.insert(key, rx.clone());
+                    let inner = Arc::clone(&self.inner);
+                    let token = token.to_owned();
+                    // A task of its own: the requests waiting for it may go
+                    // away, the call and its caching still finish.
+                    tokio::spawn(async move {
+                        let outcome = inner.call(&token).await;
+                        inner.store(key, &outcome);
+                        inner
+                            .inflight
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .remove(&key);
+                        let _ = tx.send(Some(outcome));
+                    });
+                    rx
+                }
+            }
+        };
+        let outcome = match rx.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome.clone(),
+            Err(_) => None,
+        };
+        outcome.unwrap_or_else(|| {
+            Err(AuthError::IntrospectionUnavailable(
+                "the introspection call ended without an answer".into(),
+            ))
+        })
+    }
+}
+
+impl Inner {
+    /// One introspection call and the judgement of its answer.
+    async fn call(&self, token: &str) -> Outcome {
+        let mut form = String::with_capacity(token.len() + 64);
+        form.push_str("token=");
+        http::form_encode(token, &mut form);
+        form.push_str("&token_type_hint=access_token");
+        if self.auth == ClientAuth::SecretPost {
+            form.push_str("&client_id=");
+            http::form_encode(&self.client_id, &mut form);
+            form.push_str("&client_secret=");
+            http::form_encode(&self.client_secret, &mut form);
+        }
+        let post = http::Post {
+            client: &self.client,
+            url: &self.url,
+            authorization: self.basic.as_deref(),
+            form,
+            timeout: self.timeout,
+            max_body: self.max_body,
+        };
+        let body = match post.send().await {
+            Ok(body) => body,
+            Err(why) => {
+                tracing::warn!(endpoint = %self.url, error = %why, "token introspection failed");
+                return Err(AuthError::IntrospectionUnavailable(why));
+            }
+        };
+        let now = unix_secs(&*self.clock)?;
+        let outcome = self.judge(body, now);
+        tracing::debug!(
+            endpoint = %self.url,
+            outcome = outcome.as_ref().map_or_else(|e| e.reason(), |_| "active"),
+            "token introspected"
+        );
+        outcome
+    }
+
+    /// The verdict on an introspection answer received at `now`.
+    fn judge(&self, body: Vec<u8>, now: f64) -> Outcome {
+        let not_json = || {
+            AuthError::IntrospectionUnavailable(format!(
+                "POST {}: the answer is not a JSON object",
+                self.url
+            ))
+        };
+        let payload = String::from_utf8(body).map_err(|_| not_json())?;
+        let value: serde_json::Value = serde_json::from_str(&payload).map_err(|_| not_json())?;
+        let object = value.as_object().ok_or_else(not_json)?;
+        match object.get("active") {
+            Some(serde_json::Value::Bool(true)) => {}
+            Some(serde_json::Value::Bool(false)) => return Err(AuthError::Inactive),
+            _ => {
+                return Err(AuthError::InvalidClaim(
+                    "the introspection answer's `active` is missing or not a boolean".into(),
+                ));
+            }
+        }
+        let raw = read_registered(&payload)?;
+        if let Some(exp) = raw.exp
+            && now >= exp.0 + self.leeway
+        {
+            return Err(AuthError::Expired);
+        }
+        if let Some(nbf) = raw.nbf
+            && now + self.leeway < nbf.0
+        {
+            return Err(AuthError::NotYetValid);
+        }
+        if let Some(iat) = raw.iat
+            && now + self.leeway < iat.0
+        {
+            return Err(AuthError::IssuedInFuture);
+        }
+        if !self.issuers.is_empty() {
+            match raw.iss.as_deref() {
+                None => return Err(AuthError::MissingClaim("iss".into())),
+                Some(iss) if !self.issuers.iter().any(|i| i == iss) => {
+                    return Err(AuthError::InvalidIssuer);
+                }
+                Some(_) => {}
+            }
+        }
+        if !self.audiences.is_empty() {
+            match &raw.aud {
+                None => return Err(AuthError::MissingClaim("aud".into())),
+                Some(aud) if !aud.contains_any(&self.audiences) => {
+                    return Err(AuthError::InvalidAudience);
+                }
+                Some(_) => {}
+            }
+        }
+        let ttl_end = now + self.max_ttl;
+        let until = raw.exp.map_or(ttl_end, |exp| exp.0.min(ttl_end));
+        drop(raw);
+        Ok(Verified::from_payload(payload)?.reuse_until(until.floor() as i64))
+    }
+
+    /// Caches an answer: active until its `reuse_until`, a refusal for the
+    /// negative TTL; an outage not at all.
+    fn store(&self, key: [u8; 32], outcome: &Outcome) {
+        let Ok(now) = unix_secs(&*self.clock) else {
+            return;
+        };
+        let until = match outcome {
+            Ok(verified) => verified.reuse_until.unwrap_or(now),
+            Err(e) if e.kind() == crate::ErrorKind::Unauthenticated => now + self.negative_ttl,
+            Err(_) => return,
+        };
+        if until > now {
+            self.answers.insert(
+                key,
+                Answer {
+                    outcome: outcome.clone(),
+                    until,
+                },
+            );
+        }
+    }
+}
+
+/// The cache key of a token: its SHA-256, never the token.
+fn hash(token: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(digest.as_ref());
+    key
+}
+
+impl TokenVerifier for Introspector {
+    fn verify_now(&self, token: &str) -> Option<Result<Verified, AuthError>> {
+        self.cached(&hash(token))
+    }
+
+    fn verify_later<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
+        Box::pin(self.verify_shared(token))
+    }
+
+    fn now(&self) -> Result<f64, AuthError> {
+        unix_secs(&*self.inner.clock)
+    }
+}
+
+/// Builds an [`Introspector`]. Mistakes are reported by
+/// [`IntrospectorBuilder::build`].
+///
+/// Defaults: `client_secret_basic`, a 5 s timeout per call, answers up to
+/// 64 KiB, HTTPS unless the endpoint is on a loopback address, active
+/// answers reused for at most [`DEFAULT_INTROSPECTION_TTL`] (60 s), negative
+/// ones for [`DEFAULT_NEGATIVE_TTL`] (5 s), 10 000 cached answers at most,
+/// leeway 30 s. As with [`Verifier`](crate::Verifier), an audience must be
+/// configured (or [`any_audience`](IntrospectorBuilder::any_audience)
+/// called).
+#[must_use]
+pub struct IntrospectorBuilder {
+    url: String,
+    client_id: Option<String>,
+    client_secret: String,
+    auth: ClientAuth,
+    client: Option<Client>,
+    timeout: Duration,
+    max_body: usize,
+    allow_http: bool,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    any_audience: bool,
+    leeway: Duration,
+    max_ttl: Duration,
+    negative_ttl: Duration,
+    max_entries: u64,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl fmt::Debug for IntrospectorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // No secret.
+        f.debug_struct("IntrospectorBuilder")
+            .field("url", &self.url)
+            .field("client_id", &self.client_id)
+            .field("auth", &self.auth)
+            .field("issuers", &self.issuers)
+            .field("audiences", &self.audiences)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IntrospectorBuilder {
+    /// The resource server's client credentials at the authorization server.
+    pub fn client_credentials(
+        mut self,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        self.client_id = Some(client_id.into());
+        self.client_secret = client_secret.into();
+        self
+    }
+
+    /// How the credentials are sent (default [`ClientAuth::SecretBasic`]).
+    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// The HTTP client to call the endpoint with (proxies, extra root
+    /// certificates...). It should not follow redirects. The timeout and
+    /// size limits still apply.
+    pub fn client(mut self, client: Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// Timeout of one call: connect, headers and body (default 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Largest accepted answer (default 64 KiB).
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// Allows plain HTTP to non-loopback hosts. Only for trusted networks:
+    /// the token and the client secret travel in the clear.
+    pub fn allow_http(mut self) -> Self {
+        self.allow_http = true;
+        self
+    }
+
+    /// Requires `iss` to be this issuer (call again to accept several).
+    pub fn issuer(mut self, iss: impl Into<String>) -> Self {
+        self.issuers.push(iss.into());
+        self
+    }
+
+    /// Requires `aud` to contain this audience (call again to accept several).
+    pub fn audience(mut self, aud: impl Into<String>) -> Self {
+        self.audiences.push(aud.into());
+        self
+    }
+
+    /// Accepts tokens whatever their `aud`. Only right when every token the
+    /// server introspects for this client is meant for this service.
+    pub fn any_audience(mut self) -> Self {
+        self.any_audience = true;
+        self
+    }
+
+    /// The clock-skew leeway for `exp`, `nbf` and `iat` (default 30 s, at most 5 min).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Reuse an active answer for at most this long (default 60 s, and
+    /// never past the token's `exp`): the delay before a revocation at the
+    /// server is seen.
+    pub fn max_ttl(mut self, ttl: Duration) -> Self {
+        self.max_ttl = ttl;
+        self
+    }
+
+    /// Reuse a negative answer (inactive, or claims refused) this long
+    /// (default 5 s; zero to not cache them).
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl;
+        self
+    }
+
+    /// Cache at most this many answers (default 10 000).
+    pub fn max_entries(mut self, entries: u64) -> Self {
+        self.max_entries = entries;
+        self
+    }
+
+    /// The clock for `exp`, `nbf`, `iat` and the cache (default the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Builds the introspector.
+    ///
+    /// # Errors
+    /// [`BuildError::InvalidConfig`] for an endpoint that is not a URL or is
+    /// plain HTTP to a non-loopback host (without
+    /// [`allow_http`](IntrospectorBuilder::allow_http)), no client
+    /// credentials, no audience (nor `any_audience`), a leeway over 5
+    /// minutes, or an HTTP client that cannot be built.
+    pub fn build(self) -> Result<Introspector, BuildError> {
+        let invalid = BuildError::InvalidConfig;
+        let url = Url::parse(&self.url).map_err(|e| {
+            invalid(format!(
+                "the introspection endpoint {:?} is not a URL: {e}",
+                self.url
+            ))
+        })?;
+        http::check_url(&url, self.allow_http).map_err(invalid)?;
+        let client_id = self.client_id.ok_or_else(|| {
+            invalid(
+                "the introspector needs the resource server's client credentials; \
+                 call .client_credentials(id, secret)"
+                    .into(),
+            )
+        })?;
+        if self.audiences.is_empty() && !self.any_audience {
+            return Err(invalid(
+                "no audience configured: call .audience(..) with this service's identifier \
+                 (or .any_audience() if every token introspected is meant for it)"
+                    .into(),
+            ));
+        }
+        if self.leeway > crate::verify::MAX_LEEWAY {
+            return Err(invalid("the leeway is over 5 minutes".into()));
+        }
+        let client = match self.client {
+            Some(client) => client,
+            None => http::default_client(self.timeout).map_err(invalid)?,
+        };
+        let basic = (self.auth == ClientAuth::SecretBasic).then(|| {
+            let mut pair = String::new();
+            http::form_encode(&client_id, &mut pair);
+            pair.push(':');
+            http::form_encode(&self.client_secret, &mut pair);
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )
+        });
+        let max_ttl = self.max_ttl.as_secs_f64();
+        let negative_ttl = self.negative_ttl.as_secs_f64();
+        let answers = moka::sync::Cache::builder()
+            .max_capacity(self.max_entries)
+            .time_to_live(self.max_ttl.max(self.negative_ttl))
+            .build();
+        Ok(Introspector {
+            inner: Arc::new(Inner {
+                url,
+                client,
+                client_id,
+                client_secret: self.client_secret,
+                auth: self.auth,
+                basic,
+                timeout: self.timeout,
+                max_body: self.max_body,
+                issuers: self.issuers,
+                audiences: self.audiences,
+                leeway: self.leeway.as_secs_f64(),
+                max_ttl,
+                negative_ttl,
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                answers,
+                inflight: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn introspector() -> Introspector {
+        Introspector::builder("http://127.0.0.1:9/introspect")
+            .client_credentials("api", "secret")
+            .issuer("https://idp.example")
+            .audience("api")
+            .leeway(Duration::from_secs(10))
+            .max_ttl(Duration::from_secs(60))
+            .build()
+            .unwrap()
+    }
+
+    fn judge(body: &str) -> Outcome {
+        introspector()
+            .inner
+            .judge(body.as_bytes().to_vec(), 1_000_000.0)
+    }
+
+    #[test]
+    fn active_answers_become_claims_reused_until_exp_or_the_ttl() {
+        let v =
+            judge(r#"{"active":true,"iss":"https://idp.example","aud":"api","sub":"u","exp":1000030,"scope":"a b"}"#)
+                .unwrap();
+        assert_eq!(v.registered().sub(), Some("u"));
+        assert_eq!(v.reuse_until, Some(1_000_030.0));
+        assert!(v.payload().contains("\"scope\":\"a b\""));
+        let v = judge(r#"{"active":true,"iss":"https://idp.example","aud":["x","api"]}"#).unwrap();
+        assert_eq!(v.reuse_until, Some(1_000_060.0));
+    }
+
+    #[test]
+    fn inactive_or_odd_answers_are_refused() {
+        let reason = |body: &str| judge(body).unwrap_err().reason();
+        assert_eq!(reason(r#"{"active":false}"#), "inactive");
+        assert_eq!(reason(r#"{"sub":"u"}"#), "invalid_claim");
+        assert_eq!(reason(r#"{"active":"true"}"#), "invalid_claim");
+        assert_eq!(reason(r#"{"active":1}"#), "invalid_claim");
+        assert_eq!(reason("[true]"), "introspection_unavailable");
+        assert_eq!(reason("<html>"), "introspection_unavailable");
+        let base = r#""active":true,"iss":"https://idp.example","aud":"api""#;
+        assert_eq!(reason(&format!("{{{base},\"exp\":999990}}")), "expired");
+        assert!(
+            judge(&format!("{{{base},\"exp\":999995}}")).is_ok(),
+            "leeway"
+        );
+        assert_eq!(
+            reason(&format!("{{{base},\"nbf\":1000011}}")),
+            "not_yet_valid"
+        );
+        assert_eq!(
+            reason(&format!("{{{base},\"iat\":1000011}}")),
+            "issued_in_future"
+        );
+        assert_eq!(
+            reason(r#"{"active":true,"iss":"https://evil.example","aud":"api"}"#),
+            "invalid_issuer"
+        );
+        assert_eq!(reason(r#"{"active":true,"aud":"api"}"#), "missing_claim");
+        assert_eq!(
+            reason(r#"{"active":true,"iss":"https://idp.example","aud":"other"}"#),
+            "invalid_audience"
+        );
+        assert_eq!(
+            reason(&format!("{{{base},\"exp\":\"soon\"}}")),
+            "invalid_claim"
+        );
+    }
+
+    #[test]
+    fn the_cache_key_is_a_hash() {
+        let key = hash("secret-token");
+        assert_eq!(key.len(), 32);
+        assert_ne!(&key[..12], b"secret-token");
+        assert_eq!(key, hash("secret-token"));
+        assert_ne!(key, hash("secret-tokem"));
+    }
+
+    #[test]
+    fn mistakes_are_reported_at_build() {
+        let err = |b: IntrospectorBuilder| b.build().unwrap_err().to_string();
+        let base = || {
+            Introspector::builder("https://idp.example/i")
+                .client_credentials("a", "s")
+                .audience("api")
+        };
+        assert!(base().build().is_ok());
+        assert!(
+            err(Introspector::builder("http://idp.example/i")
+                .client_credentials("a", "s")
+                .audience("api"))
+            .contains("HTTPS")
+        );
+        assert!(base().allow_http().build().is_ok());
+        assert!(err(Introspector::builder("not a url").audience("x")).contains("not a URL"));
+        assert!(
+            err(Introspector::builder("https://idp.example/i").audience("api"))
+                .contains("client_credentials")
+        );
+        assert!(
+            err(Introspector::builder("https://idp.example/i").client_credentials("a", "s"))
+                .contains("audience")
+        );
+        assert!(err(base().leeway(Duration::from_secs(301))).contains("leeway"));
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let builder = Introspector::builder("http://127.0.0.1:9/i")
+            .client_credentials("api", "hunter2-xyz")
+            .audience("api");
+        assert!(!format!("{builder:?}").contains("hunter2"));
+        let text = format!("{:?}", builder.build().unwrap());
+        assert!(text.contains("127.0.0.1"));
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+}

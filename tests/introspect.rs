@@ -1,0 +1,1 @@
+//! Introspection tests (in progress).
