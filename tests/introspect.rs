@@ -1,1 +1,349 @@
-//! Introspection tests (in progress).
+//! Opaque tokens through the layer: `Introspector` (RFC 7662) against a real
+//! authorization server (`oidc-provider`, see tests/support/oidc.rs) and
+//! against a loopback server for the faults (slow, 500, bad JSON, odd
+//! `active`) and for sharing one call among concurrent requests.
+
+#[path = "support/oidc.rs"]
+mod oidc;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::post;
+use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::{HeaderMap, Request, Response, StatusCode};
+use serde_json::Value;
+use tower::{ServiceExt, service_fn};
+use tower_jwt_auth::{
+    AuthError, Claims, ClientAuth, Introspector, JwksCache, JwtAuthLayer, JwtOrIntrospect, Verifier,
+};
+use tower_layer::Layer;
+
+const API: &str = "urn:tower-jwt-auth:api";
+const OPAQUE: &str = "urn:tower-jwt-auth:opaque";
+
+/// One request through the layer: the status, and the verified payload
+/// (admitted) or the `WWW-Authenticate` challenge (refused).
+async fn call(layer: &JwtAuthLayer, token: &str) -> (StatusCode, String) {
+    let svc = layer.layer(service_fn(|req: Request<()>| async move {
+        let claims = req.extensions().get::<Claims>().unwrap();
+        Ok::<_, Infallible>(Response::new(claims.json().to_owned()))
+    }));
+    let req = Request::builder()
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .body(())
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    let status = res.status();
+    let text = match res.headers().get(WWW_AUTHENTICATE) {
+        Some(v) => v.to_str().unwrap().to_owned(),
+        None => res.into_body(),
+    };
+    (status, text)
+}
+
+fn introspector(provider: &oidc::Provider, client: &str) -> tower_jwt_auth::IntrospectorBuilder {
+    Introspector::builder(format!("{}/token/introspection", provider.issuer))
+        .client_credentials(client, format!("secret-of-{client}"))
+        .issuer(provider.issuer.clone())
+        .audience(OPAQUE)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_provider_opaque_tokens_are_introspected_and_revocation_is_seen() {
+    let provider = oidc::start().await;
+    let http = reqwest::Client::new();
+    let token = provider.token(&http, "client-rs256", OPAQUE).await;
+    assert!(!token.contains('.'), "an opaque token: {token}");
+
+    let intro = introspector(&provider, "api-introspector")
+        .max_ttl(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let layer = JwtAuthLayer::new(intro);
+    let (status, text) = call(&layer, &token).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let claims: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(claims["active"], true, "{claims}");
+    assert_eq!(claims["client_id"], "client-rs256", "{claims}");
+    assert_eq!(claims["scope"], "api:read", "{claims}");
+    assert_eq!(claims["iss"], provider.issuer.as_str(), "{claims}");
+    assert_eq!(claims["aud"], OPAQUE, "{claims}");
+
+    // An unknown token: inactive.
+    let (status, text) = call(&layer, "2YotnFZFEjr1zCsicMWpAA").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(text.contains("invalid_token"), "{text}");
+    assert!(text.contains("not active"), "{text}");
+
+    // Revoked at the provider: the cached answer serves until the maximum
+    // TTL (2 s), then the next request is refused.
+    provider.revoke(&http, "client-rs256", &token).await;
+    let (status, _) = call(&layer, &token).await;
+    assert_eq!(status, StatusCode::OK, "still the cached answer");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, text) = call(&layer, &token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    assert!(text.contains("invalid_token"), "{text}");
+
+    // client_secret_post.
+    let token = provider.token(&http, "client-es256", OPAQUE).await;
+    let post = introspector(&provider, "api-introspector-post")
+        .client_auth(ClientAuth::SecretPost)
+        .build()
+        .unwrap();
+    let (status, text) = call(&JwtAuthLayer::new(post), &token).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains("client-es256"), "{text}");
+
+    // A token for another resource server is refused on its audience.
+    let other = introspector(&provider, "api-introspector").build().unwrap();
+    let mine = provider.token(&http, "client-ps256", OPAQUE).await;
+    let wrong_aud = Introspector::builder(format!("{}/token/introspection", provider.issuer))
+        .client_credentials("api-introspector", "secret-of-api-introspector")
+        .audience("urn:tower-jwt-auth:somebody-else")
+        .build()
+        .unwrap();
+    assert_eq!(
+        call(&JwtAuthLayer::new(other), &mine).await.0,
+        StatusCode::OK
+    );
+    let (status, text) = call(&JwtAuthLayer::new(wrong_aud), &mine).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(text.contains("audience"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_provider_wrong_client_credentials_say_so() {
+    let provider = oidc::start().await;
+    let http = reqwest::Client::new();
+    let token = provider.token(&http, "client-rs256", OPAQUE).await;
+    let wrong = Introspector::builder(format!("{}/token/introspection", provider.issuer))
+        .client_credentials("api-introspector", "not-the-secret")
+        .audience(OPAQUE)
+        .build()
+        .unwrap();
+    // At startup: a dummy token shows the credentials are refused.
+    let err = wrong.introspect("startup-check").await.unwrap_err();
+    assert!(
+        matches!(err, AuthError::IntrospectionUnavailable(_)),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("credentials"), "{text}");
+    assert!(text.contains("401"), "{text}");
+    // At request time: 503, failing closed, the token not in the message.
+    let (status, _) = call(&JwtAuthLayer::new(wrong.clone()), &token).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!text.contains(&token));
+    // With the right ones, the same check answers "inactive".
+    let right = introspector(&provider, "api-introspector").build().unwrap();
+    assert!(matches!(
+        right.introspect("startup-check").await,
+        Err(AuthError::Inactive)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_provider_jwt_and_opaque_tokens_side_by_side() {
+    let provider = oidc::start().await;
+    let http = reqwest::Client::new();
+    let jwt = Verifier::builder()
+        .jwks_cache(JwksCache::discover(&provider.issuer).build().unwrap())
+        .issuer(provider.issuer.clone())
+        .audience(API)
+        .typ("at+jwt")
+        .build()
+        .unwrap();
+    let opaque = introspector(&provider, "api-introspector")
+        .any_audience()
+        .build()
+        .unwrap();
+    let layer = JwtAuthLayer::new(JwtOrIntrospect::new(jwt, opaque));
+
+    let token = provider.token(&http, "client-rs256", API).await;
+    assert_eq!(token.split('.').count(), 3, "a JWT");
+    let (status, text) = call(&layer, &token).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(!text.contains("\"active\""), "verified locally: {text}");
+
+    let token = provider.token(&http, "client-rs256", OPAQUE).await;
+    let (status, text) = call(&layer, &token).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains("\"active\":true"), "introspected: {text}");
+
+    // A forged JWT is refused locally, not sent to the endpoint.
+    let jwt = provider.token(&http, "client-rs256", API).await;
+    let forged = format!("{}AAAA", &jwt[..jwt.len() - 4]);
+    let (status, text) = call(&layer, &forged).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(text.contains("signature"), "{text}");
+}
+
+/// A loopback introspection endpoint: `POST /{mode}` answers as `mode`
+/// says, counting calls, and refuses a request without the expected client
+/// authentication or form.
+struct Faulty {
+    base: String,
+    calls: Arc<AtomicUsize>,
+}
+
+const SECRET: &str = "s3cr%t &more";
+
+async fn faulty() -> Faulty {
+    async fn answer(
+        State(calls): State<Arc<AtomicUsize>>,
+        Path(mode): Path<String>,
+        headers: HeaderMap,
+        body: String,
+    ) -> (StatusCode, String) {
+        calls.fetch_add(1, Ordering::SeqCst);
+        // client_secret_basic, form-encoded before base64 (RFC 6749 §2.3.1).
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD.encode("api:s3cr%25t+%26more");
+        if headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok())
+            != Some(&format!("Basic {basic}"))
+            || !body.starts_with("token=")
+            || !body.ends_with("&token_type_hint=access_token")
+        {
+            return (
+                StatusCode::UNAUTHORIZED,
+                r#"{"error":"invalid_client"}"#.into(),
+            );
+        }
+        let ok = r#"{"active":true,"sub":"alice","aud":"api","exp":4102444800}"#;
+        match mode.as_str() {
+            "active" => (StatusCode::OK, ok.into()),
+            "slow-active" => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                (StatusCode::OK, ok.into())
+            }
+            "slow" => {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                (StatusCode::OK, ok.into())
+            }
+            "inactive" => (StatusCode::OK, r#"{"active":false}"#.into()),
+            "500" => (StatusCode::INTERNAL_SERVER_ERROR, "oops".into()),
+            "bad-json" => (StatusCode::OK, r#"{"active":true,"#.into()),
+            "no-active" => (StatusCode::OK, r#"{"sub":"alice","aud":"api"}"#.into()),
+            "string-active" => (StatusCode::OK, r#"{"active":"true","aud":"api"}"#.into()),
+            _ => (StatusCode::NOT_FOUND, String::new()),
+        }
+    }
+    let calls = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route("/{mode}", post(answer))
+        .with_state(Arc::clone(&calls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Faulty { base, calls }
+}
+
+impl Faulty {
+    fn layer(&self, mode: &str) -> JwtAuthLayer {
+        JwtAuthLayer::new(self.introspector(mode))
+    }
+
+    fn introspector(&self, mode: &str) -> Introspector {
+        Introspector::builder(format!("{}/{mode}", self.base))
+            .client_credentials("api", SECRET)
+            .audience("api")
+            .timeout(Duration::from_millis(500))
+            .build()
+            .unwrap()
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn outages_fail_closed_and_odd_answers_are_refused() {
+    let server = faulty().await;
+    let (status, text) = call(&server.layer("active"), "opaque-1").await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains("alice"));
+
+    let started = Instant::now();
+    let (status, _) = call(&server.layer("slow"), "opaque-1").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "timeout");
+    assert!(started.elapsed() < Duration::from_secs(2), "bounded wait");
+
+    for mode in ["500", "bad-json"] {
+        let (status, text) = call(&server.layer(mode), "opaque-1").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{mode}: {text}");
+        assert!(!text.contains("invalid_token"), "{mode}: {text}");
+    }
+    for mode in ["no-active", "string-active", "inactive"] {
+        let (status, text) = call(&server.layer(mode), "opaque-1").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{mode}: {text}");
+        assert!(text.contains("invalid_token"), "{mode}: {text}");
+    }
+
+    // The error messages name the fault, never the token.
+    let intro = server.introspector("500");
+    let err = intro.introspect("opaque-secret-token").await.unwrap_err();
+    assert!(err.to_string().contains("500"), "{err}");
+    assert!(!err.to_string().contains("opaque-secret-token"), "{err}");
+    let err = server
+        .introspector("bad-json")
+        .introspect("opaque-secret-token")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not a JSON object"), "{err}");
+
+    // An outage is not cached: the next request asks again.
+    let before = server.calls();
+    let layer = server.layer("500");
+    call(&layer, "opaque-2").await;
+    call(&layer, "opaque-2").await;
+    assert_eq!(server.calls() - before, 2);
+    // A negative answer is, briefly.
+    let before = server.calls();
+    let layer = server.layer("inactive");
+    call(&layer, "opaque-2").await;
+    call(&layer, "opaque-2").await;
+    assert_eq!(server.calls() - before, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_with_one_token_share_one_call() {
+    let server = faulty().await;
+    let layer = server.layer("slow-active");
+    let requests: Vec<_> = (0..20)
+        .map(|_| {
+            let layer = layer.clone();
+            tokio::spawn(async move { call(&layer, "shared-token").await.0 })
+        })
+        .collect();
+    for r in requests {
+        assert_eq!(r.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(server.calls(), 1, "20 concurrent requests, one call");
+    // Cached now.
+    assert_eq!(call(&layer, "shared-token").await.0, StatusCode::OK);
+    assert_eq!(server.calls(), 1);
+    // Another token is another call.
+    assert_eq!(call(&layer, "other-token").await.0, StatusCode::OK);
+    assert_eq!(server.calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_goes_away_does_not_cancel_the_call() {
+    let server = faulty().await;
+    let layer = server.layer("slow-active");
+    // The request is dropped while the endpoint takes its time.
+    let gone = tokio::time::timeout(Duration::from_millis(50), call(&layer, "token-x")).await;
+    assert!(gone.is_err(), "dropped before the answer");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(server.calls(), 1);
+    // The call finished and was cached: no second call.
+    assert_eq!(call(&layer, "token-x").await.0, StatusCode::OK);
+    assert_eq!(server.calls(), 1);
+}

@@ -1,7 +1,12 @@
 // oidc-provider (an OpenID Certified server this project did not write),
 // started by tests/oidc_provider.rs: issues RFC 9068 JWT access tokens
 // through the client_credentials grant with resource indicators, signed
-// with RS256, PS256, ES256 or EdDSA (one client per algorithm).
+// with RS256, PS256, ES256 or EdDSA (one client per algorithm). For the
+// resource urn:tower-jwt-auth:opaque it issues opaque access tokens instead,
+// which resource servers check at the introspection endpoint
+// (/token/introspection, RFC 7662, as the client `api-introspector` with
+// client_secret_basic or `api-introspector-post` with client_secret_post);
+// the client a token was issued to can revoke it (/token/revocation).
 //
 // Listens on 127.0.0.1, port 0, then prints one line to stdout:
 //   READY {"issuer": "http://127.0.0.1:PORT", "kids": {"RS256": "...", ...}}
@@ -25,6 +30,8 @@ const ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'];
 // The resource servers the provider knows: the one the tests protect, and
 // another one whose tokens the tests must refuse.
 const RESOURCES = ['urn:tower-jwt-auth:api', 'urn:tower-jwt-auth:other'];
+// A resource server that receives opaque tokens and introspects them.
+const OPAQUE = 'urn:tower-jwt-auth:opaque';
 const SCOPE = 'api:read';
 
 /** client_id -> JWS algorithm of the access tokens issued to it. */
@@ -38,6 +45,18 @@ const clients = Object.keys(clientAlg).map((clientId) => ({
   token_endpoint_auth_method: 'client_secret_basic',
   scope: SCOPE,
 }));
+// The resource server's own credentials, to call the introspection endpoint.
+for (const method of ['client_secret_basic', 'client_secret_post']) {
+  const clientId = method === 'client_secret_basic' ? 'api-introspector' : 'api-introspector-post';
+  clients.push({
+    client_id: clientId,
+    client_secret: `secret-of-${clientId}`,
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: method,
+  });
+}
 
 let generation = 0;
 
@@ -64,10 +83,20 @@ function buildProvider(issuer, keys) {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => RESOURCES[0],
         getResourceServerInfo(ctx, resourceIndicator, client) {
+          if (resourceIndicator === OPAQUE) {
+            return {
+              scope: SCOPE,
+              audience: OPAQUE,
+              accessTokenTTL: 300,
+              accessTokenFormat: 'opaque',
+            };
+          }
           if (!RESOURCES.includes(resourceIndicator)) {
             throw new errors.InvalidTarget();
           }

@@ -1,0 +1,123 @@
+//! The `tests/oidc` provider (the npm package `oidc-provider`, OpenID
+//! Certified, not written by this project), started from
+//! `tests/oidc/provider.mjs` on 127.0.0.1 and port 0. Needs `node` and
+//! `npm` (the packages are installed from `tests/oidc/package-lock.json`
+//! with `npm ci` when missing).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc")
+}
+
+/// `npm ci` once if the packages are not there yet.
+fn install() {
+    let dir = dir();
+    if dir.join("node_modules/oidc-provider/package.json").exists() {
+        return;
+    }
+    let status = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(&dir)
+        .status()
+        .expect("npm is needed for the oidc-provider tests (install Node.js >= 20)");
+    assert!(status.success(), "npm ci in {} failed", dir.display());
+}
+
+pub struct Provider {
+    pub issuer: String,
+    // Dropping the child closes its stdin: the provider exits.
+    _child: Child,
+}
+
+pub async fn start() -> Provider {
+    install();
+    let mut child = Command::new("node")
+        .arg("provider.mjs")
+        .current_dir(dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node is needed for the oidc-provider tests");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(json) = line.strip_prefix("READY ") {
+                return serde_json::from_str::<Value>(json).unwrap();
+            }
+        }
+        panic!("oidc-provider exited before it was ready");
+    })
+    .await
+    .expect("oidc-provider did not start within 60 s");
+    // Keep reading: the provider logs notices later, and a closed stdout
+    // would end it (EPIPE).
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("oidc-provider: {line}");
+        }
+    });
+    Provider {
+        issuer: ready["issuer"].as_str().unwrap().to_owned(),
+        _child: child,
+    }
+}
+
+fn basic(client: &str) -> String {
+    format!(
+        "Basic {}",
+        STANDARD.encode(format!("{client}:secret-of-{client}"))
+    )
+}
+
+impl Provider {
+    /// An access token for `resource` from the token endpoint
+    /// (client_credentials) for `client` (`client-rs256`, ...).
+    pub async fn token(&self, http: &reqwest::Client, client: &str, resource: &str) -> String {
+        let body = format!(
+            "grant_type=client_credentials&scope=api%3Aread&resource={}",
+            resource.replace(':', "%3A")
+        );
+        let res = http
+            .post(format!("{}/token", self.issuer))
+            .header("authorization", basic(client))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let json: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+        assert_eq!(status, 200, "token endpoint for {client}: {json}");
+        json["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Revokes `token` (RFC 7009) as `client`, the client it was issued to.
+    pub async fn revoke(&self, http: &reqwest::Client, client: &str, token: &str) {
+        let res = http
+            .post(format!("{}/token/revocation", self.issuer))
+            .header("authorization", basic(client))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}&token_type_hint=access_token"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            200,
+            "revocation: {}",
+            res.text().await.unwrap()
+        );
+    }
+}
