@@ -13,6 +13,9 @@
 //! | `JWT_COOKIE` | cookie also accepted as a token source | `access_token` |
 //! | `JWT_ALGORITHMS` | comma-separated allow-list | every asymmetric algorithm |
 //! | `JWT_TOKEN_CACHE` | `1`: cache verified tokens (`TokenCache`) | off |
+//! | `JWT_INTROSPECTION_URL` | opaque tokens: the token introspection endpoint (RFC 7662), used instead of keys; needs the two below and `JWT_AUDIENCE`, checks `iss` when `JWT_ISSUER` is set | unset |
+//! | `JWT_CLIENT_ID` | this server's client id at the introspection endpoint (`client_secret_basic`) | unset |
+//! | `JWT_CLIENT_SECRET` | its client secret | unset |
 //! | `BIND` | listen address (`127.0.0.1:0`: any free port) | `127.0.0.1:3000` |
 //!
 //! Routes:
@@ -20,7 +23,7 @@
 //! | route | answers |
 //! |---|---|
 //! | `GET /health` | 200, no authentication |
-//! | `GET /ready` | 200 once signing keys are cached, else 503 (readiness probe) |
+//! | `GET /ready` | 200 once signing keys are cached, else 503 (readiness probe); always 200 with introspection |
 //! | `GET /me` | the verified claims as JSON, for any valid token (`"sub": null` when the token has none) |
 //! | `GET /admin` | role `admin` in `roles` or Keycloak's `realm_access.roles`, else 403 |
 //! | `GET /write` | scope `write` in `scope` or `scp`, else 403 `insufficient_scope` |
@@ -38,8 +41,8 @@ use axum::{Json, Router};
 use http::{StatusCode, header};
 use serde_json::{Value, json};
 use tower_jwt_auth::{
-    Algorithm, ClaimSource, Claims, Issuer, JwksCache, JwtAuthLayer, RequireRole, RequireScope,
-    TokenCache, TokenSource, Verifier,
+    Algorithm, AuthError, ClaimSource, Claims, Introspector, Issuer, JwksCache, JwtAuthLayer,
+    RequireRole, RequireScope, TokenCache, TokenSource, TokenVerifier, Verifier,
 };
 
 fn env(name: &str) -> Option<String> {
@@ -86,8 +89,9 @@ async fn maybe(claims: Option<Claims>) -> Json<Value> {
     Json(json!({ "sub": claims.as_ref().and_then(|c| c.sub()) }))
 }
 
-/// The app, given a verifier and the cookie name; `cache` feeds `/ready`.
-fn app(verifier: Verifier, cookie: &str, cache: JwksCache) -> Router {
+/// The app, given a verifier and the cookie name; `cache` feeds `/ready`
+/// (none with introspection: always ready).
+fn app(verifier: impl TokenVerifier, cookie: &str, cache: Option<JwksCache>) -> Router {
     let mut auth = JwtAuthLayer::new(verifier)
         .sources([TokenSource::Bearer, TokenSource::cookie(cookie)])
         .realm("tower-jwt-auth");
@@ -115,8 +119,12 @@ fn app(verifier: Verifier, cookie: &str, cache: JwksCache) -> Router {
         .route("/maybe", get(maybe))
         .route_layer(auth.optional());
     let ready = move || {
-        let status = cache.status();
+        let status = cache.as_ref().map(JwksCache::status);
         async move {
+            let Some(status) = status else {
+                let body = json!({ "ready": true, "keys": null, "last_error": null });
+                return (StatusCode::OK, Json(body));
+            };
             let code = if status.is_ready() {
                 StatusCode::OK
             } else {
@@ -142,6 +150,39 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let bind = env("BIND").unwrap_or_else(|| "127.0.0.1:3000".into());
     let cookie = env("JWT_COOKIE").unwrap_or_else(|| "access_token".into());
     let algs = algorithms()?;
+
+    // With JWT_INTROSPECTION_URL: opaque tokens, asked about at the
+    // authorization server.
+    if let Some(url) = env("JWT_INTROSPECTION_URL") {
+        let (Some(id), Some(secret), Some(audience)) = (
+            env("JWT_CLIENT_ID"),
+            env("JWT_CLIENT_SECRET"),
+            env("JWT_AUDIENCE"),
+        ) else {
+            return Err(
+                "JWT_INTROSPECTION_URL needs JWT_CLIENT_ID, JWT_CLIENT_SECRET and \
+                        JWT_AUDIENCE (the audience your tokens carry)"
+                    .into(),
+            );
+        };
+        let mut builder = Introspector::builder(url)
+            .client_credentials(id, secret)
+            .audience(audience);
+        if let Some(iss) = env("JWT_ISSUER") {
+            builder = builder.issuer(iss);
+        }
+        let introspector = builder.build()?;
+        // A dummy token: "inactive" means the endpoint and the credentials work.
+        if let Err(AuthError::IntrospectionUnavailable(why)) =
+            introspector.introspect("startup-check").await
+        {
+            eprintln!("warning: the introspection endpoint cannot be used yet: {why}");
+        }
+        let listener = tokio::net::TcpListener::bind(&bind).await?;
+        println!("listening on {}", listener.local_addr()?);
+        axum::serve(listener, app(introspector, &cookie, None)).await?;
+        return Ok(());
+    }
 
     // With JWT_ISSUER: the user's identity provider. Without: a built-in
     // issuer on loopback, so the demo needs no outside service.
@@ -194,7 +235,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     println!("listening on {addr}");
 
-    axum::serve(listener, app(verifier, &cookie, cache)).await?;
+    axum::serve(listener, app(verifier, &cookie, Some(cache))).await?;
     Ok(())
 }
 

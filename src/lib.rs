@@ -95,7 +95,8 @@ pub use verify::{
     feature = "axum",
     feature = "jwks",
     feature = "cache",
-    feature = "redis"
+    feature = "redis",
+    feature = "introspection"
 ))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -3,6 +3,8 @@
 //! against a loopback server for the faults (slow, 500, bad JSON, odd
 //! `active`) and for sharing one call among concurrent requests.
 
+#[path = "support/example.rs"]
+mod example;
 #[path = "support/oidc.rs"]
 mod oidc;
 
@@ -346,4 +348,44 @@ async fn a_request_that_goes_away_does_not_cancel_the_call() {
     // The call finished and was cached: no second call.
     assert_eq!(call(&layer, "token-x").await.0, StatusCode::OK);
     assert_eq!(server.calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_server_switches_to_introspection() {
+    let provider = oidc::start().await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/token/introspection", provider.issuer);
+    let server = example::start("server", |cmd| {
+        cmd.env("JWT_INTROSPECTION_URL", &url)
+            .env("JWT_CLIENT_ID", "api-introspector")
+            .env("JWT_CLIENT_SECRET", "secret-of-api-introspector")
+            .env("JWT_ISSUER", &provider.issuer)
+            .env("JWT_AUDIENCE", OPAQUE);
+    })
+    .await;
+    let base = format!("http://{}", server.addr);
+    let get = |path: &str, token: Option<&str>| {
+        let mut req = http.get(format!("{base}{path}"));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    let token = provider.token(&http, "client-rs256", OPAQUE).await;
+    assert_eq!(get("/health", None).await.0, 200);
+    assert_eq!(get("/ready", None).await.0, 200);
+    let (status, body) = get("/me", Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    let me: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(me["client_id"], "client-rs256", "{me}");
+    assert_eq!(me["sub"], Value::Null, "{me}");
+    assert_eq!(get("/me", None).await.0, 401);
+    assert_eq!(get("/me", Some("not-a-known-token")).await.0, 401);
+    let (status, body) = get("/write", Some(&token)).await;
+    assert_eq!(status, 403, "scope api:read only: {body}");
+    let (status, body) = get("/maybe", Some(&token)).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"sub":null}"#));
 }
