@@ -96,10 +96,10 @@ fn main() {
     // a time, against a fresh introspector (empty cache).
     let fresh = JwtAuthLayer::new(
         Introspector::builder(endpoint)
-        .client_credentials("api", "secret")
-        .audience("api")
-        .build()
-        .expect("introspector"),
+            .client_credentials("api", "secret")
+            .audience("api")
+            .build()
+            .expect("introspector"),
     );
     let before = calls.load(Ordering::SeqCst);
     rt.block_on(async {

@@ -389,3 +389,33 @@ async fn the_reference_server_switches_to_introspection() {
     let (status, body) = get("/maybe", Some(&token)).await;
     assert_eq!((status, body.as_str()), (200, r#"{"sub":null}"#));
 }
+
+/// A call whose task died with its runtime (a test's runtime, an
+/// application shutting one down) does not block the token for good.
+#[test]
+fn a_call_lost_with_its_runtime_is_made_again() {
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = server_rt.block_on(faulty());
+    let layer = server.layer("slow-active");
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    first.block_on(async {
+        let gone = tokio::time::timeout(Duration::from_millis(50), call(&layer, "token-y")).await;
+        assert!(gone.is_err(), "dropped before the answer");
+    });
+    // The runtime goes, and the call's task with it.
+    drop(first);
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (status, text) = second.block_on(call(&layer, "token-y"));
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(server.calls(), 2, "the lost call, then a new one");
+}

@@ -187,7 +187,9 @@ impl Introspector {
             if let Some(outcome) = self.cached(&key) {
                 return outcome;
             }
-            match inflight.get(&key) {
+            // A call whose task is gone without answering (its runtime
+            // shut down) is replaced, not waited for.
+            match inflight.get(&key).filter(|rx| rx.has_changed().is_ok()) {
                 Some(rx) => rx.clone(),
                 None => {
                     let (tx, rx) = watch::channel(None);
