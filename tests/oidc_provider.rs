@@ -9,18 +9,17 @@
 //! `tests/oidc/package-lock.json` with `npm ci` when missing; `.ci/run` does
 //! it up front).
 
+#[path = "support/oidc.rs"]
+mod oidc;
+
 use std::convert::Infallible;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tower::{ServiceExt, service_fn};
 use tower_jwt_auth::{Algorithm, Claims, JwksCache, JwtAuthLayer, Verifier};
 use tower_layer::Layer;
@@ -29,96 +28,9 @@ const API: &str = "urn:tower-jwt-auth:api";
 const OTHER: &str = "urn:tower-jwt-auth:other";
 const ALGS: [&str; 4] = ["RS256", "PS256", "ES256", "EdDSA"];
 
-fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc")
-}
-
-/// `npm ci` once if the packages are not there yet.
-fn install() {
-    let dir = dir();
-    if dir.join("node_modules/oidc-provider/package.json").exists() {
-        return;
-    }
-    let status = std::process::Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .status()
-        .expect("npm is needed for the oidc-provider interop test (install Node.js >= 20)");
-    assert!(status.success(), "npm ci in {} failed", dir.display());
-}
-
-struct Provider {
-    issuer: String,
-    kids: Value,
-    // Dropping the child closes its stdin: the provider exits.
-    _child: Child,
-}
-
-async fn start() -> Provider {
-    install();
-    let mut child = Command::new("node")
-        .arg("provider.mjs")
-        .current_dir(dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node is needed for the oidc-provider interop test");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(json) = line.strip_prefix("READY ") {
-                return serde_json::from_str::<Value>(json).unwrap();
-            }
-        }
-        panic!("oidc-provider exited before it was ready");
-    })
-    .await
-    .expect("oidc-provider did not start within 60 s");
-    Provider {
-        issuer: ready["issuer"].as_str().unwrap().to_owned(),
-        kids: ready["kids"].clone(),
-        _child: child,
-    }
-}
-
-impl Provider {
-    /// An access token from the token endpoint for the client whose tokens
-    /// are signed with `alg`.
-    async fn token(&self, http: &reqwest::Client, alg: &str, resource: &str) -> String {
-        let client = format!("client-{}", alg.to_lowercase());
-        let basic = STANDARD.encode(format!("{client}:secret-of-{client}"));
-        let body = format!(
-            "grant_type=client_credentials&scope=api%3Aread&resource={}",
-            resource.replace(':', "%3A")
-        );
-        let res = http
-            .post(format!("{}/token", self.issuer))
-            .header("authorization", format!("Basic {basic}"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status();
-        let json: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
-        assert_eq!(status, 200, "token endpoint for {client}: {json}");
-        json["access_token"].as_str().unwrap().to_owned()
-    }
-
-    async fn rotate(&mut self, http: &reqwest::Client, retire: bool) {
-        let url = format!(
-            "{}/__rotate{}",
-            self.issuer,
-            if retire { "?retire=1" } else { "" }
-        );
-        let res = http.post(url).send().await.unwrap();
-        assert_eq!(res.status(), 200);
-        let json: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
-        self.kids = json["kids"].clone();
-    }
+/// The client whose access tokens are signed with `alg`.
+fn client(alg: &str) -> String {
+    format!("client-{}", alg.to_lowercase())
 }
 
 fn header(token: &str) -> Value {
@@ -146,7 +58,7 @@ async fn call(layer: &JwtAuthLayer, token: &str) -> (StatusCode, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oidc_provider_tokens_are_accepted_and_rotation_is_followed() {
-    let mut provider = start().await;
+    let mut provider = oidc::start().await;
     let http = reqwest::Client::new();
     let interval = Duration::from_millis(500);
     // Only the issuer and the audience: keys by OIDC discovery.
@@ -170,7 +82,7 @@ async fn oidc_provider_tokens_are_accepted_and_rotation_is_followed() {
     let layer = JwtAuthLayer::new(verifier);
 
     for alg in ALGS {
-        let token = provider.token(&http, alg, API).await;
+        let token = provider.token(&http, &client(alg), API).await;
         let h = header(&token);
         assert_eq!(h["alg"], alg, "{h}");
         assert_eq!(h["typ"], "at+jwt", "{h}");
@@ -180,7 +92,7 @@ async fn oidc_provider_tokens_are_accepted_and_rotation_is_followed() {
         assert_eq!(text, format!("client-{}", alg.to_lowercase()));
 
         // A token the same provider issued for another resource server.
-        let other = provider.token(&http, alg, OTHER).await;
+        let other = provider.token(&http, &client(alg), OTHER).await;
         let (status, text) = call(&layer, &other).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{alg}");
         assert!(text.contains("invalid_token"), "{text}");
@@ -194,14 +106,14 @@ async fn oidc_provider_tokens_are_accepted_and_rotation_is_followed() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{alg}");
     }
     assert_eq!(cache.status().fetches(), 1, "one JWKS fetch served all");
-    let old = provider.token(&http, "ES256", API).await;
+    let old = provider.token(&http, &client("ES256"), API).await;
 
     // The provider rotates: new signing keys, the old ones still published.
     let before = provider.kids.clone();
     provider.rotate(&http, false).await;
     tokio::time::sleep(interval + Duration::from_millis(100)).await;
     for alg in ALGS {
-        let token = provider.token(&http, alg, API).await;
+        let token = provider.token(&http, &client(alg), API).await;
         assert_ne!(header(&token)["kid"], before[alg]);
         assert_eq!(header(&token)["kid"], provider.kids[alg]);
         let (status, text) = call(&layer, &token).await;
@@ -219,7 +131,7 @@ async fn oidc_provider_tokens_are_accepted_and_rotation_is_followed() {
     let (status, text) = call(&layer, &old).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "retired key: {text}");
     for alg in ALGS {
-        let token = provider.token(&http, alg, API).await;
+        let token = provider.token(&http, &client(alg), API).await;
         let (status, text) = call(&layer, &token).await;
         assert_eq!(status, StatusCode::OK, "newest {alg}: {text}");
     }

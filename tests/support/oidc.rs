@@ -32,8 +32,11 @@ fn install() {
     assert!(status.success(), "npm ci in {} failed", dir.display());
 }
 
+#[allow(dead_code)] // each test reads what it needs
 pub struct Provider {
     pub issuer: String,
+    /// The signing kid of each algorithm.
+    pub kids: Value,
     // Dropping the child closes its stdin: the provider exits.
     _child: Child,
 }
@@ -70,6 +73,7 @@ pub async fn start() -> Provider {
     });
     Provider {
         issuer: ready["issuer"].as_str().unwrap().to_owned(),
+        kids: ready["kids"].clone(),
         _child: child,
     }
 }
@@ -81,7 +85,21 @@ fn basic(client: &str) -> String {
     )
 }
 
+#[allow(dead_code)] // each test uses what it needs
 impl Provider {
+    /// Rotates the signing keys (`retire`: the previous ones are removed).
+    pub async fn rotate(&mut self, http: &reqwest::Client, retire: bool) {
+        let url = format!(
+            "{}/__rotate{}",
+            self.issuer,
+            if retire { "?retire=1" } else { "" }
+        );
+        let res = http.post(url).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let json: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+        self.kids = json["kids"].clone();
+    }
+
     /// An access token for `resource` from the token endpoint
     /// (client_credentials) for `client` (`client-rs256`, ...).
     pub async fn token(&self, http: &reqwest::Client, client: &str, resource: &str) -> String {
