@@ -96,6 +96,20 @@ pub(crate) fn cache_hit(span: &Span) {
     metrics::counter!("jwt_auth_token_cache_hits_total").increment(1);
 }
 
+/// A token introspection call, its result (`active`, `inactive`,
+/// `refused`, `error`) and how long it took.
+#[cfg_attr(not(feature = "introspection"), allow(dead_code))]
+pub(crate) fn introspection(result: &'static str, started: Instant) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::counter!("jwt_auth_introspections_total", "result" => result).increment(1);
+        metrics::histogram!("jwt_auth_introspection_seconds", "result" => result)
+            .record(started.elapsed().as_secs_f64());
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (result, started);
+}
+
 /// A JWKS fetch and how long it took.
 #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
 pub(crate) fn jwks_fetch(ok: bool, started: Instant) {

@@ -419,3 +419,58 @@ fn a_call_lost_with_its_runtime_is_made_again() {
     assert_eq!(status, StatusCode::OK, "{text}");
     assert_eq!(server.calls(), 2, "the lost call, then a new one");
 }
+
+#[cfg(feature = "metrics")]
+#[test]
+fn calls_are_counted_and_timed() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = server_rt.block_on(faulty());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        rt.block_on(async {
+            assert!(server.introspector("active").introspect("t").await.is_ok());
+            assert!(
+                server
+                    .introspector("inactive")
+                    .introspect("t")
+                    .await
+                    .is_err()
+            );
+            assert!(server.introspector("500").introspect("t").await.is_err());
+        })
+    });
+    let mut counters = std::collections::HashMap::new();
+    let mut timings = 0;
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let key = key.key();
+        let labels: Vec<String> = key.labels().map(|l| l.value().to_owned()).collect();
+        match value {
+            DebugValue::Counter(n) => {
+                counters.insert(format!("{}{:?}", key.name(), labels), n);
+            }
+            DebugValue::Histogram(v) if key.name() == "jwt_auth_introspection_seconds" => {
+                timings += v.len()
+            }
+            _ => {}
+        }
+    }
+    for result in ["active", "inactive", "error"] {
+        assert_eq!(
+            counters.get(&format!("jwt_auth_introspections_total[\"{result}\"]")),
+            Some(&1),
+            "{counters:?}"
+        );
+    }
+    assert_eq!(timings, 3);
+}

@@ -225,8 +225,23 @@ impl Introspector {
 }
 
 impl Inner {
-    /// One introspection call and the judgement of its answer.
+    /// One introspection call, observed.
     async fn call(&self, token: &str) -> Outcome {
+        let started = std::time::Instant::now();
+        let outcome = self.ask(token).await;
+        let result = match &outcome {
+            Ok(_) => "active",
+            Err(AuthError::Inactive) => "inactive",
+            Err(e) if e.kind() == crate::ErrorKind::Unauthenticated => "refused",
+            Err(_) => "error",
+        };
+        crate::observe::introspection(result, started);
+        tracing::debug!(endpoint = %self.url, result, "token introspected");
+        outcome
+    }
+
+    /// The call itself, and the judgement of its answer.
+    async fn ask(&self, token: &str) -> Outcome {
         let mut form = String::with_capacity(token.len() + 64);
         form.push_str("token=");
         http::form_encode(token, &mut form);
@@ -253,13 +268,7 @@ impl Inner {
             }
         };
         let now = unix_secs(&*self.clock)?;
-        let outcome = self.judge(body, now);
-        tracing::debug!(
-            endpoint = %self.url,
-            outcome = outcome.as_ref().map_or_else(|e| e.reason(), |_| "active"),
-            "token introspected"
-        );
-        outcome
+        self.judge(body, now)
     }
 
     /// The verdict on an introspection answer received at `now`.
