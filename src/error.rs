@@ -597,7 +597,7 @@ pub struct ConfigError {
 impl ConfigError {
     /// The setting, named as its builder method is (`leeway`, `audience`,
     /// `algorithms`, `keys`, `issuers`, `url`, `timeout`, `max_age_bounds`,
-    /// `client`, `algorithm`).
+    /// `client`, `algorithm`, `client_credentials`).
     pub fn setting(&self) -> &'static str {
         self.setting
     }

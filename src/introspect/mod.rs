@@ -525,34 +525,38 @@ impl IntrospectorBuilder {
     /// credentials, no audience (nor `any_audience`), a leeway over 5
     /// minutes, or an HTTP client that cannot be built.
     pub fn build(self) -> Result<Introspector, BuildError> {
-        let invalid = BuildError::InvalidConfig;
         let url = Url::parse(&self.url).map_err(|e| {
-            invalid(format!(
-                "the introspection endpoint {:?} is not a URL: {e}",
-                self.url
-            ))
+            BuildError::config(
+                "url",
+                format!(
+                    "the introspection endpoint {:?} is not a URL: {e}",
+                    self.url
+                ),
+            )
         })?;
-        http::check_url(&url, self.allow_http).map_err(invalid)?;
+        http::check_url(&url, self.allow_http).map_err(|e| BuildError::config("url", e))?;
         let client_id = self.client_id.ok_or_else(|| {
-            invalid(
+            BuildError::config(
+                "client_credentials",
                 "the introspector needs the resource server's client credentials; \
-                 call .client_credentials(id, secret)"
-                    .into(),
+                 call .client_credentials(id, secret)",
             )
         })?;
         if self.audiences.is_empty() && !self.any_audience {
-            return Err(invalid(
+            return Err(BuildError::config(
+                "audience",
                 "no audience configured: call .audience(..) with this service's identifier \
-                 (or .any_audience() if every token introspected is meant for it)"
-                    .into(),
+                 (or .any_audience() if every token introspected is meant for it)",
             ));
         }
         if self.leeway > crate::verify::MAX_LEEWAY {
-            return Err(invalid("the leeway is over 5 minutes".into()));
+            return Err(BuildError::config("leeway", "the leeway is over 5 minutes"));
         }
         let client = match self.client {
             Some(client) => client,
-            None => http::default_client(self.timeout).map_err(invalid)?,
+            None => {
+                http::default_client(self.timeout).map_err(|e| BuildError::config("client", e))?
+            }
         };
         let basic = (self.auth == ClientAuth::SecretBasic).then(|| {
             let mut pair = String::new();
@@ -699,6 +703,13 @@ mod tests {
                 .contains("audience")
         );
         assert!(err(base().leeway(Duration::from_secs(301))).contains("leeway"));
+        match Introspector::builder("https://idp.example/i")
+            .client_credentials("a", "s")
+            .build()
+        {
+            Err(BuildError::InvalidConfig(e)) => assert_eq!(e.setting(), "audience"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
