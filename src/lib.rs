@@ -38,7 +38,7 @@ mod verify;
 
 #[cfg(feature = "axum")]
 mod axum;
-#[cfg(feature = "jwks")]
+#[cfg(any(feature = "jwks", feature = "introspection"))]
 mod http;
 #[cfg(feature = "introspection")]
 mod introspect;

@@ -4,7 +4,6 @@
 //! JWS and introspection for the others.
 
 mod either;
-mod http;
 
 pub use either::JwtOrIntrospect;
 
@@ -19,6 +18,7 @@ use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock, unix_secs};
 use crate::error::{AuthError, BuildError};
+use crate::http;
 use crate::verify::{TokenVerifier, Verified, VerifyFuture, read_registered};
 
 /// How long an active answer is reused at most, by default.

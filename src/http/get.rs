@@ -1,13 +1,13 @@
-//! Outgoing HTTP, one module for every remote document the crate reads
-//! (key sets, discovery; later introspection): bounded in time and size,
-//! 200 only, no redirects, HTTPS unless the host is a loopback address.
+//! GETs of key sets and discovery documents (feature `jwks`), and their
+//! caching headers (RFC 9111).
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 use http::header::{ACCEPT, AGE, CACHE_CONTROL};
 use reqwest::{Client, StatusCode, Url};
+
+use super::{check_url, error_chain};
 
 /// Limits applied to every fetch.
 #[derive(Debug, Clone)]
@@ -39,42 +39,6 @@ impl From<GetError> for String {
             GetError::NotFound(why) | GetError::Other(why) => why,
         }
     }
-}
-
-/// Whether `url` may be fetched: HTTPS, or HTTP to a loopback host (or any
-/// host when the application allowed plain HTTP).
-pub(crate) fn check_url(url: &Url, allow_http: bool) -> Result<(), String> {
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if allow_http || is_loopback(url) => Ok(()),
-        "http" => Err(format!(
-            "{url} is plain HTTP to a non-loopback host; use HTTPS (or allow_http() for a trusted network)"
-        )),
-        other => Err(format!("{url}: unsupported scheme {other:?}")),
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host_str() {
-        Some("localhost") => true,
-        Some(host) => host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback()),
-        None => false,
-    }
-}
-
-/// The default client: rustls, no redirects, the fetch timeout.
-pub(crate) fn default_client(timeout: Duration) -> Result<Client, String> {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .user_agent(concat!("tower-jwt-auth/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
 /// GETs `url` within the limits.
@@ -131,17 +95,6 @@ pub(crate) async fn get(client: &Client, url: &Url, limits: &Limits) -> Result<F
                 limits.timeout
             ))
         })?
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// The largest delta-seconds value kept (RFC 9111 §1.2.2: 2^31 when larger).
@@ -400,17 +353,5 @@ mod tests {
             freshness(&headers, Duration::from_millis(2500)),
             Some(Duration::from_millis(7500))
         );
-    }
-
-    #[test]
-    fn url_policy() {
-        let ok = |u: &str, allow| check_url(&Url::parse(u).unwrap(), allow).is_ok();
-        assert!(ok("https://idp.example/jwks", false));
-        assert!(ok("http://127.0.0.1:8080/jwks", false));
-        assert!(ok("http://[::1]:8080/jwks", false));
-        assert!(ok("http://localhost/jwks", false));
-        assert!(!ok("http://idp.example/jwks", false));
-        assert!(ok("http://idp.example/jwks", true));
-        assert!(!ok("file:///etc/passwd", true));
     }
 }

@@ -1,0 +1,86 @@
+//! Outgoing HTTP, one module for every remote document the crate reads:
+//! key sets and discovery documents (`get`, feature `jwks`) and
+//! introspection answers (`post`, feature `introspection`). Every call is
+//! bounded in time and size, accepts only 200, follows no redirect, and
+//! goes over HTTPS unless the host is a loopback address (or the
+//! application allowed plain HTTP).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use reqwest::{Client, Url};
+
+#[cfg(feature = "jwks")]
+mod get;
+#[cfg(feature = "introspection")]
+mod post;
+
+#[cfg(feature = "jwks")]
+pub(crate) use get::*;
+#[cfg(feature = "introspection")]
+pub(crate) use post::*;
+
+/// Whether `url` may be called: HTTPS, or HTTP to a loopback host (or any
+/// host when the application allowed plain HTTP).
+pub(crate) fn check_url(url: &Url, allow_http: bool) -> Result<(), String> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if allow_http || is_loopback(url) => Ok(()),
+        "http" => Err(format!(
+            "{url} is plain HTTP to a non-loopback host; use HTTPS (or allow_http() for a trusted network)"
+        )),
+        other => Err(format!("{url}: unsupported scheme {other:?}")),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host_str() {
+        Some("localhost") => true,
+        Some(host) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
+/// The default client: rustls, no redirects, the fetch timeout.
+pub(crate) fn default_client(timeout: Duration) -> Result<Client, String> {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent(concat!("tower-jwt-auth/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_policy() {
+        let ok = |u: &str, allow| check_url(&Url::parse(u).unwrap(), allow).is_ok();
+        assert!(ok("https://idp.example/jwks", false));
+        assert!(ok("http://127.0.0.1:8080/jwks", false));
+        assert!(ok("http://[::1]:8080/jwks", false));
+        assert!(ok("http://localhost/jwks", false));
+        assert!(!ok("http://idp.example/jwks", false));
+        assert!(ok("http://idp.example/jwks", true));
+        assert!(!ok("file:///etc/passwd", true));
+        assert!(!ok("ftp://idp.example/i", true));
+    }
+}
