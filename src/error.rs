@@ -149,6 +149,34 @@ pub enum AuthError {
         /// The scopes that would have been enough, space-separated.
         required: String,
     },
+    /// The `DPoP` proof (RFC 9449) is missing or fails a check of §4.3;
+    /// the text names the check.
+    InvalidDpopProof(&'static str),
+    /// The `DPoP` proof's `jti` was seen before within its window (a replay).
+    DpopReplay,
+    /// The `DPoP` proof lacks the server's current nonce; the answer carries
+    /// this fresh nonce in a `DPoP-Nonce` header.
+    UseDpopNonce(String),
+    /// The token is bound (`cnf.jkt`) to another key than the proof's, or a
+    /// token sent with the `DPoP` scheme is not bound at all.
+    DpopKeyMismatch,
+    /// A DPoP-bound token (`cnf.jkt`) was sent with the `Bearer` scheme: a
+    /// downgrade, refused.
+    DpopBoundBearer,
+    /// The layer accepts only DPoP-bound tokens and the request sent a
+    /// `Bearer` one.
+    DpopRequired,
+    /// The DPoP replay store cannot be asked right now and the policy is to
+    /// fail closed.
+    ReplayUnavailable(String),
+    /// The authentication behind the token is not strong or recent enough
+    /// (RFC 9470): the client should authenticate the user again.
+    InsufficientUserAuthentication {
+        /// The acceptable `acr` values, space-separated, if any are required.
+        acr_values: Option<String>,
+        /// The largest acceptable age of the authentication, in seconds.
+        max_age: Option<u64>,
+    },
 }
 
 /// Why verified claims do not fit the application's claims type: a
@@ -252,6 +280,11 @@ const INVALID_REQUEST: Option<&str> = Some("invalid_request");
 // RFC 6750 §3.1: "requires higher privileges than provided by the access
 // token", which a missing role is too.
 const INSUFFICIENT_SCOPE: Option<&str> = Some("insufficient_scope");
+// RFC 9449 §7.1 and §8.
+const INVALID_DPOP_PROOF: Option<&str> = Some("invalid_dpop_proof");
+const USE_DPOP_NONCE: Option<&str> = Some("use_dpop_nonce");
+// RFC 9470 §3.
+const INSUFFICIENT_USER_AUTHENTICATION: Option<&str> = Some("insufficient_user_authentication");
 
 impl AuthError {
     fn meta(&self) -> Meta {
@@ -424,6 +457,54 @@ impl AuthError {
                 "the access token lacks a required scope",
                 "insufficient_scope",
             ),
+            AuthError::InvalidDpopProof(_) => meta(
+                Unauth,
+                INVALID_DPOP_PROOF,
+                "the DPoP proof is invalid",
+                "invalid_dpop_proof",
+            ),
+            AuthError::DpopReplay => meta(
+                Unauth,
+                INVALID_DPOP_PROOF,
+                "the DPoP proof was already used",
+                "dpop_replay",
+            ),
+            AuthError::UseDpopNonce(_) => meta(
+                Unauth,
+                USE_DPOP_NONCE,
+                "the DPoP proof must carry the server nonce",
+                "use_dpop_nonce",
+            ),
+            AuthError::DpopKeyMismatch => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "the access token is not bound to the DPoP proof key",
+                "dpop_key_mismatch",
+            ),
+            AuthError::DpopBoundBearer => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "a DPoP-bound access token must be sent with the DPoP scheme",
+                "dpop_downgrade",
+            ),
+            AuthError::DpopRequired => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "this resource requires a DPoP-bound access token",
+                "dpop_required",
+            ),
+            AuthError::ReplayUnavailable(_) => meta(
+                Unavailable,
+                None,
+                "DPoP proofs cannot be checked right now",
+                "replay_unavailable",
+            ),
+            AuthError::InsufficientUserAuthentication { .. } => meta(
+                Unauth,
+                INSUFFICIENT_USER_AUTHENTICATION,
+                "a stronger or more recent user authentication is required",
+                "insufficient_user_authentication",
+            ),
         }
     }
 
@@ -536,6 +617,36 @@ impl fmt::Display for AuthError {
             AuthError::InsufficientScope { required } => {
                 write!(f, "the token lacks a required scope (one of: {required})")
             }
+            AuthError::InvalidDpopProof(why) => write!(f, "invalid DPoP proof: {why}"),
+            AuthError::DpopReplay => f.write_str(
+                "the DPoP proof's jti was already used within the proof window (a replay); \
+                 clients make a fresh proof for every request",
+            ),
+            AuthError::UseDpopNonce(_) => f.write_str(
+                "the DPoP proof lacks the current server nonce; the client retries with the \
+                 nonce from the DPoP-Nonce header",
+            ),
+            AuthError::DpopKeyMismatch => f.write_str(
+                "the token's cnf.jkt is not the thumbprint of the DPoP proof's key (or a token \
+                 sent with the DPoP scheme has no cnf.jkt)",
+            ),
+            AuthError::DpopBoundBearer => f.write_str(
+                "a DPoP-bound token (cnf.jkt) was sent as a Bearer token; send it with \
+                 `Authorization: DPoP` and a proof",
+            ),
+            AuthError::DpopRequired => f.write_str(
+                "this layer accepts only DPoP (DpopPolicy::required); the request used Bearer",
+            ),
+            AuthError::ReplayUnavailable(why) => write!(
+                f,
+                "the DPoP replay store is unavailable ({why}); failing closed"
+            ),
+            AuthError::InsufficientUserAuthentication { acr_values, max_age } => write!(
+                f,
+                "the user authentication is not strong or recent enough (acr_values: {}, max_age: {})",
+                acr_values.as_deref().unwrap_or("any"),
+                max_age.map_or_else(|| "any".to_owned(), |a| a.to_string()),
+            ),
         }
     }
 }
@@ -672,6 +783,17 @@ mod tests {
             AuthError::Forbidden("x".into()),
             AuthError::InsufficientScope {
                 required: "a".into(),
+            },
+            AuthError::InvalidDpopProof("x"),
+            AuthError::DpopReplay,
+            AuthError::UseDpopNonce("n".into()),
+            AuthError::DpopKeyMismatch,
+            AuthError::DpopBoundBearer,
+            AuthError::DpopRequired,
+            AuthError::ReplayUnavailable("down".into()),
+            AuthError::InsufficientUserAuthentication {
+                acr_values: Some("urn:mace:incommon:iap:silver".into()),
+                max_age: Some(300),
             },
         ];
         for e in all {

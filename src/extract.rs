@@ -60,7 +60,9 @@ pub enum TokenSource {
     /// `Authorization: Bearer <token>`; the scheme is matched
     /// case-insensitively (RFC 7235). A request with two `Authorization`
     /// headers is refused with 400 `invalid_request`. Another scheme (for
-    /// example `Basic`) counts as no token here.
+    /// example `Basic`) counts as no token here. On a layer configured for
+    /// DPoP (see [`JwtAuthLayer::dpop`](crate::JwtAuthLayer::dpop), feature
+    /// `dpop`), `Authorization: DPoP <token>` is read here too.
     Bearer,
     /// A cookie with this name (for browser apps that keep the token in an
     /// `HttpOnly` cookie). When the name repeats with different values (a
@@ -126,7 +128,30 @@ impl TokenSource {
         TokenSource::Custom(Arc::new(find))
     }
 
-    fn find<'r>(&self, uri: &'r Uri, headers: &'r HeaderMap) -> Result<Option<&'r str>, AuthError> {
+    fn find<'r>(
+        &self,
+        uri: &'r Uri,
+        headers: &'r HeaderMap,
+        dpop: bool,
+    ) -> Result<Option<(&'r str, bool)>, AuthError> {
+        match self {
+            TokenSource::Bearer => match single(headers, &AUTHORIZATION)? {
+                None => Ok(None),
+                Some(value) => match bearer(value)? {
+                    Some(token) => Ok(Some((token, false))),
+                    None if dpop => Ok(dpop_token(value)?.map(|t| (t, true))),
+                    None => Ok(None),
+                },
+            },
+            other => Ok(other.find_plain(uri, headers)?.map(|t| (t, false))),
+        }
+    }
+
+    fn find_plain<'r>(
+        &self,
+        uri: &'r Uri,
+        headers: &'r HeaderMap,
+    ) -> Result<Option<&'r str>, AuthError> {
         // (Cookies are looked up by `cookie`, which refuses conflicting values.)
         match self {
             TokenSource::Bearer => match single(headers, &AUTHORIZATION)? {
@@ -172,6 +197,19 @@ fn bearer(value: &str) -> Result<Option<&str>, AuthError> {
     let token = rest.trim_matches(' ');
     if token.is_empty() {
         return Err(AuthError::Malformed("empty bearer token"));
+    }
+    Ok(Some(token))
+}
+
+/// The token of a `DPoP` credential (RFC 9449 §7.1); `None` for another scheme.
+fn dpop_token(value: &str) -> Result<Option<&str>, AuthError> {
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("dpop") {
+        return Ok(None);
+    }
+    let token = rest.trim_matches(' ');
+    if token.is_empty() {
+        return Err(AuthError::Malformed("empty DPoP token"));
     }
     Ok(Some(token))
 }
@@ -228,19 +266,24 @@ fn query<'r>(uri: &'r Uri, name: &str) -> Result<Option<&'r str>, AuthError> {
 pub(crate) struct Located<'r> {
     pub(crate) token: &'r str,
     pub(crate) from_cookie: bool,
+    /// Sent with the `Authorization: DPoP` scheme.
+    pub(crate) dpop: bool,
 }
 
-/// The token from the first source that has one.
+/// The token from the first source that has one; with `dpop`, the
+/// `Bearer` source reads `Authorization: DPoP` too.
 pub(crate) fn find_token<'r>(
     sources: &[TokenSource],
     uri: &'r Uri,
     headers: &'r HeaderMap,
+    dpop: bool,
 ) -> Result<Option<Located<'r>>, AuthError> {
     for source in sources {
-        if let Some(token) = source.find(uri, headers)? {
+        if let Some((token, is_dpop)) = source.find(uri, headers, dpop)? {
             return Ok(Some(Located {
                 token,
                 from_cookie: matches!(source, TokenSource::Cookie(_)),
+                dpop: is_dpop,
             }));
         }
     }
@@ -269,7 +312,25 @@ mod tests {
     ) -> Result<Option<&'r str>, AuthError> {
         static URI: std::sync::OnceLock<Uri> = std::sync::OnceLock::new();
         let uri = URI.get_or_init(|| Uri::from_static("/"));
-        super::find_token(sources, uri, headers).map(|l| l.map(|l| l.token))
+        super::find_token(sources, uri, headers, false).map(|l| l.map(|l| l.token))
+    }
+
+    #[test]
+    fn dpop_scheme_only_when_asked() {
+        let h = headers(&[("authorization", "DPoP a.b.c")]);
+        let uri = Uri::from_static("/");
+        assert_eq!(find_token(&[TokenSource::Bearer], &h).unwrap(), None);
+        let found = super::find_token(&[TokenSource::Bearer], &uri, &h, true)
+            .unwrap()
+            .unwrap();
+        assert_eq!((found.token, found.dpop), ("a.b.c", true));
+        let h = headers(&[("authorization", "Bearer a.b.c")]);
+        let found = super::find_token(&[TokenSource::Bearer], &uri, &h, true)
+            .unwrap()
+            .unwrap();
+        assert_eq!((found.token, found.dpop), ("a.b.c", false));
+        let h = headers(&[("authorization", "dpop ")]);
+        assert!(super::find_token(&[TokenSource::Bearer], &uri, &h, true).is_err());
     }
 
     #[test]

@@ -17,6 +17,8 @@ mod cache;
 mod claims;
 mod clock;
 mod csrf;
+#[cfg(feature = "dpop")]
+mod dpop;
 mod error;
 mod extract;
 #[cfg(feature = "tonic")]
@@ -55,6 +57,11 @@ pub use cache::{CacheStats, TokenCache};
 pub use claims::{ClaimSource, Claims, JsonClaims, RegisteredClaims};
 pub use clock::{Clock, SystemClock};
 pub use csrf::CsrfPolicy;
+#[cfg(feature = "dpop")]
+pub use dpop::{
+    DEFAULT_NONCE_PERIOD, DEFAULT_PROOF_WINDOW, DEFAULT_REPLAY_CAPACITY, DpopMode, DpopPolicy,
+    DpopPolicyBuilder, MemoryReplayStore, ReplayFuture, ReplayStore,
+};
 pub use error::{AuthError, BuildError, ConfigError, ErrorKind, ShapeError};
 pub use extract::{FindToken, TokenSource};
 #[cfg(feature = "tonic")]

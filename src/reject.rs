@@ -30,6 +30,19 @@ pub struct Refusal<'a> {
     error: &'a AuthError,
     grpc: bool,
     headers: Option<&'a HeaderMap>,
+    extras: Option<&'a Extras>,
+}
+
+/// What the layer's challenges carry beyond `Bearer realm`: the DPoP
+/// challenge, whether `Bearer` is offered, `resource_metadata`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Extras {
+    /// `algs` of the `DPoP` challenge, when DPoP is accepted.
+    pub(crate) dpop_algs: Option<Box<str>>,
+    /// DPoP only: no `Bearer` challenge.
+    pub(crate) no_bearer: bool,
+    /// RFC 9728: the URL of the resource's metadata, on every 401.
+    pub(crate) resource_metadata: Option<Box<str>>,
 }
 
 impl<'a> Refusal<'a> {
@@ -39,7 +52,23 @@ impl<'a> Refusal<'a> {
             error,
             grpc: false,
             headers: None,
+            extras: None,
         }
+    }
+
+    /// The layer's challenge configuration (DPoP, resource metadata).
+    #[must_use]
+    pub(crate) fn extras(mut self, extras: Option<&'a Extras>) -> Self {
+        self.extras = extras;
+        self
+    }
+
+    /// The `WWW-Authenticate` value for this refusal with the layer's
+    /// configuration: the `Bearer` challenge, the `DPoP` one when the layer
+    /// accepts DPoP, `resource_metadata` on 401s when configured. For
+    /// rejections of the application's own making.
+    pub fn www_authenticate(&self, realm: &str) -> HeaderValue {
+        Challenge::header(&challenges(self, realm))
     }
 
     /// Marks the refused request as a genuine gRPC call (answer with a
@@ -202,12 +231,22 @@ impl DefaultRejection {
 
     /// Renders `error` as an HTTP response.
     pub fn http<B: Default>(&self, error: &AuthError) -> Response<B> {
+        self.http_for(&Refusal::new(error))
+    }
+
+    fn http_for<B: Default>(&self, refusal: &Refusal<'_>) -> Response<B> {
+        let error = refusal.error();
         let mut res = Response::new(B::default());
         *res.status_mut() = error.kind().http_status();
         let headers = res.headers_mut();
         if error.kind() != ErrorKind::Unavailable {
-            let bearer = Challenge::new("Bearer", &self.inner.realm).error(error);
-            headers.insert(WWW_AUTHENTICATE, Challenge::header(&[bearer]));
+            let value = Challenge::header(&challenges(refusal, &self.inner.realm));
+            headers.insert(WWW_AUTHENTICATE, value);
+            if let AuthError::UseDpopNonce(nonce) = error
+                && let Ok(nonce) = HeaderValue::from_str(nonce)
+            {
+                headers.insert("dpop-nonce", nonce);
+            }
         } else {
             headers.insert(RETRY_AFTER, HeaderValue::from(self.inner.retry_after));
         }
@@ -249,7 +288,7 @@ impl<B: Default> OnRejection<B> for DefaultRejection {
         let mut res = if self.inner.always_grpc || refusal.is_grpc() {
             self.grpc(refusal.error())
         } else {
-            self.http(refusal.error())
+            self.http_for(refusal)
         };
         if self.inner.unconfigured {
             res.extensions_mut()
@@ -263,6 +302,58 @@ impl<B: Default> OnRejection<B> for DefaultRejection {
 /// guards inside it answer in the gRPC form too.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct GrpcCall;
+
+/// Errors about the proof itself, answered in the `DPoP` challenge.
+fn dpop_error(error: &AuthError) -> bool {
+    matches!(
+        error,
+        AuthError::InvalidDpopProof(_)
+            | AuthError::DpopReplay
+            | AuthError::UseDpopNonce(_)
+            | AuthError::DpopKeyMismatch
+            | AuthError::DpopRequired
+    )
+}
+
+/// The challenges of a refusal: `Bearer` unless the layer is DPoP-only,
+/// `DPoP algs="…"` when it accepts DPoP; the error goes in the challenge
+/// of the scheme the client used (or the one the error is about), and
+/// every challenge of a 401 names the resource metadata when configured.
+fn challenges(refusal: &Refusal<'_>, realm: &str) -> Vec<Challenge> {
+    let error = refusal.error();
+    let default = Extras::default();
+    let extras = refusal.extras.unwrap_or(&default);
+    let used_dpop = refusal
+        .request_headers()
+        .and_then(|h| h.get(http::header::AUTHORIZATION))
+        .and_then(|v| v.as_bytes().get(..5))
+        .is_some_and(|s| s.eq_ignore_ascii_case(b"dpop "));
+    let mut out = Vec::with_capacity(2);
+    let dpop_gets_error =
+        extras.dpop_algs.is_some() && (extras.no_bearer || used_dpop || dpop_error(error));
+    if !extras.no_bearer {
+        let mut bearer = Challenge::new("Bearer", realm);
+        if !dpop_gets_error {
+            bearer = bearer.error(error);
+        }
+        out.push(bearer);
+    }
+    if let Some(algs) = &extras.dpop_algs {
+        let mut dpop = Challenge::new("DPoP", realm).param("algs", algs);
+        if dpop_gets_error {
+            dpop = dpop.error(error);
+        }
+        out.push(dpop);
+    }
+    if let Some(url) = &extras.resource_metadata
+        && error.kind() == ErrorKind::Unauthenticated
+    {
+        for c in &mut out {
+            c.params.push(("resource_metadata", sanitize(url)));
+        }
+    }
+    out
+}
 
 /// Whether refusals may take the gRPC form, as configured on the layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,8 +459,20 @@ impl Challenge {
                 .param("error", code)
                 .param("error_description", error.description());
         }
-        if let AuthError::InsufficientScope { required } = error {
-            self = self.param("scope", required);
+        match error {
+            AuthError::InsufficientScope { required } => self = self.param("scope", required),
+            AuthError::InsufficientUserAuthentication {
+                acr_values,
+                max_age,
+            } => {
+                if let Some(acr) = acr_values {
+                    self = self.param("acr_values", acr);
+                }
+                if let Some(age) = max_age {
+                    self = self.param("max_age", &age.to_string());
+                }
+            }
+            _ => {}
         }
         self
     }

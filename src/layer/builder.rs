@@ -10,7 +10,7 @@ use super::service::JwtAuth;
 use crate::claims::JsonClaims;
 use crate::csrf::CsrfPolicy;
 use crate::extract::TokenSource;
-use crate::reject::{DefaultRejection, GrpcMode};
+use crate::reject::{DefaultRejection, Extras, GrpcMode};
 use crate::verify::TokenVerifier;
 
 /// The default limit on a token's length: 16 KiB.
@@ -74,6 +74,10 @@ pub(super) struct Settings {
     pub(super) skip: Arc<[Box<str>]>,
     #[cfg(feature = "revocation")]
     pub(super) revocation: Option<crate::revoke::Revoker>,
+    #[cfg(feature = "dpop")]
+    pub(super) dpop: Option<crate::dpop::DpopPolicy>,
+    /// What challenges carry beyond `Bearer` (DPoP, `resource_metadata`).
+    pub(super) extras: Option<Arc<Extras>>,
 }
 
 impl Clone for Settings {
@@ -88,6 +92,9 @@ impl Clone for Settings {
             skip: Arc::clone(&self.skip),
             #[cfg(feature = "revocation")]
             revocation: self.revocation.clone(),
+            #[cfg(feature = "dpop")]
+            dpop: self.dpop.clone(),
+            extras: self.extras.clone(),
         }
     }
 }
@@ -170,6 +177,9 @@ impl JwtAuthLayer {
                 skip: Arc::from([]),
                 #[cfg(feature = "revocation")]
                 revocation: None,
+                #[cfg(feature = "dpop")]
+                dpop: None,
+                extras: None,
             }),
             rejection: DefaultRejection::default(),
             #[cfg(feature = "cache")]
@@ -298,6 +308,51 @@ impl<C, R> JwtAuthLayer<C, R> {
     pub fn skip_paths<S: Into<String>>(self, paths: impl IntoIterator<Item = S>) -> Self {
         let paths: Arc<[Box<str>]> = paths.into_iter().map(|p| p.into().into()).collect();
         self.edit(|s| s.skip = paths)
+    }
+
+    fn edit_extras(self, f: impl FnOnce(&mut Extras)) -> Self {
+        self.edit(|s| {
+            let mut extras = s.extras.as_deref().cloned().unwrap_or_default();
+            f(&mut extras);
+            s.extras = Some(Arc::new(extras));
+        })
+    }
+
+    /// Accepts DPoP-bound tokens (RFC 9449, feature `dpop`) as `policy`
+    /// says: `Authorization: DPoP <token>` with a `DPoP` proof, checked
+    /// after the token verified (and after the token cache) and before the
+    /// revocation store. A bound token (`cnf.jkt`) sent as `Bearer` is
+    /// refused. Refusals carry `WWW-Authenticate: DPoP algs="…"`, next to
+    /// the `Bearer` challenge unless the policy is
+    /// [`Required`](crate::DpopMode::Required).
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, DpopMode, DpopPolicy, JwtAuthLayer, Key, Verifier};
+    /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
+    /// let policy = DpopPolicy::builder(DpopMode::Allowed)
+    ///     .base_url("https://api.example.com")
+    ///     .build()?;
+    /// let layer = JwtAuthLayer::new(verifier).dpop(policy);
+    /// # let _ = layer;
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
+    #[cfg(feature = "dpop")]
+    pub fn dpop(self, policy: crate::dpop::DpopPolicy) -> Self {
+        use crate::dpop::DpopMode;
+        let algs = policy.algs_param();
+        let mode = policy.mode();
+        self.edit(|s| s.dpop = Some(policy)).edit_extras(|e| {
+            e.dpop_algs = (mode != DpopMode::BearerOnly).then(|| algs.into());
+            e.no_bearer = mode == DpopMode::Required;
+        })
+    }
+
+    /// Points every 401 answer to this resource's metadata document (RFC
+    /// 9728): `resource_metadata="<url>"` in each `WWW-Authenticate`
+    /// challenge. See [`ResourceMetadata::url`](crate::ResourceMetadata::url).
+    pub fn resource_metadata(self, url: impl Into<String>) -> Self {
+        let url: String = url.into();
+        self.edit_extras(|e| e.resource_metadata = Some(url.into()))
     }
 
     /// Lets requests without a token through, without claims. A token that

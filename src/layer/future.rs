@@ -8,7 +8,9 @@ use std::task::{Context, Poll};
 use http::Response;
 use pin_project_lite::pin_project;
 
-use crate::reject::{OnRejection, Refusal, Unrendered};
+use std::sync::Arc;
+
+use crate::reject::{Extras, OnRejection, Refusal, Unrendered};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -25,7 +27,7 @@ pin_project! {
     enum Kind<F, R, B, E> {
         /// Admitted: the inner service answers; a refusal made in there
         /// with the default rendering is rendered again by the layer.
-        Inner { #[pin] future: F, rejection: Option<R>, grpc: bool },
+        Inner { #[pin] future: F, rejection: Option<R>, grpc: bool, extras: Option<Arc<Extras>> },
         /// Refused by the layer.
         Rejected { response: Option<Response<B>> },
         /// Decided after I/O.
@@ -34,12 +36,13 @@ pin_project! {
 }
 
 impl<F, R, B, E> ResponseFuture<F, R, B, E> {
-    pub(super) fn inner(future: F, rejection: R, grpc: bool) -> Self {
+    pub(super) fn inner(future: F, rejection: R, grpc: bool, extras: Option<Arc<Extras>>) -> Self {
         ResponseFuture {
             kind: Kind::Inner {
                 future,
                 rejection: Some(rejection),
                 grpc,
+                extras,
             },
         }
     }
@@ -78,12 +81,13 @@ where
                 future,
                 rejection,
                 grpc,
+                extras,
             } => {
                 let res = std::task::ready!(future.poll(cx))?;
                 let rejection = rejection
                     .take()
                     .expect("ResponseFuture polled after completion");
-                Poll::Ready(Ok(rerender(&rejection, *grpc, res)))
+                Poll::Ready(Ok(rerender(&rejection, *grpc, extras.as_deref(), res)))
             }
             KindProj::Later { future } => future.as_mut().poll(cx),
             KindProj::Rejected { response } => Poll::Ready(Ok(response
@@ -105,10 +109,13 @@ pub(super) fn render<R: OnRejection<B>, B>(rejection: &R, refusal: &Refusal<'_>)
 pub(super) fn rerender<R: OnRejection<B>, B>(
     rejection: &R,
     grpc: bool,
+    extras: Option<&Extras>,
     res: Response<B>,
 ) -> Response<B> {
     match res.extensions().get::<Unrendered>() {
         None => res,
-        Some(Unrendered(error)) => render(rejection, &Refusal::new(error).grpc(grpc)),
+        Some(Unrendered(error)) => {
+            render(rejection, &Refusal::new(error).grpc(grpc).extras(extras))
+        }
     }
 }

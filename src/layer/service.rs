@@ -56,11 +56,45 @@ impl<S: fmt::Debug, C, R: fmt::Debug> fmt::Debug for JwtAuth<S, C, R> {
 enum Step<'r, C> {
     /// Decided: verified claims, anonymous (`None`), or a refusal.
     Done(Result<Option<Claims<C>>, AuthError>),
-    /// The verifier needs I/O (a key fetch, an introspection call).
-    Verify(&'r str),
-    /// Verified; the revocation store must be asked.
-    #[cfg(feature = "revocation")]
-    Revocation(Claims<C>),
+    /// The verifier needs I/O (a key fetch, an introspection call); the
+    /// token, and whether it came with the `DPoP` scheme.
+    Verify(&'r str, bool),
+    /// Verified and bound; the replay store or the revocation store must
+    /// be asked.
+    #[cfg(any(feature = "revocation", feature = "dpop"))]
+    Rest(Claims<C>, Replay),
+}
+
+/// A DPoP replay check still to make.
+#[cfg(feature = "dpop")]
+type Replay = Option<crate::dpop::PendingReplay>;
+#[cfg(not(feature = "dpop"))]
+type Replay = ();
+
+/// What the binding checks read from the request, owned for the slow path.
+struct Presented {
+    #[cfg(feature = "dpop")]
+    parts: Option<(http::Method, http::Uri, http::HeaderMap)>,
+}
+
+impl Presented {
+    fn of<B>(settings: &super::builder::Settings, req: &Request<B>) -> Self {
+        #[cfg(feature = "dpop")]
+        return Presented {
+            parts: settings.dpop.as_ref().map(|_| {
+                (
+                    req.method().clone(),
+                    req.uri().clone(),
+                    req.headers().clone(),
+                )
+            }),
+        };
+        #[cfg(not(feature = "dpop"))]
+        {
+            let _ = (settings, req);
+            Presented {}
+        }
+    }
 }
 
 /// The pipeline, in order.
@@ -68,25 +102,26 @@ impl<C, R> JwtAuthLayer<C, R>
 where
     C: DeserializeOwned + Send + Sync + 'static,
 {
-    /// Find the token → token cache → verify → revocation, as far as each
-    /// step can answer without waiting.
+    /// Find the token → token cache → verify → binding checks (DPoP) →
+    /// revocation, as far as each step can answer without waiting.
     fn decide<'r, B>(&self, req: &'r Request<B>) -> Step<'r, C> {
         let s = &*self.settings;
         // 1. Find the token; a cookie token on an unsafe method must come
         //    from this site.
-        let token = match find_token(&s.sources, req.uri(), req.headers()) {
+        let found = match find_token(&s.sources, req.uri(), req.headers(), self.accepts_dpop()) {
             Ok(Some(found)) => {
                 if found.from_cookie
                     && let Err(e) = s.csrf.check(req.method(), req.headers())
                 {
                     return Step::Done(Err(e));
                 }
-                found.token
+                found
             }
             Ok(None) if s.optional => return Step::Done(Ok(None)),
             Ok(None) => return Step::Done(Err(AuthError::MissingToken)),
             Err(e) => return Step::Done(Err(e)),
         };
+        let (token, dpop) = (found.token, found.dpop);
         if token.len() > s.max_token_len {
             return Step::Done(Err(AuthError::TokenTooLarge {
                 len: token.len(),
@@ -100,27 +135,107 @@ where
             .and_then(|store| store.get(token, &*s.verifier))
         {
             observe::cache_hit(&Span::current());
-            return self.revocation_now(claims);
+            return self.bound_now(req, token, dpop, claims);
         }
         // 3. Verify.
         let claims = match s.verifier.verify_now(token) {
-            None => return Step::Verify(token),
+            None => return Step::Verify(token, dpop),
             Some(verified) => verified.and_then(|v| self.keep(token, &v)),
         };
-        // 4. Revocation.
         match claims {
-            Ok(claims) => self.revocation_now(claims),
+            Ok(claims) => self.bound_now(req, token, dpop, claims),
             Err(e) => Step::Done(Err(e)),
         }
     }
 
+    /// Whether `Authorization: DPoP` is read.
+    fn accepts_dpop(&self) -> bool {
+        #[cfg(feature = "dpop")]
+        return self
+            .settings
+            .dpop
+            .as_ref()
+            .is_some_and(|p| p.mode() != crate::dpop::DpopMode::BearerOnly);
+        #[cfg(not(feature = "dpop"))]
+        false
+    }
+
+    /// 4. The binding checks (DPoP), then 5. revocation, as far as they
+    /// can answer without waiting.
+    fn bound_now<'r, B>(
+        &self,
+        req: &Request<B>,
+        token: &str,
+        dpop: bool,
+        claims: Claims<C>,
+    ) -> Step<'r, C> {
+        #[cfg(feature = "dpop")]
+        let replay =
+            match self.binding(req.method(), req.uri(), req.headers(), token, dpop, &claims) {
+                Err(e) => return Step::Done(Err(e)),
+                Ok(None) => None,
+                Ok(Some(pending)) => match pending.now() {
+                    Some(Ok(())) => None,
+                    Some(Err(e)) => return Step::Done(Err(e)),
+                    None => Some(pending),
+                },
+            };
+        #[cfg(not(feature = "dpop"))]
+        let replay = {
+            let _ = (req, token, dpop);
+        };
+        self.revocation_now(claims, replay)
+    }
+
+    /// The DPoP checks of a verified token, up to the replay store.
+    #[cfg(feature = "dpop")]
+    fn binding(
+        &self,
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+        token: &str,
+        dpop: bool,
+        claims: &Claims<C>,
+    ) -> Result<Option<crate::dpop::PendingReplay>, AuthError> {
+        let s = &*self.settings;
+        let Some(policy) = &s.dpop else {
+            return Ok(None);
+        };
+        let now = s.verifier.now()?;
+        crate::dpop::check(
+            policy,
+            dpop,
+            token,
+            claims.token().json(),
+            method,
+            uri,
+            headers,
+            now,
+        )
+    }
+
     /// The same steps from the verifier on, waiting for I/O as needed.
-    async fn finish(&self, token: String) -> Result<Option<Claims<C>>, AuthError> {
+    async fn finish(
+        &self,
+        token: String,
+        dpop: bool,
+        presented: Presented,
+    ) -> Result<Option<Claims<C>>, AuthError> {
         let s = &*self.settings;
         // 3. Verify, with I/O.
         let verified = s.verifier.verify_later(&token).await?;
         let claims = self.keep(&token, &verified)?;
-        // 4. Revocation.
+        // 4. Binding checks.
+        #[cfg(feature = "dpop")]
+        if let Some((method, uri, headers)) = &presented.parts
+            && let Some(pending) = self.binding(method, uri, headers, &token, dpop, &claims)?
+        {
+            pending.check().await?;
+        }
+        #[cfg(not(feature = "dpop"))]
+        let _ = (dpop, presented);
+        // 5. Revocation.
         #[cfg(feature = "revocation")]
         if let Some(revoker) = &s.revocation {
             revoker.check(claims.token()).await?;
@@ -140,16 +255,22 @@ where
         Ok(claims)
     }
 
-    /// The revocation step, if it can answer without I/O.
-    fn revocation_now<'r>(&self, claims: Claims<C>) -> Step<'r, C> {
+    /// The rest (a pending replay check, then revocation), if it can
+    /// answer without I/O.
+    fn revocation_now<'r>(&self, claims: Claims<C>, replay: Replay) -> Step<'r, C> {
+        #[cfg(feature = "dpop")]
+        if replay.is_some() {
+            return Step::Rest(claims, replay);
+        }
         #[cfg(feature = "revocation")]
         if let Some(revoker) = &self.settings.revocation {
             return match revoker.check_now(claims.token()) {
                 Some(Ok(())) => Step::Done(Ok(Some(claims))),
                 Some(Err(error)) => Step::Done(Err(error)),
-                None => Step::Revocation(claims),
+                None => Step::Rest(claims, replay),
             };
         }
+        let _ = replay;
         Step::Done(Ok(Some(claims)))
     }
 }
@@ -183,6 +304,7 @@ where
                 self.inner.call(req),
                 self.layer.rejection.clone(),
                 false,
+                None,
             );
         }
         // Whether a refusal may take the gRPC form: the layer's
@@ -193,19 +315,29 @@ where
         }
         let span = observe::span();
         let started = observe::start();
+        let settings = &*self.layer.settings;
         let outcome = match span.in_scope(|| self.layer.decide(&req)) {
             Step::Done(outcome) => outcome,
-            Step::Verify(token) => {
+            Step::Verify(token, dpop) => {
                 // Slow path: the verifier needs I/O.
                 let token = token.to_owned();
+                let presented = Presented::of(settings, &req);
                 let layer = self.layer.clone();
-                let rest = async move { layer.finish(token).await };
+                let rest = async move { layer.finish(token, dpop, presented).await };
                 return self.later(req, span, started, grpc, rest);
             }
-            #[cfg(feature = "revocation")]
-            Step::Revocation(claims) => {
+            #[cfg(any(feature = "revocation", feature = "dpop"))]
+            Step::Rest(claims, replay) => {
+                #[cfg(feature = "revocation")]
                 let revoker = self.layer.settings.revocation.clone();
                 let rest = async move {
+                    #[cfg(feature = "dpop")]
+                    if let Some(pending) = replay {
+                        pending.check().await?;
+                    }
+                    #[cfg(not(feature = "dpop"))]
+                    let _ = replay;
+                    #[cfg(feature = "revocation")]
                     if let Some(revoker) = revoker {
                         revoker.check(claims.token()).await?;
                     }
@@ -219,10 +351,18 @@ where
         match outcome {
             Ok(claims) => {
                 admit(&mut req, claims);
-                ResponseFuture::inner(self.inner.call(req), self.layer.rejection.clone(), grpc)
+                ResponseFuture::inner(
+                    self.inner.call(req),
+                    self.layer.rejection.clone(),
+                    grpc,
+                    self.layer.settings.extras.clone(),
+                )
             }
             Err(error) => {
-                let refusal = Refusal::new(&error).grpc(grpc).headers(req.headers());
+                let refusal = Refusal::new(&error)
+                    .grpc(grpc)
+                    .headers(req.headers())
+                    .extras(self.layer.settings.extras.as_deref());
                 ResponseFuture::rejected(render(&self.layer.rejection, &refusal))
             }
         }
@@ -250,6 +390,7 @@ impl<S, C, R> JwtAuth<S, C, R> {
         ResBody: Default + Send + 'static,
     {
         let rejection = self.layer.rejection.clone();
+        let extras = self.layer.settings.extras.clone();
         // The inner service that was made ready goes with the request; a
         // clone takes its place.
         let clone = self.inner.clone();
@@ -261,11 +402,19 @@ impl<S, C, R> JwtAuth<S, C, R> {
                 Ok(claims) => {
                     admit(&mut req, claims);
                     let res = inner.call(req).await?;
-                    Ok(super::future::rerender(&rejection, grpc, res))
+                    Ok(super::future::rerender(
+                        &rejection,
+                        grpc,
+                        extras.as_deref(),
+                        res,
+                    ))
                 }
                 Err(error) => Ok(render(
                     &rejection,
-                    &Refusal::new(&error).grpc(grpc).headers(req.headers()),
+                    &Refusal::new(&error)
+                        .grpc(grpc)
+                        .headers(req.headers())
+                        .extras(extras.as_deref()),
                 )),
             }
         };
