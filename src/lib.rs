@@ -26,6 +26,7 @@ mod grpc;
 mod guard;
 mod key;
 mod layer;
+mod metadata;
 mod observe;
 mod path;
 mod reject;
@@ -66,7 +67,7 @@ pub use error::{AuthError, BuildError, ConfigError, ErrorKind, ShapeError};
 pub use extract::{FindToken, TokenSource};
 #[cfg(feature = "tonic")]
 pub use grpc::GrpcClaims;
-pub use guard::{Guard, GuardFuture, RequireClaims, RequireRole, RequireScope};
+pub use guard::{Guard, GuardFuture, RequireClaims, RequireRole, RequireScope, RequireStepUp};
 #[cfg(feature = "introspection")]
 pub use introspect::{
     ClientAuth, DEFAULT_INTROSPECTION_TTL, DEFAULT_NEGATIVE_TTL, Introspector, IntrospectorBuilder,
@@ -81,6 +82,7 @@ pub use jwks::{
 };
 pub use key::Key;
 pub use layer::{DEFAULT_MAX_TOKEN_LEN, JwtAuth, JwtAuthLayer, ResponseFuture};
+pub use metadata::{ResourceMetadata, ResourceMetadataBuilder};
 pub use reject::{DefaultRejection, OnRejection, Refusal};
 #[cfg(feature = "revocation")]
 pub use revoke::{

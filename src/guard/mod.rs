@@ -14,8 +14,10 @@ use crate::error::AuthError;
 use crate::reject::DefaultRejection;
 
 mod service;
+mod step_up;
 
 pub use service::{Guard, GuardFuture};
+pub use step_up::RequireStepUp;
 
 /// A set of wanted values (roles or scopes), where to look for them, and
 /// whether any or all of them are needed.
