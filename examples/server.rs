@@ -16,6 +16,8 @@
 //! | `JWT_INTROSPECTION_URL` | opaque tokens: the token introspection endpoint (RFC 7662), used instead of keys; needs the two below and `JWT_AUDIENCE`, checks `iss` when `JWT_ISSUER` is set | unset |
 //! | `JWT_CLIENT_ID` | this server's client id at the introspection endpoint (`client_secret_basic`) | unset |
 //! | `JWT_CLIENT_SECRET` | its client secret | unset |
+//! | `JWT_RESOURCE` | the resource identifier (RFC 9728), also the DPoP `htu` base | `http://{BIND}` (the bound address) |
+//! | `JWT_DPOP_NONCE` | `1`: DPoP proofs must carry a server nonce | off |
 //! | `BIND` | listen address (`127.0.0.1:0`: any free port) | `127.0.0.1:3000` |
 //!
 //! Routes:
@@ -28,6 +30,13 @@
 //! | `GET /admin` | role `admin` in `roles` or Keycloak's `realm_access.roles`, else 403 |
 //! | `GET /write` | scope `write` in `scope` or `scp`, else 403 `insufficient_scope` |
 //! | `GET /maybe` | optional: `{"sub": null}` without a token, the `sub` with a valid one, 401 with a bad one |
+//! | `GET /.well-known/oauth-protected-resource{path of JWT_RESOURCE}` | the RFC 9728 metadata, listing `JWT_ISSUER` (or the built-in issuer) |
+//! | any other path, any method (`POST /mcp`) | protected like `/me`: the claims as JSON for a valid token, 401 otherwise |
+//!
+//! Every protected route accepts `Authorization: Bearer` and
+//! `Authorization: DPoP` with a proof (RFC 9449; a DPoP-bound token as
+//! `Bearer` is refused), and every 401 carries
+//! `resource_metadata="<url of the metadata>"`.
 //!
 //! When ready it prints a line `listening on <address>`. Without
 //! `JWT_ISSUER` it first prints ready-to-use tokens and curl lines.
@@ -35,14 +44,16 @@
 use std::error::Error;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::handler::Handler;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use http::{StatusCode, header};
 use serde_json::{Value, json};
 use tower_jwt_auth::{
-    Algorithm, AuthError, ClaimSource, Claims, Introspector, Issuer, JwksCache, JwtAuthLayer,
-    RequireRole, RequireScope, TokenCache, TokenSource, TokenVerifier, Verifier,
+    Algorithm, AuthError, ClaimSource, Claims, DpopMode, DpopPolicy, Introspector, Issuer,
+    JwksCache, JwtAuthLayer, RequireRole, RequireScope, ResourceMetadata, TokenCache, TokenSource,
+    TokenVerifier, Verifier,
 };
 
 fn env(name: &str) -> Option<String> {
@@ -90,11 +101,20 @@ async fn maybe(claims: Option<Claims>) -> Json<Value> {
 }
 
 /// The app, given a verifier and the cookie name; `cache` feeds `/ready`
-/// (none with introspection: always ready).
-fn app(verifier: impl TokenVerifier, cookie: &str, cache: Option<JwksCache>) -> Router {
+/// (none with introspection: always ready); `metadata` is served and named
+/// in 401s; `dpop` is the DPoP policy.
+fn app(
+    verifier: impl TokenVerifier,
+    cookie: &str,
+    cache: Option<JwksCache>,
+    metadata: ResourceMetadata,
+    dpop: DpopPolicy,
+) -> Router {
     let mut auth = JwtAuthLayer::new(verifier)
         .sources([TokenSource::Bearer, TokenSource::cookie(cookie)])
-        .realm("tower-jwt-auth");
+        .realm("tower-jwt-auth")
+        .dpop(dpop)
+        .resource_metadata(metadata.url());
     if env("JWT_TOKEN_CACHE").is_some_and(|v| v != "0") {
         auth = auth.cache(TokenCache::new());
     }
@@ -117,7 +137,7 @@ fn app(verifier: impl TokenVerifier, cookie: &str, cache: Option<JwksCache>) -> 
         .route_layer(auth.clone());
     let optional = Router::new()
         .route("/maybe", get(maybe))
-        .route_layer(auth.optional());
+        .route_layer(auth.clone().optional());
     let ready = move || {
         let status = cache.as_ref().map(JwksCache::status);
         async move {
@@ -141,8 +161,11 @@ fn app(verifier: impl TokenVerifier, cookie: &str, cache: Option<JwksCache>) -> 
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
+        .route_service(metadata.path(), metadata.clone())
         .merge(protected)
         .merge(optional)
+        // Every other path, any method: protected like /me.
+        .fallback(me.layer(auth))
 }
 
 #[tokio::main]
@@ -179,8 +202,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
             eprintln!("warning: the introspection endpoint cannot be used yet: {why}");
         }
         let listener = tokio::net::TcpListener::bind(&bind).await?;
-        println!("listening on {}", listener.local_addr()?);
-        axum::serve(listener, app(introspector, &cookie, None)).await?;
+        let addr = listener.local_addr()?;
+        println!("listening on {addr}");
+        let (metadata, dpop) = resource(addr, env("JWT_ISSUER"))?;
+        axum::serve(listener, app(introspector, &cookie, None, metadata, dpop)).await?;
         return Ok(());
     }
 
@@ -235,8 +260,58 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     println!("listening on {addr}");
 
-    axum::serve(listener, app(verifier, &cookie, Some(cache))).await?;
+    let (metadata, dpop) = resource(addr, issuer_url)?;
+    axum::serve(
+        listener,
+        app(verifier, &cookie, Some(cache), metadata, dpop),
+    )
+    .await?;
     Ok(())
+}
+
+/// RFC 9728: the resource identifier (`JWT_RESOURCE`, default the bound
+/// address), its metadata listing `issuer`, and the DPoP policy whose
+/// `htu`s name the resource's origin (`JWT_DPOP_NONCE=1`: with nonces).
+fn resource(
+    addr: std::net::SocketAddr,
+    issuer: Option<String>,
+) -> Result<(ResourceMetadata, DpopPolicy), Box<dyn Error>> {
+    let resource = env("JWT_RESOURCE").unwrap_or_else(|| format!("http://{addr}"));
+    let metadata = ResourceMetadata::builder(&resource)
+        .authorization_servers(issuer)
+        .dpop_algorithms(dpop_algorithms())
+        .build()?;
+    let mut dpop = DpopPolicy::builder(DpopMode::Allowed)
+        .base_url(origin(&resource))
+        .algorithms(dpop_algorithms());
+    if env("JWT_DPOP_NONCE").is_some_and(|v| v != "0") {
+        let mut secret = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut secret).map_err(|_| "no randomness for the nonce secret")?;
+        dpop = dpop.nonce(secret, tower_jwt_auth::DEFAULT_NONCE_PERIOD);
+    }
+    Ok((metadata, dpop.build()?))
+}
+
+/// The proof algorithms this server accepts.
+fn dpop_algorithms() -> [Algorithm; 4] {
+    [
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+        Algorithm::PS256,
+    ]
+}
+
+/// `scheme://authority` of a URL: the base of DPoP `htu`s (paths are the
+/// request paths this server sees).
+fn origin(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split('/').next().unwrap_or(rest);
+            format!("{scheme}://{authority}")
+        }
+        None => url.to_owned(),
+    }
 }
 
 fn print_demo(issuer: &Issuer, audience: &str, cookie: &str, addr: std::net::SocketAddr) {

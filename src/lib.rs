@@ -105,7 +105,8 @@ pub use verify::{
     feature = "jwks",
     feature = "cache",
     feature = "redis",
-    feature = "introspection"
+    feature = "introspection",
+    feature = "dpop"
 ))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

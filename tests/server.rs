@@ -28,6 +28,8 @@ impl Server {
                 "JWT_COOKIE",
                 "JWT_ALGORITHMS",
                 "JWT_TOKEN_CACHE",
+                "JWT_RESOURCE",
+                "JWT_DPOP_NONCE",
             ] {
                 cmd.env_remove(var);
             }
@@ -110,7 +112,15 @@ async fn builtin_issuer_demo_end_to_end() {
     assert_eq!(a.body["aud"], "demo-api");
     let a = get(&server, "/me", &[]).await;
     assert_eq!(a.status, 401);
-    assert_eq!(a.challenge, r#"Bearer realm="tower-jwt-auth""#);
+    // Bearer first, with no error code; DPoP is offered too, and both
+    // point to the resource metadata (issue 18's contract extension).
+    assert!(
+        a.challenge
+            .starts_with(r#"Bearer realm="tower-jwt-auth", resource_metadata=""#)
+            && !a.challenge.contains("error="),
+        "{}",
+        a.challenge
+    );
     let mut forged = user.clone();
     forged.truncate(forged.len() - 4);
     forged.push_str("AAAA");
@@ -314,4 +324,215 @@ async fn a_direct_jwks_url() {
             .status,
         401
     );
+}
+
+/// A client's DPoP key and proofs (RFC 9449), signed here with aws-lc.
+struct DpopClient {
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
+}
+
+impl DpopClient {
+    fn new() -> Self {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        DpopClient {
+            pair: EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap(),
+        }
+    }
+
+    fn b64(bytes: impl AsRef<[u8]>) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn jwk(&self) -> Value {
+        use aws_lc_rs::signature::KeyPair;
+        let p = self.pair.public_key().as_ref();
+        json!({"kty": "EC", "crv": "P-256", "x": Self::b64(&p[1..33]), "y": Self::b64(&p[33..65])})
+    }
+
+    fn jkt(&self) -> String {
+        let j = self.jwk();
+        let canonical = format!(
+            r#"{{"crv":"P-256","kty":"EC","x":{},"y":{}}}"#,
+            j["x"], j["y"]
+        );
+        Self::b64(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            canonical.as_bytes(),
+        ))
+    }
+
+    fn proof(&self, method: &str, url: &str, token: &str, jti: &str) -> String {
+        self.proof_with_nonce(method, url, token, jti, None)
+    }
+
+    fn proof_with_nonce(
+        &self,
+        method: &str,
+        url: &str,
+        token: &str,
+        jti: &str,
+        nonce: Option<&str>,
+    ) -> String {
+        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk()});
+        let ath = Self::b64(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            token.as_bytes(),
+        ));
+        let mut payload = json!({"jti": jti, "htm": method, "htu": url, "iat": now(), "ath": ath});
+        if let Some(n) = nonce {
+            payload["nonce"] = json!(n);
+        }
+        let input = format!(
+            "{}.{}",
+            Self::b64(header.to_string()),
+            Self::b64(payload.to_string())
+        );
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let sig = self.pair.sign(&rng, input.as_bytes()).unwrap();
+        format!("{input}.{}", Self::b64(sig))
+    }
+}
+
+async fn send(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let mut req = reqwest::Client::new().request(method, format!("{}{path}", server.base));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = res.text().await.unwrap();
+    Answer {
+        status,
+        challenge,
+        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_metadata_dpop_and_every_other_path_protected() {
+    let idp = Issuer::start().await.unwrap();
+    let url = idp.url();
+    let server = Server::start(&[("JWT_ISSUER", &url), ("JWT_AUDIENCE", "orders")]).await;
+    let base = server.base.clone();
+    let mint = |extra: Value| {
+        let mut c = json!({"iss": url, "sub": "agent", "aud": "orders",
+                           "exp": now() + 600, "iat": now()});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        idp.mint(&c)
+    };
+
+    // RFC 9728: the document at the root resource's well-known location.
+    let a = get(&server, "/.well-known/oauth-protected-resource", &[]).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body["resource"], json!(base));
+    assert_eq!(a.body["authorization_servers"], json!([url]));
+    assert!(a.body["dpop_signing_alg_values_supported"].is_array());
+    // Every 401 points to it, and offers DPoP next to Bearer.
+    let pointer = format!(r#"resource_metadata="{base}/.well-known/oauth-protected-resource""#);
+    for path in ["/me", "/admin", "/mcp", "/anything/else"] {
+        let a = get(&server, path, &[]).await;
+        assert_eq!(a.status, 401, "{path}");
+        assert!(a.challenge.contains(&pointer), "{path}: {}", a.challenge);
+        assert!(
+            a.challenge.contains("DPoP realm"),
+            "{path}: {}",
+            a.challenge
+        );
+    }
+
+    // Any other path, any method: protected like /me.
+    let plain = mint(json!({}));
+    let h = bearer(&plain);
+    let a = send(&server, reqwest::Method::POST, "/mcp", &[(h[0].0, &h[0].1)]).await;
+    assert_eq!((a.status, &a.body["sub"]), (200, &json!("agent")));
+    let a = send(&server, reqwest::Method::POST, "/mcp", &[]).await;
+    assert_eq!(a.status, 401);
+    assert_eq!(get(&server, "/health", &[]).await.status, 200);
+
+    // DPoP: a bound token with fresh proofs is accepted, as Bearer refused,
+    // a replayed proof refused.
+    let client = DpopClient::new();
+    let bound = mint(json!({"cnf": {"jkt": client.jkt()}}));
+    let auth = format!("DPoP {bound}");
+    let p1 = client.proof("GET", &format!("{base}/me"), &bound, "p1");
+    let a = get(&server, "/me", &[("authorization", &auth), ("dpop", &p1)]).await;
+    assert_eq!(
+        (a.status, &a.body["sub"]),
+        (200, &json!("agent")),
+        "{}",
+        a.challenge
+    );
+    let p2 = client.proof("POST", &format!("{base}/mcp"), &bound, "p2");
+    let a = send(
+        &server,
+        reqwest::Method::POST,
+        "/mcp",
+        &[("authorization", &auth), ("dpop", &p2)],
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.challenge);
+    let a = get(&server, "/me", &[("authorization", &auth), ("dpop", &p1)]).await;
+    assert_eq!(a.status, 401);
+    assert!(
+        a.challenge.contains("invalid_dpop_proof"),
+        "{}",
+        a.challenge
+    );
+    let a = with(&server, "/me", &bound).await;
+    assert_eq!(a.status, 401);
+    assert!(a.challenge.contains("invalid_token"), "{}", a.challenge);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dpop_nonces_when_asked_for() {
+    let idp = Issuer::start().await.unwrap();
+    let url = idp.url();
+    let server = Server::start(&[
+        ("JWT_ISSUER", &url),
+        ("JWT_AUDIENCE", "orders"),
+        ("JWT_DPOP_NONCE", "1"),
+        ("JWT_RESOURCE", "https://api.example.com/mcp"),
+    ])
+    .await;
+    let client = DpopClient::new();
+    let bound = idp.mint(&json!({"iss": url, "sub": "agent", "aud": "orders",
+        "exp": now() + 600, "iat": now(), "cnf": {"jkt": client.jkt()}}));
+    // The metadata follows JWT_RESOURCE, and htu names its origin.
+    let a = get(&server, "/.well-known/oauth-protected-resource/mcp", &[]).await;
+    assert_eq!(a.body["resource"], "https://api.example.com/mcp");
+    let auth = format!("DPoP {bound}");
+    let p = client.proof("GET", "https://api.example.com/me", &bound, "n1");
+    let res = reqwest::Client::new()
+        .get(format!("{}/me", server.base))
+        .header("authorization", &auth)
+        .header("dpop", &p)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let challenge = res.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("use_dpop_nonce"), "{challenge}");
+    let nonce = res.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+    let p = client.proof_with_nonce(
+        "GET",
+        "https://api.example.com/me",
+        &bound,
+        "n2",
+        Some(&nonce),
+    );
+    let a = get(&server, "/me", &[("authorization", &auth), ("dpop", &p)]).await;
+    assert_eq!(a.status, 200, "{}", a.challenge);
 }

@@ -313,9 +313,7 @@ pub(crate) fn check(
     dpop_scheme: bool,
     token: &str,
     payload: &str,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
+    (method, uri, headers): (&Method, &Uri, &HeaderMap),
     now: f64,
 ) -> Result<Option<PendingReplay>, AuthError> {
     let p = &*policy.inner;

@@ -160,8 +160,8 @@ where
         false
     }
 
-    /// 4. The binding checks (DPoP), then 5. revocation, as far as they
-    /// can answer without waiting.
+    /// The binding checks (DPoP, step 4), then revocation (step 5), as far
+    /// as they can answer without waiting.
     fn bound_now<'r, B>(
         &self,
         req: &Request<B>,
@@ -208,9 +208,7 @@ where
             dpop,
             token,
             claims.token().json(),
-            method,
-            uri,
-            headers,
+            (method, uri, headers),
             now,
         )
     }
