@@ -61,8 +61,8 @@ pub enum TokenSource {
     /// case-insensitively (RFC 7235). A request with two `Authorization`
     /// headers is refused with 400 `invalid_request`. Another scheme (for
     /// example `Basic`) counts as no token here. On a layer configured for
-    /// DPoP (see [`JwtAuthLayer::dpop`](crate::JwtAuthLayer::dpop), feature
-    /// `dpop`), `Authorization: DPoP <token>` is read here too.
+    /// DPoP (`JwtAuthLayer::dpop`, feature `dpop`), `Authorization: DPoP
+    /// <token>` is read here too.
     Bearer,
     /// A cookie with this name (for browser apps that keep the token in an
     /// `HttpOnly` cookie). When the name repeats with different values (a
