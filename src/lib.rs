@@ -58,6 +58,8 @@ pub use cache::{CacheStats, TokenCache};
 pub use claims::{ClaimSource, Claims, JsonClaims, RegisteredClaims};
 pub use clock::{Clock, SystemClock};
 pub use csrf::CsrfPolicy;
+#[cfg(all(feature = "dpop", feature = "redis"))]
+pub use dpop::RedisReplayStore;
 #[cfg(feature = "dpop")]
 pub use dpop::{
     DEFAULT_NONCE_PERIOD, DEFAULT_PROOF_WINDOW, DEFAULT_REPLAY_CAPACITY, DpopMode, DpopPolicy,

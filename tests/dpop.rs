@@ -458,3 +458,47 @@ fn policies_refuse_unsafe_settings() {
             .is_err()
     );
 }
+
+/// A verifier that always takes the slow path (as a key fetch would).
+#[derive(Debug)]
+struct Later(Verifier);
+
+impl tower_jwt_auth::TokenVerifier for Later {
+    fn verify_now(
+        &self,
+        _token: &str,
+    ) -> Option<Result<tower_jwt_auth::Verified, tower_jwt_auth::AuthError>> {
+        None
+    }
+
+    fn verify_later<'a>(&'a self, token: &'a str) -> tower_jwt_auth::VerifyFuture<'a> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            self.0.verify_now(token).expect("static keys answer now")
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_binding_checks_run_after_a_verification_that_waited() {
+    let verifier = Verifier::builder()
+        .key(verify_key(Algorithm::ES256))
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/me", get(|| async { "ok" }))
+        .route_layer(
+            JwtAuthLayer::new(Later(verifier)).dpop(policy(DpopMode::Allowed).build().unwrap()),
+        );
+    let key = ClientKey::new();
+    let token = bound_token(&key);
+    let p = proof(&key, "GET", "/me", &token);
+    assert_eq!(get_me(&app, &token, &p).await.status, 200);
+    refused_proof(&get_me(&app, &token, &p).await, "replay, slow path");
+    let bad = proof_with(&key, &token, |_, p| p["htm"] = json!("POST"));
+    refused_proof(&get_me(&app, &token, &bad).await, "htm, slow path");
+    let a = send(&app, "GET", "/me", &format!("Bearer {token}"), &[]).await;
+    assert_eq!(a.status, 401, "downgrade, slow path");
+}

@@ -12,6 +12,8 @@
 
 mod nonce;
 mod proof;
+#[cfg(feature = "redis")]
+mod redis;
 mod replay;
 
 use std::fmt;
@@ -25,6 +27,8 @@ use crate::algorithm::{Algorithm, Family};
 use crate::claims::Text;
 use crate::error::{AuthError, BuildError};
 
+#[cfg(feature = "redis")]
+pub use self::redis::RedisReplayStore;
 pub use replay::{DEFAULT_REPLAY_CAPACITY, MemoryReplayStore, ReplayFuture, ReplayStore};
 
 /// The default `iat` window: a proof 5 minutes old or 5 minutes ahead is refused.
