@@ -63,7 +63,7 @@ pub use dpop::RedisReplayStore;
 #[cfg(feature = "dpop")]
 pub use dpop::{
     DEFAULT_NONCE_PERIOD, DEFAULT_PROOF_WINDOW, DEFAULT_REPLAY_CAPACITY, DpopMode, DpopPolicy,
-    DpopPolicyBuilder, MemoryReplayStore, ReplayFuture, ReplayStore,
+    DpopPolicyBuilder, MAX_PROOF_WINDOW, MemoryReplayStore, ReplayFuture, ReplayStore,
 };
 pub use error::{AuthError, BuildError, ConfigError, ErrorKind, ShapeError};
 pub use extract::{FindToken, TokenSource};

@@ -502,3 +502,33 @@ async fn the_binding_checks_run_after_a_verification_that_waited() {
     let a = send(&app, "GET", "/me", &format!("Bearer {token}"), &[]).await;
     assert_eq!(a.status, 401, "downgrade, slow path");
 }
+
+#[test]
+fn duration_max_in_every_dpop_setting_is_an_error_or_clamped_never_a_panic() {
+    assert!(
+        policy(DpopMode::Allowed)
+            .window(Duration::MAX)
+            .build()
+            .is_err()
+    );
+    assert!(
+        policy(DpopMode::Allowed)
+            .window(Duration::from_secs(3600))
+            .build()
+            .is_ok()
+    );
+    assert!(
+        policy(DpopMode::Allowed)
+            .nonce([1u8; 32], Duration::MAX)
+            .build()
+            .is_ok()
+    );
+    let store = tower_jwt_auth::MemoryReplayStore::new(10, Duration::MAX);
+    assert!(
+        policy(DpopMode::Allowed)
+            .replay_store(store)
+            .build()
+            .is_ok()
+    );
+    let _ = tower_jwt_auth::RequireStepUp::recent(Duration::MAX).max_age(Duration::MAX);
+}

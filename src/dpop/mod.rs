@@ -33,6 +33,8 @@ pub use replay::{DEFAULT_REPLAY_CAPACITY, MemoryReplayStore, ReplayFuture, Repla
 
 /// The default `iat` window: a proof 5 minutes old or 5 minutes ahead is refused.
 pub const DEFAULT_PROOF_WINDOW: Duration = Duration::from_secs(300);
+/// The longest `iat` window a policy accepts: one hour.
+pub const MAX_PROOF_WINDOW: Duration = Duration::from_secs(3600);
 /// The default nonce rotation period (with [`DpopPolicyBuilder::nonce`]).
 pub const DEFAULT_NONCE_PERIOD: Duration = Duration::from_secs(300);
 
@@ -173,7 +175,7 @@ impl DpopPolicyBuilder {
     }
 
     /// How far a proof's `iat` may be from now, either way (default
-    /// [`DEFAULT_PROOF_WINDOW`], 5 minutes).
+    /// [`DEFAULT_PROOF_WINDOW`], 5 minutes; at most [`MAX_PROOF_WINDOW`]).
     #[must_use]
     pub fn window(mut self, window: Duration) -> Self {
         self.window = window;
@@ -212,7 +214,8 @@ impl DpopPolicyBuilder {
     /// # Errors
     /// [`BuildError::InvalidConfig`] without a base URL or with one that is
     /// not an absolute `http(s)` URL, with no algorithms or an HMAC one, or
-    /// with a nonce secret shorter than 32 bytes.
+    /// with a nonce secret shorter than 32 bytes, with a window longer than
+    /// [`MAX_PROOF_WINDOW`].
     pub fn build(self) -> Result<DpopPolicy, BuildError> {
         let invalid = |m: &str| BuildError::InvalidConfig(format!("DPoP policy: {m}"));
         let base = self
@@ -224,6 +227,11 @@ impl DpopPolicyBuilder {
         let base = base.trim_end_matches('/').to_owned();
         if self.algs.is_empty() {
             return Err(invalid("no proof algorithms"));
+        }
+        if self.window > MAX_PROOF_WINDOW {
+            return Err(invalid(
+                "the iat window is longer than an hour (MAX_PROOF_WINDOW)",
+            ));
         }
         if self.algs.iter().any(|a| a.family() == Family::Hmac) {
             return Err(invalid(

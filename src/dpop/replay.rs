@@ -61,7 +61,7 @@ impl MemoryReplayStore {
         MemoryReplayStore {
             seen: moka::sync::Cache::builder()
                 .max_capacity(capacity)
-                .time_to_live(ttl)
+                .time_to_live(crate::store::clamp_ttl(ttl))
                 .build(),
         }
     }
