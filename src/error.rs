@@ -708,7 +708,8 @@ pub struct ConfigError {
 impl ConfigError {
     /// The setting, named as its builder method is (`leeway`, `audience`,
     /// `algorithms`, `keys`, `issuers`, `url`, `timeout`, `max_age_bounds`,
-    /// `client`, `algorithm`, `client_credentials`).
+    /// `client`, `algorithm`, `client_credentials`; for DPoP and resource
+    /// metadata `base_url`, `window`, `nonce`, `resource`).
     pub fn setting(&self) -> &'static str {
         self.setting
     }

@@ -167,7 +167,7 @@ impl ResourceMetadataBuilder {
     /// [`BuildError::InvalidConfig`] when the resource is not an absolute
     /// `http(s)` URL, or has a query or a fragment.
     pub fn build(self) -> Result<ResourceMetadata, BuildError> {
-        let invalid = |m: &str| BuildError::InvalidConfig(format!("resource metadata: {m}"));
+        let invalid = |m: &str| BuildError::config("resource", format!("resource metadata: {m}"));
         if self.resource.contains(['?', '#']) {
             return Err(invalid("the resource identifier has a query or a fragment"));
         }

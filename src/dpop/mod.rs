@@ -217,30 +217,37 @@ impl DpopPolicyBuilder {
     /// with a nonce secret shorter than 32 bytes, with a window longer than
     /// [`MAX_PROOF_WINDOW`].
     pub fn build(self) -> Result<DpopPolicy, BuildError> {
-        let invalid = |m: &str| BuildError::InvalidConfig(format!("DPoP policy: {m}"));
+        let invalid = |setting: &'static str, m: &str| {
+            BuildError::config(setting, format!("DPoP policy: {m}"))
+        };
         let base = self
             .base
-            .ok_or_else(|| invalid("set the external base URL with base_url"))?;
+            .ok_or_else(|| invalid("base_url", "set the external base URL with base_url"))?;
         let base = base.trim_end_matches('/');
         let base = proof::normalize_htu(base)
-            .ok_or_else(|| invalid("the base URL must be an absolute http(s) URL"))?;
+            .ok_or_else(|| invalid("base_url", "the base URL must be an absolute http(s) URL"))?;
         let base = base.trim_end_matches('/').to_owned();
         if self.algs.is_empty() {
-            return Err(invalid("no proof algorithms"));
+            return Err(invalid("algorithms", "no proof algorithms"));
         }
         if self.window > MAX_PROOF_WINDOW {
             return Err(invalid(
+                "window",
                 "the iat window is longer than an hour (MAX_PROOF_WINDOW)",
             ));
         }
         if self.algs.iter().any(|a| a.family() == Family::Hmac) {
             return Err(invalid(
+                "algorithms",
                 "proof algorithms must be asymmetric (no HS256/384/512)",
             ));
         }
         let nonces = match self.nonce {
             Some((secret, _)) if secret.len() < 32 => {
-                return Err(invalid("the nonce secret must be at least 32 bytes"));
+                return Err(invalid(
+                    "nonce",
+                    "the nonce secret must be at least 32 bytes",
+                ));
             }
             Some((secret, period)) => Some(nonce::Nonces::new(&secret, period.as_secs())),
             None => None,
