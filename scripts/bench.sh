@@ -20,6 +20,8 @@ cargo bench --quiet --features jwks,issuer --bench jwks 2>/dev/null | grep 'medi
 echo "== introspection" >&2
 cargo bench --quiet --features introspection,issuer --bench introspect -- --warm-up-time 1 --measurement-time 4 \
   | grep -E '^(full RS256|repeated-token)' >"$TMP/introspect.md"
+echo "== DPoP vs Bearer" >&2
+cargo bench --quiet --features dpop,issuer --bench dpop 2>/dev/null | grep -E 'median of|extra cost' >"$TMP/dpop.txt"
 echo "== load test" >&2
 scripts/loadtest.sh >"$TMP/load.md"
 
@@ -50,6 +52,7 @@ cargo bench --features issuer,cache --bench alloc             # allocation count
 scripts/loadtest.sh                                           # end-to-end, needs wrk
 cargo bench --bench verify                                    # layer vs bare decode, per algorithm
 cargo bench --features jwks,issuer --bench jwks               # warm JwksCache vs static keys
+cargo bench --features dpop,issuer --bench dpop               # DPoP-bound vs Bearer request
 cargo bench --features cache,issuer --bench cache             # verified-token cache
 cargo bench --features introspection,issuer --bench introspect # opaque tokens (introspection)
 \`\`\`
@@ -111,6 +114,19 @@ tokens, 100 concurrent) counting the calls that reach the endpoint.
 
 INTRO
 sed 's/^/- /' "$TMP/introspect.md"
+cat <<DPOP
+
+## DPoP-bound vs Bearer request
+
+\`benches/dpop.rs\`: the same ES256 access token checks through the layer,
+sent as \`Bearer\`, and DPoP-bound with a fresh ES256 proof per request
+(the proof's signature with a key parsed from its \`jwk\`, its thumbprint,
+its claims, the in-memory replay store); and a bare ES256 verification
+(aws-lc-rs, key parsed per call) in the same units. The extra cost of DPoP,
+in ES256 verifications, is (dpop/bearer − 1) / (es256/bearer).
+
+DPOP
+sed 's/^/    /' "$TMP/dpop.txt"
 cat <<E2E
 
 ## End to end (HTTP)
