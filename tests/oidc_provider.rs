@@ -202,12 +202,13 @@ mod dpop {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn oidc_provider_dpop_bound_tokens() {
-        let provider = start().await;
+        let provider = oidc::start().await;
         let http = reqwest::Client::new();
         let client = Client(EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap());
         // The token request, with a proof for the token endpoint.
         let token_url = format!("{}/token", provider.issuer);
-        let basic = STANDARD.encode("client-es256:secret-of-client-es256");
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode("client-es256:secret-of-client-es256");
         let res = http
             .post(&token_url)
             .header("authorization", format!("Basic {basic}"))
