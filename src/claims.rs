@@ -387,14 +387,16 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawClaims<'a> {
                             "`{claim}` has the wrong JSON type for a registered claim"
                         ))
                     };
+                    // Each read as its type, not as an `Option`: `null` is
+                    // a value of the wrong type, not an absent claim.
                     match slot {
-                        0 => raw.iss = map.next_value().map_err(bad)?,
-                        1 => raw.sub = map.next_value().map_err(bad)?,
-                        2 => raw.aud = map.next_value().map_err(bad)?,
-                        3 => raw.exp = map.next_value().map_err(bad)?,
-                        4 => raw.nbf = map.next_value().map_err(bad)?,
-                        5 => raw.iat = map.next_value().map_err(bad)?,
-                        _ => raw.jti = map.next_value().map_err(bad)?,
+                        0 => raw.iss = Some(map.next_value().map_err(bad)?),
+                        1 => raw.sub = Some(map.next_value().map_err(bad)?),
+                        2 => raw.aud = Some(map.next_value().map_err(bad)?),
+                        3 => raw.exp = Some(map.next_value().map_err(bad)?),
+                        4 => raw.nbf = Some(map.next_value().map_err(bad)?),
+                        5 => raw.iat = Some(map.next_value().map_err(bad)?),
+                        _ => raw.jti = Some(map.next_value().map_err(bad)?),
                     }
                 }
                 Ok(raw)
@@ -451,6 +453,19 @@ impl<'de> Deserialize<'de> for StrictAny {
         }
         d.deserialize_any(V)
     }
+}
+
+/// A member that is present, read as `T`. Unlike `Option<T>`'s own
+/// deserializer, `null` is not taken as absent: it must be a `T` (and none
+/// of ours is null), so `"kid": null` is a member of the wrong type. An
+/// absent member is `None` through `#[serde(default)]`. (The JOSE header
+/// reader uses it; `RawClaims` reads each claim as its type the same way.)
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 impl RawClaims<'_> {
@@ -555,6 +570,13 @@ mod tests {
         assert!(raw(r#"{"iss":5}"#).is_err());
         assert!(raw(r#"{"aud":[1]}"#).is_err());
         assert!(raw(r#"{"sub":"a","sub":"b"}"#).is_err(), "duplicate");
+        // `null` is not a NumericDate, a string or an audience: a registered
+        // claim given as null is of the wrong type, not absent (jose and
+        // jsonwebtoken refuse `"nbf": null`; found by tests/differential).
+        for claim in ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"] {
+            let json = format!(r#"{{"{claim}":null}}"#);
+            assert!(raw(&json).is_err(), "{json} accepted");
+        }
         let ok = raw(r#"{"exp":1.5,"aud":["a","b"],"sub":"x\u0041"}"#).unwrap();
         let reg = ok.to_registered();
         assert_eq!(reg.exp(), Some(1));

@@ -6,7 +6,7 @@ use serde::de::{Deserializer, IgnoredAny};
 
 use crate::algorithm::Algorithm;
 use crate::b64;
-use crate::claims::Text;
+use crate::claims::{Text, present};
 use crate::error::AuthError;
 
 /// A compact JWS split into its parts, with its header read and checked.
@@ -30,15 +30,17 @@ impl<'de> Deserialize<'de> for Present {
     }
 }
 
+/// The members we read; `null` for any of them is a value of the wrong
+/// type (see `claims::present`), not an absent member.
 #[derive(Deserialize)]
 struct RawHeader<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "present")]
     alg: Option<Text<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
     kid: Option<Text<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
     typ: Option<Text<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
     cty: Option<Text<'a>>,
     #[serde(default)]
     crit: Present,
@@ -51,7 +53,7 @@ struct RawHeader<'a> {
     #[serde(default)]
     x5c: Present,
     #[serde(default)]
-    b64: Option<bool>,
+    b64: Present,
 }
 
 /// True when `bytes` is a JSON object (first non-whitespace byte `{`), so
@@ -120,7 +122,7 @@ pub(crate) fn parse(token: &str) -> Result<Jws<'_>, AuthError> {
             return Err(AuthError::ForbiddenHeader(name));
         }
     }
-    if header.crit.0 || header.b64.is_some() {
+    if header.crit.0 || header.b64.0 {
         return Err(AuthError::UnsupportedCrit);
     }
     if header
@@ -199,6 +201,12 @@ mod tests {
                 "unsupported_crit",
             ),
             (r#"{"alg":"RS256","kid":5}"#, "malformed"),
+            // null is a value of the wrong type, not an absent member.
+            (r#"{"alg":"RS256","kid":null}"#, "malformed"),
+            (r#"{"alg":"RS256","typ":null}"#, "malformed"),
+            (r#"{"alg":"RS256","cty":null}"#, "malformed"),
+            (r#"{"alg":null}"#, "malformed"),
+            (r#"{"alg":"RS256","b64":null}"#, "unsupported_crit"),
             (r#"{"alg":"RS256","cty":"JWT"}"#, "malformed"),
             (r#"{"kid":"x"}"#, "malformed"),
         ] {
