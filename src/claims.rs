@@ -602,6 +602,23 @@ mod tests {
     }
 
     #[test]
+    fn numeric_dates_across_the_double_range() {
+        // Any JSON number in double range is a NumericDate (RFC 7519 §2),
+        // however it is written: the largest double spelled out in digits
+        // is read, not refused as out of range (found by the RFC 7519 model
+        // in tests/differential; jose reads it).
+        let max = format!(r#"{{"exp":{}}}"#, f64::MAX);
+        assert_eq!(raw(&max).unwrap().exp, Some(NumericDate(f64::MAX)));
+        let max_dot = format!(r#"{{"nbf":{}.0}}"#, f64::MAX);
+        assert_eq!(raw(&max_dot).unwrap().nbf, Some(NumericDate(f64::MAX)));
+        assert_eq!(
+            raw(r#"{"iat":17e307}"#).unwrap().iat,
+            Some(NumericDate(1.7e308))
+        );
+        assert!(raw(r#"{"exp":1e400}"#).is_err(), "beyond the double range");
+    }
+
+    #[test]
     fn strings_without_escapes_are_borrowed() {
         let r = raw(r#"{"iss":"https://a","sub":"x\u0041","jti":"j"}"#).unwrap();
         assert!(matches!(r.iss.as_ref().unwrap().0, Cow::Borrowed(_)));
