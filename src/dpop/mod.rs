@@ -367,8 +367,13 @@ pub(crate) fn check(
     }
     // (9): htu, against the external base URL.
     let expected = format!("{}{}", p.base, uri.path());
-    if proof::normalize_htu(&proof.htu).as_deref() != proof::normalize_htu(&expected).as_deref() {
-        return Err(AuthError::InvalidDpopProof("`htu` is not the request URI"));
+    match (
+        proof::normalize_htu(&proof.htu),
+        proof::normalize_htu(&expected),
+    ) {
+        (Some(sent), Some(expected)) if sent == expected => {}
+        // Unreadable on either side is a mismatch, never a match of two `None`s.
+        _ => return Err(AuthError::InvalidDpopProof("`htu` is not the request URI")),
     }
     // (11): iat within the window.
     if (proof.iat - now).abs() > p.window {
