@@ -18,6 +18,14 @@ pub(crate) fn decode_into(input: &[u8], out: &mut [u8]) -> Option<usize> {
     URL_SAFE_NO_PAD.decode_slice(input, out).ok()
 }
 
+/// Base64url (unpadded) of the SHA-256 of `bytes`: DPoP's `ath` and
+/// thumbprints, and the token id of a token without `jti`.
+#[cfg_attr(not(any(feature = "dpop", feature = "revocation")), allow(dead_code))]
+pub(crate) fn sha256(bytes: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    URL_SAFE_NO_PAD.encode(digest.as_ref())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

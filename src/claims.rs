@@ -84,10 +84,10 @@ impl TokenClaims {
         if let Some(jti) = self.registered().jti() {
             return Cow::Borrowed(jti);
         }
-        use base64::Engine;
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, self.json().as_bytes());
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref());
-        Cow::Owned(format!("sha256:{b64}"))
+        Cow::Owned(format!(
+            "sha256:{}",
+            crate::b64::sha256(self.json().as_bytes())
+        ))
     }
 
     /// The payload parsed as JSON, once, on first use. (It parses: the

@@ -22,7 +22,7 @@ pub(crate) struct Jws<'t> {
 
 /// A header member whose mere presence matters.
 #[derive(Default)]
-struct Present(bool);
+pub(crate) struct Present(pub(crate) bool);
 
 impl<'de> Deserialize<'de> for Present {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

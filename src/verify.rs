@@ -8,7 +8,7 @@ mod outcome;
 
 pub use builder::VerifierBuilder;
 
-pub(crate) use outcome::read_registered;
+pub(crate) use outcome::{ClaimRules, read_registered};
 pub use outcome::{TokenVerifier, Verified, VerifyFuture};
 
 use std::collections::HashMap;
@@ -460,39 +460,13 @@ impl Verifier {
             .map_err(|_| AuthError::Malformed("the payload is not UTF-8"))?;
         let raw: RawClaims<'_> = read_registered(&payload)?;
         let now = unix_secs(&*cfg.clock)?;
-        match raw.exp {
-            Some(exp) if now >= exp.0 + cfg.leeway => return Err(AuthError::Expired),
-            None if cfg.require_exp => return Err(AuthError::MissingClaim("exp".into())),
-            _ => {}
+        ClaimRules {
+            leeway: cfg.leeway,
+            require_exp: cfg.require_exp,
+            issuers: &cfg.issuers,
+            audiences: &cfg.audiences,
         }
-        if let Some(nbf) = raw.nbf
-            && now + cfg.leeway < nbf.0
-        {
-            return Err(AuthError::NotYetValid);
-        }
-        if let Some(iat) = raw.iat
-            && now + cfg.leeway < iat.0
-        {
-            return Err(AuthError::IssuedInFuture);
-        }
-        if !cfg.issuers.is_empty() {
-            match raw.iss.as_deref() {
-                None => return Err(AuthError::MissingClaim("iss".into())),
-                Some(iss) if !cfg.issuers.iter().any(|i| i == iss) => {
-                    return Err(AuthError::InvalidIssuer);
-                }
-                Some(_) => {}
-            }
-        }
-        if !cfg.audiences.is_empty() {
-            match &raw.aud {
-                None => return Err(AuthError::MissingClaim("aud".into())),
-                Some(aud) if !aud.contains_any(&cfg.audiences) => {
-                    return Err(AuthError::InvalidAudience);
-                }
-                Some(_) => {}
-            }
-        }
+        .check(&raw, now)?;
         if !cfg.required.is_empty() {
             check_required(&cfg.required, &raw, &payload)?;
         }

@@ -385,7 +385,7 @@ pub(crate) fn check(
     let ath = proof
         .ath
         .ok_or(AuthError::InvalidDpopProof("the proof has no `ath`"))?;
-    if ath != proof::sha256_b64(token.as_bytes()) {
+    if ath != crate::b64::sha256(token.as_bytes()) {
         return Err(AuthError::InvalidDpopProof(
             "`ath` is not the hash of the access token",
         ));

@@ -5,10 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
-use serde::de::{Deserializer, IgnoredAny};
 use serde_json::Value;
 
 use crate::algorithm::Algorithm;
@@ -16,23 +13,13 @@ use crate::b64;
 use crate::claims::{NumericDate, Text};
 use crate::error::AuthError;
 use crate::key::Key;
-use crate::token::{is_json_object, typ_matches};
+use crate::token::{Present, is_json_object, typ_matches};
 
 /// The longest proof read: real ones are well under 2 KiB (an RSA-4096
 /// `jwk` included).
 pub(crate) const MAX_PROOF_LEN: usize = 8 * 1024;
 /// The longest `jti` accepted (it is stored for the replay check).
 pub(crate) const MAX_JTI_LEN: usize = 256;
-
-/// A header member whose mere presence matters.
-#[derive(Default)]
-struct Present(bool);
-
-impl<'de> Deserialize<'de> for Present {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        IgnoredAny::deserialize(d).map(|_| Present(true))
-    }
-}
 
 #[derive(Deserialize)]
 struct RawHeader<'a> {
@@ -184,13 +171,7 @@ pub(crate) fn thumbprint(jwk: &Value) -> Option<String> {
         members.insert(*name, jwk.get(*name)?.as_str()?);
     }
     let canonical = serde_json::to_string(&members).ok()?;
-    Some(sha256_b64(canonical.as_bytes()))
-}
-
-/// base64url(SHA-256(bytes)), as `ath` and `jkt` are written.
-pub(crate) fn sha256_b64(bytes: &[u8]) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    URL_SAFE_NO_PAD.encode(digest.as_ref())
+    Some(b64::sha256(canonical.as_bytes()))
 }
 
 /// `htu` without query and fragment, with the scheme and host lowercased

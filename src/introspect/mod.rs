@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::clock::{Clock, SystemClock, unix_secs};
 use crate::error::{AuthError, BuildError};
 use crate::http;
-use crate::verify::{TokenVerifier, Verified, VerifyFuture, read_registered};
+use crate::verify::{ClaimRules, TokenVerifier, Verified, VerifyFuture, read_registered};
 
 /// How long an active answer is reused at most, by default.
 pub const DEFAULT_INTROSPECTION_TTL: Duration = Duration::from_secs(60);
@@ -292,43 +292,18 @@ impl Inner {
             }
         }
         let raw = read_registered(&payload)?;
-        if let Some(exp) = raw.exp
-            && now >= exp.0 + self.leeway
-        {
-            return Err(AuthError::Expired);
+        ClaimRules {
+            leeway: self.leeway,
+            require_exp: false,
+            issuers: &self.issuers,
+            audiences: &self.audiences,
         }
-        if let Some(nbf) = raw.nbf
-            && now + self.leeway < nbf.0
-        {
-            return Err(AuthError::NotYetValid);
-        }
-        if let Some(iat) = raw.iat
-            && now + self.leeway < iat.0
-        {
-            return Err(AuthError::IssuedInFuture);
-        }
-        if !self.issuers.is_empty() {
-            match raw.iss.as_deref() {
-                None => return Err(AuthError::MissingClaim("iss".into())),
-                Some(iss) if !self.issuers.iter().any(|i| i == iss) => {
-                    return Err(AuthError::InvalidIssuer);
-                }
-                Some(_) => {}
-            }
-        }
-        if !self.audiences.is_empty() {
-            match &raw.aud {
-                None => return Err(AuthError::MissingClaim("aud".into())),
-                Some(aud) if !aud.contains_any(&self.audiences) => {
-                    return Err(AuthError::InvalidAudience);
-                }
-                Some(_) => {}
-            }
-        }
+        .check(&raw, now)?;
         let ttl_end = now + self.max_ttl;
         let until = raw.exp.map_or(ttl_end, |exp| exp.0.min(ttl_end));
+        let registered = raw.to_registered();
         drop(raw);
-        Ok(Verified::from_payload(payload)?.reuse_until(until.floor() as i64))
+        Ok(Verified::checked(registered, payload).reuse_until(until.floor() as i64))
     }
 
     /// Caches an answer: active until its `reuse_until`, a refusal for the

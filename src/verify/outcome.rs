@@ -118,12 +118,7 @@ impl Verified {
     pub fn from_payload(payload: impl Into<String>) -> Result<Verified, AuthError> {
         let payload = payload.into();
         let registered = read_registered(&payload)?.to_registered();
-        Ok(Verified {
-            claims: TokenClaims::new(registered, payload.into_boxed_str()),
-            key: None,
-            leeway: 0.0,
-            reuse_until: None,
-        })
+        Ok(Verified::checked(registered, payload))
     }
 
     /// Lets a cache reuse this answer until `unix_secs` at the latest
@@ -186,6 +181,69 @@ impl<C: serde::de::DeserializeOwned> Claims<C> {
     /// or a payload that does not fit `C`.
     pub fn from_payload(payload: &serde_json::Value) -> Result<Claims<C>, crate::AuthError> {
         Verified::from_payload(payload.to_string())?.to_claims()
+    }
+}
+
+/// The checks every verifier makes on registered claims that it has
+/// established as genuine (a verified signature, an introspection answer):
+/// `exp`, `nbf` and `iat` against `now` with the leeway, then `iss` and
+/// `aud` against the configured ones (none configured: not checked).
+pub(crate) struct ClaimRules<'a> {
+    pub(crate) leeway: f64,
+    pub(crate) require_exp: bool,
+    pub(crate) issuers: &'a [String],
+    pub(crate) audiences: &'a [String],
+}
+
+impl ClaimRules<'_> {
+    pub(crate) fn check(&self, raw: &RawClaims<'_>, now: f64) -> Result<(), AuthError> {
+        match raw.exp {
+            Some(exp) if now >= exp.0 + self.leeway => return Err(AuthError::Expired),
+            None if self.require_exp => return Err(AuthError::MissingClaim("exp".into())),
+            _ => {}
+        }
+        if let Some(nbf) = raw.nbf
+            && now + self.leeway < nbf.0
+        {
+            return Err(AuthError::NotYetValid);
+        }
+        if let Some(iat) = raw.iat
+            && now + self.leeway < iat.0
+        {
+            return Err(AuthError::IssuedInFuture);
+        }
+        if !self.issuers.is_empty() {
+            match raw.iss.as_deref() {
+                None => return Err(AuthError::MissingClaim("iss".into())),
+                Some(iss) if !self.issuers.iter().any(|i| i == iss) => {
+                    return Err(AuthError::InvalidIssuer);
+                }
+                Some(_) => {}
+            }
+        }
+        if !self.audiences.is_empty() {
+            match &raw.aud {
+                None => return Err(AuthError::MissingClaim("aud".into())),
+                Some(aud) if !aud.contains_any(self.audiences) => {
+                    return Err(AuthError::InvalidAudience);
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Verified {
+    /// Verified claims whose registered claims were already read (and
+    /// checked) from `payload`: no second read.
+    pub(crate) fn checked(registered: RegisteredClaims, payload: String) -> Verified {
+        Verified {
+            claims: TokenClaims::new(registered, payload.into_boxed_str()),
+            key: None,
+            leeway: 0.0,
+            reuse_until: None,
+        }
     }
 }
 
