@@ -4,9 +4,19 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-/// Decodes strict unpadded base64url, or `None`.
+/// Decodes strict unpadded base64url, or `None`. The vector is exactly as
+/// long as the data (no spare capacity), so turning it into a boxed
+/// string does not reallocate.
 pub(crate) fn decode(input: &[u8]) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(input).ok()
+    let len = match input.len() % 4 {
+        0 => input.len() / 4 * 3,
+        2 => input.len() / 4 * 3 + 1,
+        3 => input.len() / 4 * 3 + 2,
+        _ => return None,
+    };
+    let mut out = vec![0u8; len];
+    let n = URL_SAFE_NO_PAD.decode_slice(input, &mut out).ok()?;
+    (n == len).then_some(out)
 }
 
 /// Decodes into `out`, returning the decoded length, or `None` when the
@@ -38,6 +48,19 @@ mod tests {
         assert!(decode(b"YWJ").is_none(), "non-zero trailing bits");
         assert!(decode(b"YW+/").is_none(), "standard alphabet");
         assert!(decode(b"Y").is_none(), "impossible length");
+        for (input, out) in [
+            (&b""[..], &b""[..]),
+            (b"YQ", b"a"),
+            (b"YWJj", b"abc"),
+            (b"YWJjZA", b"abcd"),
+        ] {
+            let v = decode(input).unwrap();
+            assert_eq!(
+                (v.as_slice(), v.capacity()),
+                (out, out.len()),
+                "exact length"
+            );
+        }
         let mut buf = [0u8; 3];
         assert_eq!(decode_into(b"YWI", &mut buf), Some(2));
         assert_eq!(decode_into(b"YWJjZA", &mut buf), None);

@@ -90,7 +90,11 @@ impl TokenCache {
                 u32::try_from(bytes.max(floor)).unwrap_or(u32::MAX)
             })
             .expire_after(UntilExp)
-            .build();
+            // Keys are tokens that verified: their bytes (signature
+            // included) are not the client's to choose, so a fast seeded
+            // hash cannot be steered into collisions; keys are still
+            // compared in full.
+            .build_with_hasher(foldhash::fast::RandomState::default());
         Store {
             cache,
             config: self,
@@ -146,7 +150,7 @@ fn now_secs() -> i64 {
 
 /// The cache itself, one per layer (its claims type `C` is the layer's).
 pub(crate) struct Store<C> {
-    cache: moka::sync::Cache<Arc<str>, Entry<C>>,
+    cache: moka::sync::Cache<Arc<str>, Entry<C>, foldhash::fast::RandomState>,
     config: TokenCache,
     hits: AtomicU64,
     misses: AtomicU64,

@@ -45,7 +45,10 @@ pub struct Claims<C = JsonClaims> {
 }
 
 struct Inner<C> {
-    custom: C,
+    /// `None` when `C` is [`JsonClaims`]: read lazily from the payload's
+    /// own parse (see [`Claims::lazy_json`]), so the default claims type
+    /// costs nothing until a handler reads it.
+    custom: Option<C>,
     token: TokenClaims,
 }
 
@@ -98,6 +101,17 @@ impl TokenClaims {
             .value
             .get_or_init(|| serde_json::from_str(&self.0.payload).unwrap_or_default())
     }
+
+    /// The payload as a JSON object (parsed once, shared with
+    /// [`value`](TokenClaims::value)).
+    fn object(&self) -> &JsonClaims {
+        static EMPTY: std::sync::OnceLock<JsonClaims> = std::sync::OnceLock::new();
+        match self.value() {
+            serde_json::Value::Object(map) => map,
+            // Unreachable: the payload was checked to be a JSON object.
+            _ => EMPTY.get_or_init(JsonClaims::new),
+        }
+    }
 }
 
 impl<C> Clone for Claims<C> {
@@ -108,37 +122,66 @@ impl<C> Clone for Claims<C> {
     }
 }
 
-impl<C: fmt::Debug> fmt::Debug for Claims<C> {
+impl<C: fmt::Debug + 'static> fmt::Debug for Claims<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Claims")
             .field("registered", self.registered())
-            .field("custom", &self.inner.custom)
+            .field("custom", self.custom())
             .finish()
     }
 }
 
-impl<C> Deref for Claims<C> {
+impl<C: 'static> Deref for Claims<C> {
     type Target = C;
 
     fn deref(&self) -> &C {
-        &self.inner.custom
+        self.custom()
+    }
+}
+
+impl<C: 'static> Claims<C> {
+    /// The application's claims.
+    pub fn custom(&self) -> &C {
+        match &self.inner.custom {
+            Some(custom) => custom,
+            None => Self::lazy_json(&self.inner.token),
+        }
+    }
+
+    /// Claims in the default type, [`JsonClaims`], without a parse of
+    /// their own: the payload's JSON object, parsed on first use.
+    pub(crate) fn json_lazily(token: TokenClaims) -> Option<Self> {
+        std::any::TypeId::of::<C>()
+            .eq(&std::any::TypeId::of::<JsonClaims>())
+            .then(|| Claims {
+                inner: Arc::new(Inner {
+                    custom: None,
+                    token,
+                }),
+            })
+    }
+
+    fn lazy_json(token: &TokenClaims) -> &C {
+        // `custom` is `None` only when made by `json_lazily`, for
+        // `C = JsonClaims`: the downcast holds.
+        (token.object() as &dyn std::any::Any)
+            .downcast_ref::<C>()
+            .expect("lazily read claims are JsonClaims")
     }
 }
 
 impl<C> Claims<C> {
     pub(crate) fn new(custom: C, token: TokenClaims) -> Self {
         Claims {
-            inner: Arc::new(Inner { custom, token }),
+            inner: Arc::new(Inner {
+                custom: Some(custom),
+                token,
+            }),
         }
     }
 
     pub(crate) fn token(&self) -> &TokenClaims {
         &self.inner.token
-    }
-
-    /// The application's claims.
-    pub fn custom(&self) -> &C {
-        &self.inner.custom
     }
 
     /// The registered claims (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`).
@@ -558,6 +601,26 @@ impl<'de> Deserialize<'de> for NumericDate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_claims_read_lazily_match_an_eager_parse() {
+        let payload = r#"{"sub":"ada","roles":["a","b"],"n":1.5,"o":{"k":null}}"#;
+        let token = || TokenClaims::new(RegisteredClaims::default(), payload.into());
+        let lazy = Claims::<JsonClaims>::json_lazily(token()).expect("JsonClaims");
+        let eager: JsonClaims = serde_json::from_str(payload).unwrap();
+        assert_eq!(*lazy, eager);
+        assert_eq!(lazy.custom()["roles"][1], "b");
+        assert_eq!(lazy.payload()["sub"], "ada");
+        // Any other type is deserialized eagerly, never read lazily.
+        assert!(Claims::<serde_json::Value>::json_lazily(token()).is_none());
+        #[derive(Debug, serde::Deserialize)]
+        struct Sub {
+            #[allow(dead_code)]
+            sub: String,
+        }
+        assert!(Claims::<Sub>::json_lazily(token()).is_none());
+        assert!(format!("{lazy:?}").contains("roles"));
+    }
 
     fn raw(json: &str) -> Result<RawClaims<'_>, serde_json::Error> {
         serde_json::from_str(json)

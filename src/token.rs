@@ -12,8 +12,8 @@ use crate::error::AuthError;
 /// A compact JWS split into its parts, with its header read and checked.
 pub(crate) struct Jws<'t> {
     pub(crate) alg: Algorithm,
-    pub(crate) kid: Option<String>,
-    pub(crate) typ: Option<String>,
+    pub(crate) kid: Option<Short>,
+    pub(crate) typ: Option<Short>,
     /// `header.payload`, the bytes the signature covers.
     pub(crate) signing_input: &'t str,
     pub(crate) payload: &'t str,
@@ -21,6 +21,43 @@ pub(crate) struct Jws<'t> {
 }
 
 /// A header member whose mere presence matters.
+/// A header string (`kid`, `typ`): inline when it fits, as almost every
+/// one does, so parsing a header allocates nothing.
+pub(crate) enum Short {
+    Inline { len: u8, bytes: [u8; SHORT] },
+    Heap(Box<str>),
+}
+
+/// Bytes a [`Short`] holds inline.
+const SHORT: usize = 62;
+
+impl Short {
+    fn new(text: &str) -> Short {
+        match u8::try_from(text.len()) {
+            Ok(len) if text.len() <= SHORT => {
+                let mut bytes = [0u8; SHORT];
+                bytes[..text.len()].copy_from_slice(text.as_bytes());
+                Short::Inline { len, bytes }
+            }
+            _ => Short::Heap(text.into()),
+        }
+    }
+}
+
+impl std::ops::Deref for Short {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            // Copied from a `str` whole: always UTF-8.
+            Short::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Short::Heap(text) => text,
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Present(pub(crate) bool);
 
@@ -141,8 +178,8 @@ pub(crate) fn parse(token: &str) -> Result<Jws<'_>, AuthError> {
         .ok_or_else(|| AuthError::AlgorithmNotAllowed(crate::text::excerpt(&alg_name)))?;
     Ok(Jws {
         alg,
-        kid: header.kid.map(|t| t.0.into_owned()),
-        typ: header.typ.map(|t| t.0.into_owned()),
+        kid: header.kid.map(|t| Short::new(&t.0)),
+        typ: header.typ.map(|t| Short::new(&t.0)),
         signing_input,
         payload,
         signature,

@@ -1,6 +1,9 @@
 //! What the layer benches share: a no-op service behind the layer, one
 //! request driven by a single poll, and interleaved ratios.
 
+// Each bench uses part of this module.
+#![allow(dead_code)]
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;

@@ -243,7 +243,7 @@ where
 
     /// The claims in the layer's type, cached for the next request.
     fn keep(&self, token: &str, verified: &Verified) -> Result<Claims<C>, AuthError> {
-        let claims = verified.to_claims::<C>()?;
+        let claims = verified.to_layer_claims::<C>()?;
         #[cfg(feature = "cache")]
         if let Some(store) = self.store() {
             store.insert(token, &claims, verified);

@@ -141,6 +141,17 @@ impl Verified {
     }
 
     /// Deserializes the application's claims type from the payload.
+    /// The claims in the layer's type; [`JsonClaims`](crate::JsonClaims)
+    /// without a parse until read.
+    pub(crate) fn to_layer_claims<C: DeserializeOwned + 'static>(
+        &self,
+    ) -> Result<Claims<C>, AuthError> {
+        match Claims::json_lazily(self.claims.clone()) {
+            Some(claims) => Ok(claims),
+            None => self.to_claims(),
+        }
+    }
+
     pub(crate) fn to_claims<C: DeserializeOwned>(&self) -> Result<Claims<C>, AuthError> {
         let custom: C = serde_json::from_str(self.claims.json())
             .map_err(|e| AuthError::ClaimsShape(ShapeError::new(e)))?;
