@@ -196,3 +196,168 @@ async fn from_issuer_follows_the_published_algorithm_and_never_implies_hmac() {
             .is_err()
     );
 }
+
+/// Entra ID's `common` discovery document, served on 127.0.0.1: its
+/// `issuer` is the multi-tenant template, its keys the built-in issuer's.
+/// Returns the template.
+async fn entra_common_discovery(idp: &Issuer) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let template = format!("{base}/{{tenantid}}/v2.0");
+    let doc = json!({
+        "issuer": template,
+        "jwks_uri": idp.jwks_url(),
+        "token_endpoint": format!("{base}/common/oauth2/v2.0/token"),
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "tenant_region_scope": null,
+    })
+    .to_string();
+    let app = Router::new().route(
+        "/common/v2.0/.well-known/openid-configuration",
+        get(move || std::future::ready(([("content-type", "application/json")], doc.clone()))),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    template
+}
+
+const TENANT_A: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const TENANT_B: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+
+fn entra_claims(template: &str, iss_tenant: &str, tid: Option<Value>) -> Value {
+    let mut c = json!({
+        "iss": template.replace("{tenantid}", iss_tenant),
+        "sub": "u", "aud": "api", "exp": now() + 600, "iat": now(), "ver": "2.0",
+        "roles": ["admin"],
+    });
+    if let Some(tid) = tid {
+        c["tid"] = tid;
+    }
+    c
+}
+
+async fn reason(verifier: &Verifier, token: &str) -> &'static str {
+    match verifier
+        .verify_async::<tower_jwt_auth::JsonClaims>(token)
+        .await
+    {
+        Ok(_) => "accepted",
+        Err(e) => e.reason(),
+    }
+}
+
+#[tokio::test]
+async fn entra_multi_tenant_issuer_is_checked_against_tid() {
+    let idp = Issuer::start().await.unwrap();
+    let template = entra_common_discovery(&idp).await;
+    // The quick start: three lines.
+    let verifier = Verifier::from_issuer(&template)
+        .audience("api")
+        .build()
+        .unwrap();
+    verifier.prefetch().await.unwrap();
+    let app = Router::new()
+        .route("/admin", get(|| async { "ok" }))
+        .route_layer(RequireRole::any(["admin"]).sources([ClaimSource::roles()]))
+        .route_layer(JwtAuthLayer::new(verifier.clone()));
+    let mint =
+        |iss_tenant: &str, tid: Option<Value>| idp.mint(&entra_claims(&template, iss_tenant, tid));
+
+    // Any tenant whose `iss` names its own `tid`.
+    for tenant in [TENANT_A, TENANT_B] {
+        let token = mint(tenant, Some(json!(tenant)));
+        assert_eq!(status(&app, &token).await, StatusCode::OK, "{tenant}");
+    }
+    // Refusals: 401 with a clear reason, never a panic.
+    let refused = [
+        ("no tid", mint(TENANT_A, None), "missing_claim"),
+        (
+            "iss of another tenant",
+            mint(TENANT_B, Some(json!(TENANT_A))),
+            "invalid_issuer",
+        ),
+        (
+            "tid with a slash",
+            mint("a/b", Some(json!("a/b"))),
+            "invalid_claim",
+        ),
+        (
+            "tid with a dot segment",
+            mint("..", Some(json!(".."))),
+            "invalid_claim",
+        ),
+        (
+            "tid not a string",
+            mint("7", Some(json!(7))),
+            "invalid_claim",
+        ),
+        (
+            "the template itself",
+            mint("{tenantid}", Some(json!("{tenantid}"))),
+            "invalid_claim",
+        ),
+        (
+            "the discovery tenant",
+            idp.mint(&json!({"iss": template.replace("{tenantid}", "common"),
+                "aud": "api", "exp": now() + 600})),
+            "missing_claim",
+        ),
+        (
+            "another issuer",
+            idp.mint(
+                &json!({"iss": "https://elsewhere.example/v2.0", "tid": TENANT_A,
+                "aud": "api", "exp": now() + 600}),
+            ),
+            "invalid_issuer",
+        ),
+        (
+            "no iss",
+            idp.mint(&json!({"tid": TENANT_A, "aud": "api", "exp": now() + 600})),
+            "missing_claim",
+        ),
+    ];
+    for (what, token, why) in &refused {
+        assert_eq!(reason(&verifier, token).await, *why, "{what}");
+        assert_eq!(
+            status(&app, token).await,
+            StatusCode::UNAUTHORIZED,
+            "{what}"
+        );
+    }
+
+    // Restricted to one tenant: the others' tokens are refused.
+    let only_a = Verifier::from_issuer(&template)
+        .tenants([TENANT_A])
+        .audience("api")
+        .build()
+        .unwrap();
+    let a = mint(TENANT_A, Some(json!(TENANT_A)));
+    let b = mint(TENANT_B, Some(json!(TENANT_B)));
+    assert_eq!(reason(&only_a, &a).await, "accepted");
+    assert_eq!(reason(&only_a, &b).await, "tenant_not_allowed");
+    for (what, token, why) in &refused {
+        assert_eq!(reason(&only_a, token).await, *why, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn entra_common_as_the_issuer_points_at_the_template() {
+    let idp = Issuer::start().await.unwrap();
+    let template = entra_common_discovery(&idp).await;
+    let common = template.replace("{tenantid}", "common");
+    let verifier = Verifier::from_issuer(&common)
+        .audience("api")
+        .build()
+        .unwrap();
+    let err = verifier.prefetch().await.unwrap_err().to_string();
+    assert!(
+        err.contains("{tenantid}") && err.contains(".tenants("),
+        "{err}"
+    );
+    // Tenants without a template: refused at build, not silently ignored.
+    let err = Verifier::from_issuer(&common)
+        .tenants([TENANT_A])
+        .audience("api")
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("tenants"), "{err}");
+}

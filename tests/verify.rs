@@ -399,3 +399,42 @@ fn rsa_8192_signatures_verify() {
         Err(AuthError::InvalidSignature)
     ));
 }
+
+#[test]
+fn a_multi_tenant_template_routes_among_several_issuers() {
+    const TEMPLATE: &str = "https://login.microsoftonline.com/{tenantid}/v2.0";
+    const TID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    let entra = Verifier::builder()
+        .key(verify_key(Algorithm::HS256))
+        .issuer(TEMPLATE)
+        .audience(AUDIENCE)
+        .build()
+        .unwrap();
+    let both = Verifier::issuers([verifier(Algorithm::HS256), entra]).unwrap();
+    let claims = |iss: &str, tid: &str| json!({"iss": iss, "tid": tid, "aud": AUDIENCE, "exp": 4102444800u64});
+    let tenant_iss = TEMPLATE.replace("{tenantid}", TID);
+    let plain = token(Algorithm::HS256, &claims(ISSUER, TID));
+    let tenant = token(Algorithm::HS256, &claims(&tenant_iss, TID));
+    let other = token(Algorithm::HS256, &claims(&tenant_iss, "another-tenant"));
+    assert!(both.verify::<JsonClaims>(&plain).is_ok());
+    assert!(both.verify::<JsonClaims>(&tenant).is_ok());
+    assert!(matches!(
+        both.verify::<JsonClaims>(&other),
+        Err(AuthError::InvalidIssuer)
+    ));
+    // The template string itself is never an issuer.
+    let literal = token(Algorithm::HS256, &claims(TEMPLATE, TID));
+    assert!(both.verify::<JsonClaims>(&literal).is_err());
+    // Two templates in one verifier of a list: not routable.
+    let two = Verifier::builder()
+        .key(verify_key(Algorithm::HS256))
+        .issuer(TEMPLATE)
+        .issuer("https://sts.windows.net/{tenantid}/")
+        .audience(AUDIENCE)
+        .build()
+        .unwrap();
+    assert!(matches!(
+        Verifier::issuers([two]),
+        Err(BuildError::InvalidConfig(_))
+    ));
+}
