@@ -116,6 +116,9 @@ pub enum AuthError {
     InvalidClaim(String),
     /// The `iss` claim is not the configured issuer.
     InvalidIssuer,
+    /// The token's tenant (`tid`) is not one of the tenants a multi-tenant
+    /// issuer is restricted to (see `VerifierBuilder::tenants`).
+    TenantNotAllowed,
     /// The `aud` claim does not contain a configured audience.
     InvalidAudience,
     /// The claims could not be deserialized into the application's claims type.
@@ -396,6 +399,12 @@ impl AuthError {
                 "the token issuer is not accepted",
                 "invalid_issuer",
             ),
+            AuthError::TenantNotAllowed => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "the token tenant is not accepted",
+                "tenant_not_allowed",
+            ),
             AuthError::InvalidAudience => meta(
                 Unauth,
                 INVALID_TOKEN,
@@ -583,6 +592,9 @@ impl fmt::Display for AuthError {
             AuthError::MissingClaim(name) => write!(f, "the token lacks the required claim `{name}`"),
             AuthError::InvalidClaim(why) => write!(f, "invalid claim: {why}"),
             AuthError::InvalidIssuer => f.write_str("the token's `iss` is not the expected issuer"),
+            AuthError::TenantNotAllowed => f.write_str(
+                "the token's tenant (`tid`) is not one of the allowed tenants (VerifierBuilder::tenants)",
+            ),
             AuthError::InvalidAudience => {
                 f.write_str("the token's `aud` does not contain an expected audience")
             }
@@ -770,6 +782,7 @@ mod tests {
             AuthError::MissingClaim("x".into()),
             AuthError::InvalidClaim("x".into()),
             AuthError::InvalidIssuer,
+            AuthError::TenantNotAllowed,
             AuthError::InvalidAudience,
             AuthError::KeysUnavailable("down".into()),
             AuthError::ClockUnavailable,

@@ -35,6 +35,7 @@ mod revoke;
 #[cfg(any(feature = "issuer", feature = "test-util"))]
 mod sign;
 mod store;
+mod tenant;
 mod text;
 mod token;
 mod verify;

@@ -26,6 +26,7 @@ use crate::claims::{Claims, RawClaims};
 use crate::clock::{Clock, unix_secs};
 use crate::error::{AuthError, BuildError};
 use crate::key::{Fingerprint, KeySet};
+use crate::tenant::TenantIssuers;
 use crate::token::{self, is_json_object};
 
 /// The default clock-skew leeway for `exp` and `nbf`.
@@ -64,7 +65,10 @@ pub struct Verifier {
 pub(super) struct Config {
     keys: Keys,
     allowed: Vec<Algorithm>,
+    /// Plain issuers: `iss` must equal one of them.
     issuers: Vec<String>,
+    /// Multi-tenant issuer templates (`{tenantid}`), checked against `tid`.
+    tenants: Option<Box<TenantIssuers>>,
     audiences: Vec<String>,
     leeway: f64,
     require_exp: bool,
@@ -111,6 +115,7 @@ impl fmt::Debug for Verifier {
             .field("keys", &c.keys)
             .field("allowed", &c.allowed)
             .field("issuers", &c.issuers)
+            .field("tenants", &c.tenants)
             .field("audiences", &c.audiences)
             .field("leeway_secs", &c.leeway)
             .field("require_exp", &c.require_exp)
@@ -140,6 +145,7 @@ impl Verifier {
     /// | Keycloak | `https://{host}/realms/{realm}` |
     /// | Auth0 | `https://{tenant}.auth0.com/` (with the trailing slash) |
     /// | Entra ID (v2) | `https://login.microsoftonline.com/{tenant-id}/v2.0` |
+    /// | Entra ID (v2), multi-tenant | `https://login.microsoftonline.com/{tenantid}/v2.0`, literally: see below |
     /// | Cognito | `https://cognito-idp.{region}.amazonaws.com/{user-pool-id}` |
     /// | Okta | `https://{domain}/oauth2/{authorization-server}` |
     /// | Google | `https://accounts.google.com` |
@@ -154,6 +160,24 @@ impl Verifier {
     /// verifier.prefetch().await?; // optional: fail fast at start-up
     /// let layer = JwtAuthLayer::new(verifier);
     /// # let _ = layer; Ok(()) }
+    /// ```
+    ///
+    /// An issuer with the placeholder `{tenantid}` is a multi-tenant
+    /// template (see [`VerifierBuilder::issuer`]): its keys are discovered
+    /// from the template's `common` tenant (Entra ID publishes the template
+    /// as the `issuer` of that document), and a token passes only if its
+    /// `iss` is the template filled with its own `tid`. Without
+    /// [`tenants`](VerifierBuilder::tenants), every Entra tenant's tokens
+    /// for your audience pass.
+    ///
+    /// ```no_run
+    /// # use tower_jwt_auth::Verifier;
+    /// # fn run() -> Result<(), tower_jwt_auth::BuildError> {
+    /// let verifier = Verifier::from_issuer("https://login.microsoftonline.com/{tenantid}/v2.0")
+    ///     .tenants(["72f988bf-86f1-41af-91ab-2d7cd011db47"])
+    ///     .audience("api://orders")
+    ///     .build()?;
+    /// # let _ = verifier; Ok(()) }
     /// ```
     #[cfg(feature = "jwks")]
     pub fn from_issuer(issuer: &str) -> VerifierBuilder {
@@ -316,6 +340,10 @@ impl Verifier {
             .ok_or_else(|| AuthError::MissingClaim("iss".into()))?;
         list.iter()
             .find(|(name, _)| *name == iss)
+            .or_else(|| {
+                list.iter()
+                    .find(|(name, _)| TenantIssuers::fits(name, &iss))
+            })
             .map(|(_, v)| v)
             .ok_or(AuthError::InvalidIssuer)
     }
@@ -361,11 +389,16 @@ impl Verifier {
                     "a multi-issuer verifier cannot contain another",
                 ));
             }
-            let [issuer] = v.inner.issuers.as_slice() else {
-                return Err(BuildError::config(
-                    "issuers",
-                    "each verifier of a multi-issuer verifier needs exactly one .issuer(..)",
-                ));
+            let template = v.inner.tenants.as_deref().map(TenantIssuers::single);
+            let issuer = match (v.inner.issuers.as_slice(), template) {
+                ([issuer], None) => issuer.as_str(),
+                ([], Some(Some(template))) => template,
+                _ => {
+                    return Err(BuildError::config(
+                        "issuers",
+                        "each verifier of a multi-issuer verifier needs exactly one .issuer(..)",
+                    ));
+                }
             };
             if list.iter().any(|(i, _)| i == issuer) {
                 return Err(BuildError::config(
@@ -373,7 +406,7 @@ impl Verifier {
                     format!("two verifiers for the issuer {issuer:?}"),
                 ));
             }
-            list.push((issuer.clone(), v));
+            list.push((issuer.to_owned(), v));
         }
         let Some(clock) = list.first().map(|(_, v)| Arc::clone(&v.inner.clock)) else {
             return Err(BuildError::NoKeys);
@@ -389,6 +422,7 @@ impl Verifier {
                 keys: Keys::Issuers(list),
                 allowed,
                 issuers: Vec::new(),
+                tenants: None,
                 audiences: Vec::new(),
                 leeway: 0.0,
                 require_exp: true,
@@ -463,10 +497,18 @@ impl Verifier {
         ClaimRules {
             leeway: cfg.leeway,
             require_exp: cfg.require_exp,
-            issuers: &cfg.issuers,
+            // With issuer templates, `iss` is checked below (with `tid`).
+            issuers: if cfg.tenants.is_none() {
+                &cfg.issuers
+            } else {
+                &[]
+            },
             audiences: &cfg.audiences,
         }
         .check(&raw, now)?;
+        if let Some(tenants) = &cfg.tenants {
+            tenants.check(raw.iss.as_deref(), &cfg.issuers, &payload)?;
+        }
         if !cfg.required.is_empty() {
             check_required(&cfg.required, &raw, &payload)?;
         }

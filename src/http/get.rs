@@ -222,7 +222,10 @@ pub(crate) async fn discover(
     issuer: &str,
     limits: &Limits,
 ) -> Result<Url, String> {
-    let base = issuer.trim_end_matches('/');
+    // A multi-tenant template is discovered from Entra's `common` tenant,
+    // whose document publishes the template as its issuer.
+    let discovered = crate::tenant::discovery_issuer(issuer);
+    let base = discovered.trim_end_matches('/');
     let oidc = format!("{base}/.well-known/openid-configuration");
     let mut candidates = vec![oidc];
     if let Ok(url) = Url::parse(base) {
@@ -248,8 +251,14 @@ pub(crate) async fn discover(
         let doc: Discovery = serde_json::from_slice(&fetched.body)
             .map_err(|e| format!("{url}: not a discovery document: {e}"))?;
         if doc.issuer != issuer {
+            let hint = if crate::tenant::is_template(&doc.issuer) {
+                " (a multi-tenant template: give it as the issuer to accept tokens of every \
+                 tenant, checked against their `tid`, and restrict them with .tenants([..]))"
+            } else {
+                ""
+            };
             return Err(format!(
-                "{url}: the document's issuer {:?} is not the configured issuer {issuer:?}",
+                "{url}: the document's issuer {:?} is not the configured issuer {issuer:?}{hint}",
                 doc.issuer
             ));
         }

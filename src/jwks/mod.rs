@@ -251,7 +251,10 @@ impl JwksCache {
     /// A cache of the key set of `issuer`, found by OpenID Connect discovery
     /// (`{issuer}/.well-known/openid-configuration`, then, only if that
     /// answers 404, RFC 8414 metadata). The document's `issuer` must equal
-    /// `issuer` exactly.
+    /// `issuer` exactly. A multi-tenant template (`{tenantid}` in `issuer`,
+    /// see [`VerifierBuilder::issuer`](crate::VerifierBuilder::issuer)) is
+    /// discovered from its `common` tenant, whose document Entra ID
+    /// publishes with the template as its `issuer`.
     pub fn discover(issuer: &str) -> JwksCacheBuilder {
         JwksCacheBuilder::new(
             Url::parse(issuer)

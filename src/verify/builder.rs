@@ -9,6 +9,7 @@ use crate::algorithm::{Algorithm, Family};
 use crate::clock::{Clock, SystemClock};
 use crate::error::BuildError;
 use crate::key::{Key, KeySet, parse_jwk_set};
+use crate::tenant::TenantIssuers;
 
 /// Builds a [`Verifier`]. Mistakes are reported by [`VerifierBuilder::build`].
 ///
@@ -25,6 +26,7 @@ pub struct VerifierBuilder {
     jwks: Vec<Vec<u8>>,
     algorithms: Option<Vec<Algorithm>>,
     issuers: Vec<String>,
+    tenants: Option<Vec<String>>,
     audiences: Vec<String>,
     any_audience: bool,
     leeway: Option<Duration>,
@@ -95,8 +97,58 @@ impl VerifierBuilder {
     }
 
     /// Requires `iss` to equal this issuer (call again to accept several).
+    ///
+    /// An issuer with the placeholder `{tenantid}` is a multi-tenant
+    /// template, as Entra ID publishes for its `common` and `organizations`
+    /// endpoints (`https://login.microsoftonline.com/{tenantid}/v2.0`): a
+    /// token is accepted only if its `tid` claim is a tenant id (ASCII
+    /// letters, digits and `-`, at most 64) and its `iss` is the template
+    /// with `{tenantid}` replaced by exactly that `tid`. Without
+    /// [`tenants`](Self::tenants), tokens of **every** tenant are accepted.
     pub fn issuer(mut self, iss: impl Into<String>) -> Self {
         self.issuers.push(iss.into());
+        self
+    }
+
+    /// Accepts tokens of these tenants only (their `tid`, compared
+    /// ignoring ASCII case), for a multi-tenant issuer template (see
+    /// [`issuer`](Self::issuer)); call again to add tenants.
+    ///
+    /// Without it, a template accepts tokens from **any** Entra ID tenant,
+    /// personal Microsoft accounts included, as long as their audience is
+    /// yours: anyone can create a tenant and sign in to a multi-tenant
+    /// application. Unless your service is meant for every tenant, list
+    /// your customers' tenant ids here (or authorize by `tid` in your
+    /// handlers).
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, Key, Verifier};
+    ///
+    /// let verifier = Verifier::builder()
+    ///     .key(Key::hmac(Algorithm::HS256, [7u8; 32])?)
+    ///     .issuer("https://login.microsoftonline.com/{tenantid}/v2.0")
+    ///     .tenants(["72f988bf-86f1-41af-91ab-2d7cd011db47"])
+    ///     .audience("api://orders")
+    ///     .build()?;
+    /// # let token = |tid: &str, iss_tid: &str| jsonwebtoken::encode(&jsonwebtoken::Header::default(),
+    /// #     &serde_json::json!({"iss": format!("https://login.microsoftonline.com/{iss_tid}/v2.0"),
+    /// #         "tid": tid, "aud": "api://orders", "exp": 4102444800u64}),
+    /// #     &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32])).unwrap();
+    /// let ours = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    /// let theirs = "0d7ac1d5-3a51-4f5e-b1b7-b0a8b1c1d2e3";
+    /// assert!(verifier.verify::<tower_jwt_auth::JsonClaims>(&token(ours, ours)).is_ok());
+    /// // Another tenant: refused.
+    /// let err = verifier.verify::<tower_jwt_auth::JsonClaims>(&token(theirs, theirs)).unwrap_err();
+    /// assert_eq!(err.reason(), "tenant_not_allowed");
+    /// // An `iss` of another tenant than the token's `tid`: refused.
+    /// let err = verifier.verify::<tower_jwt_auth::JsonClaims>(&token(ours, theirs)).unwrap_err();
+    /// assert_eq!(err.reason(), "invalid_issuer");
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
+    pub fn tenants<S: Into<String>>(mut self, tenants: impl IntoIterator<Item = S>) -> Self {
+        self.tenants
+            .get_or_insert_with(Vec::new)
+            .extend(tenants.into_iter().map(Into::into));
         self
     }
 
@@ -151,8 +203,10 @@ impl VerifierBuilder {
     /// # Errors
     /// [`BuildError::NoKeys`] without usable keys; [`BuildError::InvalidKey`]
     /// for a JWKS that cannot be read; [`BuildError::InvalidConfig`] for a key
-    /// outside the allowed algorithms, no audience policy, or a leeway over 5 minutes.
+    /// outside the allowed algorithms, no audience policy, a leeway over 5
+    /// minutes, or tenants without an issuer template.
     pub fn build(mut self) -> Result<Verifier, BuildError> {
+        let tenants = TenantIssuers::split(&mut self.issuers, self.tenants.take())?;
         #[cfg(feature = "jwks")]
         if let Some(issuer) = self.discover.take() {
             // The issuer's own keys, found by discovery; any asymmetric
@@ -205,7 +259,7 @@ impl VerifierBuilder {
                     "none of the allowed algorithms is one the JwksCache accepts",
                 ));
             }
-            return Ok(self.finish(Keys::Remote(cache), allowed, leeway, clock));
+            return Ok(self.finish(Keys::Remote(cache), allowed, leeway, clock, tenants));
         }
         let mut keys = std::mem::take(&mut self.keys);
         if let Some(allowed) = &self.algorithms
@@ -270,7 +324,13 @@ impl VerifierBuilder {
                 ));
             }
         }
-        Ok(self.finish(Keys::Static(KeySet::new(keys)), allowed, leeway, clock))
+        Ok(self.finish(
+            Keys::Static(KeySet::new(keys)),
+            allowed,
+            leeway,
+            clock,
+            tenants,
+        ))
     }
 
     /// The verifier, once its keys and allowed algorithms are settled.
@@ -280,12 +340,14 @@ impl VerifierBuilder {
         allowed: Vec<Algorithm>,
         leeway: Duration,
         clock: Arc<dyn Clock>,
+        tenants: Option<TenantIssuers>,
     ) -> Verifier {
         Verifier {
             inner: Arc::new(Config {
                 keys,
                 allowed,
                 issuers: self.issuers,
+                tenants: tenants.map(Box::new),
                 audiences: self.audiences,
                 leeway: leeway.as_secs_f64(),
                 require_exp: !self.allow_missing_exp,
