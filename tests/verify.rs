@@ -438,3 +438,165 @@ fn a_multi_tenant_template_routes_among_several_issuers() {
         Err(BuildError::InvalidConfig(_))
     ));
 }
+
+/// PEM as people paste it, and DER as tools write it: each form that
+/// loaded before keeps loading, whatever parses it.
+#[test]
+fn pem_and_der_in_the_forms_found_in_the_wild() {
+    use base64::Engine;
+    let std_b64 = |der: &[u8]| base64::engine::general_purpose::STANDARD.encode(der);
+    let armour = |label: &str, der: &[u8], width: usize, eol: &str| {
+        let body = std_b64(der);
+        let lines: Vec<&str> = body
+            .as_bytes()
+            .chunks(width)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN {label}-----{eol}{}{eol}-----END {label}-----{eol}",
+            lines.join(eol)
+        )
+    };
+    let spki = pem_der(&read("rsa.pub"));
+    let accepted = [
+        ("64 columns, LF", armour("PUBLIC KEY", &spki, 64, "\n")),
+        ("76 columns (MIME)", armour("PUBLIC KEY", &spki, 76, "\n")),
+        ("one line", armour("PUBLIC KEY", &spki, 4096, "\n")),
+        ("CRLF", armour("PUBLIC KEY", &spki, 64, "\r\n")),
+        (
+            "explanatory text around it",
+            format!(
+                "Our signing key, rotated 2025-01:\n{}\nnext block follows\n",
+                armour("PUBLIC KEY", &spki, 64, "\n")
+            ),
+        ),
+        (
+            "a certificate chain (the first certificate's key)",
+            format!(
+                "{}{}",
+                String::from_utf8(read("rsa.crt")).unwrap(),
+                String::from_utf8(read("rsa.crt")).unwrap()
+            ),
+        ),
+        (
+            "PKCS#1 RSA PUBLIC KEY",
+            String::from_utf8(read("rsa.pkcs1.pub")).unwrap(),
+        ),
+    ];
+    for (what, pem) in accepted {
+        let key = Key::from_pem(Algorithm::RS256, &pem).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let v = Verifier::builder()
+            .key(key.with_kid("k1"))
+            .any_audience()
+            .build()
+            .unwrap();
+        verify(&v, &token(Algorithm::RS256, &claims())).unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+    // An EC certificate (the TLS test server's), as DER inside PEM.
+    let cert = std::fs::read(format!(
+        "{}/tests/data/tls/server.der",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let pem = armour("CERTIFICATE", &cert, 64, "\n");
+    assert_eq!(
+        Key::from_pem(Algorithm::ES256, &pem).unwrap().algorithm(),
+        Algorithm::ES256
+    );
+    assert!(Key::from_pem(Algorithm::ES384, &pem).is_err());
+}
+
+/// Refusals of keys that do not fit say what is wrong.
+#[test]
+fn unfit_pem_and_der_are_refused_with_a_reason() {
+    use base64::Engine;
+    let der = |b64: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap()
+    };
+    let secp256k1 = der(
+        "MFYwEAYHKoZIzj0CAQYFK4EEAAoDQgAECKuVWDn/oaGiOGOGefNBANCVyGzVAahy4ImAALEJFKI0/K4wnEvSxYIvQq29zqoUPXSWiRFVrdRp3Vtl5idqyQ==",
+    );
+    let x25519 = der("MCowBQYDK2VuAyEA3isaNNYZXOGTbUrPXJQO+U31WPKkrfKLFXsPmk/x1DA=");
+    let rsa = pem_der(&read("rsa.pub"));
+    let mut trailing = rsa.clone();
+    trailing.push(0);
+    let truncated = &rsa[..rsa.len() - 1];
+    let p256 = pem_der(&read("p256.pub"));
+    let cases: Vec<(&str, Result<Key, BuildError>, &str)> = vec![
+        (
+            "secp256k1",
+            Key::from_spki_der(Algorithm::ES256, &secp256k1),
+            "curve",
+        ),
+        (
+            "X25519",
+            Key::from_spki_der(Algorithm::EdDSA, &x25519),
+            "unsupported public key type",
+        ),
+        (
+            "P-256 as ES384",
+            Key::from_spki_der(Algorithm::ES384, &p256),
+            "cannot verify ES384",
+        ),
+        (
+            "RSA as EdDSA",
+            Key::from_spki_der(Algorithm::EdDSA, &rsa),
+            "cannot verify EdDSA",
+        ),
+        (
+            "1024-bit RSA",
+            Key::from_pem(Algorithm::RS256, read("rsa1024.pub")),
+            "at least 2048 bits",
+        ),
+        (
+            "trailing bytes",
+            Key::from_spki_der(Algorithm::RS256, &trailing),
+            "",
+        ),
+        (
+            "truncated",
+            Key::from_spki_der(Algorithm::RS256, truncated),
+            "",
+        ),
+        ("empty", Key::from_spki_der(Algorithm::RS256, &[]), ""),
+        (
+            "private key PEM",
+            Key::from_pem(Algorithm::RS256, read("rsa.key")),
+            "private key",
+        ),
+        (
+            "unknown PEM label",
+            Key::from_pem(
+                Algorithm::RS256,
+                "-----BEGIN X509 CRL-----\nMAA=\n-----END X509 CRL-----\n",
+            ),
+            "unsupported PEM block",
+        ),
+        ("not PEM", Key::from_pem(Algorithm::RS256, "hello"), "PEM"),
+        (
+            "bad base64",
+            Key::from_pem(
+                Algorithm::RS256,
+                "-----BEGIN PUBLIC KEY-----\n!!!!\n-----END PUBLIC KEY-----\n",
+            ),
+            "",
+        ),
+        (
+            "no END line",
+            Key::from_pem(Algorithm::RS256, "-----BEGIN PUBLIC KEY-----\nMAA=\n"),
+            "",
+        ),
+        (
+            "RSA PUBLIC KEY for ES256",
+            Key::from_pem(Algorithm::ES256, read("rsa.pkcs1.pub")),
+            "cannot verify ES256",
+        ),
+    ];
+    for (what, result, says) in cases {
+        let err = result.err().unwrap_or_else(|| panic!("{what} accepted"));
+        assert!(matches!(err, BuildError::InvalidKey(_)), "{what}: {err}");
+        assert!(err.to_string().contains(says), "{what}: {err}");
+    }
+}
