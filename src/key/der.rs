@@ -1,8 +1,13 @@
 //! Just enough PEM and DER to recognise a public key: its type, its curve and
-//! the size of an RSA modulus. The key bytes themselves are parsed and
-//! checked again by aws-lc when the verification key is built.
+//! the size of an RSA modulus, read with maintained parsers (`pem` for the
+//! armour; RustCrypto's `der`, `spki` and `pkcs1` for the structures; see
+//! docs/decisions/0002-pem-der-parsers.md). The key bytes themselves are
+//! parsed and checked again by aws-lc when the verification key is built.
 
-use base64::Engine;
+use ::der::asn1::ObjectIdentifier;
+use ::der::{Reader, SliceReader, Tag, TagNumber};
+use pkcs1::RsaPublicKeyRef;
+use spki::SubjectPublicKeyInfoRef;
 
 use crate::algorithm::Curve;
 
@@ -18,58 +23,12 @@ pub(crate) enum PublicKeyInfo {
     Ed25519,
 }
 
-const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
-const OID_P521: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x23];
-const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
-
-const SEQUENCE: u8 = 0x30;
-const INTEGER: u8 = 0x02;
-const BIT_STRING: u8 = 0x03;
-const OID: u8 = 0x06;
-
-/// A reader over DER bytes that refuses anything it does not understand.
-struct Der<'a>(&'a [u8]);
-
-impl<'a> Der<'a> {
-    /// Reads one TLV with the expected tag; returns its contents.
-    fn read(&mut self, tag: u8) -> Result<&'a [u8], String> {
-        let (t, contents) = self.next_any()?;
-        if t != tag {
-            return Err(format!("expected DER tag {tag:#04x}, found {t:#04x}"));
-        }
-        Ok(contents)
-    }
-
-    fn next_any(&mut self) -> Result<(u8, &'a [u8]), String> {
-        let input = self.0;
-        let (&tag, rest) = input.split_first().ok_or("truncated DER")?;
-        let (&first, rest) = rest.split_first().ok_or("truncated DER")?;
-        let (len, rest) = if first < 0x80 {
-            (first as usize, rest)
-        } else {
-            let n = (first & 0x7f) as usize;
-            if n == 0 || n > 4 || rest.len() < n {
-                return Err("unsupported DER length".into());
-            }
-            let len = rest[..n]
-                .iter()
-                .fold(0usize, |acc, b| (acc << 8) | *b as usize);
-            (len, &rest[n..])
-        };
-        if rest.len() < len {
-            return Err("truncated DER".into());
-        }
-        self.0 = &rest[len..];
-        Ok((tag, &rest[..len]))
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
+const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const OID_EC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const OID_P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
+const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 
 /// Bits in a big-endian unsigned integer (DER INTEGER contents, leading zero allowed).
 pub(crate) fn integer_bits(bytes: &[u8]) -> usize {
@@ -90,22 +49,8 @@ pub(crate) fn rsa_public_key_bits(der: &[u8]) -> Result<usize, String> {
 /// The modulus `n` and exponent `e` of a PKCS#1 `RSAPublicKey`, as
 /// big-endian integers without leading zeros.
 pub(crate) fn rsa_public_key_components(der: &[u8]) -> Result<(&[u8], &[u8]), String> {
-    let mut outer = Der(der);
-    let mut seq = Der(outer.read(SEQUENCE)?);
-    if !outer.is_empty() {
-        return Err("trailing bytes after RSAPublicKey".into());
-    }
-    let n = seq.read(INTEGER)?;
-    let e = seq.read(INTEGER)?;
-    if !seq.is_empty() {
-        return Err("unexpected members in RSAPublicKey".into());
-    }
-    Ok((strip_zeros(n), strip_zeros(e)))
-}
-
-fn strip_zeros(int: &[u8]) -> &[u8] {
-    let start = int.iter().position(|&b| b != 0).unwrap_or(int.len());
-    &int[start..]
+    let key = RsaPublicKeyRef::try_from(der).map_err(|e| format!("RSAPublicKey: {e}"))?;
+    Ok((key.modulus.as_bytes(), key.public_exponent.as_bytes()))
 }
 
 /// Refuses RSA public exponents that are even, 1, or absurdly large.
@@ -119,64 +64,71 @@ pub(crate) fn check_rsa_exponent(e: &[u8]) -> Result<(), String> {
 
 /// Reads a `SubjectPublicKeyInfo` and tells what key it holds.
 pub(crate) fn spki_info(der: &[u8]) -> Result<PublicKeyInfo, String> {
-    let mut outer = Der(der);
-    let mut spki = Der(outer.read(SEQUENCE)?);
-    if !outer.is_empty() {
-        return Err("trailing bytes after SubjectPublicKeyInfo".into());
-    }
-    let mut alg_id = Der(spki.read(SEQUENCE)?);
-    let bits = spki.read(BIT_STRING)?;
-    let oid = alg_id.read(OID)?;
-    let key = match bits.split_first() {
-        Some((0, key)) => key,
-        _ => return Err("public key BIT STRING has unused bits".into()),
-    };
-    if oid == OID_RSA {
-        Ok(PublicKeyInfo::Rsa {
+    let spki =
+        SubjectPublicKeyInfoRef::try_from(der).map_err(|e| format!("SubjectPublicKeyInfo: {e}"))?;
+    let key = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or("public key BIT STRING has unused bits")?;
+    match spki.algorithm.oid {
+        OID_RSA => Ok(PublicKeyInfo::Rsa {
             bits: rsa_public_key_bits(key)?,
-        })
-    } else if oid == OID_EC {
-        let curve = alg_id.read(OID)?;
-        let curve = if curve == OID_P256 {
-            Curve::P256
-        } else if curve == OID_P384 {
-            Curve::P384
-        } else if curve == OID_P521 {
-            Curve::P521
-        } else {
-            return Err("EC key on an unsupported curve (supported: P-256, P-384, P-521)".into());
-        };
-        Ok(PublicKeyInfo::Ec(curve))
-    } else if oid == OID_ED25519 {
-        Ok(PublicKeyInfo::Ed25519)
-    } else {
-        Err("unsupported public key type (supported: RSA, EC P-256/384/521, Ed25519)".into())
+        }),
+        OID_EC => {
+            let curve = match spki.algorithm.parameters_oid() {
+                Ok(OID_P256) => Curve::P256,
+                Ok(OID_P384) => Curve::P384,
+                Ok(OID_P521) => Curve::P521,
+                _ => {
+                    return Err(
+                        "EC key on an unsupported curve (supported: P-256, P-384, P-521)".into(),
+                    );
+                }
+            };
+            Ok(PublicKeyInfo::Ec(curve))
+        }
+        OID_ED25519 => Ok(PublicKeyInfo::Ed25519),
+        _ => Err("unsupported public key type (supported: RSA, EC P-256/384/521, Ed25519)".into()),
     }
 }
 
 /// Extracts the `SubjectPublicKeyInfo` from an X.509 certificate. The
-/// certificate itself is not validated: it is only a container for the key.
+/// certificate itself is not validated: it is only a container for the
+/// key, so only the DER framing up to the key is read.
 pub(crate) fn certificate_spki(der: &[u8]) -> Result<&[u8], String> {
-    let mut cert = Der(Der(der).read(SEQUENCE)?);
-    let mut tbs = Der(cert.read(SEQUENCE)?);
-    // [0] version (optional), serialNumber, signature, issuer, validity, subject, spki
-    let mut skipped = 0;
-    loop {
-        let before = tbs.0;
-        let (tag, _) = tbs.next_any()?;
-        if tag == 0xa0 {
-            continue;
-        }
-        skipped += 1;
-        if skipped == 6 {
-            // Re-read the element as a whole TLV.
-            let consumed = before.len() - tbs.0.len();
-            if tag != SEQUENCE {
-                return Err("certificate has no SubjectPublicKeyInfo".into());
+    let read = || -> ::der::Result<&[u8]> {
+        let mut reader = SliceReader::new(der)?;
+        let spki = reader.sequence(|cert| {
+            let spki = cert.sequence(|tbs| {
+                // [0] version (optional), serialNumber, signature, issuer,
+                // validity, subject, subjectPublicKeyInfo, then optional
+                // fields this does not need.
+                if let Tag::ContextSpecific {
+                    number: TagNumber(0),
+                    ..
+                } = Tag::peek(tbs)?
+                {
+                    tbs.tlv_bytes()?;
+                }
+                for _ in 0..5 {
+                    tbs.tlv_bytes()?;
+                }
+                let spki = tbs.tlv_bytes()?;
+                while !tbs.is_finished() {
+                    tbs.tlv_bytes()?;
+                }
+                Ok::<_, ::der::Error>(spki)
+            })?;
+            // signatureAlgorithm, signatureValue
+            while !cert.is_finished() {
+                cert.tlv_bytes()?;
             }
-            return Ok(&before[..consumed]);
-        }
-    }
+            Ok::<_, ::der::Error>(spki)
+        })?;
+        reader.finish()?;
+        Ok(spki)
+    };
+    read().map_err(|e| format!("certificate: {e}"))
 }
 
 /// A decoded PEM block.
@@ -185,28 +137,18 @@ pub(crate) struct Pem {
     pub(crate) der: Vec<u8>,
 }
 
-/// Decodes the first PEM block in `input`.
+/// Decodes the first PEM block in `input` (text around it is ignored).
 pub(crate) fn parse_pem(input: &[u8]) -> Result<Pem, String> {
-    let text = std::str::from_utf8(input).map_err(|_| "PEM is not valid UTF-8".to_string())?;
-    let begin = text
-        .find("-----BEGIN ")
-        .ok_or("no `-----BEGIN` line; expected a PEM encoded public key")?;
-    let rest = &text[begin + 11..];
-    let label_end = rest.find("-----").ok_or("unterminated PEM BEGIN line")?;
-    let label = rest[..label_end].to_string();
-    let body_and_end = &rest[label_end + 5..];
-    let end_marker = format!("-----END {label}-----");
-    let end = body_and_end
-        .find(&end_marker)
-        .ok_or_else(|| format!("no `{end_marker}` line"))?;
-    let body: String = body_and_end[..end]
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .map_err(|e| format!("PEM body is not valid base64: {e}"))?;
-    Ok(Pem { label, der })
+    match pem::parse(input) {
+        Ok(pem) => Ok(Pem {
+            label: pem.tag().to_owned(),
+            der: pem.into_contents(),
+        }),
+        Err(pem::PemError::MalformedFraming | pem::PemError::MissingBeginTag) => {
+            Err("no `-----BEGIN` line; expected a PEM encoded public key".into())
+        }
+        Err(e) => Err(format!("PEM: {e}")),
+    }
 }
 
 #[cfg(test)]
@@ -261,6 +203,41 @@ mod tests {
             assert!(spki_info(input).is_err());
             assert!(certificate_spki(input).is_err());
             assert!(rsa_public_key_bits(input).is_err());
+        }
+    }
+
+    #[test]
+    fn truncations_are_errors_and_bit_flips_never_panic() {
+        let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/keys/");
+        let read = |name: &str| {
+            let pem = std::fs::read(format!("{keys}{name}")).unwrap();
+            parse_pem(&pem).unwrap().der
+        };
+        let cert = read("rsa.crt");
+        let spki = read("p256.pub");
+        let pkcs1 = read("rsa.pkcs1.pub");
+        assert!(certificate_spki(&cert).is_ok());
+        for len in 0..cert.len() {
+            assert!(certificate_spki(&cert[..len]).is_err(), "{len}");
+        }
+        for len in 0..spki.len() {
+            assert!(spki_info(&spki[..len]).is_err(), "{len}");
+        }
+        for len in 0..pkcs1.len() {
+            assert!(rsa_public_key_components(&pkcs1[..len]).is_err(), "{len}");
+        }
+        for input in [&cert, &spki, &pkcs1] {
+            for i in 0..input.len() {
+                for bit in 0..8 {
+                    let mut m = input.clone();
+                    m[i] ^= 1 << bit;
+                    let _ = spki_info(&m);
+                    let _ = rsa_public_key_components(&m);
+                    if let Ok(inner) = certificate_spki(&m) {
+                        assert!(inner.len() < m.len());
+                    }
+                }
+            }
         }
     }
 

@@ -14,7 +14,7 @@ use crate::error::BuildError;
 pub(crate) use jwk::parse_jwk_set;
 
 #[cfg(any(feature = "issuer", feature = "test-util"))]
-pub(crate) use der::rsa_public_key_components;
+pub(crate) use self::der::rsa_public_key_components;
 
 /// The smallest RSA modulus accepted, in bits.
 pub(crate) const MIN_RSA_BITS: usize = 2048;
