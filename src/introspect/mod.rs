@@ -440,6 +440,8 @@ impl IntrospectorBuilder {
     }
 
     /// Requires `iss` to be this issuer (call again to accept several).
+    /// A multi-tenant template (`{tenantid}`) is refused by
+    /// [`build`](Self::build): only JWT verifiers check templates.
     pub fn issuer(mut self, iss: impl Into<String>) -> Self {
         self.issuers.push(iss.into());
         self
@@ -510,6 +512,15 @@ impl IntrospectorBuilder {
             )
         })?;
         http::check_url(&url, self.allow_http).map_err(|e| BuildError::config("url", e))?;
+        if let Some(template) = self.issuers.iter().find(|i| crate::tenant::is_template(i)) {
+            return Err(BuildError::config(
+                "issuer",
+                format!(
+                    "{template:?} is a multi-tenant issuer template; templates are checked \
+                     against `tid` by JWT verifiers (Verifier), not by introspection"
+                ),
+            ));
+        }
         let client_id = self.client_id.ok_or_else(|| {
             BuildError::config(
                 "client_credentials",
@@ -678,6 +689,10 @@ mod tests {
                 .contains("audience")
         );
         assert!(err(base().leeway(Duration::from_secs(301))).contains("leeway"));
+        assert!(
+            err(base().issuer("https://login.microsoftonline.com/{tenantid}/v2.0"))
+                .contains("template")
+        );
         match Introspector::builder("https://idp.example/i")
             .client_credentials("a", "s")
             .build()
