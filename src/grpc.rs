@@ -3,9 +3,12 @@
 //!
 //! The layer and the guards work on a tonic server unchanged: add them with
 //! `Server::builder().layer(..)` (the first layer added runs first). The
-//! token comes from the `authorization` metadata (`Bearer …`), and refusals
+//! token comes from the `authorization` metadata (`Bearer …`, or `DPoP …`
+//! with a `dpop` proof whose `htm` is `POST` and `htu` the external base
+//! URL followed by the method path, `/package.Service/Method`), and refusals
 //! are trailers-only gRPC answers (`grpc-status` 16, 7 or 14), chosen by
-//! the request's `application/grpc` content type.
+//! the request's `application/grpc` content type. They carry the
+//! `www-authenticate` challenge of the HTTP answer as metadata.
 
 use tonic::{Code, Status};
 

@@ -146,6 +146,8 @@ where
 
 /// The standard rejection: RFC 6750 answers, and trailers-only gRPC status
 /// answers when the auth layer decided the request is a genuine gRPC call.
+/// The gRPC answers carry the `www-authenticate` challenge of the HTTP
+/// answer (and `dpop-nonce`) as metadata, except `UNAVAILABLE`.
 ///
 /// | error | HTTP | gRPC |
 /// |---|---|---|
@@ -240,21 +242,34 @@ impl DefaultRejection {
         *res.status_mut() = error.kind().http_status();
         let headers = res.headers_mut();
         if error.kind() != ErrorKind::Unavailable {
-            let value = Challenge::header(&challenges(refusal, &self.inner.realm));
-            headers.insert(WWW_AUTHENTICATE, value);
-            if let AuthError::UseDpopNonce(nonce) = error
-                && let Ok(nonce) = HeaderValue::from_str(nonce)
-            {
-                headers.insert("dpop-nonce", nonce);
-            }
+            self.challenge_headers(refusal, headers);
         } else {
             headers.insert(RETRY_AFTER, HeaderValue::from(self.inner.retry_after));
         }
         res
     }
 
-    /// Renders `error` as a trailers-only gRPC response (HTTP status 200).
+    /// `WWW-Authenticate` and, for a missing DPoP nonce, `DPoP-Nonce`: the
+    /// same in an HTTP answer and in the metadata of a gRPC one.
+    fn challenge_headers(&self, refusal: &Refusal<'_>, headers: &mut HeaderMap) {
+        let value = Challenge::header(&challenges(refusal, &self.inner.realm));
+        headers.insert(WWW_AUTHENTICATE, value);
+        if let AuthError::UseDpopNonce(nonce) = refusal.error()
+            && let Ok(nonce) = HeaderValue::from_str(nonce)
+        {
+            headers.insert("dpop-nonce", nonce);
+        }
+    }
+
+    /// Renders `error` as a trailers-only gRPC response (HTTP status 200):
+    /// `grpc-status`, `grpc-message`, and the `www-authenticate` challenge
+    /// of the HTTP answer as metadata (except for `UNAVAILABLE`).
     pub fn grpc<B: Default>(&self, error: &AuthError) -> Response<B> {
+        self.grpc_for(&Refusal::new(error).grpc(true))
+    }
+
+    fn grpc_for<B: Default>(&self, refusal: &Refusal<'_>) -> Response<B> {
+        let error = refusal.error();
         let mut res = Response::new(B::default());
         *res.status_mut() = StatusCode::OK;
         let headers = res.headers_mut();
@@ -266,6 +281,12 @@ impl DefaultRejection {
             "grpc-message",
             HeaderValue::from_static(error.description()),
         );
+        // A gRPC client learns the schemes (Bearer, DPoP and its algorithms),
+        // the error, `resource_metadata` and a DPoP nonce the same way an
+        // HTTP client does: from the metadata of the refusal.
+        if error.kind() != ErrorKind::Unavailable {
+            self.challenge_headers(refusal, headers);
+        }
         res
     }
 
@@ -286,7 +307,7 @@ impl DefaultRejection {
 impl<B: Default> OnRejection<B> for DefaultRejection {
     fn on_rejection(&self, refusal: &Refusal<'_>) -> Response<B> {
         let mut res = if self.inner.always_grpc || refusal.is_grpc() {
-            self.grpc(refusal.error())
+            self.grpc_for(refusal)
         } else {
             self.http_for(refusal)
         };
@@ -566,6 +587,19 @@ mod tests {
         assert_eq!(res.status(), 200);
         assert_eq!(res.headers()["grpc-status"], "16");
         assert_eq!(res.headers()["grpc-message"], "the access token expired");
+        // The challenge of the HTTP answer, as metadata.
+        assert_eq!(
+            res.headers()[WWW_AUTHENTICATE],
+            r#"Bearer realm="api", error="invalid_token", error_description="the access token expired""#
+        );
+        let nonce = AuthError::UseDpopNonce("n-1".into());
+        let res: Response<()> = r.on_rejection(&Refusal::new(&nonce).grpc(true));
+        assert_eq!(res.headers()["dpop-nonce"], "n-1");
+        // Not for an outage, as in HTTP.
+        let down = AuthError::KeysUnavailable("down".into());
+        let res: Response<()> = r.on_rejection(&Refusal::new(&down).grpc(true));
+        assert_eq!(res.headers()["grpc-status"], "14");
+        assert!(res.headers().get(WWW_AUTHENTICATE).is_none());
         let res: Response<()> = r.on_rejection(&Refusal::new(&AuthError::Expired));
         assert_eq!(res.status(), 401);
     }
