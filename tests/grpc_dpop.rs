@@ -166,7 +166,8 @@ fn refused_proof(result: Result<HelloReply, Status>, why: &str) {
     assert_eq!(status.code(), Code::Unauthenticated, "{why}: {status:?}");
     let c = challenge(&status);
     assert!(
-        c.contains(r#"DPoP realm="api", algs="ES256"#) && c.contains(r#"error="invalid_dpop_proof""#),
+        c.contains(r#"DPoP realm="api", algs="ES256"#)
+            && c.contains(r#"error="invalid_dpop_proof""#),
         "{why}: {c}"
     );
 }
