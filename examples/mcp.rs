@@ -22,6 +22,10 @@
 //!   belongs in the tool: it reads the verified claims from the request
 //!   (`whoami` below).
 //!
+//! `rmcp` is a dev-dependency of tower-jwt-auth, for this example only: the
+//! crate itself does not depend on it, and any MCP server framework on
+//! axum or tower works the same way behind the layer.
+//!
 //! The MCP side is stateless (`legacy_session_mode` off, JSON answers): each
 //! `POST /mcp` is verified and answered on its own, so any instance behind
 //! a load balancer can take it.
