@@ -74,7 +74,7 @@ pub use guard::{Guard, GuardFuture, RequireClaims, RequireRole, RequireScope, Re
 #[cfg(feature = "introspection")]
 pub use introspect::{
     ClientAuth, DEFAULT_INTROSPECTION_TTL, DEFAULT_NEGATIVE_TTL, Introspector, IntrospectorBuilder,
-    JwtOrIntrospect,
+    JwtOrIntrospect, JwtThenIntrospect,
 };
 #[cfg(feature = "issuer")]
 pub use issuer::{Issuer, IssuerFailure};

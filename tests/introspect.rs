@@ -9,8 +9,8 @@ mod example;
 mod oidc;
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -21,7 +21,8 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use serde_json::Value;
 use tower::{ServiceExt, service_fn};
 use tower_jwt_auth::{
-    AuthError, Claims, ClientAuth, Introspector, JwksCache, JwtAuthLayer, JwtOrIntrospect, Verifier,
+    AuthError, Claims, ClientAuth, Introspector, IntrospectorBuilder, JwksCache, JwtAuthLayer,
+    JwtOrIntrospect, JwtThenIntrospect, Verifier,
 };
 use tower_layer::Layer;
 
@@ -48,7 +49,7 @@ async fn call(layer: &JwtAuthLayer, token: &str) -> (StatusCode, String) {
     (status, text)
 }
 
-fn introspector(provider: &oidc::Provider, client: &str) -> tower_jwt_auth::IntrospectorBuilder {
+fn introspector(provider: &oidc::Provider, client: &str) -> IntrospectorBuilder {
     Introspector::builder(format!("{}/token/introspection", provider.issuer))
         .client_credentials(client, format!("secret-of-{client}"))
         .issuer(provider.issuer.clone())
@@ -188,22 +189,35 @@ async fn oidc_provider_jwt_and_opaque_tokens_side_by_side() {
 
 /// A loopback introspection endpoint: `POST /{mode}` answers as `mode`
 /// says, counting calls, and refuses a request without the expected client
-/// authentication or form.
+/// authentication or form. `POST /switch` answers as the mode set with
+/// [`Faulty::switch`] says.
 struct Faulty {
     base: String,
     calls: Arc<AtomicUsize>,
+    mode: Arc<Mutex<String>>,
+}
+
+#[derive(Clone)]
+struct FaultyState {
+    calls: Arc<AtomicUsize>,
+    mode: Arc<Mutex<String>>,
 }
 
 const SECRET: &str = "s3cr%t &more";
 
 async fn faulty() -> Faulty {
     async fn answer(
-        State(calls): State<Arc<AtomicUsize>>,
+        State(state): State<FaultyState>,
         Path(mode): Path<String>,
         headers: HeaderMap,
         body: String,
     ) -> (StatusCode, String) {
-        calls.fetch_add(1, Ordering::SeqCst);
+        state.calls.fetch_add(1, Ordering::SeqCst);
+        let mode = if mode == "switch" {
+            state.mode.lock().unwrap().clone()
+        } else {
+            mode
+        };
         // client_secret_basic, form-encoded before base64 (RFC 6749 §2.3.1).
         use base64::Engine;
         let basic = base64::engine::general_purpose::STANDARD.encode("api:s3cr%25t+%26more");
@@ -229,6 +243,15 @@ async fn faulty() -> Faulty {
                 (StatusCode::OK, ok.into())
             }
             "inactive" => (StatusCode::OK, r#"{"active":false}"#.into()),
+            "active-exp-2s" => {
+                let exp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs()
+                    + 2;
+                let body = format!(r#"{{"active":true,"sub":"alice","aud":"api","exp":{exp}}}"#);
+                (StatusCode::OK, body)
+            }
             "500" => (StatusCode::INTERNAL_SERVER_ERROR, "oops".into()),
             "bad-json" => (StatusCode::OK, r#"{"active":true,"#.into()),
             "no-active" => (StatusCode::OK, r#"{"sub":"alice","aud":"api"}"#.into()),
@@ -236,14 +259,21 @@ async fn faulty() -> Faulty {
             _ => (StatusCode::NOT_FOUND, String::new()),
         }
     }
-    let calls = Arc::new(AtomicUsize::new(0));
+    let state = FaultyState {
+        calls: Arc::new(AtomicUsize::new(0)),
+        mode: Arc::new(Mutex::new("active".into())),
+    };
     let app = Router::new()
         .route("/{mode}", post(answer))
-        .with_state(Arc::clone(&calls));
+        .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Faulty { base, calls }
+    Faulty {
+        base,
+        calls: state.calls,
+        mode: state.mode,
+    }
 }
 
 impl Faulty {
@@ -252,12 +282,19 @@ impl Faulty {
     }
 
     fn introspector(&self, mode: &str) -> Introspector {
+        self.builder(mode).build().unwrap()
+    }
+
+    fn builder(&self, mode: &str) -> IntrospectorBuilder {
         Introspector::builder(format!("{}/{mode}", self.base))
             .client_credentials("api", SECRET)
             .audience("api")
             .timeout(Duration::from_millis(500))
-            .build()
-            .unwrap()
+    }
+
+    /// What `POST /switch` answers from now on.
+    fn switch(&self, mode: &str) {
+        *self.mode.lock().unwrap() = mode.into();
     }
 
     fn calls(&self) -> usize {
@@ -473,4 +510,185 @@ fn calls_are_counted_and_timed() {
         );
     }
     assert_eq!(timings, 3);
+}
+
+/// Real-time revocation: an oidc-provider JWT verified locally, then checked
+/// at an introspection endpoint. oidc-provider itself refuses to introspect
+/// or revoke JWT access tokens (they are not stored; it answers
+/// `unsupported_token_type`), so the endpoint that says "still active" is
+/// the loopback one, switched to inactive as a revocation would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_then_introspect_sees_a_revocation_within_the_ttl() {
+    let provider = oidc::start().await;
+    let http = reqwest::Client::new();
+    let server = faulty().await;
+    let jwt = || {
+        Verifier::builder()
+            .jwks_cache(JwksCache::discover(&provider.issuer).build().unwrap())
+            .issuer(provider.issuer.clone())
+            .audience(API)
+            .typ("at+jwt")
+            .build()
+            .unwrap()
+    };
+    let still_active = server
+        .builder("switch")
+        .max_ttl(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let layer = JwtAuthLayer::new(JwtThenIntrospect::new(jwt(), still_active));
+    let token = provider.token(&http, "client-rs256", API).await;
+
+    server.switch("active");
+    let (status, text) = call(&layer, &token).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let claims: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        claims["client_id"], "client-rs256",
+        "the JWT's claims: {claims}"
+    );
+    assert_eq!(claims["aud"], API, "{claims}");
+    assert_eq!(claims["active"], Value::Null, "not the answer's: {claims}");
+    assert_eq!(server.calls(), 1);
+    // Cached: no second call.
+    assert_eq!(call(&layer, &token).await.0, StatusCode::OK);
+    assert_eq!(server.calls(), 1);
+
+    // Revoked: refused once the cached answer's lifetime (1 s) is over.
+    server.switch("inactive");
+    assert_eq!(call(&layer, &token).await.0, StatusCode::OK, "cached");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, text) = call(&layer, &token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    assert!(text.contains("invalid_token"), "{text}");
+    assert!(text.contains("not active"), "{text}");
+    assert_eq!(server.calls(), 2);
+
+    // A forged JWT, an opaque token, a token for another audience: refused
+    // locally, never sent to the endpoint.
+    server.switch("active");
+    let forged = format!("{}AAAA", &token[..token.len() - 4]);
+    let (status, text) = call(&layer, &forged).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(text.contains("signature"), "{text}");
+    let opaque = provider.token(&http, "client-rs256", OPAQUE).await;
+    assert_eq!(call(&layer, &opaque).await.0, StatusCode::UNAUTHORIZED);
+    let other = provider
+        .token(&http, "client-rs256", "urn:tower-jwt-auth:other")
+        .await;
+    let (status, text) = call(&layer, &other).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(text.contains("audience"), "{text}");
+    assert_eq!(server.calls(), 2);
+
+    // The endpoint down: fail closed.
+    let fresh = provider.token(&http, "client-rs256", API).await;
+    server.switch("500");
+    assert_eq!(
+        call(&layer, &fresh).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    // oidc-provider as the endpoint: it will not introspect a JWT, and the
+    // composition fails closed rather than admit it.
+    let at_provider = JwtAuthLayer::new(JwtThenIntrospect::new(
+        jwt(),
+        introspector(&provider, "api-introspector")
+            .any_audience()
+            .build()
+            .unwrap(),
+    ));
+    assert_eq!(
+        call(&at_provider, &fresh).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_if_error_serves_a_cached_active_answer_for_a_while() {
+    let server = faulty().await;
+    let builder = || {
+        server
+            .builder("switch")
+            .max_ttl(Duration::from_secs(1))
+            .stale_if_error(Duration::from_secs(2))
+    };
+    let layer = JwtAuthLayer::new(builder().build().unwrap());
+    server.switch("active");
+    assert_eq!(call(&layer, "tok-a").await.0, StatusCode::OK);
+    for fault in ["500", "bad-json", "slow"] {
+        server.switch(fault);
+        // Fresh: no call at all.
+        let before = server.calls();
+        assert_eq!(call(&layer, "tok-a").await.0, StatusCode::OK, "{fault}");
+        assert_eq!(server.calls(), before, "{fault}");
+        // Past its freshness, the endpoint failing: the answer stands in.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let (status, text) = call(&layer, "tok-a").await;
+        assert_eq!(status, StatusCode::OK, "{fault}: {text}");
+        assert!(text.contains("alice"), "{text}");
+        assert_eq!(server.calls(), before + 1, "{fault}: asked first");
+        // A working endpoint refreshes the answer.
+        server.switch("active");
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(call(&layer, "tok-a").await.0, StatusCode::OK);
+    }
+    // Past the window (1 s fresh + 2 s stale): refused, 503.
+    server.switch("500");
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let (status, text) = call(&layer, "tok-a").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+
+    // Never past the token's own exp (here 2 s after the answer).
+    server.switch("active-exp-2s");
+    assert_eq!(call(&layer, "tok-b").await.0, StatusCode::OK);
+    server.switch("500");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        call(&layer, "tok-b").await.0,
+        StatusCode::OK,
+        "stale, before exp"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        call(&layer, "tok-b").await.0,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "past exp, inside the window"
+    );
+
+    // A negative answer is never served as active: once the endpoint says
+    // inactive (even uncached), an outage refuses the token.
+    let layer = JwtAuthLayer::new(builder().negative_ttl(Duration::ZERO).build().unwrap());
+    server.switch("active");
+    assert_eq!(call(&layer, "tok-c").await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    server.switch("inactive");
+    assert_eq!(call(&layer, "tok-c").await.0, StatusCode::UNAUTHORIZED);
+    server.switch("500");
+    assert_eq!(
+        call(&layer, "tok-c").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // And an unknown token during an outage has nothing to stand in.
+    assert_eq!(
+        call(&layer, "tok-d").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    // By default: fail closed.
+    let strict = JwtAuthLayer::new(
+        server
+            .builder("switch")
+            .max_ttl(Duration::from_secs(1))
+            .build()
+            .unwrap(),
+    );
+    server.switch("active");
+    assert_eq!(call(&strict, "tok-e").await.0, StatusCode::OK);
+    server.switch("500");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        call(&strict, "tok-e").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
 }

@@ -1,10 +1,13 @@
 //! Opaque tokens: OAuth 2.0 token introspection (RFC 7662) as a
 //! [`TokenVerifier`], cached, one call per token at a time; and
 //! [`JwtOrIntrospect`], local JWT verification for tokens that look like a
-//! JWS and introspection for the others.
+//! JWS and introspection for the others; and [`JwtThenIntrospect`], local
+//! JWT verification followed by introspection (real-time revocation).
 
+mod active;
 mod either;
 
+pub use active::JwtThenIntrospect;
 pub use either::JwtOrIntrospect;
 
 use std::collections::HashMap;
@@ -94,6 +97,9 @@ struct Inner {
     leeway: f64,
     max_ttl: f64,
     negative_ttl: f64,
+    /// How long past its freshness an active answer may serve while the
+    /// endpoint fails (0: never).
+    stale_if_error: f64,
     clock: Arc<dyn Clock>,
     answers: moka::sync::Cache<[u8; 32], Answer>,
     /// Calls under way, by token hash: their outcome, once there.
@@ -106,7 +112,11 @@ type Outcome = Result<Verified, AuthError>;
 #[derive(Clone)]
 struct Answer {
     outcome: Outcome,
+    /// Reused without asking until then.
     until: f64,
+    /// An active answer may stand in for a failed call until then (never
+    /// past the token's `exp`); equal to `until` otherwise.
+    stale_until: f64,
 }
 
 impl fmt::Debug for Introspector {
@@ -121,6 +131,7 @@ impl fmt::Debug for Introspector {
             .field("audiences", &c.audiences)
             .field("max_ttl_secs", &c.max_ttl)
             .field("negative_ttl_secs", &c.negative_ttl)
+            .field("stale_if_error_secs", &c.stale_if_error)
             .field("cached", &c.answers.entry_count())
             .finish_non_exhaustive()
     }
@@ -144,6 +155,7 @@ impl Introspector {
             leeway: crate::verify::DEFAULT_LEEWAY,
             max_ttl: DEFAULT_INTROSPECTION_TTL,
             negative_ttl: DEFAULT_NEGATIVE_TTL,
+            stale_if_error: Duration::ZERO,
             max_entries: DEFAULT_MAX_ENTRIES,
             clock: None,
         }
@@ -166,6 +178,8 @@ impl Introspector {
         let answer = self.inner.answers.get(key)?;
         match unix_secs(&*self.inner.clock) {
             Ok(now) if now < answer.until => Some(answer.outcome),
+            // Kept to stand in for a call that fails.
+            Ok(now) if now < answer.stale_until => None,
             Ok(_) => {
                 self.inner.answers.invalidate(key);
                 None
@@ -199,8 +213,15 @@ impl Introspector {
                     // A task of its own: the requests waiting for it may go
                     // away, the call and its caching still finish.
                     tokio::spawn(async move {
-                        let outcome = inner.call(&token).await;
-                        inner.store(key, &outcome);
+                        let outcome = match inner.call(&token).await {
+                            Err(e) if e.kind() == crate::ErrorKind::Unavailable => {
+                                inner.stale(&key).unwrap_or(Err(e))
+                            }
+                            outcome => {
+                                inner.store(key, &outcome);
+                                outcome
+                            }
+                        };
                         inner
                             .inflight
                             .lock()
@@ -306,26 +327,70 @@ impl Inner {
         Ok(Verified::checked(registered, payload).reuse_until(until.floor() as i64))
     }
 
-    /// Caches an answer: active until its `reuse_until`, a refusal for the
-    /// negative TTL; an outage not at all.
+    /// Caches an answer: active until its `reuse_until` (and kept for
+    /// `stale_if_error` more, never past its `exp`), a refusal for the
+    /// negative TTL; an outage not at all (the previous answer stays).
     fn store(&self, key: [u8; 32], outcome: &Outcome) {
         let Ok(now) = unix_secs(&*self.clock) else {
+            // No time to reckon with: nothing earlier may stand in either.
+            self.answers.invalidate(&key);
             return;
         };
-        let until = match outcome {
-            Ok(verified) => verified.reuse_until.unwrap_or(now),
-            Err(e) if e.kind() == crate::ErrorKind::Unauthenticated => now + self.negative_ttl,
+        let (until, stale_until) = match outcome {
+            Ok(verified) => {
+                let until = verified.reuse_until.unwrap_or(now);
+                let stale_end = until + self.stale_if_error;
+                let exp = verified.registered().exp();
+                (
+                    until,
+                    exp.map_or(stale_end, |exp| stale_end.min(exp as f64)),
+                )
+            }
+            Err(e) if e.kind() == crate::ErrorKind::Unauthenticated => {
+                let until = now + self.negative_ttl;
+                (until, until)
+            }
             Err(_) => return,
         };
-        if until > now {
+        if until > now || stale_until > now {
             self.answers.insert(
                 key,
                 Answer {
                     outcome: outcome.clone(),
                     until,
+                    stale_until,
                 },
             );
+        } else {
+            // A negative answer not cached still replaces an active one
+            // that could otherwise stand in during an outage.
+            self.answers.invalidate(&key);
         }
+    }
+
+    /// During an outage: the last active answer for this token hash, if
+    /// [`stale_if_error`](IntrospectorBuilder::stale_if_error) still lets it
+    /// stand in (never a negative answer, never past the token's `exp`).
+    fn stale(&self, key: &[u8; 32]) -> Option<Outcome> {
+        if self.stale_if_error <= 0.0 {
+            return None;
+        }
+        let answer = self.answers.get(key)?;
+        let now = unix_secs(&*self.clock).ok()?;
+        let Ok(mut verified) = answer.outcome else {
+            return None;
+        };
+        if now >= answer.stale_until {
+            return None;
+        }
+        tracing::warn!(
+            endpoint = %self.url,
+            stale_for_secs = now - answer.until,
+            "introspection endpoint failing: serving a cached active answer"
+        );
+        // Stands in for this call only: not reused by a token cache.
+        verified.reuse_until = Some(now);
+        Some(Ok(verified))
     }
 }
 
@@ -377,6 +442,7 @@ pub struct IntrospectorBuilder {
     leeway: Duration,
     max_ttl: Duration,
     negative_ttl: Duration,
+    stale_if_error: Duration,
     max_entries: u64,
     clock: Option<Arc<dyn Clock>>,
 }
@@ -481,6 +547,22 @@ impl IntrospectorBuilder {
         self
     }
 
+    /// While the endpoint fails (a timeout, an error status, an answer that
+    /// is not JSON), let an active answer stand in for up to `window` past
+    /// its freshness ([`max_ttl`](IntrospectorBuilder::max_ttl) or the
+    /// token's `exp`), like HTTP's `stale-if-error` (RFC 5861). Default
+    /// zero: fail closed, 503.
+    ///
+    /// Only an active answer stands in, never past the token's own `exp`
+    /// (without leeway); a negative answer is never turned into an active
+    /// one, and an inactive answer replaces the active one at once. The
+    /// price: a token revoked during an outage stays accepted up to
+    /// `window` longer.
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.stale_if_error = window;
+        self
+    }
+
     /// Cache at most this many answers (default 10 000).
     pub fn max_entries(mut self, entries: u64) -> Self {
         self.max_entries = entries;
@@ -558,7 +640,11 @@ impl IntrospectorBuilder {
         let negative_ttl = self.negative_ttl.as_secs_f64();
         let answers = moka::sync::Cache::builder()
             .max_capacity(self.max_entries)
-            .time_to_live(self.max_ttl.max(self.negative_ttl))
+            .time_to_live(
+                self.max_ttl
+                    .max(self.negative_ttl)
+                    .saturating_add(self.stale_if_error),
+            )
             .build();
         Ok(Introspector {
             inner: Arc::new(Inner {
@@ -575,6 +661,7 @@ impl IntrospectorBuilder {
                 leeway: self.leeway.as_secs_f64(),
                 max_ttl,
                 negative_ttl,
+                stale_if_error: self.stale_if_error.as_secs_f64(),
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 answers,
                 inflight: Mutex::new(HashMap::new()),
