@@ -32,7 +32,7 @@ mod path;
 mod reject;
 #[cfg(feature = "revocation")]
 mod revoke;
-#[cfg(any(feature = "issuer", feature = "test-util"))]
+#[cfg(any(feature = "issuer", feature = "test-util", feature = "introspection"))]
 mod sign;
 mod store;
 mod tenant;
@@ -73,8 +73,8 @@ pub use grpc::GrpcClaims;
 pub use guard::{Guard, GuardFuture, RequireClaims, RequireRole, RequireScope, RequireStepUp};
 #[cfg(feature = "introspection")]
 pub use introspect::{
-    ClientAuth, DEFAULT_INTROSPECTION_TTL, DEFAULT_NEGATIVE_TTL, Introspector, IntrospectorBuilder,
-    JwtOrIntrospect, JwtThenIntrospect,
+    ClientAuth, ClientKey, DEFAULT_INTROSPECTION_TTL, DEFAULT_NEGATIVE_TTL, Introspector,
+    IntrospectorBuilder, JwtOrIntrospect, JwtThenIntrospect,
 };
 #[cfg(feature = "issuer")]
 pub use issuer::{Issuer, IssuerFailure};

@@ -91,9 +91,38 @@ impl KeyEntry {
 }
 
 impl Signer {
+    /// The signer of a private key in PKCS#8 DER for `alg` (an asymmetric
+    /// algorithm whose key type, and curve, the key has).
+    #[cfg(feature = "introspection")]
+    pub(crate) fn from_pkcs8(alg: Algorithm, der: &[u8]) -> Result<Signer, String> {
+        let refused = |e: aws_lc_rs::error::KeyRejected| {
+            format!("the PKCS#8 key is not a usable {alg} private key: {e}")
+        };
+        match alg.family() {
+            Family::Hmac => Err(format!(
+                "{alg} is an HMAC algorithm; a private key signs with RS*, PS*, ES* or EdDSA"
+            )),
+            Family::Rsa => Ok(Signer::Rsa(
+                RsaKeyPair::from_pkcs8(der).map_err(refused)?,
+                rsa_encoding(alg),
+            )),
+            Family::Ec(curve) => Ok(Signer::Ecdsa(
+                EcdsaKeyPair::from_pkcs8(ecdsa_signing(curve), der).map_err(refused)?,
+            )),
+            Family::Ed25519 => Ok(Signer::Ed25519(
+                Ed25519KeyPair::from_pkcs8(der).map_err(refused)?,
+            )),
+        }
+    }
+
     /// A compact JWS of `claims` with the header `{"alg","typ":"JWT","kid"}`.
     pub(crate) fn sign_jwt(&self, alg: Algorithm, kid: &str, claims: &Value) -> Option<String> {
         let header = json!({"alg": alg.as_str(), "typ": "JWT", "kid": kid});
+        self.sign_compact(&header, claims)
+    }
+
+    /// A compact JWS of `claims` under `header`.
+    pub(crate) fn sign_compact(&self, header: &Value, claims: &Value) -> Option<String> {
         let mut jws = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
         let signature = self.sign(jws.as_bytes())?;
         jws.push('.');

@@ -21,8 +21,8 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use serde_json::Value;
 use tower::{ServiceExt, service_fn};
 use tower_jwt_auth::{
-    AuthError, Claims, ClientAuth, Introspector, IntrospectorBuilder, JwksCache, JwtAuthLayer,
-    JwtOrIntrospect, JwtThenIntrospect, Verifier,
+    Algorithm, AuthError, Claims, ClientAuth, ClientKey, Introspector, IntrospectorBuilder,
+    JwksCache, JwtAuthLayer, JwtOrIntrospect, JwtThenIntrospect, Verifier,
 };
 use tower_layer::Layer;
 
@@ -689,6 +689,225 @@ async fn stale_if_error_serves_a_cached_active_answer_for_a_while() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
         call(&strict, "tok-e").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_provider_endpoint_found_by_discovery() {
+    let provider = oidc::start().await;
+    let http = reqwest::Client::new();
+    let token = provider.token(&http, "client-rs256", OPAQUE).await;
+    let discovered = Introspector::discover(&provider.issuer)
+        .client_credentials("api-introspector", "secret-of-api-introspector")
+        .issuer(provider.issuer.clone())
+        .audience(OPAQUE)
+        .build()
+        .unwrap();
+    assert!(
+        !format!("{discovered:?}").contains("/token/introspection"),
+        "not fetched at build"
+    );
+    let (status, text) = call(&JwtAuthLayer::new(discovered.clone()), &token).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains("\"client_id\":\"client-rs256\""), "{text}");
+    let debug = format!("{discovered:?}");
+    assert!(
+        debug.contains(&format!("{}/token/introspection", provider.issuer)),
+        "{debug}"
+    );
+
+    // No document there: every call says so, 503.
+    let nowhere = Introspector::discover(format!("{}/nowhere", provider.issuer))
+        .client_credentials("api-introspector", "secret-of-api-introspector")
+        .audience(OPAQUE)
+        .build()
+        .unwrap();
+    let err = nowhere.introspect(&token).await.unwrap_err();
+    assert!(
+        matches!(err, AuthError::IntrospectionUnavailable(_)),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("cannot find the introspection endpoint"),
+        "{text}"
+    );
+    assert!(text.contains("404"), "{text}");
+    assert!(!text.contains(&token), "{text}");
+    let (status, _) = call(&JwtAuthLayer::new(nowhere), &token).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+
+    // A document for another issuer is not taken.
+    let other = Introspector::discover(format!("{}/", provider.issuer))
+        .client_credentials("api-introspector", "secret-of-api-introspector")
+        .audience(OPAQUE)
+        .build()
+        .unwrap();
+    let err = other.introspect(&token).await.unwrap_err().to_string();
+    assert!(err.contains("is not the configured issuer"), "{err}");
+
+    // Plain HTTP to another host is refused at build, as for endpoints.
+    assert!(
+        Introspector::discover("http://idp.example")
+            .client_credentials("a", "s")
+            .audience("x")
+            .build()
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_provider_private_key_jwt_client_authentication() {
+    let provider = oidc::start().await;
+    let http = reqwest::Client::new();
+    let (pem, kid) = &provider.client_key;
+    let key = ClientKey::from_pem(Algorithm::ES256, pem)
+        .unwrap()
+        .with_kid(kid);
+    assert!(!format!("{key:?}").contains("PRIVATE"));
+    let endpoint = format!("{}/token/introspection", provider.issuer);
+    let intro = Introspector::builder(&endpoint)
+        .private_key_jwt("api-introspector-jwt", key.clone())
+        .issuer(provider.issuer.clone())
+        .audience(OPAQUE)
+        .build()
+        .unwrap();
+    assert!(matches!(
+        intro.introspect("startup-check").await,
+        Err(AuthError::Inactive)
+    ));
+    let layer = JwtAuthLayer::new(intro);
+    // Each call is a fresh assertion (the provider refuses a replayed jti).
+    for client in ["client-rs256", "client-es256", "client-ps256"] {
+        let token = provider.token(&http, client, OPAQUE).await;
+        let (status, text) = call(&layer, &token).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        assert!(text.contains(client), "{text}");
+    }
+
+    // With discovery, and the issuer as the assertion's audience.
+    let by_issuer = Introspector::discover(&provider.issuer)
+        .private_key_jwt("api-introspector-jwt", key.clone())
+        .client_assertion_audience(provider.issuer.clone())
+        .audience(OPAQUE)
+        .build()
+        .unwrap();
+    let token = provider.token(&http, "client-rs256", OPAQUE).await;
+    assert_eq!(
+        call(&JwtAuthLayer::new(by_issuer), &token).await.0,
+        StatusCode::OK
+    );
+
+    // An audience the provider does not accept, or the key of another
+    // client: the credentials are refused, and the error says so.
+    for intro in [
+        Introspector::builder(&endpoint)
+            .private_key_jwt("api-introspector-jwt", key.clone())
+            .client_assertion_audience("https://somewhere.else")
+            .audience(OPAQUE)
+            .build()
+            .unwrap(),
+        Introspector::builder(&endpoint)
+            .private_key_jwt("api-introspector", key.clone())
+            .audience(OPAQUE)
+            .build()
+            .unwrap(),
+    ] {
+        let err = intro.introspect(&token).await.unwrap_err();
+        assert!(err.to_string().contains("credentials"), "{err}");
+        assert_eq!(
+            call(&JwtAuthLayer::new(intro), &token).await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    // private_key_jwt without a key is a build error.
+    let err = Introspector::builder(&endpoint)
+        .client_credentials("api-introspector-jwt", "")
+        .client_auth(ClientAuth::PrivateKeyJwt)
+        .audience(OPAQUE)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("private key"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_provider_signed_answers_are_verified() {
+    let provider = oidc::start().await;
+    let http = reqwest::Client::new();
+    let keys = JwksCache::discover(&provider.issuer).build().unwrap();
+    let signed = introspector(&provider, "api-introspector")
+        .signed_answers(keys.clone(), provider.issuer.clone())
+        .build()
+        .unwrap();
+    let token = provider.token(&http, "client-rs256", OPAQUE).await;
+    let layer = JwtAuthLayer::new(signed.clone());
+    let (status, text) = call(&layer, &token).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let claims: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        claims["active"], true,
+        "the token_introspection claim: {claims}"
+    );
+    assert_eq!(claims["client_id"], "client-rs256", "{claims}");
+    assert_eq!(claims["aud"], OPAQUE, "{claims}");
+    assert_eq!(claims["token_introspection"], Value::Null, "{claims}");
+    // A signed negative answer.
+    assert!(matches!(
+        signed.introspect("unknown-token").await,
+        Err(AuthError::Inactive)
+    ));
+
+    // Signed by the provider, but checked against another issuer: refused,
+    // which shows the answer was a JWT and was verified.
+    let elsewhere = introspector(&provider, "api-introspector")
+        .signed_answers(keys.clone(), "https://elsewhere.example")
+        .build()
+        .unwrap();
+    let err = elsewhere.introspect(&token).await.unwrap_err();
+    assert!(
+        matches!(err, AuthError::IntrospectionUnavailable(_)),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("signed answer is refused"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("issuer"), "{err}");
+    assert_eq!(
+        call(&JwtAuthLayer::new(elsewhere), &token).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    // Signed with keys the cache does not trust: an ES256-only cache (the
+    // provider signs answers with RS256).
+    let es256_only = JwksCache::discover(&provider.issuer)
+        .algorithms([Algorithm::ES256])
+        .build()
+        .unwrap();
+    let untrusted = introspector(&provider, "api-introspector")
+        .signed_answers(es256_only, provider.issuer.clone())
+        .build()
+        .unwrap();
+    let err = untrusted.introspect(&token).await.unwrap_err();
+    assert!(
+        err.to_string().contains("signed answer is refused"),
+        "{err}"
+    );
+
+    // An endpoint that answers plain JSON when a signed answer was asked
+    // for: refused, not taken unsigned.
+    let server = faulty().await;
+    let plain = server
+        .builder("active")
+        .signed_answers(keys, provider.issuer.clone())
+        .build()
+        .unwrap();
+    let err = plain.introspect("opaque-1").await.unwrap_err();
+    assert!(err.to_string().contains("not a JWT"), "{err}");
+    assert_eq!(
+        call(&JwtAuthLayer::new(plain), "opaque-1").await.0,
         StatusCode::SERVICE_UNAVAILABLE
     );
 }

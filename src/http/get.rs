@@ -210,7 +210,8 @@ fn directives(line: &str) -> Vec<(&str, Option<String>)> {
 #[derive(serde::Deserialize)]
 struct Discovery {
     issuer: String,
-    jwks_uri: String,
+    #[serde(flatten)]
+    endpoints: std::collections::HashMap<String, serde_json::Value>,
 }
 
 /// Finds the `jwks_uri` of `issuer` by OpenID Connect discovery, falling
@@ -221,6 +222,17 @@ pub(crate) async fn discover(
     client: &Client,
     issuer: &str,
     limits: &Limits,
+) -> Result<Url, String> {
+    discover_endpoint(client, issuer, limits, "jwks_uri").await
+}
+
+/// Finds the URL named `field` (`jwks_uri`, `introspection_endpoint`...)
+/// in the discovery document of `issuer`, as [`discover`] does.
+pub(crate) async fn discover_endpoint(
+    client: &Client,
+    issuer: &str,
+    limits: &Limits,
+    field: &str,
 ) -> Result<Url, String> {
     // A multi-tenant template is discovered from Entra's `common` tenant,
     // whose document publishes the template as its issuer.
@@ -262,9 +274,12 @@ pub(crate) async fn discover(
                 doc.issuer
             ));
         }
-        let jwks = Url::parse(&doc.jwks_uri).map_err(|e| format!("{url}: bad jwks_uri: {e}"))?;
-        check_url(&jwks, limits.allow_http)?;
-        return Ok(jwks);
+        let Some(serde_json::Value::String(value)) = doc.endpoints.get(field) else {
+            return Err(format!("{url}: the document has no {field} (a string)"));
+        };
+        let endpoint = Url::parse(value).map_err(|e| format!("{url}: bad {field}: {e}"))?;
+        check_url(&endpoint, limits.allow_http)?;
+        return Ok(endpoint);
     }
     Err(not_found.join("; "))
 }

@@ -32,6 +32,8 @@ pub(crate) struct Post<'a> {
     pub(crate) client: &'a Client,
     pub(crate) url: &'a Url,
     pub(crate) authorization: Option<&'a str>,
+    /// The `Accept` header.
+    pub(crate) accept: &'static str,
     pub(crate) form: String,
     pub(crate) timeout: Duration,
     pub(crate) max_body: usize,
@@ -45,7 +47,7 @@ impl Post<'_> {
             let mut req = self
                 .client
                 .post(url.clone())
-                .header(ACCEPT, "application/json")
+                .header(ACCEPT, self.accept)
                 .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .body(self.form);
             if let Some(value) = self.authorization {

@@ -5,9 +5,11 @@
 //! JWT verification followed by introspection (real-time revocation).
 
 mod active;
+mod assertion;
 mod either;
 
 pub use active::JwtThenIntrospect;
+pub use assertion::ClientKey;
 pub use either::JwtOrIntrospect;
 
 use std::collections::HashMap;
@@ -22,7 +24,11 @@ use tokio::sync::watch;
 use crate::clock::{Clock, SystemClock, unix_secs};
 use crate::error::{AuthError, BuildError};
 use crate::http;
-use crate::verify::{ClaimRules, TokenVerifier, Verified, VerifyFuture, read_registered};
+use crate::jwks::JwksCache;
+use crate::verify::{ClaimRules, TokenVerifier, Verified, Verifier, VerifyFuture, read_registered};
+
+/// The media type of a signed answer (RFC 9701).
+const SIGNED_ANSWER: &str = "application/token-introspection+jwt";
 
 /// How long an active answer is reused at most, by default.
 pub const DEFAULT_INTROSPECTION_TTL: Duration = Duration::from_secs(60);
@@ -45,6 +51,9 @@ pub enum ClientAuth {
     SecretBasic,
     /// `client_secret_post`: `client_id` and `client_secret` in the form body.
     SecretPost,
+    /// `private_key_jwt` (RFC 7523): a JWT signed with the client's private
+    /// key; set with [`IntrospectorBuilder::private_key_jwt`].
+    PrivateKeyJwt,
 }
 
 /// Turns opaque tokens into claims by asking the authorization server
@@ -83,11 +92,21 @@ pub struct Introspector {
 }
 
 struct Inner {
-    url: Url,
+    /// The endpoint: configured, or found by discovery on first use.
+    url: tokio::sync::OnceCell<Url>,
+    /// The issuer whose discovery document names the endpoint.
+    discover_from: Option<String>,
+    allow_http: bool,
     client: Client,
     client_id: String,
     client_secret: String,
     auth: ClientAuth,
+    /// The private key of `private_key_jwt`, and the assertions' `aud`
+    /// (`None`: the endpoint URL).
+    key: Option<ClientKey>,
+    assertion_audience: Option<String>,
+    /// Verifies RFC 9701 signed answers, when asked for.
+    signed_answers: Option<Verifier>,
     /// `Authorization` header value for `client_secret_basic`.
     basic: Option<String>,
     timeout: Duration,
@@ -124,7 +143,7 @@ impl fmt::Debug for Introspector {
         let c = &*self.inner;
         // No secret, no token.
         f.debug_struct("Introspector")
-            .field("endpoint", &c.url.as_str())
+            .field("endpoint", &c.endpoint_name())
             .field("client_id", &c.client_id)
             .field("auth", &c.auth)
             .field("issuers", &c.issuers)
@@ -142,9 +161,13 @@ impl Introspector {
     pub fn builder(url: impl Into<String>) -> IntrospectorBuilder {
         IntrospectorBuilder {
             url: url.into(),
+            discover: false,
             client_id: None,
             client_secret: String::new(),
             auth: ClientAuth::default(),
+            key: None,
+            assertion_audience: None,
+            signed_answers: None,
             client: None,
             timeout: DEFAULT_CALL_TIMEOUT,
             max_body: DEFAULT_MAX_ANSWER,
@@ -158,6 +181,40 @@ impl Introspector {
             stale_if_error: Duration::ZERO,
             max_entries: DEFAULT_MAX_ENTRIES,
             clock: None,
+        }
+    }
+
+    /// Starts building an introspector for the authorization server
+    /// `issuer`, whose `introspection_endpoint` is read from its discovery
+    /// document (`{issuer}/.well-known/openid-configuration`, then, only if
+    /// that answers 404, the RFC 8414 `oauth-authorization-server`
+    /// document), as [`JwksCache::discover`] finds the `jwks_uri`. The
+    /// document's `issuer` must equal `issuer` exactly.
+    ///
+    /// The document is fetched at the first call (not at build), and again
+    /// after a failure; until it is found, requests are refused with 503
+    /// ([`AuthError::IntrospectionUnavailable`]). Call
+    /// [`introspect`](Introspector::introspect) with a dummy token at
+    /// startup to find it early. The issuer is not required of the answers'
+    /// `iss`: call [`issuer`](IntrospectorBuilder::issuer) for that.
+    ///
+    /// ```no_run
+    /// use tower_jwt_auth::Introspector;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let introspector = Introspector::discover("https://idp.example")
+    ///     .client_credentials("my-api", "its-secret")
+    ///     .issuer("https://idp.example")
+    ///     .audience("my-api")
+    ///     .build()?;
+    /// // Optional: find the endpoint and check the credentials now.
+    /// let _inactive = introspector.introspect("startup-check").await;
+    /// # Ok(()) }
+    /// ```
+    pub fn discover(issuer: impl Into<String>) -> IntrospectorBuilder {
+        IntrospectorBuilder {
+            discover: true,
+            ..Introspector::builder(issuer)
         }
     }
 
@@ -257,26 +314,86 @@ impl Inner {
             Err(_) => "error",
         };
         crate::observe::introspection(result, started);
-        tracing::debug!(endpoint = %self.url, result, "token introspected");
+        tracing::debug!(endpoint = %self.endpoint_name(), result, "token introspected");
         outcome
+    }
+
+    /// The endpoint, or the issuer it is discovered from, for messages.
+    fn endpoint_name(&self) -> &str {
+        match self.url.get() {
+            Some(url) => url.as_str(),
+            None => self.discover_from.as_deref().unwrap_or_default(),
+        }
+    }
+
+    /// The endpoint: the configured one, or the discovered one (discovery
+    /// runs once at a time, and again after a failure).
+    async fn endpoint(&self) -> Result<&Url, AuthError> {
+        self.url
+            .get_or_try_init(|| async {
+                let Some(issuer) = self.discover_from.as_deref() else {
+                    return Err("no endpoint configured".to_owned());
+                };
+                let limits = http::Limits {
+                    timeout: self.timeout,
+                    max_body: crate::jwks::DEFAULT_MAX_BODY,
+                    allow_http: self.allow_http,
+                };
+                let url = http::discover_endpoint(
+                    &self.client,
+                    issuer,
+                    &limits,
+                    "introspection_endpoint",
+                )
+                .await?;
+                tracing::debug!(issuer, endpoint = %url, "introspection endpoint discovered");
+                Ok(url)
+            })
+            .await
+            .map_err(|why| {
+                let why = format!(
+                    "cannot find the introspection endpoint of {}: {why}",
+                    self.endpoint_name()
+                );
+                tracing::warn!(error = %why, "token introspection failed");
+                AuthError::IntrospectionUnavailable(why)
+            })
     }
 
     /// The call itself, and the judgement of its answer.
     async fn ask(&self, token: &str) -> Outcome {
+        let url = self.endpoint().await?;
         let mut form = String::with_capacity(token.len() + 64);
         form.push_str("token=");
         http::form_encode(token, &mut form);
         form.push_str("&token_type_hint=access_token");
-        if self.auth == ClientAuth::SecretPost {
-            form.push_str("&client_id=");
-            http::form_encode(&self.client_id, &mut form);
-            form.push_str("&client_secret=");
-            http::form_encode(&self.client_secret, &mut form);
+        match (self.auth, &self.key) {
+            (ClientAuth::SecretPost, _) => {
+                form.push_str("&client_id=");
+                http::form_encode(&self.client_id, &mut form);
+                form.push_str("&client_secret=");
+                http::form_encode(&self.client_secret, &mut form);
+            }
+            (ClientAuth::PrivateKeyJwt, Some(key)) => {
+                let audience = self.assertion_audience.as_deref().unwrap_or(url.as_str());
+                let assertion =
+                    key.assertion(&self.client_id, audience, unix_secs(&*self.clock)?)?;
+                form.push_str("&client_assertion_type=");
+                http::form_encode(assertion::ASSERTION_TYPE, &mut form);
+                form.push_str("&client_assertion=");
+                form.push_str(&assertion);
+            }
+            _ => {}
         }
         let post = http::Post {
             client: &self.client,
-            url: &self.url,
+            url,
             authorization: self.basic.as_deref(),
+            accept: if self.signed_answers.is_some() {
+                SIGNED_ANSWER
+            } else {
+                "application/json"
+            },
             form,
             timeout: self.timeout,
             max_body: self.max_body,
@@ -284,20 +401,64 @@ impl Inner {
         let body = match post.send().await {
             Ok(body) => body,
             Err(why) => {
-                tracing::warn!(endpoint = %self.url, error = %why, "token introspection failed");
+                tracing::warn!(endpoint = %url, error = %why, "token introspection failed");
                 return Err(AuthError::IntrospectionUnavailable(why));
             }
         };
+        let body = match &self.signed_answers {
+            Some(verifier) => self.unwrap_signed(url, verifier, body).await?,
+            None => body,
+        };
         let now = unix_secs(&*self.clock)?;
-        self.judge(body, now)
+        self.judge(url, body, now)
     }
 
-    /// The verdict on an introspection answer received at `now`.
-    fn judge(&self, body: Vec<u8>, now: f64) -> Outcome {
+    /// The answer inside an RFC 9701 signed answer: a JWT of type
+    /// `token-introspection+jwt` from the authorization server, for this
+    /// client, recent, whose `token_introspection` claim is the answer.
+    async fn unwrap_signed(
+        &self,
+        url: &Url,
+        verifier: &Verifier,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, AuthError> {
+        let refused = |why: &dyn fmt::Display| {
+            let why = format!("POST {url}: the signed answer is refused: {why}");
+            tracing::warn!(endpoint = %url, error = %why, "token introspection failed");
+            AuthError::IntrospectionUnavailable(why)
+        };
+        let jwt = std::str::from_utf8(&body)
+            .ok()
+            .map(str::trim)
+            .filter(|jwt| either::looks_like_jws(jwt))
+            .ok_or_else(|| refused(&"it is not a JWT (was the Accept header ignored?)"))?;
+        let verified = match verifier.verify_now(jwt) {
+            Some(result) => result,
+            None => verifier.verify_later(jwt).await,
+        }
+        .map_err(|e| refused(&e))?;
+        let now = unix_secs(&*self.clock)?;
+        let oldest = now - self.leeway - self.timeout.as_secs_f64();
+        if verified
+            .registered()
+            .iat()
+            .is_none_or(|iat| (iat as f64) < oldest)
+        {
+            return Err(refused(&"its `iat` is missing or too old"));
+        }
+        let payload: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(verified.payload()).map_err(|e| refused(&e))?;
+        match payload.get("token_introspection") {
+            Some(answer @ serde_json::Value::Object(_)) => Ok(answer.to_string().into_bytes()),
+            _ => Err(refused(&"no `token_introspection` object")),
+        }
+    }
+
+    /// The verdict on an introspection answer from `url` received at `now`.
+    fn judge(&self, url: &Url, body: Vec<u8>, now: f64) -> Outcome {
         let not_json = || {
             AuthError::IntrospectionUnavailable(format!(
-                "POST {}: the answer is not a JSON object",
-                self.url
+                "POST {url}: the answer is not a JSON object"
             ))
         };
         let payload = String::from_utf8(body).map_err(|_| not_json())?;
@@ -384,7 +545,7 @@ impl Inner {
             return None;
         }
         tracing::warn!(
-            endpoint = %self.url,
+            endpoint = %self.endpoint_name(),
             stale_for_secs = now - answer.until,
             "introspection endpoint failing: serving a cached active answer"
         );
@@ -428,10 +589,15 @@ impl TokenVerifier for Introspector {
 /// called).
 #[must_use]
 pub struct IntrospectorBuilder {
+    /// The endpoint, or the issuer when `discover`.
     url: String,
+    discover: bool,
     client_id: Option<String>,
     client_secret: String,
     auth: ClientAuth,
+    key: Option<ClientKey>,
+    assertion_audience: Option<String>,
+    signed_answers: Option<(JwksCache, String)>,
     client: Option<Client>,
     timeout: Duration,
     max_body: usize,
@@ -452,6 +618,7 @@ impl fmt::Debug for IntrospectorBuilder {
         // No secret.
         f.debug_struct("IntrospectorBuilder")
             .field("url", &self.url)
+            .field("discover", &self.discover)
             .field("client_id", &self.client_id)
             .field("auth", &self.auth)
             .field("issuers", &self.issuers)
@@ -475,6 +642,41 @@ impl IntrospectorBuilder {
     /// How the credentials are sent (default [`ClientAuth::SecretBasic`]).
     pub fn client_auth(mut self, auth: ClientAuth) -> Self {
         self.auth = auth;
+        self
+    }
+
+    /// Authenticates as `client_id` with `private_key_jwt` (RFC 7523): each
+    /// call sends a fresh client assertion signed with `key` (`iss` and
+    /// `sub` the client id, `aud` the endpoint URL unless
+    /// [`client_assertion_audience`](IntrospectorBuilder::client_assertion_audience)
+    /// says otherwise, a random `jti`, valid 60 s). No secret travels.
+    pub fn private_key_jwt(mut self, client_id: impl Into<String>, key: ClientKey) -> Self {
+        self.client_id = Some(client_id.into());
+        self.client_secret = String::new();
+        self.key = Some(key);
+        self.auth = ClientAuth::PrivateKeyJwt;
+        self
+    }
+
+    /// The `aud` of `private_key_jwt` client assertions (default: the
+    /// introspection endpoint URL), for a server that wants its issuer
+    /// identifier instead.
+    pub fn client_assertion_audience(mut self, aud: impl Into<String>) -> Self {
+        self.assertion_audience = Some(aud.into());
+        self
+    }
+
+    /// Asks for signed answers (RFC 9701, `Accept:
+    /// application/token-introspection+jwt`) and accepts only those: a JWT
+    /// of type `token-introspection+jwt` signed with a key of `keys` (the
+    /// authorization server's key set, with the algorithms it allows),
+    /// whose `iss` is `as_issuer`, whose `aud` is this client's id (or one
+    /// of the configured [`audience`](IntrospectorBuilder::audience)s) and
+    /// whose `iat` is recent (within the leeway and the call timeout). Its
+    /// `token_introspection` claim is the answer, judged as a plain one.
+    /// An answer that is not such a JWT refuses the request with 503.
+    pub fn signed_answers(mut self, keys: JwksCache, as_issuer: impl Into<String>) -> Self {
+        self.signed_answers = Some((keys, as_issuer.into()));
         self
     }
 
@@ -584,14 +786,13 @@ impl IntrospectorBuilder {
     /// credentials, no audience (nor `any_audience`), a leeway over 5
     /// minutes, or an HTTP client that cannot be built.
     pub fn build(self) -> Result<Introspector, BuildError> {
+        let what = if self.discover {
+            "the issuer"
+        } else {
+            "the introspection endpoint"
+        };
         let url = Url::parse(&self.url).map_err(|e| {
-            BuildError::config(
-                "url",
-                format!(
-                    "the introspection endpoint {:?} is not a URL: {e}",
-                    self.url
-                ),
-            )
+            BuildError::config("url", format!("{what} {:?} is not a URL: {e}", self.url))
         })?;
         http::check_url(&url, self.allow_http).map_err(|e| BuildError::config("url", e))?;
         if let Some(template) = self.issuers.iter().find(|i| crate::tenant::is_template(i)) {
@@ -607,9 +808,15 @@ impl IntrospectorBuilder {
             BuildError::config(
                 "client_credentials",
                 "the introspector needs the resource server's client credentials; \
-                 call .client_credentials(id, secret)",
+                 call .client_credentials(id, secret) or .private_key_jwt(id, key)",
             )
         })?;
+        if self.auth == ClientAuth::PrivateKeyJwt && self.key.is_none() {
+            return Err(BuildError::config(
+                "client_auth",
+                "private_key_jwt needs the client's private key: call .private_key_jwt(id, key)",
+            ));
+        }
         if self.audiences.is_empty() && !self.any_audience {
             return Err(BuildError::config(
                 "audience",
@@ -636,6 +843,26 @@ impl IntrospectorBuilder {
                 base64::engine::general_purpose::STANDARD.encode(pair)
             )
         });
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let signed_answers = match self.signed_answers {
+            None => None,
+            Some((keys, as_issuer)) => {
+                let clock = Arc::clone(&clock);
+                let verifier = Verifier::builder()
+                    .jwks_cache(keys)
+                    .issuer(as_issuer)
+                    .audience(client_id.clone())
+                    .typ("token-introspection+jwt")
+                    .allow_missing_exp()
+                    .leeway(self.leeway)
+                    .clock(move || clock.now());
+                let verifier = self
+                    .audiences
+                    .iter()
+                    .fold(verifier, |v, aud| v.audience(aud.clone()));
+                Some(verifier.build()?)
+            }
+        };
         let max_ttl = self.max_ttl.as_secs_f64();
         let negative_ttl = self.negative_ttl.as_secs_f64();
         let answers = moka::sync::Cache::builder()
@@ -648,11 +875,20 @@ impl IntrospectorBuilder {
             .build();
         Ok(Introspector {
             inner: Arc::new(Inner {
-                url,
+                discover_from: self.discover.then(|| self.url.clone()),
+                url: if self.discover {
+                    tokio::sync::OnceCell::new()
+                } else {
+                    tokio::sync::OnceCell::new_with(Some(url))
+                },
+                allow_http: self.allow_http,
                 client,
                 client_id,
                 client_secret: self.client_secret,
                 auth: self.auth,
+                key: self.key,
+                assertion_audience: self.assertion_audience,
+                signed_answers,
                 basic,
                 timeout: self.timeout,
                 max_body: self.max_body,
@@ -662,7 +898,7 @@ impl IntrospectorBuilder {
                 max_ttl,
                 negative_ttl,
                 stale_if_error: self.stale_if_error.as_secs_f64(),
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                clock,
                 answers,
                 inflight: Mutex::new(HashMap::new()),
             }),
@@ -686,9 +922,11 @@ mod tests {
     }
 
     fn judge(body: &str) -> Outcome {
-        introspector()
+        let intro = introspector();
+        let url = intro.inner.url.get().unwrap().clone();
+        intro
             .inner
-            .judge(body.as_bytes().to_vec(), 1_000_000.0)
+            .judge(&url, body.as_bytes().to_vec(), 1_000_000.0)
     }
 
     #[test]

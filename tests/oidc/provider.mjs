@@ -7,9 +7,14 @@
 // (/token/introspection, RFC 7662, as the client `api-introspector` with
 // client_secret_basic or `api-introspector-post` with client_secret_post);
 // the client a token was issued to can revoke it (/token/revocation).
+// Introspection answers are signed (RFC 9701) when asked for with
+// Accept: application/token-introspection+jwt. The client
+// `api-introspector-jwt` authenticates with private_key_jwt: its ES256
+// private key is generated at startup and printed in the READY line.
 //
 // Listens on 127.0.0.1, port 0, then prints one line to stdout:
-//   READY {"issuer": "http://127.0.0.1:PORT", "kids": {"RS256": "...", ...}}
+//   READY {"issuer": "http://127.0.0.1:PORT", "kids": {"RS256": "...", ...},
+//          "client_key": {"kid": "...", "pem": "-----BEGIN PRIVATE KEY-----..."}}
 // Test-only admin endpoint on the same port:
 //   POST /__rotate            new keys for every algorithm, signing from now on;
 //                             the previous keys stay published
@@ -23,7 +28,7 @@
 import { createServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
 
-import { generateKeyPair, exportJWK } from 'jose';
+import { generateKeyPair, exportJWK, exportPKCS8 } from 'jose';
 import Provider, { errors } from 'oidc-provider';
 
 const ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'];
@@ -58,6 +63,24 @@ for (const method of ['client_secret_basic', 'client_secret_post']) {
   });
 }
 
+// The private_key_jwt client of the resource server.
+const clientKey = await (async () => {
+  const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+  const jwk = await exportJWK(publicKey);
+  jwk.kid = `rs-${randomBytes(6).toString('hex')}`;
+  jwk.alg = 'ES256';
+  jwk.use = 'sig';
+  return { jwk, pem: await exportPKCS8(privateKey) };
+})();
+clients.push({
+  client_id: 'api-introspector-jwt',
+  grant_types: ['client_credentials'],
+  response_types: [],
+  redirect_uris: [],
+  token_endpoint_auth_method: 'private_key_jwt',
+  jwks: { keys: [clientKey.jwk] },
+});
+
 let generation = 0;
 
 /** One fresh private signing JWK per algorithm. */
@@ -84,6 +107,7 @@ function buildProvider(issuer, keys) {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
+      jwtIntrospection: { enabled: true },
       revocation: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -146,7 +170,12 @@ server.listen(0, '127.0.0.1', () => {
   const issuer = `http://127.0.0.1:${port}`;
   provider = buildProvider(issuer, keys);
   handler = provider.callback();
-  process.stdout.write(`READY ${JSON.stringify({ issuer, kids: signingKids(keys) })}\n`);
+  const ready = {
+    issuer,
+    kids: signingKids(keys),
+    client_key: { kid: clientKey.jwk.kid, pem: clientKey.pem },
+  };
+  process.stdout.write(`READY ${JSON.stringify(ready)}\n`);
 });
 
 process.stdin.on('end', () => process.exit(0));

@@ -37,6 +37,9 @@ pub struct Provider {
     pub issuer: String,
     /// The signing kid of each algorithm.
     pub kids: Value,
+    /// The ES256 private key (PKCS#8 PEM) and kid of the private_key_jwt
+    /// client `api-introspector-jwt`.
+    pub client_key: (String, String),
     // Dropping the child closes its stdin: the provider exits.
     _child: Child,
 }
@@ -74,6 +77,10 @@ pub async fn start() -> Provider {
     Provider {
         issuer: ready["issuer"].as_str().unwrap().to_owned(),
         kids: ready["kids"].clone(),
+        client_key: (
+            ready["client_key"]["pem"].as_str().unwrap().to_owned(),
+            ready["client_key"]["kid"].as_str().unwrap().to_owned(),
+        ),
         _child: child,
     }
 }
