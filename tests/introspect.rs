@@ -911,3 +911,154 @@ async fn oidc_provider_signed_answers_are_verified() {
         StatusCode::SERVICE_UNAVAILABLE
     );
 }
+
+/// A DPoP key of a client (P-256) and its proofs, built here independently
+/// of the crate.
+#[cfg(feature = "dpop")]
+mod dpop_client {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair};
+    use base64::Engine;
+    use serde_json::{Value, json};
+
+    fn b64(bytes: impl AsRef<[u8]>) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn sha256(text: &str) -> String {
+        b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref())
+    }
+
+    pub struct DpopKey(EcdsaKeyPair);
+
+    impl DpopKey {
+        pub fn new() -> Self {
+            DpopKey(EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap())
+        }
+
+        fn jwk(&self) -> (String, String) {
+            let point = self.0.public_key().as_ref();
+            (b64(&point[1..33]), b64(&point[33..65]))
+        }
+
+        /// The RFC 7638 thumbprint.
+        pub fn jkt(&self) -> String {
+            let (x, y) = self.jwk();
+            sha256(&format!(
+                r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#
+            ))
+        }
+
+        /// A proof for `method` on `htu`, for `token` when given (`ath`).
+        pub fn proof(&self, method: &str, htu: &str, token: Option<&str>) -> String {
+            let (x, y) = self.jwk();
+            let header = json!({
+                "typ": "dpop+jwt",
+                "alg": "ES256",
+                "jwk": {"kty": "EC", "crv": "P-256", "x": x, "y": y},
+            });
+            let mut jti = [0u8; 16];
+            aws_lc_rs::rand::fill(&mut jti).unwrap();
+            let mut payload = json!({
+                "jti": b64(jti),
+                "htm": method,
+                "htu": htu,
+                "iat": std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs(),
+            });
+            if let (Some(token), Value::Object(members)) = (token, &mut payload) {
+                members.insert("ath".into(), Value::String(sha256(token)));
+            }
+            let input = format!("{}.{}", b64(header.to_string()), b64(payload.to_string()));
+            let sig = self.0.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
+            format!("{input}.{}", b64(sig.as_ref()))
+        }
+    }
+}
+
+/// An opaque token bound to a DPoP key at oidc-provider: the introspection
+/// answer's `cnf.jkt` binds it exactly as a JWT's would.
+#[cfg(feature = "dpop")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_provider_dpop_bound_opaque_tokens_need_their_proof() {
+    use dpop_client::DpopKey;
+    use tower_jwt_auth::{DpopMode, DpopPolicy};
+
+    const BASE: &str = "https://api.example.com";
+    let provider = oidc::start().await;
+    let http = reqwest::Client::new();
+    let key = DpopKey::new();
+    let at_token_endpoint = key.proof("POST", &format!("{}/token", provider.issuer), None);
+    let token = provider
+        .token_with(&http, "client-rs256", OPAQUE, Some(&at_token_endpoint))
+        .await;
+    assert!(!token.contains('.'), "an opaque token: {token}");
+
+    let intro = introspector(&provider, "api-introspector").build().unwrap();
+    let policy = DpopPolicy::builder(DpopMode::Allowed)
+        .base_url(BASE)
+        .build()
+        .unwrap();
+    let layer = JwtAuthLayer::new(intro).dpop(policy);
+    let send = |scheme: &str, proof: Option<String>| {
+        let svc = layer.layer(service_fn(|req: Request<()>| async move {
+            let claims = req.extensions().get::<Claims>().unwrap();
+            Ok::<_, Infallible>(Response::new(claims.json().to_owned()))
+        }));
+        let mut req = Request::builder()
+            .uri("/me")
+            .header(AUTHORIZATION, format!("{scheme} {token}"));
+        if let Some(proof) = proof {
+            req = req.header("dpop", proof);
+        }
+        let req = req.body(()).unwrap();
+        async move {
+            let res = svc.oneshot(req).await.unwrap();
+            let status = res.status();
+            let text = match res.headers().get(WWW_AUTHENTICATE) {
+                Some(v) => v.to_str().unwrap().to_owned(),
+                None => res.into_body(),
+            };
+            (status, text)
+        }
+    };
+
+    // As Bearer: refused, the binding read from the introspection answer.
+    let (status, text) = send("Bearer", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    assert!(text.contains("invalid_token"), "{text}");
+    assert!(text.contains("DPoP-bound"), "{text}");
+
+    // With a proof of the bound key: admitted, cnf.jkt in the claims.
+    let htu = format!("{BASE}/me");
+    let proof = key.proof("GET", &htu, Some(&token));
+    let (status, text) = send("DPoP", Some(proof)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let claims: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(claims["active"], true, "{claims}");
+    assert_eq!(claims["cnf"]["jkt"], key.jkt().as_str(), "{claims}");
+
+    // With a proof of another key: refused.
+    let thief = DpopKey::new();
+    let (status, text) = send("DPoP", Some(thief.proof("GET", &htu, Some(&token)))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    assert!(text.contains("invalid_token"), "{text}");
+
+    // An unbound opaque token with the DPoP scheme: refused too.
+    let plain = provider.token(&http, "client-rs256", OPAQUE).await;
+    let svc = layer.layer(service_fn(|_req: Request<()>| async move {
+        Ok::<_, Infallible>(Response::new(String::new()))
+    }));
+    let req = Request::builder()
+        .uri("/me")
+        .header(AUTHORIZATION, format!("DPoP {plain}"))
+        .header("dpop", key.proof("GET", &htu, Some(&plain)))
+        .body(())
+        .unwrap();
+    assert_eq!(
+        svc.oneshot(req).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -110,18 +110,30 @@ impl Provider {
     /// An access token for `resource` from the token endpoint
     /// (client_credentials) for `client` (`client-rs256`, ...).
     pub async fn token(&self, http: &reqwest::Client, client: &str, resource: &str) -> String {
+        self.token_with(http, client, resource, None).await
+    }
+
+    /// As [`token`](Self::token), with a `DPoP` proof for `POST {issuer}/token`:
+    /// the token is bound to the proof's key (`cnf.jkt`).
+    pub async fn token_with(
+        &self,
+        http: &reqwest::Client,
+        client: &str,
+        resource: &str,
+        dpop: Option<&str>,
+    ) -> String {
         let body = format!(
             "grant_type=client_credentials&scope=api%3Aread&resource={}",
             resource.replace(':', "%3A")
         );
-        let res = http
+        let mut req = http
             .post(format!("{}/token", self.issuer))
             .header("authorization", basic(client))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+            .header("content-type", "application/x-www-form-urlencoded");
+        if let Some(proof) = dpop {
+            req = req.header("dpop", proof);
+        }
+        let res = req.body(body).send().await.unwrap();
         let status = res.status();
         let json: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
         assert_eq!(status, 200, "token endpoint for {client}: {json}");
