@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use crate::algorithm::{Algorithm, Curve, Family};
 use crate::error::BuildError;
 
+#[cfg_attr(not(any(feature = "issuer", feature = "test-util")), allow(dead_code))]
 pub(crate) struct KeyEntry {
     pub(crate) kid: String,
     pub(crate) alg: Algorithm,
@@ -34,6 +35,7 @@ pub(crate) enum Signer {
 }
 
 impl KeyEntry {
+    #[cfg_attr(not(any(feature = "issuer", feature = "test-util")), allow(dead_code))]
     pub(crate) fn generate(alg: Algorithm) -> Result<KeyEntry, BuildError> {
         let failed =
             |e| BuildError::InvalidKey(format!("aws-lc could not generate a {alg} key: {e}"));
@@ -116,6 +118,7 @@ impl Signer {
     }
 
     /// A compact JWS of `claims` with the header `{"alg","typ":"JWT","kid"}`.
+    #[cfg_attr(not(any(feature = "issuer", feature = "test-util")), allow(dead_code))]
     pub(crate) fn sign_jwt(&self, alg: Algorithm, kid: &str, claims: &Value) -> Option<String> {
         let header = json!({"alg": alg.as_str(), "typ": "JWT", "kid": kid});
         self.sign_compact(&header, claims)
@@ -172,7 +175,10 @@ pub(crate) fn b64(bytes: impl AsRef<[u8]>) -> String {
 
 /// `len` random bytes as base64url; a counter and the clock if the system
 /// random source fails.
-#[cfg_attr(not(feature = "issuer"), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "issuer", feature = "introspection")),
+    allow(dead_code)
+)]
 pub(crate) fn random_id(len: usize) -> String {
     let mut bytes = vec![0u8; len];
     if aws_lc_rs::rand::fill(&mut bytes).is_err() {

@@ -14,8 +14,8 @@ use crate::error::BuildError;
 pub(crate) use jwk::parse_jwk_set;
 
 #[cfg(feature = "introspection")]
-pub(crate) use der::parse_pem;
-#[cfg(any(feature = "issuer", feature = "test-util"))]
+pub(crate) use self::der::parse_pem;
+#[cfg(any(feature = "issuer", feature = "test-util", feature = "introspection"))]
 pub(crate) use self::der::rsa_public_key_components;
 
 /// The smallest RSA modulus accepted, in bits.
