@@ -72,7 +72,15 @@ pub enum ClientAuth {
 ///   task of its own: a request that goes away does not cancel it.
 /// - An unreachable endpoint (timeout, an error status, an answer that is
 ///   not a JSON object, refused client credentials) refuses the request
-///   with 503 ([`AuthError::IntrospectionUnavailable`]): fail closed.
+///   with 503 ([`AuthError::IntrospectionUnavailable`]): fail closed,
+///   unless [`stale_if_error`](IntrospectorBuilder::stale_if_error) lets a
+///   cached active answer stand in for a while.
+/// - The endpoint is configured or found by discovery
+///   ([`Introspector::discover`]); the client authenticates with
+///   `client_secret_basic`, `client_secret_post` or `private_key_jwt`
+///   ([`ClientKey`]); answers may be required signed (RFC 9701,
+///   [`signed_answers`](IntrospectorBuilder::signed_answers)).
+/// - An answer's `cnf.jkt` binds the token to a DPoP key, as a JWT's does.
 ///
 /// ```no_run
 /// use tower_jwt_auth::{Introspector, JwtAuthLayer};
