@@ -1,5 +1,8 @@
 //! Opaque tokens: a cached introspection answer against a full RS256
-//! verification, both through the layer over a no-op service; and how many
+//! verification, both through the layer over a no-op service; the RS256
+//! verification followed by a cached "still active" answer
+//! (`JwtThenIntrospect`, real-time revocation) against the verification
+//! alone; and how many
 //! requests one introspection call serves under a repeated-token load
 //! (a loopback endpoint answering after 20 ms).
 //!
@@ -21,7 +24,7 @@ use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, StatusCode};
 use support::{call, quick, ratio, service};
 use tower::{ServiceExt, service_fn};
-use tower_jwt_auth::{Algorithm, Introspector, Issuer, JwtAuthLayer, Verifier};
+use tower_jwt_auth::{Algorithm, Introspector, Issuer, JwtAuthLayer, JwtThenIntrospect, Verifier};
 use tower_layer::Layer;
 
 async fn answer(State(calls): State<Arc<AtomicUsize>>) -> &'static str {
@@ -56,27 +59,34 @@ fn main() {
         .audience("api")
         .build()
         .expect("verifier");
-    let jwt = service(JwtAuthLayer::new(verifier));
+    let jwt = service(JwtAuthLayer::new(verifier.clone()));
     let introspector = Introspector::builder(endpoint.clone())
         .client_credentials("api", "secret")
         .audience("api")
         .build()
         .expect("introspector");
-    let opaque_layer = JwtAuthLayer::new(introspector);
+    let opaque_layer = JwtAuthLayer::new(introspector.clone());
     let opaque = service(opaque_layer.clone());
+    let revocable_layer = JwtAuthLayer::new(JwtThenIntrospect::new(verifier, introspector));
+    let revocable = service(revocable_layer.clone());
 
     let bearer = |t: &str| HeaderValue::from_str(&format!("Bearer {t}")).expect("header");
     let signed = bearer(&issuer.token("bench", "api"));
     let token = bearer("2YotnFZFEjr1zCsicMWpAA");
     // Warm: the first request for the opaque token makes the call.
     rt.block_on(request(&opaque_layer, token.clone()));
+    rt.block_on(request(&revocable_layer, signed.clone()));
     call(&jwt, &signed);
     call(&opaque, &token);
+    call(&revocable, &signed);
 
     let mut c = Criterion::default().configure_from_args();
     let mut group = c.benchmark_group("opaque");
     group.bench_function("rs256_verify", |b| b.iter(|| call(&jwt, &signed)));
     group.bench_function("introspection_hit", |b| b.iter(|| call(&opaque, &token)));
+    group.bench_function("rs256_then_introspection_hit", |b| {
+        b.iter(|| call(&revocable, &signed))
+    });
     group.finish();
     c.final_summary();
 
@@ -90,6 +100,15 @@ fn main() {
     );
     println!(
         "\nfull RS256 verification / cached introspection hit, median of 21 interleaved rounds: {hit:.1}x"
+    );
+    let then = ratio(
+        21,
+        || (0..2000).for_each(|_| call(&jwt, &signed)),
+        || (0..2000).for_each(|_| call(&revocable, &signed)),
+    );
+    println!(
+        "RS256 verification then cached introspection hit / RS256 verification alone, \
+         median of 21 interleaved rounds: {then:.2}x"
     );
 
     // Repeated-token load: 2,000 requests over 20 distinct tokens, 100 at
