@@ -265,6 +265,13 @@ async fn faulty() -> Faulty {
     };
     let app = Router::new()
         .route("/{mode}", post(answer))
+        .route(
+            "/slow-issuer/.well-known/openid-configuration",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "{}"
+            }),
+        )
         .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -1061,4 +1068,36 @@ async fn oidc_provider_dpop_bound_opaque_tokens_need_their_proof() {
         svc.oneshot(req).await.unwrap().status(),
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// A discovery document that does not come: requests are refused within
+/// the timeout, and those that queued behind the failed discovery fail at
+/// once instead of each waiting for one of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_discovery_does_not_queue_requests() {
+    let server = faulty().await;
+    let intro = Introspector::discover(format!("{}/slow-issuer", server.base))
+        .client_credentials("api", SECRET)
+        .audience("api")
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let layer = JwtAuthLayer::new(intro);
+    let started = Instant::now();
+    let requests: Vec<_> = (0..10)
+        .map(|i| {
+            let layer = layer.clone();
+            tokio::spawn(async move { call(&layer, &format!("token-{i}")).await })
+        })
+        .collect();
+    for r in requests {
+        let (status, text) = r.await.unwrap();
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.calls(), 0, "no introspection without an endpoint");
 }

@@ -27,6 +27,9 @@ use crate::http;
 use crate::jwks::JwksCache;
 use crate::verify::{ClaimRules, TokenVerifier, Verified, Verifier, VerifyFuture, read_registered};
 
+/// How long after a failed discovery calls fail at once, without asking.
+const DISCOVERY_RETRY: Duration = Duration::from_secs(1);
+
 /// The media type of a signed answer (RFC 9701).
 const SIGNED_ANSWER: &str = "application/token-introspection+jwt";
 
@@ -104,6 +107,9 @@ struct Inner {
     url: tokio::sync::OnceCell<Url>,
     /// The issuer whose discovery document names the endpoint.
     discover_from: Option<String>,
+    /// The last failed discovery: calls within [`DISCOVERY_RETRY`] of it
+    /// fail at once with its reason instead of queueing for another.
+    discovery_failed: Mutex<Option<(std::time::Instant, String)>>,
     allow_http: bool,
     client: Client,
     client_id: String,
@@ -342,6 +348,16 @@ impl Inner {
                 let Some(issuer) = self.discover_from.as_deref() else {
                     return Err("no endpoint configured".to_owned());
                 };
+                let mut failed = self
+                    .discovery_failed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                if let Some((at, why)) = failed.take()
+                    && at.elapsed() < DISCOVERY_RETRY
+                {
+                    return Err(why);
+                }
                 let limits = http::Limits {
                     timeout: self.timeout,
                     max_body: crate::jwks::DEFAULT_MAX_BODY,
@@ -353,7 +369,14 @@ impl Inner {
                     &limits,
                     "introspection_endpoint",
                 )
-                .await?;
+                .await
+                .inspect_err(|why| {
+                    *self
+                        .discovery_failed
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) =
+                        Some((std::time::Instant::now(), why.clone()));
+                })?;
                 tracing::debug!(issuer, endpoint = %url, "introspection endpoint discovered");
                 Ok(url)
             })
@@ -678,8 +701,7 @@ impl IntrospectorBuilder {
     /// application/token-introspection+jwt`) and accepts only those: a JWT
     /// of type `token-introspection+jwt` signed with a key of `keys` (the
     /// authorization server's key set, with the algorithms it allows),
-    /// whose `iss` is `as_issuer`, whose `aud` is this client's id (or one
-    /// of the configured [`audience`](IntrospectorBuilder::audience)s) and
+    /// whose `iss` is `as_issuer`, whose `aud` is this client's id and
     /// whose `iat` is recent (within the leeway and the call timeout). Its
     /// `token_introspection` claim is the answer, judged as a plain one.
     /// An answer that is not such a JWT refuses the request with 503.
@@ -863,12 +885,9 @@ impl IntrospectorBuilder {
                     .typ("token-introspection+jwt")
                     .allow_missing_exp()
                     .leeway(self.leeway)
-                    .clock(move || clock.now());
-                let verifier = self
-                    .audiences
-                    .iter()
-                    .fold(verifier, |v, aud| v.audience(aud.clone()));
-                Some(verifier.build()?)
+                    .clock(move || clock.now())
+                    .build()?;
+                Some(verifier)
             }
         };
         let max_ttl = self.max_ttl.as_secs_f64();
@@ -884,6 +903,7 @@ impl IntrospectorBuilder {
         Ok(Introspector {
             inner: Arc::new(Inner {
                 discover_from: self.discover.then(|| self.url.clone()),
+                discovery_failed: Mutex::new(None),
                 url: if self.discover {
                     tokio::sync::OnceCell::new()
                 } else {
