@@ -243,12 +243,12 @@ async fn faulty() -> Faulty {
                 (StatusCode::OK, ok.into())
             }
             "inactive" => (StatusCode::OK, r#"{"active":false}"#.into()),
-            "active-exp-2s" => {
+            "active-exp-3s" => {
                 let exp = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap()
                     .as_secs()
-                    + 2;
+                    + 3;
                 let body = format!(r#"{{"active":true,"sub":"alice","aud":"api","exp":{exp}}}"#);
                 (StatusCode::OK, body)
             }
@@ -646,19 +646,28 @@ async fn stale_if_error_serves_a_cached_active_answer_for_a_while() {
     let (status, text) = call(&layer, "tok-a").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
 
-    // Never past the token's own exp (here 2 s after the answer).
-    server.switch("active-exp-2s");
-    assert_eq!(call(&layer, "tok-b").await.0, StatusCode::OK);
+    // Never past the token's own exp (2 to 3 s after the answer), however
+    // long the window.
+    let long = JwtAuthLayer::new(
+        server
+            .builder("switch")
+            .max_ttl(Duration::from_secs(1))
+            .stale_if_error(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+    );
+    server.switch("active-exp-3s");
+    assert_eq!(call(&long, "tok-b").await.0, StatusCode::OK);
     server.switch("500");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
-        call(&layer, "tok-b").await.0,
+        call(&long, "tok-b").await.0,
         StatusCode::OK,
         "stale, before exp"
     );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     assert_eq!(
-        call(&layer, "tok-b").await.0,
+        call(&long, "tok-b").await.0,
         StatusCode::SERVICE_UNAVAILABLE,
         "past exp, inside the window"
     );

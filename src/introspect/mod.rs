@@ -516,7 +516,11 @@ impl Inner {
         let until = raw.exp.map_or(ttl_end, |exp| exp.0.min(ttl_end));
         let registered = raw.to_registered();
         drop(raw);
-        Ok(Verified::checked(registered, payload).reuse_until(until.floor() as i64))
+        // To the fraction of a second: a whole-second floor would cut up
+        // to a second off the configured TTL.
+        let mut verified = Verified::checked(registered, payload);
+        verified.reuse_until = Some(until);
+        Ok(verified)
     }
 
     /// Caches an answer: active until its `reuse_until` (and kept for
