@@ -4,7 +4,9 @@
 //! (HS256 and RS256, the baselines), aws-lc-rs alone (the floors: the MAC
 //! or the signature over pre-decoded input, key parsed once), and the
 //! layer with the default claims (`JsonClaims`), with typed claims, and a
-//! hit in the verified-token cache. Batches of every row alternate, the
+//! hit in the verified-token cache. The harness row (building a request
+//! and driving it through the no-op service, no layer) is part of every
+//! layer row: subtract it to get the layer's own cost. Batches of every row alternate, the
 //! order reversed every round, and the table gives per-row medians of the
 //! per-round ratio to the baseline of the same algorithm.
 //!
@@ -116,6 +118,7 @@ fn main() {
         .audience(AUDIENCE)
         .build()
         .expect("verifier");
+    let hs_verifier_alone = hs_verifier.clone();
     let hs_layer = JwtAuthLayer::new(hs_verifier.clone());
     let hs_json: JwtAuth<_> = hs_layer.layer(noop());
     let hs_typed: JwtAuth<_, Sub> = JwtAuthLayer::new(hs_verifier).claims::<Sub>().layer(noop());
@@ -145,7 +148,13 @@ fn main() {
     let rs_der = rsa_public_der(&jwks.keys[0]);
     let rs_parsed = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &rs_der).expect("aws-lc key");
 
+    let bare_noop = noop();
     let rows: Vec<Row<'_>> = vec![
+        Row {
+            name: "harness alone: request through the no-op service",
+            baseline: "rs256 bare jsonwebtoken::decode",
+            run: Box::new(|| drive(&bare_noop, &rs_bearer)),
+        },
         Row {
             name: "hs256 bare jsonwebtoken::decode",
             baseline: "hs256 bare jsonwebtoken::decode",
@@ -210,6 +219,17 @@ fn main() {
             name: "rs256 layer typed",
             baseline: "rs256 bare jsonwebtoken::decode",
             run: Box::new(|| drive(&rs_typed, &rs_bearer)),
+        },
+        Row {
+            name: "hs256 Verifier::verify typed (no layer)",
+            baseline: "hs256 bare jsonwebtoken::decode",
+            run: Box::new(|| {
+                black_box(
+                    hs_verifier_alone
+                        .verify::<Sub>(black_box(&hs_token))
+                        .expect("verify"),
+                );
+            }),
         },
         Row {
             name: "rs256 layer cache hit",

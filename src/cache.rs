@@ -3,9 +3,6 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use moka::Expiry;
 
 use crate::claims::Claims;
 use crate::verify::{TokenVerifier, Verified};
@@ -23,10 +20,12 @@ use crate::verify::{TokenVerifier, Verified};
 ///   identity provider removed stops hits at the next key-set refresh.
 ///
 /// Otherwise the token is verified afresh, as without a cache. Only tokens
-/// that verified are stored, so refused tokens cannot fill it. Entries
-/// live no longer than the token's `exp`, and the cache is bounded both in
-/// entries and in bytes (token plus payload), evicting the least useful
-/// entries (moka's TinyLFU).
+/// that verified are stored, so refused tokens cannot fill it. An entry is
+/// used no longer than the token's `exp` (an expired one is dropped when
+/// next looked up, or evicted by newer ones), and the cache is bounded both
+/// in entries and in bytes (token plus payload), evicting the least useful
+/// entries (S3-FIFO, `quick_cache`). A hit costs one hash of the token
+/// (seeded `foldhash`), a shard read lock and a full key compare.
 ///
 /// The trade-off: a token stays accepted until its `exp` or until its key
 /// leaves the key set, exactly as without the cache; nothing here can
@@ -83,24 +82,50 @@ impl TokenCache {
         // max_bytes / max_entries, so the total weight (<= max_bytes) also
         // caps the count at max_entries.
         let floor = (self.max_bytes / self.max_entries).max(1);
-        let cache = moka::sync::Cache::builder()
-            .max_capacity(self.max_bytes)
-            .weigher(move |token: &Arc<str>, e: &Entry<C>| {
-                let bytes = (token.len() + e.claims.json().len() + 128) as u64;
-                u32::try_from(bytes.max(floor)).unwrap_or(u32::MAX)
-            })
-            .expire_after(UntilExp)
-            // Keys are tokens that verified: their bytes (signature
-            // included) are not the client's to choose, so a fast seeded
-            // hash cannot be steered into collisions; keys are still
-            // compared in full.
-            .build_with_hasher(foldhash::fast::RandomState::default());
+        let estimate = usize::try_from(self.max_entries.min(1 << 20)).unwrap_or(1 << 20);
+        let options = quick_cache::OptionsBuilder::new()
+            .estimated_items_capacity(estimate)
+            .weight_capacity(self.max_bytes)
+            .build();
+        let cache = match options {
+            Ok(options) => quick_cache::sync::Cache::with_options(
+                options,
+                Weight { floor },
+                // Keys are tokens that verified: their bytes (signature
+                // included) are not the client's to choose, so a fast
+                // seeded hash cannot be steered into collisions; keys are
+                // still compared in full.
+                foldhash::fast::RandomState::default(),
+                Default::default(),
+            ),
+            // Unreachable: both settings are clamped above zero.
+            Err(_) => quick_cache::sync::Cache::with(
+                estimate,
+                self.max_bytes,
+                Weight { floor },
+                foldhash::fast::RandomState::default(),
+                Default::default(),
+            ),
+        };
         Store {
             cache,
             config: self,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
+    }
+}
+
+/// What an entry costs: its token and payload bytes plus a fixed overhead,
+/// and at least `floor`.
+#[derive(Clone)]
+struct Weight {
+    floor: u64,
+}
+
+impl<C> quick_cache::Weighter<Arc<str>, Entry<C>> for Weight {
+    fn weight(&self, token: &Arc<str>, e: &Entry<C>) -> u64 {
+        ((token.len() + e.claims.json().len() + 128) as u64).max(self.floor)
     }
 }
 
@@ -121,36 +146,13 @@ impl<C> Clone for Entry<C> {
     }
 }
 
-/// Evicts an entry when its token expires (`exp` plus the leeway; a token
-/// without `exp` is kept at most an hour).
-struct UntilExp;
-
-impl<C> Expiry<Arc<str>, Entry<C>> for UntilExp {
-    fn expire_after_create(
-        &self,
-        _key: &Arc<str>,
-        entry: &Entry<C>,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        let left = match entry.claims.exp() {
-            Some(exp) => (exp.saturating_add(entry.verified.leeway.ceil() as i64))
-                .saturating_sub(now_secs())
-                .max(0) as u64,
-            None => 3600,
-        };
-        Some(Duration::from_secs(left.min(3600 * 24)))
-    }
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// The cache itself, one per layer (its claims type `C` is the layer's).
+/// The verified-token store: a sharded, weight-bounded S3-FIFO cache
+/// (`quick_cache`), token to claims. An entry lives as long as the
+/// verifier would accept its token (`exp` plus leeway, and its key still
+/// held), checked on every hit; expired entries are dropped when next
+/// looked up or evicted by newer ones.
 pub(crate) struct Store<C> {
-    cache: moka::sync::Cache<Arc<str>, Entry<C>, foldhash::fast::RandomState>,
+    cache: quick_cache::sync::Cache<Arc<str>, Entry<C>, Weight, foldhash::fast::RandomState>,
     config: TokenCache,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -174,7 +176,7 @@ impl<C> fmt::Debug for Store<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenCache")
             .field("config", &self.config)
-            .field("entries", &self.cache.entry_count())
+            .field("entries", &self.cache.len())
             .finish()
     }
 }
@@ -196,7 +198,7 @@ impl<C: Send + Sync + 'static> Store<C> {
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
-            entries: self.cache.entry_count(),
+            entries: self.cache.len() as u64,
         }
     }
 
@@ -209,7 +211,7 @@ impl<C: Send + Sync + 'static> Store<C> {
         } else {
             // Verify afresh: the answer (expired, unknown key) is the
             // verifier's to give.
-            self.cache.invalidate(token);
+            self.cache.remove(token);
             None
         }
     }
@@ -226,8 +228,7 @@ impl<C: Send + Sync + 'static> Store<C> {
 
     #[cfg(test)]
     fn len(&self) -> u64 {
-        self.cache.run_pending_tasks();
-        self.cache.entry_count()
+        self.cache.len() as u64
     }
 }
 
@@ -235,6 +236,13 @@ impl<C: Send + Sync + 'static> Store<C> {
 mod tests {
     use super::*;
     use crate::{Algorithm, JsonClaims, Key, TokenVerifier, Verifier};
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    fn now_secs() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    }
 
     fn hs256(claims: &serde_json::Value) -> String {
         use aws_lc_rs::hmac;

@@ -69,7 +69,11 @@ enum Step<'r, C> {
 #[cfg(feature = "dpop")]
 type Replay = Option<crate::dpop::PendingReplay>;
 #[cfg(not(feature = "dpop"))]
-type Replay = ();
+type Replay = NoReplay;
+
+/// Without the `dpop` feature there is never a replay check to make.
+#[cfg(not(feature = "dpop"))]
+struct NoReplay;
 
 /// What the binding checks read from the request, owned for the slow path.
 struct Presented {
@@ -183,6 +187,7 @@ where
         #[cfg(not(feature = "dpop"))]
         let replay = {
             let _ = (req, token, dpop);
+            NoReplay
         };
         self.revocation_now(claims, replay)
     }
