@@ -23,6 +23,7 @@ pub(crate) struct Jws<'t> {
 /// A header member whose mere presence matters.
 /// A header string (`kid`, `typ`): inline when it fits, as almost every
 /// one does, so parsing a header allocates nothing.
+#[derive(Clone)]
 pub(crate) enum Short {
     Inline { len: u8, bytes: [u8; SHORT] },
     Heap(Box<str>),
@@ -103,7 +104,97 @@ pub(crate) fn is_json_object(bytes: &[u8]) -> bool {
 }
 
 /// Splits and checks a compact JWS. Does not verify anything.
+/// Parsed headers of recently verified tokens, by their exact base64url
+/// text: the tokens of one issuer share a handful of headers (one per
+/// key), so most requests skip the header's decoding and JSON parse for a
+/// compare of its bytes. Parsing is a pure function of those bytes, so a
+/// hit answers exactly what a parse would; only headers of tokens whose
+/// signature verified are remembered, so a client cannot churn it.
+#[derive(Default)]
+pub(crate) struct HeaderMemo {
+    slots: [std::sync::RwLock<Option<Remembered>>; MEMO_SLOTS],
+}
+
+const MEMO_SLOTS: usize = 4;
+
+/// One remembered header: its text and what it parsed to.
+struct Remembered {
+    text: Box<str>,
+    alg: Algorithm,
+    kid: Option<Short>,
+    typ: Option<Short>,
+}
+
+impl HeaderMemo {
+    /// The slot a header text maps to (direct-mapped: headers of one
+    /// issuer differ in their `kid`, near the end).
+    fn slot(&self, text: &str) -> &std::sync::RwLock<Option<Remembered>> {
+        let b = text.as_bytes();
+        let mix = b.len()
+            ^ usize::from(b.last().copied().unwrap_or(0))
+            ^ usize::from(b.get(b.len().wrapping_sub(4)).copied().unwrap_or(0));
+        &self.slots[mix % MEMO_SLOTS]
+    }
+
+    /// Parses `token`, taking its header from the memo when it is there.
+    pub(crate) fn parse<'t>(&self, token: &'t str) -> Result<Jws<'t>, AuthError> {
+        let parts = split(token)?;
+        if let Ok(slot) = self.slot(parts.header).read()
+            && let Some(known) = slot.as_ref()
+            && *known.text == *parts.header
+        {
+            return Ok(Jws {
+                alg: known.alg,
+                kid: known.kid.clone(),
+                typ: known.typ.clone(),
+                signing_input: parts.signing_input,
+                payload: parts.payload,
+                signature: parts.signature,
+            });
+        }
+        header(parts)
+    }
+
+    /// Remembers the header of a token whose signature verified.
+    pub(crate) fn remember(&self, jws: &Jws<'_>) {
+        let text = header_text(jws);
+        let slot = self.slot(text);
+        if slot
+            .read()
+            .is_ok_and(|s| s.as_ref().is_some_and(|k| *k.text == *text))
+        {
+            return;
+        }
+        if let Ok(mut slot) = slot.write() {
+            *slot = Some(Remembered {
+                text: text.into(),
+                alg: jws.alg,
+                kid: jws.kid.clone(),
+                typ: jws.typ.clone(),
+            });
+        }
+    }
+}
+
+/// The header's base64url text of a parsed token.
+fn header_text<'t>(jws: &Jws<'t>) -> &'t str {
+    let len = jws.signing_input.len() - jws.payload.len() - 1;
+    &jws.signing_input[..len]
+}
+
+/// The three segments of a compact JWS, checked for shape only.
+struct Parts<'t> {
+    header: &'t str,
+    signing_input: &'t str,
+    payload: &'t str,
+    signature: &'t str,
+}
+
 pub(crate) fn parse(token: &str) -> Result<Jws<'_>, AuthError> {
+    header(split(token)?)
+}
+
+fn split(token: &str) -> Result<Parts<'_>, AuthError> {
     let (header_b64, rest) = token
         .split_once('.')
         .ok_or(AuthError::Malformed("a JWT has three dot-separated parts"))?;
@@ -124,7 +215,22 @@ pub(crate) fn parse(token: &str) -> Result<Jws<'_>, AuthError> {
         return Err(AuthError::Malformed("the token is unsigned"));
     }
     let signing_input = &token[..header_b64.len() + 1 + payload.len()];
+    Ok(Parts {
+        header: header_b64,
+        signing_input,
+        payload,
+        signature,
+    })
+}
 
+/// Decodes and checks the header of a split token.
+fn header(parts: Parts<'_>) -> Result<Jws<'_>, AuthError> {
+    let Parts {
+        header: header_b64,
+        signing_input,
+        payload,
+        signature,
+    } = parts;
     // Typical headers decode on the stack; larger ones (up to the token
     // limit) on the heap.
     let mut stack = [0u8; 768];
@@ -206,6 +312,55 @@ mod tests {
         use base64::Engine;
         let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         format!("{}.{}.c2ln", e.encode(header), e.encode("{}"))
+    }
+
+    fn same(a: &Jws<'_>, b: &Jws<'_>) -> bool {
+        a.alg == b.alg
+            && a.kid.as_deref() == b.kid.as_deref()
+            && a.typ.as_deref() == b.typ.as_deref()
+            && (a.signing_input, a.payload, a.signature)
+                == (b.signing_input, b.payload, b.signature)
+    }
+
+    #[test]
+    fn header_memo_answers_what_a_parse_answers() {
+        let memo = HeaderMemo::default();
+        let headers = [
+            r#"{"alg":"RS256","kid":"k1"}"#,
+            r#"{"alg":"RS256","kid":"k2","typ":"at+jwt"}"#,
+            r#"{"alg":"ES256","kid":"a-kid-longer-than-sixty-two-bytes-so-it-is-kept-on-the-heap-0123456789"}"#,
+            r#"{"alg":"HS256"}"#,
+            r#"{"alg":"none"}"#,
+            r#"{"alg":"RS256","jku":"https://x"}"#,
+            r#"{"alg":"RS256","kid":1}"#,
+        ];
+        for _round in 0..2 {
+            for h in headers {
+                let t = tok(h);
+                match (parse(&t), memo.parse(&t)) {
+                    (Ok(a), Ok(b)) => {
+                        assert!(same(&a, &b), "{h}");
+                        memo.remember(&a);
+                        let c = memo.parse(&t).unwrap();
+                        assert!(same(&a, &c), "{h}");
+                    }
+                    (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{h}"),
+                    _ => panic!("memo and parse disagree on {h}"),
+                }
+            }
+        }
+        // A remembered header does not make a malformed token pass: the
+        // shape is checked on every parse.
+        let t = tok(headers[0]);
+        memo.remember(&parse(&t).unwrap());
+        let header = t.split('.').next().unwrap();
+        for bad in [
+            format!("{header}.e30"),
+            format!("{header}.e30.c2ln.x.y"),
+            format!("{header}..c2ln"),
+        ] {
+            assert!(memo.parse(&bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

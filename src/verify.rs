@@ -75,6 +75,8 @@ pub(super) struct Config {
     required: Vec<String>,
     typ: Option<String>,
     clock: Arc<dyn Clock>,
+    /// Headers of recently verified tokens, parsed (see `HeaderMemo`).
+    headers: token::HeaderMemo,
 }
 
 /// Where the verifier's keys come from.
@@ -283,7 +285,7 @@ impl Verifier {
 
     /// Verifies with the keys at hand, or says that keys must be fetched.
     pub(crate) fn try_now(&self, token: &str) -> Now {
-        let jws = match token::parse(token) {
+        let jws = match self.inner.headers.parse(token) {
             Ok(jws) => jws,
             Err(e) => return Now::Done(Err(e)),
         };
@@ -429,6 +431,7 @@ impl Verifier {
                 required: Vec::new(),
                 typ: None,
                 clock,
+                headers: Default::default(),
             }),
         })
     }
@@ -463,6 +466,7 @@ impl Verifier {
             jws.signing_input.as_bytes(),
             &sig[..sig_len],
         )?;
+        self.inner.headers.remember(jws);
         Ok(Verified {
             claims: self.claims(jws.payload)?,
             key: Some(*key.fingerprint()),

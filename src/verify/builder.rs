@@ -354,6 +354,7 @@ impl VerifierBuilder {
                 required: self.required,
                 typ: self.typ,
                 clock,
+                headers: Default::default(),
             }),
         }
     }
