@@ -241,7 +241,7 @@ impl Introspector {
     /// As the layer would refuse the token; [`AuthError::IntrospectionUnavailable`]
     /// when the endpoint cannot be asked or refuses the credentials.
     pub async fn introspect(&self, token: &str) -> Result<Verified, AuthError> {
-        self.inner.call(token).await
+        self.inner.call(token).await.0
     }
 
     /// The cached answer for this token hash, if still usable.
@@ -285,10 +285,15 @@ impl Introspector {
                     // away, the call and its caching still finish.
                     tokio::spawn(async move {
                         let outcome = match inner.call(&token).await {
-                            Err(e) if e.kind() == crate::ErrorKind::Unavailable => {
+                            (Err(e), Reply::Missing)
+                                if e.kind() == crate::ErrorKind::Unavailable =>
+                            {
                                 inner.stale(&key).unwrap_or(Err(e))
                             }
-                            outcome => {
+                            // An answer that failed its checks is not an
+                            // outage: no stale answer stands in for it.
+                            (Err(e), Reply::Refused) => Err(e),
+                            (outcome, _) => {
                                 inner.store(key, &outcome);
                                 outcome
                             }
@@ -317,10 +322,14 @@ impl Introspector {
 }
 
 impl Inner {
-    /// One introspection call, observed.
-    async fn call(&self, token: &str) -> Outcome {
+    /// One introspection call, observed, and whether an answer came that
+    /// failed its checks.
+    async fn call(&self, token: &str) -> (Outcome, Reply) {
         let started = std::time::Instant::now();
-        let outcome = self.ask(token).await;
+        let (outcome, answer) = match self.ask(token).await {
+            Ok(outcome) => (outcome, Reply::Missing),
+            Err(refused) => (Err(refused), Reply::Refused),
+        };
         let result = match &outcome {
             Ok(_) => "active",
             Err(AuthError::Inactive) => "inactive",
@@ -329,7 +338,7 @@ impl Inner {
         };
         crate::observe::introspection(result, started);
         tracing::debug!(endpoint = %self.endpoint_name(), result, "token introspected");
-        outcome
+        (outcome, answer)
     }
 
     /// The endpoint, or the issuer it is discovered from, for messages.
@@ -391,9 +400,13 @@ impl Inner {
             })
     }
 
-    /// The call itself, and the judgement of its answer.
-    async fn ask(&self, token: &str) -> Outcome {
-        let url = self.endpoint().await?;
+    /// The call itself, and the judgement of its answer; the outer error
+    /// is a signed answer that failed its checks (RFC 9701).
+    async fn ask(&self, token: &str) -> Result<Outcome, AuthError> {
+        let url = match self.endpoint().await {
+            Ok(url) => url,
+            Err(e) => return Ok(Err(e)),
+        };
         let mut form = String::with_capacity(token.len() + 64);
         form.push_str("token=");
         http::form_encode(token, &mut form);
@@ -407,8 +420,12 @@ impl Inner {
             }
             (ClientAuth::PrivateKeyJwt, Some(key)) => {
                 let audience = self.assertion_audience.as_deref().unwrap_or(url.as_str());
-                let assertion =
-                    key.assertion(&self.client_id, audience, unix_secs(&*self.clock)?)?;
+                let assertion = match unix_secs(&*self.clock)
+                    .and_then(|now| key.assertion(&self.client_id, audience, now))
+                {
+                    Ok(assertion) => assertion,
+                    Err(e) => return Ok(Err(e)),
+                };
                 form.push_str("&client_assertion_type=");
                 http::form_encode(assertion::ASSERTION_TYPE, &mut form);
                 form.push_str("&client_assertion=");
@@ -433,15 +450,14 @@ impl Inner {
             Ok(body) => body,
             Err(why) => {
                 tracing::warn!(endpoint = %url, error = %why, "token introspection failed");
-                return Err(AuthError::IntrospectionUnavailable(why));
+                return Ok(Err(AuthError::IntrospectionUnavailable(why)));
             }
         };
         let body = match &self.signed_answers {
             Some(verifier) => self.unwrap_signed(url, verifier, body).await?,
             None => body,
         };
-        let now = unix_secs(&*self.clock)?;
-        self.judge(url, body, now)
+        Ok(unix_secs(&*self.clock).and_then(|now| self.judge(url, body, now)))
     }
 
     /// The answer inside an RFC 9701 signed answer: a JWT of type
@@ -588,6 +604,17 @@ impl Inner {
         verified.reuse_until = Some(now);
         Some(Ok(verified))
     }
+}
+
+/// What came back from the endpoint when a call gave no verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    /// No usable answer (timeout, 5xx, bad JSON): an outage, which
+    /// `stale_if_error` may bridge.
+    Missing,
+    /// A signed answer that failed its checks (signature, `typ`, `iss`,
+    /// `aud`, `iat`): tampering or misconfiguration, never bridged.
+    Refused,
 }
 
 /// The cache key of a token: its SHA-256, never the token.
