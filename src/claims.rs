@@ -327,29 +327,57 @@ pub(crate) fn find<T: Send + Sync + 'static>(ext: &http::Extensions) -> Found<'_
 /// The registered claims of a verified token (RFC 7519 §4.1).
 ///
 /// Times are seconds since the Unix epoch; fractional seconds are truncated.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct RegisteredClaims {
-    iss: Option<String>,
-    sub: Option<String>,
-    aud: Vec<String>,
+    /// `iss`, `sub`, `jti` and every audience, back to back: one
+    /// allocation for all the strings.
+    text: Box<str>,
+    iss: Option<Span>,
+    sub: Option<Span>,
+    jti: Option<Span>,
+    auds: Auds,
+    /// The audiences as `String`s, made on the first [`aud`](Self::aud).
+    aud: std::sync::OnceLock<Vec<String>>,
     exp: Option<i64>,
     nbf: Option<i64>,
     iat: Option<i64>,
-    jti: Option<String>,
+}
+
+/// Where a string lies in [`RegisteredClaims::text`].
+#[derive(Clone, Copy, Default)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// Where the audiences lie in [`RegisteredClaims::text`].
+#[derive(Clone, Default)]
+enum Auds {
+    #[default]
+    None,
+    One(Span),
+    Many(Box<[Span]>),
 }
 
 impl RegisteredClaims {
     /// The issuer.
     pub fn iss(&self) -> Option<&str> {
-        self.iss.as_deref()
+        self.iss.map(|s| self.at(s))
     }
     /// The subject.
     pub fn sub(&self) -> Option<&str> {
-        self.sub.as_deref()
+        self.sub.map(|s| self.at(s))
     }
     /// The audiences (empty when the token has none).
     pub fn aud(&self) -> &[String] {
-        &self.aud
+        self.aud.get_or_init(|| {
+            let spans: &[Span] = match &self.auds {
+                Auds::None => &[],
+                Auds::One(span) => std::slice::from_ref(span),
+                Auds::Many(spans) => spans,
+            };
+            spans.iter().map(|s| self.at(*s).to_owned()).collect()
+        })
     }
     /// Expiration time.
     pub fn exp(&self) -> Option<i64> {
@@ -365,12 +393,58 @@ impl RegisteredClaims {
     }
     /// The token's unique identifier.
     pub fn jti(&self) -> Option<&str> {
-        self.jti.as_deref()
+        self.jti.map(|s| self.at(s))
+    }
+
+    fn at(&self, span: Span) -> &str {
+        let start = span.start as usize;
+        self.text
+            .get(start..start + span.len as usize)
+            .unwrap_or_default()
     }
 
     #[cfg_attr(not(feature = "revocation"), allow(dead_code))]
     pub(crate) fn set_jti(&mut self, jti: String) {
-        self.jti = Some(jti);
+        let mut text = String::with_capacity(self.text.len() + jti.len());
+        text.push_str(&self.text);
+        self.jti = Some(push(&mut text, &jti));
+        self.text = text.into_boxed_str();
+    }
+}
+
+/// Appends `value` to `text`, returning where it lies.
+fn push(text: &mut String, value: &str) -> Span {
+    let span = Span {
+        start: u32::try_from(text.len()).unwrap_or(u32::MAX),
+        len: u32::try_from(value.len()).unwrap_or(0),
+    };
+    text.push_str(value);
+    span
+}
+
+impl PartialEq for RegisteredClaims {
+    fn eq(&self, other: &Self) -> bool {
+        self.iss() == other.iss()
+            && self.sub() == other.sub()
+            && self.jti() == other.jti()
+            && self.aud() == other.aud()
+            && (self.exp, self.nbf, self.iat) == (other.exp, other.nbf, other.iat)
+    }
+}
+
+impl Eq for RegisteredClaims {}
+
+impl fmt::Debug for RegisteredClaims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegisteredClaims")
+            .field("iss", &self.iss())
+            .field("sub", &self.sub())
+            .field("aud", &self.aud())
+            .field("exp", &self.exp)
+            .field("nbf", &self.nbf)
+            .field("iat", &self.iat)
+            .field("jti", &self.jti())
+            .finish()
     }
 }
 
@@ -513,18 +587,35 @@ where
 
 impl RawClaims<'_> {
     pub(crate) fn to_registered(&self) -> RegisteredClaims {
+        let auds: &[Cow<'_, str>] = match &self.aud {
+            None => &[],
+            Some(Audience::One(a)) => std::slice::from_ref(a),
+            Some(Audience::Many(list)) => list,
+        };
+        let len = [&self.iss, &self.sub, &self.jti]
+            .iter()
+            .filter_map(|t| t.as_deref().map(str::len))
+            .chain(auds.iter().map(|a| a.len()))
+            .sum();
+        let mut text = String::with_capacity(len);
+        let iss = self.iss.as_deref().map(|v| push(&mut text, v));
+        let sub = self.sub.as_deref().map(|v| push(&mut text, v));
+        let jti = self.jti.as_deref().map(|v| push(&mut text, v));
+        let auds = match auds {
+            [] => Auds::None,
+            [one] => Auds::One(push(&mut text, one)),
+            many => Auds::Many(many.iter().map(|a| push(&mut text, a)).collect()),
+        };
         RegisteredClaims {
-            iss: self.iss.as_deref().map(str::to_owned),
-            sub: self.sub.as_deref().map(str::to_owned),
-            aud: match &self.aud {
-                None => Vec::new(),
-                Some(Audience::One(a)) => vec![a.to_string()],
-                Some(Audience::Many(list)) => list.iter().map(|a| a.to_string()).collect(),
-            },
+            text: text.into_boxed_str(),
+            iss,
+            sub,
+            jti,
+            auds,
+            aud: std::sync::OnceLock::new(),
             exp: self.exp.map(NumericDate::seconds),
             nbf: self.nbf.map(NumericDate::seconds),
             iat: self.iat.map(NumericDate::seconds),
-            jti: self.jti.as_deref().map(str::to_owned),
         }
     }
 }
