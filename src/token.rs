@@ -20,7 +20,6 @@ pub(crate) struct Jws<'t> {
     pub(crate) signature: &'t str,
 }
 
-/// A header member whose mere presence matters.
 /// A header string (`kid`, `typ`): inline when it fits, as almost every
 /// one does, so parsing a header allocates nothing.
 #[derive(Clone)]
@@ -59,6 +58,7 @@ impl std::ops::Deref for Short {
     }
 }
 
+/// A header member whose mere presence matters.
 #[derive(Default)]
 pub(crate) struct Present(pub(crate) bool);
 
@@ -103,7 +103,6 @@ pub(crate) fn is_json_object(bytes: &[u8]) -> bool {
         .is_some_and(|b| *b == b'{')
 }
 
-/// Splits and checks a compact JWS. Does not verify anything.
 /// Parsed headers of recently verified tokens, by their exact base64url
 /// text: the tokens of one issuer share a handful of headers (one per
 /// key), so most requests skip the header's decoding and JSON parse for a
@@ -186,6 +185,7 @@ struct Parts<'t> {
     signature: &'t str,
 }
 
+/// Splits and checks a compact JWS. Does not verify anything.
 pub(crate) fn parse(token: &str) -> Result<Jws<'_>, AuthError> {
     header(split(token)?)
 }
