@@ -916,3 +916,87 @@ async fn attack_keys_built_from_attacker_material_are_build_errors() {
         "HS256 allowed with no HMAC key must be a build error"
     );
 }
+
+/// The verifier remembers the parsed headers of tokens whose signature
+/// verified, to skip parsing them again. A remembered header must never
+/// stand for more than its parse: with the exact header of an accepted
+/// token, a forged signature, an attacker's signature, a changed payload
+/// or an expired payload are all still refused, as is the same header
+/// sent to a verifier that does not allow its algorithm.
+#[tokio::test]
+async fn attack_a_remembered_header_skips_no_check() {
+    let layer = JwtAuthLayer::new(verifier());
+    let header = json!({"alg": "RS256", "kid": "k1"});
+    let good = rs256_with_header(&header);
+    for _ in 0..2 {
+        assert_eq!(
+            send(&layer, &format!("Bearer {good}")).await.0,
+            StatusCode::OK
+        );
+    }
+    let (input, _) = good.rsplit_once('.').unwrap();
+    let header_b64 = input.split('.').next().unwrap();
+    let mut expired = claims();
+    expired["exp"] = json!(now() - 3600);
+    let mut other_aud = claims();
+    other_aud["aud"] = json!("another-api");
+    let forged_sig = b64(sign_bytes(Algorithm::RS256, b"something else", false));
+    let attacks = vec![
+        (
+            "remembered header, forged signature".to_owned(),
+            format!("{input}.{forged_sig}"),
+        ),
+        (
+            "remembered header, attacker's key".to_owned(),
+            attacker_rs256(&header),
+        ),
+        (
+            "remembered header, payload swapped after signing".to_owned(),
+            format!(
+                "{header_b64}.{}.{}",
+                b64(other_aud.to_string()),
+                good.rsplit_once('.').unwrap().1
+            ),
+        ),
+        (
+            "remembered header, expired payload".to_owned(),
+            rs256_bytes(
+                header.to_string().as_bytes(),
+                expired.to_string().as_bytes(),
+            ),
+        ),
+        (
+            "remembered header, another audience".to_owned(),
+            rs256_bytes(
+                header.to_string().as_bytes(),
+                other_aud.to_string().as_bytes(),
+            ),
+        ),
+        (
+            "remembered header, no signature".to_owned(),
+            format!("{input}."),
+        ),
+    ];
+    all_refused(&layer, &attacks).await;
+    // The same token is still accepted: the refusals did not poison it.
+    assert_eq!(
+        send(&layer, &format!("Bearer {good}")).await.0,
+        StatusCode::OK
+    );
+
+    // A verifier allowing ES256 only refuses the header it never remembered
+    // as accepted, whatever another verifier remembers.
+    let es_only = JwtAuthLayer::new(
+        Verifier::builder()
+            .key(verify_key(Algorithm::ES256).with_kid("ec"))
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .build()
+            .unwrap(),
+    );
+    all_refused(
+        &es_only,
+        &[("RS256 header, ES256-only verifier".to_owned(), good.clone())],
+    )
+    .await;
+}
