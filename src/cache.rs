@@ -83,9 +83,14 @@ impl TokenCache {
         // caps the count at max_entries.
         let floor = (self.max_bytes / self.max_entries).max(1);
         let estimate = usize::try_from(self.max_entries.min(1 << 20)).unwrap_or(1 << 20);
+        // Shards of at least 256 KiB (at most 64 of them): an entry heavier
+        // than its shard is never admitted, so a small byte budget must not
+        // be split into shards too small for one token.
+        let shards = usize::try_from((self.max_bytes / (256 << 10)).clamp(1, 64)).unwrap_or(1);
         let options = quick_cache::OptionsBuilder::new()
             .estimated_items_capacity(estimate)
             .weight_capacity(self.max_bytes)
+            .shards(shards)
             .build();
         let cache = match options {
             Ok(options) => quick_cache::sync::Cache::with_options(
@@ -258,6 +263,20 @@ mod tests {
             input.as_bytes(),
         );
         format!("{input}.{}", e(tag.as_ref()))
+    }
+
+    #[test]
+    fn a_small_byte_budget_still_holds_a_token() {
+        let v = Verifier::builder()
+            .key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap())
+            .any_audience()
+            .build()
+            .unwrap();
+        let store: Store<JsonClaims> = TokenCache::new().max_bytes(1024).build();
+        let t = hs256(&serde_json::json!({"exp": now_secs() + 600}));
+        let verified = v.verify_now(&t).unwrap().unwrap();
+        store.insert(&t, &verified.to_claims::<JsonClaims>().unwrap(), &verified);
+        assert!(store.get(&t, &v).is_some());
     }
 
     #[test]
