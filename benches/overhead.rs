@@ -18,20 +18,15 @@
 
 mod support;
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
-use http::header::AUTHORIZATION;
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::HeaderValue;
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use support::Handler;
+use tower::Layer;
 use tower::util::ServiceFn;
-use tower::{Layer, ServiceExt};
 use tower_jwt_auth::{Algorithm, Issuer, JwtAuth, JwtAuthLayer, Key, TokenCache, Verifier};
 
 const AUDIENCE: &str = "api";
@@ -48,27 +43,6 @@ struct Sub {
 
 fn noop() -> ServiceFn<Handler> {
     tower::service_fn(support::handler as Handler)
-}
-
-/// One request through `svc`, which must answer 200 on the first poll.
-fn drive<S>(svc: &S, bearer: &HeaderValue)
-where
-    S: tower::Service<Request<()>, Response = Response<String>, Error = Infallible> + Clone,
-{
-    let req = Request::builder()
-        .uri("/")
-        .header(AUTHORIZATION, black_box(bearer).clone())
-        .body(())
-        .expect("request");
-    let fut = pin!(svc.clone().oneshot(req));
-    match fut.poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(Ok(res)) => {
-            assert_eq!(res.status(), StatusCode::OK, "refused");
-            black_box(res);
-        }
-        Poll::Ready(Err(never)) => match never {},
-        Poll::Pending => panic!("the layer future was not ready on the first poll"),
-    }
 }
 
 /// A row of the table: a name, the baseline it is divided by, and the work.
@@ -153,7 +127,7 @@ fn main() {
         Row {
             name: "harness alone: request through the no-op service",
             baseline: "rs256 bare jsonwebtoken::decode",
-            run: Box::new(|| drive(&bare_noop, &rs_bearer)),
+            run: Box::new(|| support::call(&bare_noop, &rs_bearer)),
         },
         Row {
             name: "hs256 bare jsonwebtoken::decode",
@@ -180,12 +154,12 @@ fn main() {
         Row {
             name: "hs256 layer JsonClaims",
             baseline: "hs256 bare jsonwebtoken::decode",
-            run: Box::new(|| drive(&hs_json, &hs_bearer)),
+            run: Box::new(|| support::call(&hs_json, &hs_bearer)),
         },
         Row {
             name: "hs256 layer typed",
             baseline: "hs256 bare jsonwebtoken::decode",
-            run: Box::new(|| drive(&hs_typed, &hs_bearer)),
+            run: Box::new(|| support::call(&hs_typed, &hs_bearer)),
         },
         Row {
             name: "rs256 bare jsonwebtoken::decode",
@@ -213,12 +187,12 @@ fn main() {
         Row {
             name: "rs256 layer JsonClaims",
             baseline: "rs256 bare jsonwebtoken::decode",
-            run: Box::new(|| drive(&rs_json, &rs_bearer)),
+            run: Box::new(|| support::call(&rs_json, &rs_bearer)),
         },
         Row {
             name: "rs256 layer typed",
             baseline: "rs256 bare jsonwebtoken::decode",
-            run: Box::new(|| drive(&rs_typed, &rs_bearer)),
+            run: Box::new(|| support::call(&rs_typed, &rs_bearer)),
         },
         Row {
             name: "hs256 Verifier::verify typed (no layer)",
@@ -234,7 +208,7 @@ fn main() {
         Row {
             name: "rs256 layer cache hit",
             baseline: "rs256 bare jsonwebtoken::decode",
-            run: Box::new(|| drive(&rs_hit, &rs_bearer)),
+            run: Box::new(|| support::call(&rs_hit, &rs_bearer)),
         },
     ];
     // Every row must accept its token, or the figures mean nothing.

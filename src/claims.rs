@@ -150,13 +150,13 @@ impl<C: 'static> Claims<C> {
 
     /// Claims in the default type, [`JsonClaims`], without a parse of
     /// their own: the payload's JSON object, parsed on first use.
-    pub(crate) fn json_lazily(token: TokenClaims) -> Option<Self> {
+    pub(crate) fn json_lazily(token: &TokenClaims) -> Option<Self> {
         std::any::TypeId::of::<C>()
             .eq(&std::any::TypeId::of::<JsonClaims>())
             .then(|| Claims {
                 inner: Arc::new(Inner {
                     custom: None,
-                    token,
+                    token: token.clone(),
                 }),
             })
     }
@@ -697,19 +697,19 @@ mod tests {
     fn json_claims_read_lazily_match_an_eager_parse() {
         let payload = r#"{"sub":"ada","roles":["a","b"],"n":1.5,"o":{"k":null}}"#;
         let token = || TokenClaims::new(RegisteredClaims::default(), payload.into());
-        let lazy = Claims::<JsonClaims>::json_lazily(token()).expect("JsonClaims");
+        let lazy = Claims::<JsonClaims>::json_lazily(&token()).expect("JsonClaims");
         let eager: JsonClaims = serde_json::from_str(payload).unwrap();
         assert_eq!(*lazy, eager);
         assert_eq!(lazy.custom()["roles"][1], "b");
         assert_eq!(lazy.payload()["sub"], "ada");
         // Any other type is deserialized eagerly, never read lazily.
-        assert!(Claims::<serde_json::Value>::json_lazily(token()).is_none());
+        assert!(Claims::<serde_json::Value>::json_lazily(&token()).is_none());
         #[derive(Debug, serde::Deserialize)]
         struct Sub {
             #[allow(dead_code)]
             sub: String,
         }
-        assert!(Claims::<Sub>::json_lazily(token()).is_none());
+        assert!(Claims::<Sub>::json_lazily(&token()).is_none());
         assert!(format!("{lazy:?}").contains("roles"));
     }
 

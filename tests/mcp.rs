@@ -30,12 +30,7 @@ impl Mcp {
     }
 
     fn token(&self, name: &str) -> &str {
-        &self
-            .exports
-            .iter()
-            .find(|(k, _)| k == name)
-            .unwrap_or_else(|| panic!("no {name} printed"))
-            .1
+        example::export(&self.exports, name)
     }
 }
 

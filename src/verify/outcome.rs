@@ -146,7 +146,7 @@ impl Verified {
     pub(crate) fn to_layer_claims<C: DeserializeOwned + 'static>(
         &self,
     ) -> Result<Claims<C>, AuthError> {
-        match Claims::json_lazily(self.claims.clone()) {
+        match Claims::json_lazily(&self.claims) {
             Some(claims) => Ok(claims),
             None => self.to_claims(),
         }

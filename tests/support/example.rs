@@ -32,6 +32,16 @@ pub struct Started {
     pub child: Child,
 }
 
+/// The value of the `export NAME=value` line named `name`.
+#[allow(dead_code)] // not every test reads exports
+pub fn export<'a>(exports: &'a [(String, String)], name: &str) -> &'a str {
+    &exports
+        .iter()
+        .find(|(k, _)| k == name)
+        .unwrap_or_else(|| panic!("no {name} printed"))
+        .1
+}
+
 /// Starts the example `name` with `BIND=127.0.0.1:0`; `setup` adds its
 /// environment.
 pub async fn start(name: &str, setup: impl FnOnce(&mut Command)) -> Started {
