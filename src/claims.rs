@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
+mod plain;
 mod source;
 
 pub use source::ClaimSource;
@@ -53,8 +54,9 @@ struct Inner<C> {
 }
 
 /// The verified claims independent of the application's claims type: what
-/// guards read. The layer puts one in the request extensions next to
-/// `Claims<C>`.
+/// guards read. The layer puts one in the request extensions next to a
+/// typed `Claims<C>`; with the default `Claims<JsonClaims>`, guards read the
+/// one inside it (see [`find_token_claims`]).
 #[derive(Clone)]
 pub(crate) struct TokenClaims(Arc<Core>);
 
@@ -151,14 +153,12 @@ impl<C: 'static> Claims<C> {
     /// Claims in the default type, [`JsonClaims`], without a parse of
     /// their own: the payload's JSON object, parsed on first use.
     pub(crate) fn json_lazily(token: &TokenClaims) -> Option<Self> {
-        std::any::TypeId::of::<C>()
-            .eq(&std::any::TypeId::of::<JsonClaims>())
-            .then(|| Claims {
-                inner: Arc::new(Inner {
-                    custom: None,
-                    token: token.clone(),
-                }),
-            })
+        Self::is_json_claims().then(|| Claims {
+            inner: Arc::new(Inner {
+                custom: None,
+                token: token.clone(),
+            }),
+        })
     }
 
     fn lazy_json(token: &TokenClaims) -> &C {
@@ -314,6 +314,27 @@ pub(crate) enum Found<'a, T> {
     Anonymous,
     /// No `T`: no auth layer ran (or it inserts another claims type).
     NoLayer,
+}
+
+/// The type-independent claims the auth layer left: a `TokenClaims` of
+/// their own next to typed claims, or those inside `Claims<JsonClaims>`,
+/// which the layer inserts alone (one extension, not two, by default).
+pub(crate) fn find_token_claims(ext: &http::Extensions) -> Found<'_, TokenClaims> {
+    match find::<TokenClaims>(ext) {
+        Found::NoLayer => match ext.get::<Claims<JsonClaims>>() {
+            Some(claims) => Found::Claims(claims.token()),
+            None => Found::NoLayer,
+        },
+        found => found,
+    }
+}
+
+impl<C: 'static> Claims<C> {
+    /// Whether `C` is [`JsonClaims`]: read lazily, and found by guards
+    /// without a `TokenClaims` next to it (see [`find_token_claims`]).
+    pub(crate) fn is_json_claims() -> bool {
+        std::any::TypeId::of::<C>() == std::any::TypeId::of::<JsonClaims>()
+    }
 }
 
 pub(crate) fn find<T: Send + Sync + 'static>(ext: &http::Extensions) -> Found<'_, T> {
@@ -570,6 +591,12 @@ impl<'de> Deserialize<'de> for StrictAny {
         }
         d.deserialize_any(V)
     }
+}
+
+/// The registered claims of a payload in plain JSON, read by a scanner
+/// (see `plain.rs`); `None`: read it with `serde_json`, the authority.
+pub(crate) fn read_plain(payload: &str) -> Option<RawClaims<'_>> {
+    plain::read(payload)
 }
 
 /// A member that is present, read as `T`. Unlike `Option<T>`'s own

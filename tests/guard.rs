@@ -303,6 +303,20 @@ async fn predicates_over_json_and_typed_claims() {
         StatusCode::FORBIDDEN
     );
 
+    // Role and scope guards read the claims whatever the layer's type:
+    // with typed claims the layer leaves a type-independent view next to
+    // them (with the default `Claims<JsonClaims>`, the claims themselves).
+    let typed_roles: Router = Router::new()
+        .route("/", get(|| async { "in" }))
+        .route_layer(RequireRole::any(["admin"]))
+        .route_layer(auth().claims::<Tenant>());
+    let admin = token_with(json!({"tenant": "acme", "roles": ["admin"]}));
+    assert_eq!(send(&typed_roles, Some(&admin)).await.status, StatusCode::OK);
+    assert_eq!(
+        send(&typed_roles, Some(&acme)).await.status,
+        StatusCode::FORBIDDEN
+    );
+
     // A predicate over a type the layer does not produce is a wiring bug.
     let mismatched: Router = Router::new()
         .route("/", get(|| async { "in" }))

@@ -9,7 +9,7 @@ use http::Extensions;
 use serde_json::Value;
 use tower_layer::Layer;
 
-use crate::claims::{ClaimSource, Claims, Found, JsonClaims, TokenClaims, find};
+use crate::claims::{ClaimSource, Claims, Found, JsonClaims, TokenClaims, find, find_token_claims};
 use crate::error::AuthError;
 use crate::reject::DefaultRejection;
 
@@ -76,7 +76,7 @@ const WRONG_TYPE: &str = "RequireClaims::<C> found no Claims<C> of its type: mak
     type the one given to JwtAuthLayer::claims::<C>()";
 
 fn token_claims(ext: &Extensions) -> Result<&TokenClaims, Verdict> {
-    match find::<TokenClaims>(ext) {
+    match find_token_claims(ext) {
         Found::Claims(t) => Ok(t),
         Found::Anonymous => Err(Verdict::Deny(AuthError::MissingToken)),
         Found::NoLayer => Err(Verdict::NotWired(NO_LAYER)),
@@ -467,7 +467,7 @@ where
                 Found::Anonymous => Verdict::Deny(AuthError::MissingToken),
                 // Verified claims of another type: the layer's claims type
                 // is not the predicate's.
-                Found::NoLayer if ext.get::<TokenClaims>().is_some() => {
+                Found::NoLayer if matches!(find_token_claims(ext), Found::Claims(_)) => {
                     Verdict::NotWired(WRONG_TYPE)
                 }
                 Found::NoLayer => Verdict::NotWired(NO_LAYER),

@@ -430,7 +430,11 @@ impl<S, C, R> JwtAuth<S, C, R> {
 fn admit<C: Send + Sync + 'static, B>(req: &mut Request<B>, claims: Option<Claims<C>>) {
     match claims {
         Some(claims) => {
-            req.extensions_mut().insert(claims.token().clone());
+            // Guards read the type-independent view; `Claims<JsonClaims>`
+            // (the default) is one already.
+            if !Claims::<C>::is_json_claims() {
+                req.extensions_mut().insert(claims.token().clone());
+            }
             req.extensions_mut().insert(claims);
         }
         None => {
