@@ -599,6 +599,13 @@ pub(crate) fn read_plain(payload: &str) -> Option<RawClaims<'_>> {
     plain::read(payload)
 }
 
+/// Whether the plain-JSON scanner agrees with the strict read on
+/// `payload` (the `payload` fuzz target).
+#[cfg(fuzzing)]
+pub(crate) fn plain_read_agrees(payload: &str) -> bool {
+    plain::agrees(payload)
+}
+
 /// A member that is present, read as `T`. Unlike `Option<T>`'s own
 /// deserializer, `null` is not taken as absent: it must be a `T` (and none
 /// of ours is null), so `"kid": null` is a member of the wrong type. An

@@ -113,3 +113,16 @@ pub use verify::{
 ))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// Hooks for the cargo-fuzz targets in `fuzz/`, built only under
+/// `cargo fuzz` (`--cfg fuzzing`); not part of the API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Whether the scanner for plain JSON payloads agrees with the strict
+    /// `serde_json` read: when it answers, the strict read accepts the
+    /// payload with the same registered claims.
+    pub fn payload_read_agrees(payload: &str) -> bool {
+        crate::claims::plain_read_agrees(payload)
+    }
+}

@@ -311,7 +311,10 @@ async fn predicates_over_json_and_typed_claims() {
         .route_layer(RequireRole::any(["admin"]))
         .route_layer(auth().claims::<Tenant>());
     let admin = token_with(json!({"tenant": "acme", "roles": ["admin"]}));
-    assert_eq!(send(&typed_roles, Some(&admin)).await.status, StatusCode::OK);
+    assert_eq!(
+        send(&typed_roles, Some(&admin)).await.status,
+        StatusCode::OK
+    );
     assert_eq!(
         send(&typed_roles, Some(&acme)).await.status,
         StatusCode::FORBIDDEN

@@ -267,42 +267,45 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// What the strict `serde_json` read makes of `payload`, as comparable
+/// values.
+#[cfg(any(test, fuzzing))]
+fn strict(payload: &str) -> Option<String> {
+    serde_json::from_str::<RawClaims<'_>>(payload)
+        .ok()
+        .map(|r| describe(&r))
+}
+
+#[cfg(any(test, fuzzing))]
+fn describe(r: &RawClaims<'_>) -> String {
+    let aud = r.aud.as_ref().map(|a| match a {
+        Audience::One(a) => vec![a.to_string()],
+        Audience::Many(l) => l.iter().map(|a| format!("[{a}]")).collect(),
+    });
+    format!(
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        r.iss.as_deref(),
+        r.sub.as_deref(),
+        r.jti.as_deref(),
+        aud,
+        r.exp.map(|d| d.0.to_bits()),
+        r.nbf.map(|d| d.0.to_bits()),
+        r.iat.map(|d| d.0.to_bits()),
+    )
+}
+
+/// Whenever the fast path answers, the strict read accepts the same.
+#[cfg(any(test, fuzzing))]
+pub(crate) fn agrees(payload: &str) -> bool {
+    match read(payload) {
+        None => true,
+        Some(fast) => strict(payload) == Some(describe(&fast)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// What the strict `serde_json` read makes of `payload`, as comparable
-    /// values.
-    fn strict(payload: &str) -> Option<String> {
-        serde_json::from_str::<RawClaims<'_>>(payload)
-            .ok()
-            .map(|r| describe(&r))
-    }
-
-    fn describe(r: &RawClaims<'_>) -> String {
-        let aud = r.aud.as_ref().map(|a| match a {
-            Audience::One(a) => vec![a.to_string()],
-            Audience::Many(l) => l.iter().map(|a| format!("[{a}]")).collect(),
-        });
-        format!(
-            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-            r.iss.as_deref(),
-            r.sub.as_deref(),
-            r.jti.as_deref(),
-            aud,
-            r.exp.map(|d| d.0.to_bits()),
-            r.nbf.map(|d| d.0.to_bits()),
-            r.iat.map(|d| d.0.to_bits()),
-        )
-    }
-
-    /// Whenever the fast path answers, the strict read accepts the same.
-    fn agrees(payload: &str) -> bool {
-        match read(payload) {
-            None => true,
-            Some(fast) => strict(payload) == Some(describe(&fast)),
-        }
-    }
 
     #[test]
     fn plain_tokens_take_the_fast_path() {
