@@ -61,16 +61,15 @@ struct Inner<C> {
 pub(crate) struct TokenClaims(Arc<Core>);
 
 struct Core {
+    /// The registered claims, holding the payload too.
     registered: RegisteredClaims,
-    payload: Box<str>,
     value: std::sync::OnceLock<serde_json::Value>,
 }
 
 impl TokenClaims {
-    pub(crate) fn new(registered: RegisteredClaims, payload: Box<str>) -> Self {
+    pub(crate) fn new(registered: RegisteredClaims) -> Self {
         TokenClaims(Arc::new(Core {
             registered,
-            payload,
             value: std::sync::OnceLock::new(),
         }))
     }
@@ -81,7 +80,7 @@ impl TokenClaims {
 
     /// The verified payload as JSON text.
     pub(crate) fn json(&self) -> &str {
-        &self.0.payload
+        self.0.registered.payload()
     }
 
     /// See [`Claims::token_id`].
@@ -101,7 +100,7 @@ impl TokenClaims {
     pub(crate) fn value(&self) -> &serde_json::Value {
         self.0
             .value
-            .get_or_init(|| serde_json::from_str(&self.0.payload).unwrap_or_default())
+            .get_or_init(|| serde_json::from_str(self.json()).unwrap_or_default())
     }
 
     /// The payload as a JSON object (parsed once, shared with
@@ -350,9 +349,12 @@ pub(crate) fn find<T: Send + Sync + 'static>(ext: &http::Extensions) -> Found<'_
 /// Times are seconds since the Unix epoch; fractional seconds are truncated.
 #[derive(Clone, Default)]
 pub struct RegisteredClaims {
-    /// `iss`, `sub`, `jti` and every audience, back to back: one
-    /// allocation for all the strings.
+    /// The verified payload, then the registered strings that it holds
+    /// with escapes (unescaped): one allocation for the payload and every
+    /// string; a string without escapes is found in the payload itself.
     text: Box<str>,
+    /// Where the payload ends in `text`.
+    payload_len: usize,
     iss: Option<Span>,
     sub: Option<Span>,
     jti: Option<Span>,
@@ -417,6 +419,12 @@ impl RegisteredClaims {
         self.jti.map(|s| self.at(s))
     }
 
+    /// The verified payload these claims were read from (empty when made
+    /// otherwise).
+    pub(crate) fn payload(&self) -> &str {
+        self.text.get(..self.payload_len).unwrap_or_default()
+    }
+
     fn at(&self, span: Span) -> &str {
         let start = span.start as usize;
         self.text
@@ -435,12 +443,9 @@ impl RegisteredClaims {
 
 /// Appends `value` to `text`, returning where it lies.
 fn push(text: &mut String, value: &str) -> Span {
-    let span = Span {
-        start: u32::try_from(text.len()).unwrap_or(u32::MAX),
-        len: u32::try_from(value.len()).unwrap_or(0),
-    };
+    let at = span(text.len(), value.len());
     text.push_str(value);
-    span
+    at
 }
 
 impl PartialEq for RegisteredClaims {
@@ -620,37 +625,82 @@ where
 }
 
 impl RawClaims<'_> {
-    pub(crate) fn to_registered(&self) -> RegisteredClaims {
-        let auds: &[Cow<'_, str>] = match &self.aud {
-            None => &[],
-            Some(Audience::One(a)) => std::slice::from_ref(a),
-            Some(Audience::Many(list)) => list,
+    /// Where each registered string lies: in `payload`, which these claims
+    /// were read from, when it was read without escapes (borrowed), else in
+    /// a buffer to append to it. Then [`Layout::holding`] the payload.
+    pub(crate) fn layout(&self, payload: &str) -> Layout {
+        let base = payload.as_ptr() as usize;
+        let mut extra = String::new();
+        let mut locate = |text: &str| {
+            let start = (text.as_ptr() as usize).wrapping_sub(base);
+            if start <= payload.len() && text.len() <= payload.len() - start {
+                // Borrowed from the payload: no copy.
+                return span(start, text.len());
+            }
+            let start = payload.len() + extra.len();
+            extra.push_str(text);
+            span(start, text.len())
         };
-        let len = [&self.iss, &self.sub, &self.jti]
-            .iter()
-            .filter_map(|t| t.as_deref().map(str::len))
-            .chain(auds.iter().map(|a| a.len()))
-            .sum();
-        let mut text = String::with_capacity(len);
-        let iss = self.iss.as_deref().map(|v| push(&mut text, v));
-        let sub = self.sub.as_deref().map(|v| push(&mut text, v));
-        let jti = self.jti.as_deref().map(|v| push(&mut text, v));
-        let auds = match auds {
-            [] => Auds::None,
-            [one] => Auds::One(push(&mut text, one)),
-            many => Auds::Many(many.iter().map(|a| push(&mut text, a)).collect()),
+        let iss = self.iss.as_deref().map(&mut locate);
+        let sub = self.sub.as_deref().map(&mut locate);
+        let jti = self.jti.as_deref().map(&mut locate);
+        let auds = match &self.aud {
+            None => Auds::None,
+            Some(Audience::One(a)) => Auds::One(locate(a)),
+            Some(Audience::Many(list)) => Auds::Many(list.iter().map(|a| locate(a)).collect()),
         };
-        RegisteredClaims {
-            text: text.into_boxed_str(),
+        Layout {
+            extra,
             iss,
             sub,
             jti,
             auds,
-            aud: std::sync::OnceLock::new(),
             exp: self.exp.map(NumericDate::seconds),
             nbf: self.nbf.map(NumericDate::seconds),
             iat: self.iat.map(NumericDate::seconds),
         }
+    }
+}
+
+/// The registered claims read from a payload, waiting for it (see
+/// [`RawClaims::layout`]).
+pub(crate) struct Layout {
+    extra: String,
+    iss: Option<Span>,
+    sub: Option<Span>,
+    jti: Option<Span>,
+    auds: Auds,
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    iat: Option<i64>,
+}
+
+impl Layout {
+    /// The registered claims, holding `payload` (the one laid out).
+    pub(crate) fn holding(self, payload: String) -> RegisteredClaims {
+        let payload_len = payload.len();
+        let mut text = payload;
+        // Only strings with escapes: nearly always none, and no copy.
+        text.push_str(&self.extra);
+        RegisteredClaims {
+            text: text.into_boxed_str(),
+            payload_len,
+            iss: self.iss,
+            sub: self.sub,
+            jti: self.jti,
+            auds: self.auds,
+            aud: std::sync::OnceLock::new(),
+            exp: self.exp,
+            nbf: self.nbf,
+            iat: self.iat,
+        }
+    }
+}
+
+fn span(start: usize, len: usize) -> Span {
+    Span {
+        start: u32::try_from(start).unwrap_or(u32::MAX),
+        len: u32::try_from(len).unwrap_or(0),
     }
 }
 
@@ -730,7 +780,10 @@ mod tests {
     #[test]
     fn json_claims_read_lazily_match_an_eager_parse() {
         let payload = r#"{"sub":"ada","roles":["a","b"],"n":1.5,"o":{"k":null}}"#;
-        let token = || TokenClaims::new(RegisteredClaims::default(), payload.into());
+        let token = || {
+            let raw: RawClaims<'_> = serde_json::from_str(payload).unwrap();
+            TokenClaims::new(raw.layout(payload).holding(payload.to_owned()))
+        };
         let lazy = Claims::<JsonClaims>::json_lazily(&token()).expect("JsonClaims");
         let eager: JsonClaims = serde_json::from_str(payload).unwrap();
         assert_eq!(*lazy, eager);
@@ -765,8 +818,11 @@ mod tests {
             let json = format!(r#"{{"{claim}":null}}"#);
             assert!(raw(&json).is_err(), "{json} accepted");
         }
-        let ok = raw(r#"{"exp":1.5,"aud":["a","b"],"sub":"x\u0041"}"#).unwrap();
-        let reg = ok.to_registered();
+        let payload = r#"{"exp":1.5,"aud":["a","b"],"sub":"x\u0041"}"#;
+        let reg = raw(payload)
+            .unwrap()
+            .layout(payload)
+            .holding(payload.into());
         assert_eq!(reg.exp(), Some(1));
         assert_eq!(reg.aud(), ["a", "b"]);
         assert_eq!(reg.sub(), Some("xA"));
@@ -804,6 +860,36 @@ mod tests {
             Some(NumericDate(1.7e308))
         );
         assert!(raw(r#"{"exp":1e400}"#).is_err(), "beyond the double range");
+    }
+
+    #[test]
+    fn registered_strings_share_the_payloads_allocation() {
+        let plain = r#"{"iss":"https://a","sub":"ada","aud":["x","y"],"jti":"j"}"#;
+        let reg = read_plain(plain)
+            .unwrap()
+            .layout(plain)
+            .holding(plain.into());
+        assert_eq!(reg.payload(), plain);
+        assert_eq!(reg.text.len(), plain.len(), "nothing copied");
+        assert_eq!(
+            (reg.iss(), reg.sub(), reg.jti()),
+            (Some("https://a"), Some("ada"), Some("j"))
+        );
+        assert_eq!(reg.aud(), ["x", "y"]);
+        // Strings with escapes are unescaped after the payload.
+        let escaped = r#"{"iss":"https:\/\/a","sub":"\u0061da","aud":"\"q\"","jti":"j"}"#;
+        let raw: RawClaims<'_> = serde_json::from_str(escaped).unwrap();
+        let reg = raw.layout(escaped).holding(escaped.into());
+        assert_eq!(reg.payload(), escaped);
+        assert_eq!(
+            (reg.iss(), reg.sub(), reg.jti()),
+            (Some("https://a"), Some("ada"), Some("j"))
+        );
+        assert_eq!(reg.aud(), ["\"q\""]);
+        let mut named = reg.clone();
+        named.set_jti("other".into());
+        assert_eq!((named.jti(), named.payload()), (Some("other"), escaped));
+        assert_eq!(RegisteredClaims::default().payload(), "");
     }
 
     #[test]

@@ -530,11 +530,11 @@ impl Inner {
         .check(&raw, now)?;
         let ttl_end = now + self.max_ttl;
         let until = raw.exp.map_or(ttl_end, |exp| exp.0.min(ttl_end));
-        let registered = raw.to_registered();
+        let layout = raw.layout(&payload);
         drop(raw);
         // To the fraction of a second: a whole-second floor would cut up
         // to a second off the configured TTL.
-        let mut verified = Verified::checked(registered, payload);
+        let mut verified = Verified::checked(layout.holding(payload));
         verified.reuse_until = Some(until);
         Ok(verified)
     }

@@ -117,8 +117,8 @@ impl Verified {
     /// [`AuthError::Malformed`] or [`AuthError::InvalidClaim`].
     pub fn from_payload(payload: impl Into<String>) -> Result<Verified, AuthError> {
         let payload = payload.into();
-        let registered = read_registered(&payload)?.to_registered();
-        Ok(Verified::checked(registered, payload))
+        let layout = read_registered(&payload)?.layout(&payload);
+        Ok(Verified::checked(layout.holding(payload)))
     }
 
     /// Lets a cache reuse this answer until `unix_secs` at the latest
@@ -247,10 +247,10 @@ impl ClaimRules<'_> {
 
 impl Verified {
     /// Verified claims whose registered claims were already read (and
-    /// checked) from `payload`: no second read.
-    pub(crate) fn checked(registered: RegisteredClaims, payload: String) -> Verified {
+    /// checked) from the payload they hold: no second read.
+    pub(crate) fn checked(registered: RegisteredClaims) -> Verified {
         Verified {
-            claims: TokenClaims::new(registered, payload.into_boxed_str()),
+            claims: TokenClaims::new(registered),
             key: None,
             leeway: 0.0,
             reuse_until: None,
