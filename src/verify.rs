@@ -457,14 +457,22 @@ impl Verifier {
         self.check_header(jws)?;
         // base64 decodes in groups of 3 bytes: room for the last group.
         // HMAC, ECDSA and EdDSA signatures (at most 132 bytes, 176
-        // characters) take a small buffer: less to clear per request.
-        let mut small = [0u8; 132];
-        let mut large;
-        let sig: &mut [u8] = if jws.signature.len() <= 176 {
-            &mut small
-        } else {
-            large = [0u8; MAX_SIGNATURE_LEN.div_ceil(3) * 3];
-            &mut large
+        // characters) and RSA-2048 ones (256 bytes) take a smaller buffer:
+        // less to clear per request.
+        let (mut small, mut medium, mut large);
+        let sig: &mut [u8] = match jws.signature.len() {
+            ..=176 => {
+                small = [0u8; 132];
+                &mut small
+            }
+            ..=344 => {
+                medium = [0u8; 258];
+                &mut medium
+            }
+            _ => {
+                large = [0u8; MAX_SIGNATURE_LEN.div_ceil(3) * 3];
+                &mut large
+            }
         };
         let sig_len = b64::decode_into(jws.signature.as_bytes(), sig)
             .filter(|&n| n <= MAX_SIGNATURE_LEN)

@@ -71,6 +71,36 @@ pub(super) fn read(payload: &str) -> Option<RawClaims<'_>> {
     (s.at == s.text.len()).then_some(raw)
 }
 
+/// The index of the first byte that ends a plain string's text: `"`, `\`
+/// or a control character (below 0x20). Eight bytes at a time: for each
+/// kind, a word whose lowest flagged byte is the first such byte (the
+/// borrows of the subtraction only ever flag bytes above a real one).
+fn stop(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    let zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGH;
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let flags = zero(w ^ (ONES * u64::from(b'"')))
+            | zero(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
+        if flags != 0 {
+            return Some(at + (flags.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    while let Some(&b) = bytes.get(at) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            return Some(at);
+        }
+        at += 1;
+    }
+    None
+}
+
 /// Fills `slot` if it is empty; a repeated claim is for `serde_json`.
 fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
     match slot {
@@ -123,13 +153,12 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string without escapes or control characters: its text.
+    #[inline]
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.at;
         let rest = self.text.as_bytes().get(start..)?;
-        let len = rest
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let len = stop(rest)?;
         if rest[len] != b'"' {
             return None;
         }
@@ -306,6 +335,33 @@ pub(crate) fn agrees(payload: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stop_finds_the_first_quote_backslash_or_control_character() {
+        let slow = |b: &[u8]| b.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        for len in 0..40 {
+            for at in 0..len {
+                for special in [b'"', b'\\', 0x00, 0x1f, 0x0a] {
+                    let mut v: Vec<u8> = (0..len).map(|i| b"a~ !#[]\x7f"[i % 8]).collect();
+                    v[at] = special;
+                    // Bytes that sit next to the borders of each test.
+                    if at + 1 < len {
+                        v[at + 1] = [0x21, 0x5b, 0x20, 0x23, 0x5d][at % 5];
+                    }
+                    inputs.push(v);
+                }
+            }
+            inputs.push(
+                (0..len)
+                    .map(|i| [0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0xc3, 0xa9, 0xa2, 0xdc][i % 10])
+                    .collect(),
+            );
+        }
+        for v in inputs {
+            assert_eq!(stop(&v), slow(&v), "{v:?}");
+        }
+    }
 
     #[test]
     fn plain_tokens_take_the_fast_path() {
