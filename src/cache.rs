@@ -128,8 +128,8 @@ struct Weight {
     floor: u64,
 }
 
-impl<C> quick_cache::Weighter<Arc<str>, Entry<C>> for Weight {
-    fn weight(&self, token: &Arc<str>, e: &Entry<C>) -> u64 {
+impl<C> quick_cache::Weighter<Arc<str>, Arc<Entry<C>>> for Weight {
+    fn weight(&self, token: &Arc<str>, e: &Arc<Entry<C>>) -> u64 {
         ((token.len() + e.claims.json().len() + 128) as u64).max(self.floor)
     }
 }
@@ -142,22 +142,14 @@ struct Entry<C> {
     verified: Verified,
 }
 
-impl<C> Clone for Entry<C> {
-    fn clone(&self) -> Self {
-        Entry {
-            claims: self.claims.clone(),
-            verified: self.verified.clone(),
-        }
-    }
-}
-
 /// The verified-token store: a sharded, weight-bounded S3-FIFO cache
 /// (`quick_cache`), token to claims. An entry lives as long as the
 /// verifier would accept its token (`exp` plus leeway, and its key still
 /// held), checked on every hit; expired entries are dropped when next
 /// looked up or evicted by newer ones.
 pub(crate) struct Store<C> {
-    cache: quick_cache::sync::Cache<Arc<str>, Entry<C>, Weight, foldhash::fast::RandomState>,
+    /// Entries behind an `Arc`: a hit clones a pointer, not the entry.
+    cache: quick_cache::sync::Cache<Arc<str>, Arc<Entry<C>>, Weight, foldhash::fast::RandomState>,
     config: TokenCache,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -212,7 +204,7 @@ impl<C: Send + Sync + 'static> Store<C> {
         // A clock that cannot be read: no hit; the verifier then refuses.
         let now = verifier.now().ok()?;
         if entry.verified.live_at(now) && verifier.still_valid(&entry.verified) {
-            Some(entry.claims)
+            Some(entry.claims.clone())
         } else {
             // Verify afresh: the answer (expired, unknown key) is the
             // verifier's to give.
@@ -221,13 +213,15 @@ impl<C: Send + Sync + 'static> Store<C> {
         }
     }
 
-    pub(crate) fn insert(&self, token: &str, claims: &Claims<C>, verified: &Verified) {
+    /// Keeps `claims` for `token`, with `verified`, the answer they came
+    /// from (sharing their allocation: see `Verified::into_kept`).
+    pub(crate) fn insert(&self, token: &str, claims: &Claims<C>, verified: Verified) {
         self.cache.insert(
             Arc::from(token),
-            Entry {
+            Arc::new(Entry {
                 claims: claims.clone(),
-                verified: verified.clone(),
-            },
+                verified,
+            }),
         );
     }
 
@@ -275,7 +269,8 @@ mod tests {
         let store: Store<JsonClaims> = TokenCache::new().max_bytes(1024).build();
         let t = hs256(&serde_json::json!({"exp": now_secs() + 600}));
         let verified = v.verify_now(&t).unwrap().unwrap();
-        store.insert(&t, &verified.to_claims::<JsonClaims>().unwrap(), &verified);
+        let (claims, again) = verified.into_kept::<JsonClaims>().unwrap();
+        store.insert(&t, &claims, again);
         assert!(store.get(&t, &v).is_some());
     }
 
@@ -290,8 +285,8 @@ mod tests {
         for i in 0..100 {
             let t = hs256(&serde_json::json!({"exp": now_secs() + 600, "i": i}));
             let verified = v.verify_now(&t).unwrap().unwrap();
-            let claims = verified.to_claims::<JsonClaims>().unwrap();
-            store.insert(&t, &claims, &verified);
+            let (claims, again) = verified.into_kept::<JsonClaims>().unwrap();
+            store.insert(&t, &claims, again);
             assert!(store.get(&t, &v).is_some());
         }
         assert!(store.len() <= 10, "{}", store.len());

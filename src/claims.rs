@@ -50,37 +50,92 @@ struct Inner<C> {
     /// own parse (see [`Claims::lazy_json`]), so the default claims type
     /// costs nothing until a handler reads it.
     custom: Option<C>,
-    token: TokenClaims,
+    token: Held,
 }
 
 /// The verified claims independent of the application's claims type: what
-/// guards read. The layer puts one in the request extensions next to a
-/// typed `Claims<C>`; with the default `Claims<JsonClaims>`, guards read the
-/// one inside it (see [`find_token_claims`]).
+/// guards, revocation and DPoP read. Held inside `Claims<C>` (one
+/// allocation for both), or shared through a [`SharedClaims`].
 #[derive(Clone)]
-pub(crate) struct TokenClaims(Arc<Core>);
-
-struct Core {
+pub(crate) struct TokenClaims {
     /// The registered claims, holding the payload too.
     registered: RegisteredClaims,
     value: std::sync::OnceLock<serde_json::Value>,
 }
 
+/// A counted handle on [`TokenClaims`]: the layer puts one in the request
+/// extensions next to a typed `Claims<C>` (with the default
+/// `Claims<JsonClaims>`, guards read the one inside it; see
+/// [`find_token_claims`]), and caches keep one. Its allocation is the
+/// `Claims<C>` it came from, when it came from one.
+#[derive(Clone)]
+pub(crate) struct SharedClaims(Arc<dyn View>);
+
+/// What holds a [`TokenClaims`].
+trait View: Send + Sync + 'static {
+    fn token(&self) -> &TokenClaims;
+}
+
+impl View for TokenClaims {
+    fn token(&self) -> &TokenClaims {
+        self
+    }
+}
+
+impl<C: Send + Sync + 'static> View for Inner<C> {
+    fn token(&self) -> &TokenClaims {
+        self.token.get()
+    }
+}
+
+impl Deref for SharedClaims {
+    type Target = TokenClaims;
+
+    fn deref(&self) -> &TokenClaims {
+        self.0.token()
+    }
+}
+
+impl SharedClaims {
+    #[cfg_attr(not(feature = "introspection"), allow(dead_code))]
+    pub(crate) fn new(token: TokenClaims) -> Self {
+        SharedClaims(Arc::new(token))
+    }
+}
+
+/// The [`TokenClaims`] of a verification: owned until they move into the
+/// `Claims<C>` made from them (no allocation of their own), or shared when
+/// a verifier keeps its answers (introspection) or a cache does.
+#[derive(Clone)]
+pub(crate) enum Held {
+    Own(TokenClaims),
+    Shared(SharedClaims),
+}
+
+impl Held {
+    pub(crate) fn get(&self) -> &TokenClaims {
+        match self {
+            Held::Own(token) => token,
+            Held::Shared(shared) => shared,
+        }
+    }
+}
+
 impl TokenClaims {
     pub(crate) fn new(registered: RegisteredClaims) -> Self {
-        TokenClaims(Arc::new(Core {
+        TokenClaims {
             registered,
             value: std::sync::OnceLock::new(),
-        }))
+        }
     }
 
     pub(crate) fn registered(&self) -> &RegisteredClaims {
-        &self.0.registered
+        &self.registered
     }
 
     /// The verified payload as JSON text.
     pub(crate) fn json(&self) -> &str {
-        self.0.registered.payload()
+        self.registered.payload()
     }
 
     /// See [`Claims::token_id`].
@@ -98,8 +153,7 @@ impl TokenClaims {
     /// payload passed the strict read of the registered claims, which
     /// refuses any JSON that `serde_json` refuses.)
     pub(crate) fn value(&self) -> &serde_json::Value {
-        self.0
-            .value
+        self.value
             .get_or_init(|| serde_json::from_str(self.json()).unwrap_or_default())
     }
 
@@ -145,19 +199,14 @@ impl<C: 'static> Claims<C> {
     pub fn custom(&self) -> &C {
         match &self.inner.custom {
             Some(custom) => custom,
-            None => Self::lazy_json(&self.inner.token),
+            None => Self::lazy_json(self.token()),
         }
     }
 
-    /// Claims in the default type, [`JsonClaims`], without a parse of
-    /// their own: the payload's JSON object, parsed on first use.
-    pub(crate) fn json_lazily(token: &TokenClaims) -> Option<Self> {
-        Self::is_json_claims().then(|| Claims {
-            inner: Arc::new(Inner {
-                custom: None,
-                token: token.clone(),
-            }),
-        })
+    /// Whether `C` is [`JsonClaims`]: read lazily, and found by guards
+    /// without a `SharedClaims` next to it (see [`find_token_claims`]).
+    pub(crate) fn is_json_claims() -> bool {
+        std::any::TypeId::of::<C>() == std::any::TypeId::of::<JsonClaims>()
     }
 
     fn lazy_json(token: &TokenClaims) -> &C {
@@ -169,34 +218,54 @@ impl<C: 'static> Claims<C> {
     }
 }
 
-impl<C> Claims<C> {
-    pub(crate) fn new(custom: C, token: TokenClaims) -> Self {
-        Claims {
-            inner: Arc::new(Inner {
-                custom: Some(custom),
-                token,
-            }),
+impl<C: serde::de::DeserializeOwned + 'static> Claims<C> {
+    /// The claims in type `C`, `token` moved in (no copy, no allocation of
+    /// its own): [`JsonClaims`] without a parse until read, any other type
+    /// deserialized from the payload.
+    pub(crate) fn from_held(token: Held) -> Result<Self, crate::AuthError> {
+        let custom = if Self::is_json_claims() {
+            None
+        } else {
+            let custom = serde_json::from_str(token.get().json())
+                .map_err(|e| crate::AuthError::ClaimsShape(crate::error::ShapeError::new(e)))?;
+            Some(custom)
+        };
+        Ok(Claims {
+            inner: Arc::new(Inner { custom, token }),
+        })
+    }
+}
+
+impl<C: Send + Sync + 'static> Claims<C> {
+    /// A counted handle on the type-independent claims, sharing this
+    /// allocation.
+    pub(crate) fn shared(&self) -> SharedClaims {
+        match &self.inner.token {
+            Held::Shared(shared) => shared.clone(),
+            Held::Own(_) => SharedClaims(self.inner.clone()),
         }
     }
+}
 
+impl<C> Claims<C> {
     pub(crate) fn token(&self) -> &TokenClaims {
-        &self.inner.token
+        self.inner.token.get()
     }
 
     /// The registered claims (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`).
     pub fn registered(&self) -> &RegisteredClaims {
-        self.inner.token.registered()
+        self.token().registered()
     }
 
     /// The verified payload as JSON text, for claims `C` does not model.
     pub fn json(&self) -> &str {
-        self.inner.token.json()
+        self.token().json()
     }
 
     /// The verified payload as a JSON value (parsed once, on first use),
     /// for claims `C` does not model: `claims.payload()["email"]`.
     pub fn payload(&self) -> &serde_json::Value {
-        self.inner.token.value()
+        self.token().value()
     }
 
     /// The `sub` claim.
@@ -252,7 +321,7 @@ impl<C> Claims<C> {
     /// assert!(claims.token_id().starts_with("sha256:"));
     /// ```
     pub fn token_id(&self) -> Cow<'_, str> {
-        self.inner.token.token_id()
+        self.token().token_id()
     }
 }
 
@@ -319,20 +388,13 @@ pub(crate) enum Found<'a, T> {
 /// their own next to typed claims, or those inside `Claims<JsonClaims>`,
 /// which the layer inserts alone (one extension, not two, by default).
 pub(crate) fn find_token_claims(ext: &http::Extensions) -> Found<'_, TokenClaims> {
-    match find::<TokenClaims>(ext) {
+    match find::<SharedClaims>(ext) {
+        Found::Claims(shared) => Found::Claims(shared),
+        Found::Anonymous => Found::Anonymous,
         Found::NoLayer => match ext.get::<Claims<JsonClaims>>() {
             Some(claims) => Found::Claims(claims.token()),
             None => Found::NoLayer,
         },
-        found => found,
-    }
-}
-
-impl<C: 'static> Claims<C> {
-    /// Whether `C` is [`JsonClaims`]: read lazily, and found by guards
-    /// without a `TokenClaims` next to it (see [`find_token_claims`]).
-    pub(crate) fn is_json_claims() -> bool {
-        std::any::TypeId::of::<C>() == std::any::TypeId::of::<JsonClaims>()
     }
 }
 
@@ -784,20 +846,26 @@ mod tests {
             let raw: RawClaims<'_> = serde_json::from_str(payload).unwrap();
             TokenClaims::new(raw.layout(payload).holding(payload.to_owned()))
         };
-        let lazy = Claims::<JsonClaims>::json_lazily(&token()).expect("JsonClaims");
+        let lazy = Claims::<JsonClaims>::from_held(Held::Own(token())).unwrap();
+        assert!(lazy.inner.custom.is_none(), "JsonClaims are read lazily");
         let eager: JsonClaims = serde_json::from_str(payload).unwrap();
         assert_eq!(*lazy, eager);
         assert_eq!(lazy.custom()["roles"][1], "b");
         assert_eq!(lazy.payload()["sub"], "ada");
         // Any other type is deserialized eagerly, never read lazily.
-        assert!(Claims::<serde_json::Value>::json_lazily(&token()).is_none());
+        let value = Claims::<serde_json::Value>::from_held(Held::Own(token())).unwrap();
+        assert_eq!(value.inner.custom.as_ref().unwrap()["sub"], "ada");
         #[derive(Debug, serde::Deserialize)]
         struct Sub {
-            #[allow(dead_code)]
             sub: String,
         }
-        assert!(Claims::<Sub>::json_lazily(&token()).is_none());
+        let sub = Claims::<Sub>::from_held(Held::Own(token())).unwrap();
+        assert_eq!(sub.inner.custom.as_ref().unwrap().sub, "ada");
         assert!(format!("{lazy:?}").contains("roles"));
+        // The shared view of owned claims is the same allocation.
+        let shared = lazy.shared();
+        assert!(std::ptr::eq(shared.json(), lazy.json()));
+        assert_eq!(shared.registered().sub(), Some("ada"));
     }
 
     fn raw(json: &str) -> Result<RawClaims<'_>, serde_json::Error> {

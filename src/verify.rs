@@ -22,7 +22,7 @@ use crate::claims::TokenClaims;
 
 use crate::algorithm::Algorithm;
 use crate::b64;
-use crate::claims::{Claims, RawClaims};
+use crate::claims::{Claims, Held, RawClaims};
 use crate::clock::{Clock, unix_secs};
 use crate::error::{AuthError, BuildError};
 use crate::key::{Fingerprint, KeySet};
@@ -103,6 +103,9 @@ impl fmt::Debug for Keys {
 }
 
 /// The outcome of trying to verify without waiting.
+// `Verified` holds its claims inline (they move into the `Claims<C>` made
+// from them): boxing it would add the allocation that saves.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Now {
     Done(Result<Verified, AuthError>),
     /// The keys for this token must be fetched first: use `verify_async`.
@@ -220,9 +223,12 @@ impl Verifier {
     /// [`AuthError::KeysUnavailable`] (expired keys are never used here
     /// unless the provider is failing). Use
     /// [`verify_async`](Verifier::verify_async) to fetch keys as needed.
-    pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<Claims<C>, AuthError> {
+    pub fn verify<C: DeserializeOwned + 'static>(
+        &self,
+        token: &str,
+    ) -> Result<Claims<C>, AuthError> {
         match self.try_now(token) {
-            Now::Done(result) => result?.to_claims(),
+            Now::Done(result) => result?.into_layer_claims(),
             Now::Pending => Err(AuthError::KeysUnavailable(
                 "the key set has not been fetched yet; use verify_async or JwksCache::prefetch"
                     .into(),
@@ -240,11 +246,11 @@ impl Verifier {
     /// # Errors
     /// As [`verify`](Verifier::verify); [`AuthError::KeysUnavailable`] when
     /// the keys cannot be fetched and none are cached.
-    pub async fn verify_async<C: DeserializeOwned>(
+    pub async fn verify_async<C: DeserializeOwned + 'static>(
         &self,
         token: &str,
     ) -> Result<Claims<C>, AuthError> {
-        self.verified_async(token).await?.to_claims()
+        self.verified_async(token).await?.into_layer_claims()
     }
 
     /// As [`verify_async`](Verifier::verify_async), before the claims type.
@@ -465,7 +471,7 @@ impl Verifier {
                 small = [0u8; 132];
                 &mut small
             }
-            ..=344 => {
+            177..=344 => {
                 medium = [0u8; 258];
                 &mut medium
             }
@@ -485,7 +491,7 @@ impl Verifier {
         )?;
         self.inner.headers.remember(jws);
         Ok(Verified {
-            claims: self.claims(jws.payload)?,
+            claims: Held::Own(self.claims(jws.payload)?),
             key: Some(*key.fingerprint()),
             leeway: self.inner.leeway,
             reuse_until: None,

@@ -144,7 +144,7 @@ where
         // 3. Verify.
         let claims = match s.verifier.verify_now(token) {
             None => return Step::Verify(token, dpop),
-            Some(verified) => verified.and_then(|v| self.keep(token, &v)),
+            Some(verified) => verified.and_then(|v| self.keep(token, v)),
         };
         match claims {
             Ok(claims) => self.bound_now(req, token, dpop, claims),
@@ -228,7 +228,7 @@ where
         let s = &*self.settings;
         // 3. Verify, with I/O.
         let verified = s.verifier.verify_later(&token).await?;
-        let claims = self.keep(&token, &verified)?;
+        let claims = self.keep(&token, verified)?;
         // 4. Binding checks.
         #[cfg(feature = "dpop")]
         if let Some((method, uri, headers)) = &presented.parts
@@ -247,15 +247,15 @@ where
     }
 
     /// The claims in the layer's type, cached for the next request.
-    fn keep(&self, token: &str, verified: &Verified) -> Result<Claims<C>, AuthError> {
-        let claims = verified.to_layer_claims::<C>()?;
+    fn keep(&self, token: &str, verified: Verified) -> Result<Claims<C>, AuthError> {
         #[cfg(feature = "cache")]
         if let Some(store) = self.store() {
-            store.insert(token, &claims, verified);
+            let (claims, again) = verified.into_kept::<C>()?;
+            store.insert(token, &claims, again);
+            return Ok(claims);
         }
-        #[cfg(not(feature = "cache"))]
         let _ = token;
-        Ok(claims)
+        verified.into_layer_claims::<C>()
     }
 
     /// The rest (a pending replay check, then revocation), if it can
@@ -433,7 +433,7 @@ fn admit<C: Send + Sync + 'static, B>(req: &mut Request<B>, claims: Option<Claim
             // Guards read the type-independent view; `Claims<JsonClaims>`
             // (the default) is one already.
             if !Claims::<C>::is_json_claims() {
-                req.extensions_mut().insert(claims.token().clone());
+                req.extensions_mut().insert(claims.shared());
             }
             req.extensions_mut().insert(claims);
         }

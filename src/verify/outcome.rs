@@ -7,9 +7,9 @@ use std::pin::Pin;
 
 use serde::de::DeserializeOwned;
 
-use crate::claims::{Claims, RawClaims, RegisteredClaims, TokenClaims};
+use crate::claims::{Claims, Held, RawClaims, RegisteredClaims, SharedClaims, TokenClaims};
 use crate::clock::{SystemClock, unix_secs};
-use crate::error::{AuthError, ShapeError};
+use crate::error::AuthError;
 use crate::key::Fingerprint;
 use crate::token::is_json_object;
 
@@ -86,7 +86,7 @@ pub trait TokenVerifier: fmt::Debug + Send + Sync + 'static {
 /// type from it once) and what a cache may do with it.
 #[derive(Clone)]
 pub struct Verified {
-    pub(crate) claims: TokenClaims,
+    pub(crate) claims: Held,
     /// The key that verified the token, when it was a signature.
     pub(crate) key: Option<Fingerprint>,
     /// The leeway of the verifier that accepted the token.
@@ -99,7 +99,7 @@ impl fmt::Debug for Verified {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The registered claims only: the payload may hold personal data.
         f.debug_struct("Verified")
-            .field("registered", self.claims.registered())
+            .field("registered", self.registered())
             .field("reuse_until", &self.reuse_until)
             .finish_non_exhaustive()
     }
@@ -118,7 +118,7 @@ impl Verified {
     pub fn from_payload(payload: impl Into<String>) -> Result<Verified, AuthError> {
         let payload = payload.into();
         let layout = read_registered(&payload)?.layout(&payload);
-        Ok(Verified::checked(layout.holding(payload)))
+        Ok(Verified::own(TokenClaims::new(layout.holding(payload))))
     }
 
     /// Lets a cache reuse this answer until `unix_secs` at the latest
@@ -132,37 +132,47 @@ impl Verified {
 
     /// The registered claims.
     pub fn registered(&self) -> &RegisteredClaims {
-        self.claims.registered()
+        self.claims.get().registered()
     }
 
     /// The verified payload, a JSON object.
     pub fn payload(&self) -> &str {
-        self.claims.json()
+        self.claims.get().json()
     }
 
-    /// Deserializes the application's claims type from the payload.
-    /// The claims in the layer's type; [`JsonClaims`](crate::JsonClaims)
-    /// without a parse until read.
-    pub(crate) fn to_layer_claims<C: DeserializeOwned + 'static>(
-        &self,
+    /// The claims in the layer's type, the verified claims moved in (no
+    /// copy, no allocation of their own); [`JsonClaims`](crate::JsonClaims)
+    /// without a parse until read, any other type deserialized from the
+    /// payload.
+    pub(crate) fn into_layer_claims<C: DeserializeOwned + 'static>(
+        self,
     ) -> Result<Claims<C>, AuthError> {
-        match Claims::json_lazily(&self.claims) {
-            Some(claims) => Ok(claims),
-            None => self.to_claims(),
-        }
+        Claims::from_held(self.claims)
     }
 
-    pub(crate) fn to_claims<C: DeserializeOwned>(&self) -> Result<Claims<C>, AuthError> {
-        let custom: C = serde_json::from_str(self.claims.json())
-            .map_err(|e| AuthError::ClaimsShape(ShapeError::new(e)))?;
-        Ok(Claims::new(custom, self.claims.clone()))
+    /// [`into_layer_claims`](Verified::into_layer_claims), and this answer
+    /// again around those claims, for a cache (the two share one
+    /// allocation).
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    pub(crate) fn into_kept<C: DeserializeOwned + Send + Sync + 'static>(
+        self,
+    ) -> Result<(Claims<C>, Verified), AuthError> {
+        let (key, leeway, reuse_until) = (self.key, self.leeway, self.reuse_until);
+        let claims = self.into_layer_claims::<C>()?;
+        let again = Verified {
+            claims: Held::Shared(claims.shared()),
+            key,
+            leeway,
+            reuse_until,
+        };
+        Ok((claims, again))
     }
 
     /// Whether a cache may answer with this now: not expired, valid
     /// already, and within [`reuse_until`](Verified::reuse_until).
     #[cfg_attr(not(feature = "cache"), allow(dead_code))]
     pub(crate) fn live_at(&self, now: f64) -> bool {
-        let reg = self.claims.registered();
+        let reg = self.registered();
         // Registered times are whole seconds, truncated: `exp` can only
         // look earlier than it is (stricter); `nbf` passed when stored and
         // time only moves on.
@@ -173,7 +183,7 @@ impl Verified {
 }
 
 #[cfg(feature = "test-util")]
-impl<C: serde::de::DeserializeOwned> Claims<C> {
+impl<C: serde::de::DeserializeOwned + 'static> Claims<C> {
     /// Claims from a JSON payload, as if a token carrying it had verified
     /// (feature `test-util`), for unit tests of handlers and guards. The
     /// registered claims are read as strictly as from a token; nothing is
@@ -191,7 +201,7 @@ impl<C: serde::de::DeserializeOwned> Claims<C> {
     /// As a token's claims would be refused: a mistyped registered claim,
     /// or a payload that does not fit `C`.
     pub fn from_payload(payload: &serde_json::Value) -> Result<Claims<C>, crate::AuthError> {
-        Verified::from_payload(payload.to_string())?.to_claims()
+        Verified::from_payload(payload.to_string())?.into_layer_claims()
     }
 }
 
@@ -246,11 +256,24 @@ impl ClaimRules<'_> {
 }
 
 impl Verified {
+    /// Verified claims, owned: they move into the `Claims<C>` made from
+    /// them.
+    pub(crate) fn own(token: TokenClaims) -> Verified {
+        Verified {
+            claims: Held::Own(token),
+            key: None,
+            leeway: 0.0,
+            reuse_until: None,
+        }
+    }
+
     /// Verified claims whose registered claims were already read (and
-    /// checked) from the payload they hold: no second read.
+    /// checked) from the payload they hold: no second read. Shared, for a
+    /// verifier that keeps its answers and hands out copies.
+    #[cfg_attr(not(feature = "introspection"), allow(dead_code))]
     pub(crate) fn checked(registered: RegisteredClaims) -> Verified {
         Verified {
-            claims: TokenClaims::new(registered),
+            claims: Held::Shared(SharedClaims::new(TokenClaims::new(registered))),
             key: None,
             leeway: 0.0,
             reuse_until: None,
