@@ -184,32 +184,43 @@ fn single<'r>(headers: &'r HeaderMap, name: &HeaderName) -> Result<Option<&'r st
     }
     value
         .to_str()
-        .map(|v| Some(v.trim()))
+        // Visible ASCII, space and tab only: `trim_ascii` is `trim` here.
+        .map(|v| Some(v.trim_ascii()))
         .map_err(|_| AuthError::Malformed("the token header is not visible ASCII"))
 }
 
 /// The token of a `Bearer` credential; `None` for another scheme.
 fn bearer(value: &str) -> Result<Option<&str>, AuthError> {
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(None);
-    }
-    let token = rest.trim_matches(' ');
-    if token.is_empty() {
-        return Err(AuthError::Malformed("empty bearer token"));
-    }
-    Ok(Some(token))
+    credential(value, "bearer", "empty bearer token")
 }
 
 /// The token of a `DPoP` credential (RFC 9449 §7.1); `None` for another scheme.
 fn dpop_token(value: &str) -> Result<Option<&str>, AuthError> {
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("dpop") {
+    credential(value, "dpop", "empty DPoP token")
+}
+
+/// The token after `scheme` (any case) and a space, spaces around it
+/// dropped; `None` for another scheme.
+fn credential<'v>(
+    value: &'v str,
+    scheme: &str,
+    empty: &'static str,
+) -> Result<Option<&'v str>, AuthError> {
+    let (name, rest) = match value.as_bytes().get(scheme.len()) {
+        // The usual `Bearer <token>`: no search for the space. (A space
+        // byte starts a char: both slices are at char boundaries.)
+        Some(b' ') => (&value[..scheme.len()], &value[scheme.len() + 1..]),
+        _ => match value.split_once(' ') {
+            Some(split) => split,
+            None => (value, ""),
+        },
+    };
+    if !name.eq_ignore_ascii_case(scheme) {
         return Ok(None);
     }
     let token = rest.trim_matches(' ');
     if token.is_empty() {
-        return Err(AuthError::Malformed("empty DPoP token"));
+        return Err(AuthError::Malformed(empty));
     }
     Ok(Some(token))
 }
