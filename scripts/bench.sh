@@ -158,44 +158,56 @@ OWN
 cat "$TMP/overhead.md"
 cat <<WHERE
 
-Where a request's own work goes (HS256, typed claims; instruction counts
-from \`valgrind --tool=callgrind\` over \`OVERHEAD_PROFILE=hs256-layer-typed\`,
-before the header memo): the strict one-pass read of the payload (every
-member parsed, registered claims typed) about 3,000 instructions; the
-header's base64 and JSON about 3,000 (now skipped by the memo of verified
-headers for all but the first token with a given header); the
-application's own \`Deserialize\` about 2,200; the payload's base64 about
-1,300 (the only heap buffer of the verification); finding the token about
-800 (visible-ASCII check of the header value); the request extensions
-about 600; freeing the claims at the end about 900. The MAC itself is the
-rest.
+Where a request's own work goes now (HS256, instructions per request from
+\`valgrind --tool=callgrind\` over \`OVERHEAD_PROFILE=hs256-layer-JsonClaims\`,
+19,400 in all): the MAC about 10,500 (the floor); building and driving the
+request (the harness) about 1,300; the payload's and the signature's base64
+about 1,600; the registered-claims read about 1,500 (the plain-JSON scanner,
+\`docs/decisions/0003-plain-payload-scanner.md\`; before it, \`serde_json\`'s
+strict pass took about 3,000); splitting the token at its dots about 700;
+finding it in the \`Authorization\` header about 500; allocating and
+freeing (the payload buffer, one \`Arc\` for the claims, the extension)
+about 1,100; the extension map about 350. With typed claims the
+application's \`Deserialize\` adds about 2,600.
 
-Issue 21 (2026-11-30), before (\`99c73db\`) and after, the same bench
-built against each, three runs of each alternating; medians of µs/op and
-of the ratio to bare decode in its own run. Own cost = the row minus the
-harness minus the floor.
+Issue 21 (2026-11-30), three builds of the same bench: before the issue
+(\`99c73db\`), after its first session (\`b0e060f\`) and now; three runs of
+each, alternating; medians of µs/op and of the ratio to bare decode in its
+own run. Own cost = the row minus the harness minus the floor.
 
-| row | before µs | before ratio | after µs | after ratio | own cost before → after |
-|---|---:|---:|---:|---:|---:|
-| hs256 layer, \`JsonClaims\` (default) | 2.045 | 0.870 | 1.398 | 0.540 | 1.51 → 0.92 µs |
-| hs256 layer, typed claims | 1.746 | 0.742 | 1.569 | 0.607 | 1.21 → 1.10 µs |
-| rs256 layer, \`JsonClaims\` | 17.756 | 0.861 | 17.019 | 0.819 | 2.14 → 1.40 µs |
-| rs256 layer, typed claims | 17.432 | 0.844 | 17.225 | 0.829 | 1.81 → 1.61 µs |
-| rs256 verified-token cache hit | 0.707 | 0.0343 | 0.531 | 0.0257 | 0.52 → 0.34 µs |
+| row | before | first session | now | own cost before → now |
+|---|---:|---:|---:|---:|
+| hs256 layer, \`JsonClaims\` (default) | 1.982 µs, 0.807× | 1.328 µs, 0.535× | 1.131 µs, **0.449×** | 1.57 → 0.72 µs |
+| hs256 layer, typed claims | 1.696 µs, 0.700× | 1.518 µs, 0.613× | 1.366 µs, **0.542×** | 1.29 → 0.95 µs |
+| rs256 layer, \`JsonClaims\` | 17.690 µs, 0.857× | 16.960 µs, 0.816× | 16.689 µs, **0.808×** | 2.09 → 1.10 µs |
+| rs256 layer, typed claims | 17.396 µs, 0.842× | 17.191 µs, 0.827× | 17.005 µs, **0.821×** | 1.80 → 1.41 µs |
+| \`Verifier::verify\` typed, HS256 (no layer) | 1.272 µs, 0.529× | 1.105 µs, 0.446× | 0.948 µs, **0.383×** | 0.99 → 0.66 µs |
+| rs256 verified-token cache hit | 0.657 µs, 0.0318 | 0.469 µs, 0.0224 | 0.398 µs, **0.0191** | 0.53 → 0.27 µs |
 
-What changed: \`JsonClaims\` (the default claims type) is no longer parsed
-into a map per request but read lazily from the payload's own parse, the
-first time a handler looks; headers of verified tokens are remembered
-(four \`arc-swap\` slots by exact header text), so most requests skip the
-header's base64 and JSON; \`kid\`/\`typ\` are held inline; the payload is
-decoded to its exact length (no reallocation); the registered claims'
-strings share one allocation; the token cache is \`quick_cache\` (sharded
-S3-FIFO) keyed with a seeded \`foldhash\` instead of moka with SipHash.
-Allocations per request (fresh request, table below): \`JsonClaims\` 27 → 8,
-typed claims 17 → 9, cache hit 6.1 → 4 (the four are the request
-extensions: map, table and two values; on an axum request, whose map
-exists already, two). End to end with the cache, \`/me\` ÷ \`/health\`
-went from 0.816 to 0.966.
+What changed. First session: \`JsonClaims\` (the default claims type) read
+lazily from the payload's own parse, the first time a handler looks;
+headers of verified tokens remembered (four \`arc-swap\` slots by exact
+header text), so most requests skip the header's base64 and JSON;
+\`kid\`/\`typ\` held inline; the payload decoded to its exact length; the
+token cache on \`quick_cache\` (sharded S3-FIFO) with a seeded \`foldhash\`
+instead of moka with SipHash. Second session: a scanner for plain JSON
+payloads ahead of the strict \`serde_json\` read (it only ever accepts what
+that read accepts, with the same claims: unit, mutation and random tests,
+and a fuzz target); the registered claims' strings point into the
+payload's own allocation; the verified claims move into the \`Claims<C>\`
+made from them (one \`Arc\` for the typed and the type-independent claims);
+the default \`Claims<JsonClaims>\` inserted as one extension (guards read
+the view inside it); cache entries behind an \`Arc\` (a hit clones a
+pointer); smaller signature buffers to clear for HMAC, ECDSA, EdDSA and
+RSA-2048; the \`Bearer\` credential parsed without a search.
+
+Allocations per request through the layer (fresh request; the table below
+has them all): \`JsonClaims\` 27 → 8 → 5, typed claims 17 → 9 → 7, cache
+hit 6.1 → 4 → 3. Of the 5 with \`JsonClaims\`, 2 are the verification's
+(the payload buffer and one \`Arc\`) and 3 the extension (map, table,
+value: on an axum request, whose map exists, 1). Typed claims add the
+application's own (\`String\` for \`sub\` here) and a second extension
+value. \`Verifier::verify\` alone: 2 with \`JsonClaims\`, 3 with typed claims.
 
 WHERE
 cat <<ALLOC
