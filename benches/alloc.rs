@@ -24,7 +24,9 @@ use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, StatusCode};
 use tower::util::ServiceFn;
 use tower::{Layer, ServiceExt};
-use tower_jwt_auth::{Algorithm, Issuer, JsonClaims, JwtAuth, JwtAuthLayer, TokenCache, Verifier};
+use tower_jwt_auth::{
+    Algorithm, Issuer, JsonClaims, JwtAuth, JwtAuthLayer, Key, TokenCache, Verifier,
+};
 
 /// Counts allocations (and reallocations, and bytes) while `ON` is set.
 struct Counting;
@@ -209,12 +211,43 @@ fn main() {
     let bare = verifier();
     let token = issuer.token("bench", "api");
 
+    // HS256: a static secret (the same request, an HMAC instead of RSA).
+    let secret = [7u8; 32];
+    let hmac = JwtAuthLayer::new(
+        Verifier::builder()
+            .key(Key::hmac(Algorithm::HS256, secret).expect("hmac key"))
+            .issuer(issuer.url())
+            .audience("api")
+            .build()
+            .expect("verifier"),
+    )
+    .layer(tower::service_fn(handler as Handler));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let hs_token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"sub": "bench", "aud": "api", "iss": issuer.url(), "exp": now + 3600, "iat": now}),
+        &jsonwebtoken::EncodingKey::from_secret(&secret),
+    )
+    .expect("encode");
+    let hs_bearer = HeaderValue::from_str(&format!("Bearer {hs_token}")).expect("header");
+
     let rows: Vec<(&str, Count)> = vec![
         (
-            "layer: full verification, static keys (`JsonClaims`)",
+            "layer: full verification, RS256 static keys (`JsonClaims`)",
             per_call(n, &bearer, &|req| {
                 on();
                 call(&plain, req);
+                off();
+            }),
+        ),
+        (
+            "layer: full verification, HS256 static key (`JsonClaims`)",
+            per_call(n, &hs_bearer, &|req| {
+                on();
+                call(&hmac, req);
                 off();
             }),
         ),
@@ -262,7 +295,16 @@ fn main() {
             }),
         ),
         (
-            "part: two `Extensions::insert` on a fresh request (what the layer adds)",
+            "part: one `Extensions::insert` on a fresh request (what the layer adds with `JsonClaims`)",
+            per_call(n, &bearer, &|mut req| {
+                on();
+                req.extensions_mut().insert(1u64);
+                off();
+                black_box(req);
+            }),
+        ),
+        (
+            "part: two `Extensions::insert` on a fresh request (with typed claims)",
             per_call(n, &bearer, &|mut req| {
                 on();
                 req.extensions_mut().insert(1u64);

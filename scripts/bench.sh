@@ -205,7 +205,7 @@ Allocations per request through the layer (fresh request; the table below
 has them all): \`JsonClaims\` 27 → 8 → 5, typed claims 17 → 9 → 7, cache
 hit 6.1 → 4 → 3. Of the 5 with \`JsonClaims\`, 2 are the verification's
 (the payload buffer and one \`Arc\`) and 3 the extension (map, table,
-value: on an axum request, whose map exists, 1). Typed claims add the
+value: on a request whose map exists already, 1). Typed claims add the
 application's own (\`String\` for \`sub\` here) and a second extension
 value. \`Verifier::verify\` alone: 2 with \`JsonClaims\`, 3 with typed claims.
 
@@ -215,7 +215,8 @@ cat <<ALLOC
 ## Allocations per request
 
 \`benches/alloc.rs\`: a counting global allocator around one request through
-the layer (RS256, static keys, no-op service), request construction excluded.
+the layer (RS256 unless marked, static keys, no-op service), request
+construction excluded.
 
 ALLOC
 sed -n '/^|/p' "$TMP/alloc.md"
