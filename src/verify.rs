@@ -151,6 +151,7 @@ impl Verifier {
     /// | Auth0 | `https://{tenant}.auth0.com/` (with the trailing slash) |
     /// | Entra ID (v2) | `https://login.microsoftonline.com/{tenant-id}/v2.0` |
     /// | Entra ID (v2), multi-tenant | `https://login.microsoftonline.com/{tenantid}/v2.0`, literally: see below |
+    /// | Entra ID (v1 tokens) | `https://sts.windows.net/{tenant-id}/`; multi-tenant, `{tenantid}` literally, with [`VerifierBuilder::issuer`] and a `JwksCache` for `https://login.microsoftonline.com/common/discovery/keys` |
     /// | Cognito | `https://cognito-idp.{region}.amazonaws.com/{user-pool-id}` |
     /// | Okta | `https://{domain}/oauth2/{authorization-server}` |
     /// | Google | `https://accounts.google.com` |

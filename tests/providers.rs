@@ -361,3 +361,55 @@ async fn entra_common_as_the_issuer_points_at_the_template() {
         .unwrap_err();
     assert!(err.to_string().contains("tenants"), "{err}");
 }
+
+/// Entra ID v1 access tokens (`ver: "1.0"`, the default for many APIs):
+/// the issuer template is `https://sts.windows.net/{tenantid}/` (trailing
+/// slash included), checked against `tid` exactly as the v2 one; keys from
+/// the JWKS URL (Entra signs v1 and v2 tokens with the same `common` keys).
+#[tokio::test]
+async fn entra_v1_multi_tenant_issuer_is_checked_against_tid() {
+    let idp = Issuer::start().await.unwrap();
+    let template = "https://sts.windows.net/{tenantid}/";
+    let verifier = |tenants: &[&str]| {
+        let keys = tower_jwt_auth::JwksCache::builder(&idp.jwks_url())
+            .build()
+            .unwrap();
+        let builder = Verifier::builder()
+            .jwks_cache(keys)
+            .issuer(template)
+            .audience("api");
+        match tenants {
+            [] => builder.build().unwrap(),
+            list => builder.tenants(list.iter().copied()).build().unwrap(),
+        }
+    };
+    let any = verifier(&[]);
+    let only_a = verifier(&[TENANT_A]);
+    let v1 = |iss_tenant: &str, tid: &str| {
+        let mut c = entra_claims(template, iss_tenant, Some(json!(tid)));
+        c["ver"] = json!("1.0");
+        idp.mint(&c)
+    };
+    let a = v1(TENANT_A, TENANT_A);
+    let b = v1(TENANT_B, TENANT_B);
+    assert_eq!(reason(&any, &a).await, "accepted");
+    assert_eq!(reason(&any, &b).await, "accepted");
+    assert_eq!(reason(&only_a, &a).await, "accepted");
+    assert_eq!(reason(&only_a, &b).await, "tenant_not_allowed");
+    // The same tenant's v2 issuer, the issuer without its trailing slash,
+    // and another tenant's issuer are not this template filled with `tid`.
+    let v2 = idp.mint(&entra_claims(
+        "https://login.microsoftonline.com/{tenantid}/v2.0",
+        TENANT_A,
+        Some(json!(TENANT_A)),
+    ));
+    let mut no_slash = entra_claims(template, TENANT_A, Some(json!(TENANT_A)));
+    no_slash["iss"] = json!(format!("https://sts.windows.net/{TENANT_A}"));
+    for (what, token) in [
+        ("v2 issuer", v2),
+        ("no trailing slash", idp.mint(&no_slash)),
+        ("another tenant's iss", v1(TENANT_B, TENANT_A)),
+    ] {
+        assert_eq!(reason(&any, &token).await, "invalid_issuer", "{what}");
+    }
+}
