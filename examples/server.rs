@@ -13,9 +13,13 @@
 //! | `JWT_COOKIE` | cookie also accepted as a token source | `access_token` |
 //! | `JWT_ALGORITHMS` | comma-separated allow-list | every asymmetric algorithm |
 //! | `JWT_TOKEN_CACHE` | `1`: cache verified tokens (`TokenCache`) | off |
-//! | `JWT_INTROSPECTION_URL` | opaque tokens: the token introspection endpoint (RFC 7662), used instead of keys; needs the two below and `JWT_AUDIENCE`, checks `iss` when `JWT_ISSUER` is set | unset |
-//! | `JWT_CLIENT_ID` | this server's client id at the introspection endpoint (`client_secret_basic`) | unset |
-//! | `JWT_CLIENT_SECRET` | its client secret | unset |
+//! | `JWT_INTROSPECTION_URL` | opaque tokens: the token introspection endpoint (RFC 7662), used instead of keys; needs `JWT_CLIENT_ID`, a client secret or key, and `JWT_AUDIENCE`; checks `iss` when `JWT_ISSUER` is set | unset |
+//! | `JWT_INTROSPECTION_DISCOVER` | `1`: opaque tokens, the endpoint read from `JWT_ISSUER`'s discovery document (`introspection_endpoint`) instead of `JWT_INTROSPECTION_URL` | off |
+//! | `JWT_CLIENT_ID` | this server's client id at the introspection endpoint | unset |
+//! | `JWT_CLIENT_SECRET` | its client secret (`client_secret_basic`) | unset |
+//! | `JWT_CLIENT_KEY` | instead of a secret: a file with its PKCS#8 PEM private key (`private_key_jwt`, RFC 7523) | unset |
+//! | `JWT_CLIENT_KEY_ALG`, `JWT_CLIENT_KEY_ID` | that key's algorithm and `kid` | `ES256`, none |
+//! | `JWT_INTROSPECTION_SIGNED` | `1`: ask for signed answers (RFC 9701) and verify them with `JWT_ISSUER`'s keys | off |
 //! | `JWT_RESOURCE` | the resource identifier (RFC 9728), also the DPoP `htu` base | `http://{BIND}` (the bound address) |
 //! | `JWT_DPOP_NONCE` | `1`: DPoP proofs must carry a server nonce | off |
 //! | `BIND` | listen address (`127.0.0.1:0`: any free port) | `127.0.0.1:3000` |
@@ -51,9 +55,9 @@ use axum::{Json, Router};
 use http::{StatusCode, header};
 use serde_json::{Value, json};
 use tower_jwt_auth::{
-    Algorithm, AuthError, ClaimSource, Claims, DpopMode, DpopPolicy, Introspector, Issuer,
-    JwksCache, JwtAuthLayer, RequireRole, RequireScope, ResourceMetadata, TokenCache, TokenSource,
-    TokenVerifier, Verifier,
+    Algorithm, AuthError, ClaimSource, Claims, ClientKey, DpopMode, DpopPolicy, Introspector,
+    Issuer, JwksCache, JwtAuthLayer, RequireRole, RequireScope, ResourceMetadata, TokenCache,
+    TokenSource, TokenVerifier, Verifier,
 };
 
 fn env(name: &str) -> Option<String> {
@@ -168,33 +172,72 @@ fn app(
         .fallback(me.layer(auth))
 }
 
+/// The introspection client the environment asks for, if any.
+fn introspector() -> Result<Option<Introspector>, Box<dyn Error>> {
+    let discover = env("JWT_INTROSPECTION_DISCOVER").is_some_and(|v| v != "0");
+    let issuer = env("JWT_ISSUER");
+    let mut builder = match (env("JWT_INTROSPECTION_URL"), discover, &issuer) {
+        (Some(url), false, _) => Introspector::builder(url),
+        (None, true, Some(issuer)) => Introspector::discover(issuer.clone()),
+        (None, false, _) => return Ok(None),
+        (Some(_), true, _) => {
+            return Err(
+                "set JWT_INTROSPECTION_URL or JWT_INTROSPECTION_DISCOVER=1, not both".into(),
+            );
+        }
+        (None, true, None) => {
+            return Err("JWT_INTROSPECTION_DISCOVER=1 needs JWT_ISSUER (whose discovery document names the endpoint)".into());
+        }
+    };
+    let (Some(id), Some(audience)) = (env("JWT_CLIENT_ID"), env("JWT_AUDIENCE")) else {
+        return Err(
+            "introspection needs JWT_CLIENT_ID, JWT_CLIENT_SECRET (or JWT_CLIENT_KEY) \
+                    and JWT_AUDIENCE (the audience your tokens carry)"
+                .into(),
+        );
+    };
+    builder = match (env("JWT_CLIENT_SECRET"), env("JWT_CLIENT_KEY")) {
+        (Some(secret), None) => builder.client_credentials(id, secret),
+        (None, Some(path)) => {
+            let alg = match env("JWT_CLIENT_KEY_ALG") {
+                Some(name) => name
+                    .parse::<Algorithm>()
+                    .map_err(|e| format!("JWT_CLIENT_KEY_ALG: {e}"))?,
+                None => Algorithm::ES256,
+            };
+            let pem = std::fs::read(&path).map_err(|e| format!("JWT_CLIENT_KEY {path}: {e}"))?;
+            let mut key =
+                ClientKey::from_pem(alg, pem).map_err(|e| format!("JWT_CLIENT_KEY {path}: {e}"))?;
+            if let Some(kid) = env("JWT_CLIENT_KEY_ID") {
+                key = key.with_kid(kid);
+            }
+            builder.private_key_jwt(id, key)
+        }
+        _ => return Err("set one of JWT_CLIENT_SECRET and JWT_CLIENT_KEY".into()),
+    };
+    if env("JWT_INTROSPECTION_SIGNED").is_some_and(|v| v != "0") {
+        let Some(issuer) = &issuer else {
+            return Err(
+                "JWT_INTROSPECTION_SIGNED=1 needs JWT_ISSUER (whose keys sign the answers)".into(),
+            );
+        };
+        builder = builder.signed_answers(JwksCache::discover(issuer).build()?, issuer.clone());
+    }
+    if let Some(iss) = issuer {
+        builder = builder.issuer(iss);
+    }
+    Ok(Some(builder.audience(audience).build()?))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let bind = env("BIND").unwrap_or_else(|| "127.0.0.1:3000".into());
     let cookie = env("JWT_COOKIE").unwrap_or_else(|| "access_token".into());
     let algs = algorithms()?;
 
-    // With JWT_INTROSPECTION_URL: opaque tokens, asked about at the
-    // authorization server.
-    if let Some(url) = env("JWT_INTROSPECTION_URL") {
-        let (Some(id), Some(secret), Some(audience)) = (
-            env("JWT_CLIENT_ID"),
-            env("JWT_CLIENT_SECRET"),
-            env("JWT_AUDIENCE"),
-        ) else {
-            return Err(
-                "JWT_INTROSPECTION_URL needs JWT_CLIENT_ID, JWT_CLIENT_SECRET and \
-                        JWT_AUDIENCE (the audience your tokens carry)"
-                    .into(),
-            );
-        };
-        let mut builder = Introspector::builder(url)
-            .client_credentials(id, secret)
-            .audience(audience);
-        if let Some(iss) = env("JWT_ISSUER") {
-            builder = builder.issuer(iss);
-        }
-        let introspector = builder.build()?;
+    // With JWT_INTROSPECTION_URL (or _DISCOVER): opaque tokens, asked
+    // about at the authorization server.
+    if let Some(introspector) = introspector()? {
         // A dummy token: "inactive" means the endpoint and the credentials work.
         if let Err(AuthError::IntrospectionUnavailable(why)) =
             introspector.introspect("startup-check").await

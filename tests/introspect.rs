@@ -11,7 +11,7 @@ mod oidc;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -432,6 +432,80 @@ async fn the_reference_server_switches_to_introspection() {
     assert_eq!(status, 403, "scope api:read only: {body}");
     let (status, body) = get("/maybe", Some(&token)).await;
     assert_eq!((status, body.as_str()), (200, r#"{"sub":null}"#));
+}
+
+/// The reference server with the endpoint found by discovery, a client
+/// key (`private_key_jwt`) instead of a secret, and signed answers.
+#[tokio::test]
+async fn the_reference_server_introspects_by_discovery_with_a_client_key() {
+    let provider = oidc::start().await;
+    let http = reqwest::Client::new();
+    let (pem, kid) = &provider.client_key;
+    let key_file = std::env::temp_dir().join(format!(
+        "tower-jwt-auth-client-key-{}-{}.pem",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::write(&key_file, pem).unwrap();
+    let server = example::start("server", |cmd| {
+        cmd.env("JWT_INTROSPECTION_DISCOVER", "1")
+            .env("JWT_ISSUER", &provider.issuer)
+            .env("JWT_CLIENT_ID", "api-introspector-jwt")
+            .env("JWT_CLIENT_KEY", &key_file)
+            .env("JWT_CLIENT_KEY_ID", kid)
+            .env("JWT_INTROSPECTION_SIGNED", "1")
+            .env("JWT_AUDIENCE", OPAQUE);
+    })
+    .await;
+    let me = |token: String| {
+        let req = http
+            .get(format!("http://{}/me", server.addr))
+            .bearer_auth(token);
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    // Each request's call is a fresh assertion (the provider refuses a
+    // replayed `jti`), and each answer a JWT the server verified.
+    for client in ["client-rs256", "client-es256"] {
+        let token = provider.token(&http, client, OPAQUE).await;
+        let (status, body) = me(token).await;
+        assert_eq!(status, 200, "{body}");
+        let claims: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(claims["client_id"], client, "{claims}");
+    }
+    assert_eq!(me("not-a-known-token".into()).await.0, 401);
+    std::fs::remove_file(&key_file).unwrap();
+
+    // Settings that cannot work are refused at start, saying why.
+    for (vars, says) in [
+        (
+            vec![("JWT_INTROSPECTION_DISCOVER", "1")],
+            "needs JWT_ISSUER",
+        ),
+        (
+            vec![
+                ("JWT_INTROSPECTION_DISCOVER", "1"),
+                ("JWT_ISSUER", provider.issuer.as_str()),
+                ("JWT_CLIENT_ID", "api-introspector-jwt"),
+                ("JWT_AUDIENCE", OPAQUE),
+            ],
+            "one of JWT_CLIENT_SECRET and JWT_CLIENT_KEY",
+        ),
+    ] {
+        let out = example::run_to_exit("server", |cmd| {
+            for (k, v) in &vars {
+                cmd.env(k, v);
+            }
+        });
+        assert!(!out.status.success(), "{vars:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{vars:?}: {stderr}");
+    }
 }
 
 /// A call whose task died with its runtime (a test's runtime, an

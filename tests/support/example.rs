@@ -72,3 +72,27 @@ pub async fn start(name: &str, setup: impl FnOnce(&mut Command)) -> Started {
         child,
     }
 }
+
+/// Runs the example `name` (with `BIND=127.0.0.1:0`; `setup` adds its
+/// environment) until it exits, for settings it must refuse at start; one
+/// still running after 30 s is killed (and its output says so).
+#[allow(dead_code)] // only some tests check refused settings
+pub fn run_to_exit(
+    name: &str,
+    setup: impl FnOnce(&mut std::process::Command),
+) -> std::process::Output {
+    let mut cmd = std::process::Command::new(path(name));
+    cmd.env("BIND", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    setup(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if child.try_wait().unwrap().is_none() {
+        child.kill().unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
