@@ -51,6 +51,10 @@ struct Inner<C> {
     /// costs nothing until a handler reads it.
     custom: Option<C>,
     token: Held,
+    /// Made by an auth layer for the request it admitted (not by
+    /// `Verifier::verify` or a test helper): only such claims satisfy
+    /// guards (see [`find_token_claims`]).
+    admitted: bool,
 }
 
 /// The verified claims independent of the application's claims type: what
@@ -222,7 +226,8 @@ impl<C: serde::de::DeserializeOwned + 'static> Claims<C> {
     /// The claims in type `C`, `token` moved in (no copy, no allocation of
     /// its own): [`JsonClaims`] without a parse until read, any other type
     /// deserialized from the payload.
-    pub(crate) fn from_held(token: Held) -> Result<Self, crate::AuthError> {
+    /// `admitted`: made by an auth layer for the request it admits.
+    pub(crate) fn from_held(token: Held, admitted: bool) -> Result<Self, crate::AuthError> {
         let custom = if Self::is_json_claims() {
             None
         } else {
@@ -231,7 +236,11 @@ impl<C: serde::de::DeserializeOwned + 'static> Claims<C> {
             Some(custom)
         };
         Ok(Claims {
-            inner: Arc::new(Inner { custom, token }),
+            inner: Arc::new(Inner {
+                custom,
+                token,
+                admitted,
+            }),
         })
     }
 }
@@ -384,17 +393,25 @@ pub(crate) enum Found<'a, T> {
     NoLayer,
 }
 
-/// The type-independent claims the auth layer left: a `TokenClaims` of
-/// their own next to typed claims, or those inside `Claims<JsonClaims>`,
-/// which the layer inserts alone (one extension, not two, by default).
+/// The type-independent claims the innermost auth layer admitted: a
+/// `SharedClaims` next to typed claims, or those inside the
+/// `Claims<JsonClaims>` that a default layer inserts alone (one extension,
+/// not two; it also removes an outer layer's `SharedClaims`: see the
+/// layer's `admit`). Claims that no layer admitted (the application's own
+/// `Verifier::verify`) never count.
 pub(crate) fn find_token_claims(ext: &http::Extensions) -> Found<'_, TokenClaims> {
-    match find::<SharedClaims>(ext) {
-        Found::Claims(shared) => Found::Claims(shared),
-        Found::Anonymous => Found::Anonymous,
-        Found::NoLayer => match ext.get::<Claims<JsonClaims>>() {
-            Some(claims) => Found::Claims(claims.token()),
-            None => Found::NoLayer,
-        },
+    if let Some(shared) = ext.get::<SharedClaims>() {
+        return Found::Claims(shared);
+    }
+    if let Some(claims) = ext.get::<Claims<JsonClaims>>()
+        && claims.inner.admitted
+    {
+        return Found::Claims(claims.token());
+    }
+    if ext.get::<Anonymous>().is_some() {
+        Found::Anonymous
+    } else {
+        Found::NoLayer
     }
 }
 
@@ -846,20 +863,20 @@ mod tests {
             let raw: RawClaims<'_> = serde_json::from_str(payload).unwrap();
             TokenClaims::new(raw.layout(payload).holding(payload.to_owned()))
         };
-        let lazy = Claims::<JsonClaims>::from_held(Held::Own(token())).unwrap();
+        let lazy = Claims::<JsonClaims>::from_held(Held::Own(token()), true).unwrap();
         assert!(lazy.inner.custom.is_none(), "JsonClaims are read lazily");
         let eager: JsonClaims = serde_json::from_str(payload).unwrap();
         assert_eq!(*lazy, eager);
         assert_eq!(lazy.custom()["roles"][1], "b");
         assert_eq!(lazy.payload()["sub"], "ada");
         // Any other type is deserialized eagerly, never read lazily.
-        let value = Claims::<serde_json::Value>::from_held(Held::Own(token())).unwrap();
+        let value = Claims::<serde_json::Value>::from_held(Held::Own(token()), true).unwrap();
         assert_eq!(value.inner.custom.as_ref().unwrap()["sub"], "ada");
         #[derive(Debug, serde::Deserialize)]
         struct Sub {
             sub: String,
         }
-        let sub = Claims::<Sub>::from_held(Held::Own(token())).unwrap();
+        let sub = Claims::<Sub>::from_held(Held::Own(token()), true).unwrap();
         assert_eq!(sub.inner.custom.as_ref().unwrap().sub, "ada");
         assert!(format!("{lazy:?}").contains("roles"));
         // The shared view of owned claims is the same allocation.

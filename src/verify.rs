@@ -229,7 +229,7 @@ impl Verifier {
         token: &str,
     ) -> Result<Claims<C>, AuthError> {
         match self.try_now(token) {
-            Now::Done(result) => result?.into_layer_claims(),
+            Now::Done(result) => result?.into_claims(),
             Now::Pending => Err(AuthError::KeysUnavailable(
                 "the key set has not been fetched yet; use verify_async or JwksCache::prefetch"
                     .into(),
@@ -251,7 +251,7 @@ impl Verifier {
         &self,
         token: &str,
     ) -> Result<Claims<C>, AuthError> {
-        self.verified_async(token).await?.into_layer_claims()
+        self.verified_async(token).await?.into_claims()
     }
 
     /// As [`verify_async`](Verifier::verify_async), before the claims type.

@@ -398,3 +398,101 @@ async fn a_guard_on_the_whole_router() {
         }
     }
 }
+
+/// A request with a `session` cookie and/or a Bearer token.
+async fn send_both(app: &Router, cookie: Option<&str>, bearer: Option<&str>) -> StatusCode {
+    let mut req = Request::builder().uri("/");
+    if let Some(c) = cookie {
+        req = req.header(http::header::COOKIE, format!("session={c}"));
+    }
+    if let Some(t) = bearer {
+        req = req.header(AUTHORIZATION, format!("Bearer {t}"));
+    }
+    app.clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Two auth layers on one route, each reading its own token source: a
+/// guard judges the token of the innermost layer, the one whose claims the
+/// handler gets, whatever the two layers' claims types.
+#[tokio::test]
+async fn guards_judge_the_token_of_the_innermost_layer() {
+    let admin = token_with(json!({"tenant": "acme", "roles": ["admin"]}));
+    let user = token_with(json!({"tenant": "acme", "roles": ["user"]}));
+    let cookie = || auth().sources([tower_jwt_auth::TokenSource::cookie("session")]);
+    let typed_outside: Router = Router::new()
+        .route("/", get(|| async { "in" }))
+        .route_layer(RequireRole::any(["admin"]))
+        .route_layer(auth())
+        .route_layer(cookie().claims::<Tenant>());
+    let typed_inside: Router = Router::new()
+        .route("/", get(|| async { "in" }))
+        .route_layer(RequireRole::any(["admin"]))
+        .route_layer(auth().claims::<Tenant>())
+        .route_layer(cookie());
+    for (what, app) in [
+        ("typed outside", &typed_outside),
+        ("typed inside", &typed_inside),
+    ] {
+        // The inner layer (Bearer) verified a user: 403, whatever the
+        // outer layer's (cookie) token says.
+        assert_eq!(
+            send_both(app, Some(&admin), Some(&user)).await,
+            StatusCode::FORBIDDEN,
+            "{what}"
+        );
+        assert_eq!(
+            send_both(app, Some(&user), Some(&admin)).await,
+            StatusCode::OK,
+            "{what}"
+        );
+    }
+}
+
+/// An outer optional layer that found no token leaves its anonymous mark;
+/// the claims an inner layer verified still count.
+#[tokio::test]
+async fn an_anonymous_outer_layer_does_not_hide_inner_claims() {
+    let admin = token_with(json!({"roles": ["admin"]}));
+    let app: Router = Router::new()
+        .route("/", get(|| async { "in" }))
+        .route_layer(RequireRole::any(["admin"]))
+        .route_layer(auth())
+        .route_layer(
+            auth()
+                .sources([tower_jwt_auth::TokenSource::cookie("session")])
+                .optional(),
+        );
+    assert_eq!(send_both(&app, None, Some(&admin)).await, StatusCode::OK);
+    assert_eq!(send_both(&app, None, None).await, StatusCode::UNAUTHORIZED);
+}
+
+/// Guards trust only claims an auth layer admitted: verified claims that
+/// the application's own middleware put into a request do not make a guard
+/// pass without the layer (a wiring mistake: 500, never a pass).
+#[tokio::test]
+async fn claims_put_in_by_the_application_are_not_the_layers() {
+    let verifier = Verifier::builder()
+        .key(verify_key(ALG))
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .unwrap();
+    let admin = token_with(json!({"roles": ["admin"]}));
+    let claims: Claims = verifier.verify(&admin).unwrap();
+    let app: Router = Router::new()
+        .route("/", get(|| async { "in" }))
+        .route_layer(RequireRole::any(["admin"]))
+        .route_layer(axum::middleware::map_request(
+            move |mut req: Request<Body>| {
+                req.extensions_mut().insert(claims.clone());
+                std::future::ready(req)
+            },
+        ));
+    let a = send(&app, Some(&admin)).await;
+    assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_ne!(a.body, "in");
+}

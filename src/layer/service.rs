@@ -13,7 +13,7 @@ use tracing::{Instrument, Span};
 
 use super::builder::JwtAuthLayer;
 use super::future::{ResponseFuture, render};
-use crate::claims::{Anonymous, Claims};
+use crate::claims::{Anonymous, Claims, SharedClaims};
 use crate::error::AuthError;
 use crate::extract::find_token;
 use crate::observe;
@@ -430,9 +430,12 @@ impl<S, C, R> JwtAuth<S, C, R> {
 fn admit<C: Send + Sync + 'static, B>(req: &mut Request<B>, claims: Option<Claims<C>>) {
     match claims {
         Some(claims) => {
-            // Guards read the type-independent view; `Claims<JsonClaims>`
-            // (the default) is one already.
-            if !Claims::<C>::is_json_claims() {
+            // Guards read the type-independent view of the innermost
+            // layer's claims: `Claims<JsonClaims>` (the default) is one
+            // already, and an outer layer's view must not outlive it.
+            if Claims::<C>::is_json_claims() {
+                req.extensions_mut().remove::<SharedClaims>();
+            } else {
                 req.extensions_mut().insert(claims.shared());
             }
             req.extensions_mut().insert(claims);

@@ -140,14 +140,20 @@ impl Verified {
         self.claims.get().json()
     }
 
-    /// The claims in the layer's type, the verified claims moved in (no
-    /// copy, no allocation of their own); [`JsonClaims`](crate::JsonClaims)
-    /// without a parse until read, any other type deserialized from the
-    /// payload.
+    /// The claims in the layer's type, for the request the layer admits,
+    /// the verified claims moved in (no copy, no allocation of their own);
+    /// [`JsonClaims`](crate::JsonClaims) without a parse until read, any
+    /// other type deserialized from the payload.
     pub(crate) fn into_layer_claims<C: DeserializeOwned + 'static>(
         self,
     ) -> Result<Claims<C>, AuthError> {
-        Claims::from_held(self.claims)
+        Claims::from_held(self.claims, true)
+    }
+
+    /// The claims in type `C`, as [`into_layer_claims`](Self::into_layer_claims)
+    /// but not admitted by a layer (`Verifier::verify`): guards ignore them.
+    pub(crate) fn into_claims<C: DeserializeOwned + 'static>(self) -> Result<Claims<C>, AuthError> {
+        Claims::from_held(self.claims, false)
     }
 
     /// [`into_layer_claims`](Verified::into_layer_claims), and this answer
@@ -201,7 +207,7 @@ impl<C: serde::de::DeserializeOwned + 'static> Claims<C> {
     /// As a token's claims would be refused: a mistyped registered claim,
     /// or a payload that does not fit `C`.
     pub fn from_payload(payload: &serde_json::Value) -> Result<Claims<C>, crate::AuthError> {
-        Verified::from_payload(payload.to_string())?.into_layer_claims()
+        Verified::from_payload(payload.to_string())?.into_claims()
     }
 }
 
