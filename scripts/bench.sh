@@ -177,12 +177,12 @@ own run. Own cost = the row minus the harness minus the floor.
 
 | row | before | first session | now | own cost before → now |
 |---|---:|---:|---:|---:|
-| hs256 layer, \`JsonClaims\` (default) | 1.982 µs, 0.807× | 1.328 µs, 0.535× | 1.131 µs, **0.449×** | 1.57 → 0.72 µs |
-| hs256 layer, typed claims | 1.696 µs, 0.700× | 1.518 µs, 0.613× | 1.366 µs, **0.542×** | 1.29 → 0.95 µs |
-| rs256 layer, \`JsonClaims\` | 17.690 µs, 0.857× | 16.960 µs, 0.816× | 16.689 µs, **0.808×** | 2.09 → 1.10 µs |
-| rs256 layer, typed claims | 17.396 µs, 0.842× | 17.191 µs, 0.827× | 17.005 µs, **0.821×** | 1.80 → 1.41 µs |
-| \`Verifier::verify\` typed, HS256 (no layer) | 1.272 µs, 0.529× | 1.105 µs, 0.446× | 0.948 µs, **0.383×** | 0.99 → 0.66 µs |
-| rs256 verified-token cache hit | 0.657 µs, 0.0318 | 0.469 µs, 0.0224 | 0.398 µs, **0.0191** | 0.53 → 0.27 µs |
+| hs256 layer, \`JsonClaims\` (default) | 1.950 µs, 0.807× | 1.329 µs, 0.541× | 1.157 µs, **0.465×** | 1.54 → 0.74 µs |
+| hs256 layer, typed claims | 1.685 µs, 0.689× | 1.524 µs, 0.621× | 1.415 µs, **0.559×** | 1.28 → 1.00 µs |
+| rs256 layer, \`JsonClaims\` | 17.653 µs, 0.856× | 16.962 µs, 0.820× | 16.748 µs, **0.806×** | 2.13 → 1.13 µs |
+| rs256 layer, typed claims | 17.369 µs, 0.842× | 17.164 µs, 0.830× | 17.004 µs, **0.818×** | 1.84 → 1.39 µs |
+| \`Verifier::verify\` typed, HS256 (no layer) | 1.274 µs, 0.521× | 1.109 µs, 0.453× | 0.998 µs, **0.395×** | 0.99 → 0.71 µs |
+| rs256 verified-token cache hit | 0.653 µs, 0.0317 | 0.464 µs, 0.0224 | 0.396 µs, **0.0191** | 0.53 → 0.27 µs |
 
 What changed. First session: \`JsonClaims\` (the default claims type) read
 lazily from the payload's own parse, the first time a handler looks;
