@@ -21,14 +21,17 @@ use tower_jwt_auth::{
 
 const ALG: Algorithm = Algorithm::ES256;
 
-fn auth() -> JwtAuthLayer {
-    let verifier = Verifier::builder()
+fn verifier() -> Verifier {
+    Verifier::builder()
         .key(verify_key(ALG))
         .issuer(ISSUER)
         .audience(AUDIENCE)
         .build()
-        .unwrap();
-    JwtAuthLayer::new(verifier)
+        .unwrap()
+}
+
+fn auth() -> JwtAuthLayer {
+    JwtAuthLayer::new(verifier())
 }
 
 /// Valid claims plus `extra`.
@@ -475,14 +478,8 @@ async fn an_anonymous_outer_layer_does_not_hide_inner_claims() {
 /// pass without the layer (a wiring mistake: 500, never a pass).
 #[tokio::test]
 async fn claims_put_in_by_the_application_are_not_the_layers() {
-    let verifier = Verifier::builder()
-        .key(verify_key(ALG))
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .build()
-        .unwrap();
     let admin = token_with(json!({"roles": ["admin"]}));
-    let claims: Claims = verifier.verify(&admin).unwrap();
+    let claims: Claims = verifier().verify(&admin).unwrap();
     let app: Router = Router::new()
         .route("/", get(|| async { "in" }))
         .route_layer(RequireRole::any(["admin"]))

@@ -38,35 +38,19 @@ pub(super) fn read(payload: &str) -> Option<RawClaims<'_>> {
     s.ws();
     s.eat(b'{')?;
     let mut raw = RawClaims::default();
-    s.ws();
-    if !s.eat_if(b'}') {
-        loop {
-            s.ws();
-            let name = s.string()?;
-            s.ws();
-            s.eat(b':')?;
-            s.ws();
-            match name.as_bytes() {
-                b"iss" => once(&mut raw.iss, Text(Cow::Borrowed(s.string()?)))?,
-                b"sub" => once(&mut raw.sub, Text(Cow::Borrowed(s.string()?)))?,
-                b"jti" => once(&mut raw.jti, Text(Cow::Borrowed(s.string()?)))?,
-                b"aud" => {
-                    let aud = s.audience()?;
-                    once(&mut raw.aud, aud)?;
-                }
-                b"exp" => once(&mut raw.exp, s.date()?)?,
-                b"nbf" => once(&mut raw.nbf, s.date()?)?,
-                b"iat" => once(&mut raw.iat, s.date()?)?,
-                _ => s.value(1)?,
-            }
-            s.ws();
-            match s.byte()? {
-                b',' => {}
-                b'}' => break,
-                _ => return None,
-            }
+    s.items(b'}', |s| match s.name()?.as_bytes() {
+        b"iss" => once(&mut raw.iss, Text(Cow::Borrowed(s.string()?))),
+        b"sub" => once(&mut raw.sub, Text(Cow::Borrowed(s.string()?))),
+        b"jti" => once(&mut raw.jti, Text(Cow::Borrowed(s.string()?))),
+        b"aud" => {
+            let aud = s.audience()?;
+            once(&mut raw.aud, aud)
         }
-    }
+        b"exp" => once(&mut raw.exp, s.date()?),
+        b"nbf" => once(&mut raw.nbf, s.date()?),
+        b"iat" => once(&mut raw.iat, s.date()?),
+        _ => s.value(1),
+    })?;
     s.ws();
     (s.at == s.text.len()).then_some(raw)
 }
@@ -167,6 +151,34 @@ impl<'a> Scanner<'a> {
         self.text.get(start..start + len)
     }
 
+    /// The items of an array or object whose opening bracket was read, up
+    /// to and including `close`, each read by `item`.
+    fn items(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.ws();
+        if self.eat_if(close) {
+            return Some(());
+        }
+        loop {
+            self.ws();
+            item(self)?;
+            self.ws();
+            match self.byte()? {
+                b',' => {}
+                b if b == close => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    /// An object member's name and its colon.
+    fn name(&mut self) -> Option<&'a str> {
+        let name = self.string()?;
+        self.ws();
+        self.eat(b':')?;
+        self.ws();
+        Some(name)
+    }
+
     /// `aud`: a string, or an array of strings.
     fn audience(&mut self) -> Option<Audience<'a>> {
         if self.peek()? == b'"' {
@@ -174,20 +186,11 @@ impl<'a> Scanner<'a> {
         }
         self.eat(b'[')?;
         let mut list = Vec::new();
-        self.ws();
-        if self.eat_if(b']') {
-            return Some(Audience::Many(list));
-        }
-        loop {
-            self.ws();
-            list.push(Cow::Borrowed(self.string()?));
-            self.ws();
-            match self.byte()? {
-                b',' => {}
-                b']' => return Some(Audience::Many(list)),
-                _ => return None,
-            }
-        }
+        self.items(b']', |s| {
+            list.push(Cow::Borrowed(s.string()?));
+            Some(())
+        })?;
+        Some(Audience::Many(list))
     }
 
     /// `exp`, `nbf`, `iat`: an integer of at most 15 digits, not `-0`.
@@ -229,41 +232,14 @@ impl<'a> Scanner<'a> {
             b'-' | b'0'..=b'9' => self.number(),
             b'[' if depth < MAX_DEPTH => {
                 self.at += 1;
-                self.ws();
-                if self.eat_if(b']') {
-                    return Some(());
-                }
-                loop {
-                    self.ws();
-                    self.value(depth + 1)?;
-                    self.ws();
-                    match self.byte()? {
-                        b',' => {}
-                        b']' => return Some(()),
-                        _ => return None,
-                    }
-                }
+                self.items(b']', |s| s.value(depth + 1))
             }
             b'{' if depth < MAX_DEPTH => {
                 self.at += 1;
-                self.ws();
-                if self.eat_if(b'}') {
-                    return Some(());
-                }
-                loop {
-                    self.ws();
-                    self.string()?;
-                    self.ws();
-                    self.eat(b':')?;
-                    self.ws();
-                    self.value(depth + 1)?;
-                    self.ws();
-                    match self.byte()? {
-                        b',' => {}
-                        b'}' => return Some(()),
-                        _ => return None,
-                    }
-                }
+                self.items(b'}', |s| {
+                    s.name()?;
+                    s.value(depth + 1)
+                })
             }
             _ => None,
         }
