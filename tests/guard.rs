@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use tower_jwt_auth::{
-    Algorithm, AuthError, ClaimSource, Claims, JwtAuthLayer, RequireClaims, RequireRole,
+    Algorithm, AuthError, ClaimSource, Claims, JsonClaims, JwtAuthLayer, RequireClaims, RequireRole,
     RequireScope, Verifier,
 };
 
@@ -492,4 +492,229 @@ async fn claims_put_in_by_the_application_are_not_the_layers() {
     let a = send(&app, Some(&admin)).await;
     assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_ne!(a.body, "in");
+}
+
+/// Claims for the one-lookup matrix below: an administrator with every
+/// grant the four guards can ask for, and a user with none of them.
+fn principal(admin: bool) -> String {
+    if admin {
+        token_with(json!({"tenant": "admin", "roles": ["admin"], "scope": "admin", "acr": "mfa"}))
+    } else {
+        token_with(json!({"tenant": "user", "roles": ["user"], "scope": "read", "acr": "pwd"}))
+    }
+}
+
+/// The status a guard refuses a known principal with: 403, or 401 with
+/// `insufficient_user_authentication` for step-up (RFC 9470).
+fn refusal(what: &str) -> StatusCode {
+    if what == "RequireStepUp" {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::FORBIDDEN
+    }
+}
+
+/// [`send_both`], with the challenge.
+async fn send_pair(app: &Router, cookie: Option<&str>, bearer: Option<&str>) -> (StatusCode, String) {
+    let mut req = Request::builder().uri("/");
+    if let Some(c) = cookie {
+        req = req.header(http::header::COOKIE, format!("session={c}"));
+    }
+    if let Some(t) = bearer {
+        req = req.header(AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let res = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let challenge = res
+        .headers()
+        .get(WWW_AUTHENTICATE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (res.status(), challenge)
+}
+
+fn is_admin_json(c: &Claims) -> bool {
+    c.payload()["roles"]
+        .as_array()
+        .is_some_and(|r| r.iter().any(|r| r == "admin"))
+}
+
+fn is_admin_tenant(c: &Claims<Tenant>) -> bool {
+    c.tenant == "admin"
+}
+
+/// Builds the same route under each of the four guards and hands each
+/// router to `$body` with the guard's name: the guards must agree, since
+/// they find claims through one function.
+macro_rules! each_guard {
+    ($claims:ty, $pred:expr, |$what:ident, $guard:ident| $body:expr) => {{
+        {
+            let $what = "RequireRole";
+            let $guard = RequireRole::any(["admin"]);
+            $body
+        }
+        {
+            let $what = "RequireScope";
+            let $guard = RequireScope::any(["admin"]);
+            $body
+        }
+        {
+            let $what = "RequireStepUp";
+            let $guard = tower_jwt_auth::RequireStepUp::acr(["mfa"]);
+            $body
+        }
+        {
+            let $what = "RequireClaims";
+            let $guard = RequireClaims::<$claims>::new($pred);
+            $body
+        }
+    }};
+}
+
+/// Every guard judges the claims the innermost auth layer admitted, and
+/// only those: two layers in both orders (an admin's cookie outside, a
+/// user's Bearer token inside, and the reverse), with the default and a
+/// typed claims type inside.
+#[tokio::test]
+async fn every_guard_judges_the_innermost_layers_claims() {
+    let admin = principal(true);
+    let user = principal(false);
+    let cookie = || auth().sources([tower_jwt_auth::TokenSource::cookie("session")]);
+    // The inner layer is the default (JsonClaims) one.
+    each_guard!(JsonClaims, is_admin_json, |what, guard| {
+        for (outer, app) in [
+            (
+                "outer default",
+                Router::new()
+                    .route("/", get(|| async { "in" }))
+                    .route_layer(guard.clone())
+                    .route_layer(auth())
+                    .route_layer(cookie()),
+            ),
+            (
+                "outer typed",
+                Router::new()
+                    .route("/", get(|| async { "in" }))
+                    .route_layer(guard.clone())
+                    .route_layer(auth())
+                    .route_layer(cookie().claims::<Tenant>()),
+            ),
+        ] {
+            let s = send_both(&app, Some(&admin), Some(&user)).await;
+            assert_eq!(s, refusal(what), "{what}, {outer}: outer admin, inner user");
+            let s = send_both(&app, Some(&user), Some(&admin)).await;
+            assert_eq!(s, StatusCode::OK, "{what}, {outer}: outer user, inner admin");
+        }
+    });
+    // The inner layer is typed; RequireClaims then judges that type.
+    each_guard!(Tenant, is_admin_tenant, |what, guard| {
+        let app = Router::new()
+            .route("/", get(|| async { "in" }))
+            .route_layer(guard.clone())
+            .route_layer(auth().claims::<Tenant>())
+            .route_layer(cookie());
+        let s = send_both(&app, Some(&admin), Some(&user)).await;
+        assert_eq!(s, refusal(what), "{what}: outer admin, inner user");
+        let s = send_both(&app, Some(&user), Some(&admin)).await;
+        assert_eq!(s, StatusCode::OK, "{what}: outer user, inner admin");
+    });
+}
+
+/// A predicate over the default claims type behind an inner typed layer
+/// would judge the outer layer's token: it is a wiring mistake (500),
+/// never a pass on another principal's claims.
+#[tokio::test]
+async fn require_claims_never_judges_an_outer_layers_claims() {
+    let admin = principal(true);
+    let user = principal(false);
+    let app: Router = Router::new()
+        .route("/", get(|| async { "in" }))
+        .route_layer(RequireClaims::new(is_admin_json))
+        .route_layer(auth().claims::<Tenant>())
+        .route_layer(auth().sources([tower_jwt_auth::TokenSource::cookie("session")]));
+    let s = send_both(&app, Some(&admin), Some(&user)).await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+/// Verified claims the application inserted itself (no layer admitted
+/// them) satisfy no guard: 500 (wiring), for all four.
+#[tokio::test]
+async fn no_guard_accepts_claims_the_application_inserted() {
+    let admin = principal(true);
+    let claims: Claims = verifier().verify(&admin).unwrap();
+    let typed: Claims<Tenant> = verifier().verify(&admin).unwrap();
+    each_guard!(JsonClaims, is_admin_json, |what, guard| {
+        let (claims, typed) = (claims.clone(), typed.clone());
+        let app: Router = Router::new()
+            .route("/", get(|| async { "in" }))
+            .route_layer(guard)
+            .route_layer(axum::middleware::map_request(
+                move |mut req: Request<Body>| {
+                    req.extensions_mut().insert(claims.clone());
+                    req.extensions_mut().insert(typed.clone());
+                    std::future::ready(req)
+                },
+            ));
+        let a = send(&app, Some(&admin)).await;
+        assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR, "{what}");
+        assert_ne!(a.body, "in", "{what}");
+    });
+}
+
+/// An inner optional layer that found no token means "no principal" for
+/// what it guards: every guard answers 401, whatever an outer layer
+/// admitted (and the handler's `Option<Claims>` is `None`).
+#[tokio::test]
+async fn an_anonymous_inner_layer_means_no_principal() {
+    let admin = principal(true);
+    let cookie = || auth().sources([tower_jwt_auth::TokenSource::cookie("session")]);
+    each_guard!(JsonClaims, is_admin_json, |what, guard| {
+        for (outer, app) in [
+            (
+                "outer default",
+                Router::new()
+                    .route("/", get(|| async { "in" }))
+                    .route_layer(guard.clone())
+                    .route_layer(auth().optional())
+                    .route_layer(cookie()),
+            ),
+            (
+                "outer typed",
+                Router::new()
+                    .route("/", get(|| async { "in" }))
+                    .route_layer(guard.clone())
+                    .route_layer(auth().optional())
+                    .route_layer(cookie().claims::<Tenant>()),
+            ),
+        ] {
+            // No token: 401 with a bare challenge (no `error`), as for a
+            // request with no token at all.
+            let (s, challenge) = send_pair(&app, Some(&admin), None).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{what}, {outer}");
+            assert!(!challenge.contains("error="), "{what}, {outer}: {challenge}");
+        }
+    });
+    let app: Router = Router::new()
+        .route(
+            "/",
+            get(|c: Option<Claims>| async move {
+                match c {
+                    Some(c) => c.sub().unwrap_or_default().to_owned(),
+                    None => "anonymous".to_owned(),
+                }
+            }),
+        )
+        .route_layer(auth().optional())
+        .route_layer(cookie());
+    let res = app
+        .oneshot(
+            Request::builder()
+                .uri("/")
+                .header(http::header::COOKIE, format!("session={admin}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"anonymous");
 }
