@@ -11,7 +11,7 @@ use http::{Request, Response, StatusCode};
 use serde_json::json;
 use tower::{ServiceExt, service_fn};
 use tower_jwt_auth::{
-    Algorithm, Claims, Issuer, IssuerFailure, JwksCache, JwksCacheBuilder, JwtAuthLayer, Verifier,
+    Algorithm, Claims, DEFAULT_TIMEOUT, Issuer, IssuerFailure, JwksCache, JwksCacheBuilder, JwtAuthLayer, Verifier,
 };
 use tower_layer::Layer;
 
@@ -949,6 +949,33 @@ async fn the_first_request_after_a_startup_outage_passes_within_a_second() {
     );
     assert!(latency <= Duration::from_millis(1500), "{latency:?}");
     assert!(during <= 5, "{during} fetches in 3.5 s");
+}
+
+/// Issue 26, finding 5: after a start-up outage long enough for the
+/// background retries to back off, the first request with a valid token
+/// once the provider is back waits for the fetch it triggers (bounded by
+/// the fetch timeout) and passes: 200, not a 503 while its own fetch
+/// succeeds in the background.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_with_no_key_set_waits_for_the_fetch_it_starts() {
+    let issuer = Issuer::start().await.unwrap();
+    issuer.set_failure(IssuerFailure::Status(503));
+    let c = cache(
+        JwksCache::builder(&issuer.jwks_url()).min_refetch_interval(Duration::from_millis(100)),
+    );
+    let l = layer(&issuer, c.clone());
+    let token = issuer.token("alice", AUD);
+    // Three failed fetches: the background retry now waits 4 s.
+    while issuer.jwks_requests() < 3 {
+        assert_eq!(call(&l, &token).await.status, StatusCode::SERVICE_UNAVAILABLE);
+        tokio::time::sleep(Duration::from_millis(120)).await;
+    }
+    issuer.set_failure(IssuerFailure::None);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let a = call(&l, &token).await;
+    println!("first request after recovery: {} in {:?}", a.status, a.elapsed);
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.elapsed < DEFAULT_TIMEOUT, "{:?}", a.elapsed);
 }
 
 /// Issue 14: discovery falls back to the RFC 8414 URL only when the OpenID
