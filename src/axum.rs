@@ -8,7 +8,7 @@ use http::StatusCode;
 use http::request::Parts;
 
 use crate::claims::Claims;
-use crate::claims::{Found, find};
+use crate::claims::{Found, find_for_handler};
 
 /// Why `Claims<C>` could not be extracted.
 ///
@@ -92,10 +92,10 @@ where
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        match find::<Claims<C>>(&parts.extensions) {
+        match find_for_handler::<C>(&parts.extensions) {
             Found::Claims(claims) => Ok(Some(claims.clone())),
             Found::Anonymous => Ok(None),
-            Found::NoLayer => Err(ClaimsRejection::MissingLayer {
+            Found::NoLayer | Found::OtherType => Err(ClaimsRejection::MissingLayer {
                 claims_type: std::any::type_name::<C>(),
             }),
         }

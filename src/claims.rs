@@ -382,44 +382,74 @@ impl<C> Claims<C> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Anonymous;
 
-/// What the auth layer left in a request's extensions for a `T` it inserts
-/// (`Claims<C>` or the type-independent `TokenClaims`): the one lookup
-/// shared by the axum extractors, `GrpcClaims` and the guards.
+/// What the innermost auth layer decided for a request, as the guards and
+/// extractors see it: the one lookup they all go through
+/// ([`find_token_claims`], [`find_claims`]).
 pub(crate) enum Found<'a, T> {
     Claims(&'a T),
-    /// The layer ran in optional mode and the request had no token.
+    /// The innermost layer ran in optional mode and the request had no
+    /// token: no principal, whatever an outer layer admitted.
     Anonymous,
-    /// No `T`: no auth layer ran (or it inserts another claims type).
+    /// The innermost layer admitted claims of another type than the `T`
+    /// asked for (its `.claims::<C>()` is not the reader's type).
+    OtherType,
+    /// No auth layer ran.
     NoLayer,
 }
 
-/// The type-independent claims the innermost auth layer admitted: a
-/// `SharedClaims` next to typed claims, or those inside the
-/// `Claims<JsonClaims>` that a default layer inserts alone (one extension,
-/// not two; it also removes an outer layer's `SharedClaims`: see the
-/// layer's `admit`). Claims that no layer admitted (the application's own
+/// The type-independent claims of the innermost auth layer's decision.
+///
+/// This is the one rule for "who is the principal" (see the layer's
+/// `admit`, which keeps it true):
+/// - a `SharedClaims` (next to typed claims) is the innermost layer's: a
+///   layer that admits default claims or no one removes an outer one;
+/// - then the anonymous mark: a layer that admits someone removes an outer
+///   one, so a mark present is the innermost decision;
+/// - then the `Claims<JsonClaims>` that a default layer inserts alone (one
+///   extension, not two), if a layer admitted it.
+///
+/// Claims that no layer admitted (the application's own
 /// `Verifier::verify`) never count.
 pub(crate) fn find_token_claims(ext: &http::Extensions) -> Found<'_, TokenClaims> {
     if let Some(shared) = ext.get::<SharedClaims>() {
         return Found::Claims(shared);
     }
-    if let Some(claims) = ext.get::<Claims<JsonClaims>>()
-        && claims.inner.admitted
-    {
-        return Found::Claims(claims.token());
-    }
     if ext.get::<Anonymous>().is_some() {
-        Found::Anonymous
-    } else {
-        Found::NoLayer
+        return Found::Anonymous;
+    }
+    match ext.get::<Claims<JsonClaims>>() {
+        Some(claims) if claims.inner.admitted => Found::Claims(claims.token()),
+        _ => Found::NoLayer,
     }
 }
 
-pub(crate) fn find<T: Send + Sync + 'static>(ext: &http::Extensions) -> Found<'_, T> {
-    match ext.get::<T>() {
-        Some(t) => Found::Claims(t),
-        None if ext.get::<Anonymous>().is_some() => Found::Anonymous,
-        None => Found::NoLayer,
+/// The innermost layer's claims as `Claims<C>`: found through
+/// [`find_token_claims`], and only if the `Claims<C>` in the request is
+/// the one that layer admitted (the same claims, not an outer layer's or
+/// the application's).
+pub(crate) fn find_claims<C: Send + Sync + 'static>(ext: &http::Extensions) -> Found<'_, Claims<C>> {
+    match find_token_claims(ext) {
+        Found::Claims(token) => match ext.get::<Claims<C>>() {
+            Some(claims) if std::ptr::eq(claims.token(), token) => Found::Claims(claims),
+            _ => Found::OtherType,
+        },
+        Found::Anonymous => Found::Anonymous,
+        Found::OtherType => Found::OtherType,
+        Found::NoLayer => Found::NoLayer,
+    }
+}
+
+/// The claims a handler extracts (axum's `Claims<C>`, tonic's
+/// `GrpcClaims`): the innermost layer's ([`find_claims`]); with no auth
+/// layer at all, claims the application inserted itself (its own
+/// middleware, tests).
+#[cfg(any(feature = "axum", feature = "tonic"))]
+pub(crate) fn find_for_handler<C: Send + Sync + 'static>(
+    ext: &http::Extensions,
+) -> Found<'_, Claims<C>> {
+    match find_claims(ext) {
+        Found::NoLayer => ext.get::<Claims<C>>().map_or(Found::NoLayer, Found::Claims),
+        found => found,
     }
 }
 

@@ -13,7 +13,7 @@
 use tonic::{Code, Status};
 
 use crate::claims::{Claims, JsonClaims};
-use crate::claims::{Found, find};
+use crate::claims::{Found, find_for_handler};
 use crate::error::AuthError;
 
 /// Reads the verified claims from a [`tonic::Request`] in a gRPC handler.
@@ -51,10 +51,10 @@ pub trait GrpcClaims {
 
 impl<T> GrpcClaims for tonic::Request<T> {
     fn optional_claims_as<C: Send + Sync + 'static>(&self) -> Result<Option<Claims<C>>, Status> {
-        match find::<Claims<C>>(self.extensions()) {
+        match find_for_handler::<C>(self.extensions()) {
             Found::Claims(claims) => Ok(Some(claims.clone())),
             Found::Anonymous => Ok(None),
-            Found::NoLayer => {
+            Found::NoLayer | Found::OtherType => {
                 tracing::error!(
                     claims_type = std::any::type_name::<C>(),
                     "no claims in the request: add JwtAuthLayer with Server::builder().layer(..) \

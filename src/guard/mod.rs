@@ -9,7 +9,7 @@ use http::Extensions;
 use serde_json::Value;
 use tower_layer::Layer;
 
-use crate::claims::{ClaimSource, Claims, Found, JsonClaims, TokenClaims, find, find_token_claims};
+use crate::claims::{ClaimSource, Claims, Found, JsonClaims, TokenClaims, find_claims, find_token_claims};
 use crate::error::AuthError;
 use crate::reject::DefaultRejection;
 
@@ -72,15 +72,24 @@ const NO_LAYER: &str = "a guard found no verified claims and no sign of JwtAuthL
     JwtAuthLayer outside the guard (in axum, call .route_layer(guard) before \
     .route_layer(auth), or put the guard on the routes and the auth layer on the router)";
 
-const WRONG_TYPE: &str = "RequireClaims::<C> found no Claims<C> of its type: make its claims \
-    type the one given to JwtAuthLayer::claims::<C>()";
+const WRONG_TYPE: &str = "RequireClaims::<C> found no Claims<C> of its type from the innermost \
+    auth layer: make its claims type the one given to that layer's JwtAuthLayer::claims::<C>()";
 
-fn token_claims(ext: &Extensions) -> Result<&TokenClaims, Verdict> {
-    match find_token_claims(ext) {
+/// The claims a guard judges: the innermost auth layer's, found by the
+/// one lookup every guard goes through ([`find_claims`]); what a guard
+/// answers when there are none.
+fn admitted<T>(found: Found<'_, T>) -> Result<&T, Verdict> {
+    match found {
         Found::Claims(t) => Ok(t),
         Found::Anonymous => Err(Verdict::Deny(AuthError::MissingToken)),
+        Found::OtherType => Err(Verdict::NotWired(WRONG_TYPE)),
         Found::NoLayer => Err(Verdict::NotWired(NO_LAYER)),
     }
+}
+
+/// The type-independent claims a guard judges (see [`admitted`]).
+fn token_claims(ext: &Extensions) -> Result<&TokenClaims, Verdict> {
+    admitted(find_token_claims(ext))
 }
 
 /// Request paths a guard is limited to (`None`: every path).
@@ -460,17 +469,11 @@ where
             inner,
             self.rejection.clone(),
             self.paths.clone(),
-            Arc::new(move |ext| match find::<Claims<C>>(ext) {
-                Found::Claims(claims) => this
+            Arc::new(move |ext| match admitted(find_claims::<C>(ext)) {
+                Ok(claims) => this
                     .check(claims)
                     .map_or_else(Verdict::Deny, |()| Verdict::Allow),
-                Found::Anonymous => Verdict::Deny(AuthError::MissingToken),
-                // Verified claims of another type: the layer's claims type
-                // is not the predicate's.
-                Found::NoLayer if matches!(find_token_claims(ext), Found::Claims(_)) => {
-                    Verdict::NotWired(WRONG_TYPE)
-                }
-                Found::NoLayer => Verdict::NotWired(NO_LAYER),
+                Err(v) => v,
             }),
         )
     }

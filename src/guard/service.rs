@@ -13,7 +13,23 @@ use super::{Check, Paths, Verdict};
 use crate::reject::{DefaultRejection, GrpcCall, OnRejection, Refusal};
 
 /// The service made by the guard layers ([`RequireRole`](crate::RequireRole),
-/// [`RequireScope`](crate::RequireScope), [`RequireClaims`](crate::RequireClaims)).
+/// [`RequireScope`](crate::RequireScope), [`RequireClaims`](crate::RequireClaims),
+/// [`RequireStepUp`](crate::RequireStepUp)).
+///
+/// **Whose claims a guard judges.** Every guard judges the decision of the
+/// *innermost* auth layer around it (the last one a request went through,
+/// the one whose claims the handler extracts), and nothing else:
+/// - claims that layer admitted are judged;
+/// - if that layer is optional and the request had no token for it, there
+///   is no principal: 401, even when an outer layer admitted a token;
+/// - claims the application inserted itself (`Verifier::verify` in its own
+///   middleware) are not a layer's decision: 500, as with no layer;
+/// - [`RequireClaims::<C>`](crate::RequireClaims) needs that layer's claims
+///   type to be `C`; another type (say an outer layer's) is a wiring bug:
+///   500, never a pass on another principal's claims.
+///
+/// Handlers' extractors (`Claims<C>`, `Option<Claims<C>>`, `GrpcClaims`)
+/// follow the same rule.
 ///
 /// A guard reads the claims that [`JwtAuthLayer`](crate::JwtAuthLayer) put
 /// into the request extensions, so it must run inside that layer (added

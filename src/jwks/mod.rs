@@ -11,8 +11,8 @@
 //!   [`min_refetch_interval`](JwksCacheBuilder::min_refetch_interval) apart
 //!   (default 1 s), whatever causes them: an unknown `kid`, a cold cache,
 //!   expired keys or the background refresh ([`JwksCache::prefetch`] excepted);
-//! - a request that needs a fetch (an unknown `kid`, no keys yet, expired
-//!   keys) waits for the next one, at most the fetch
+//! - a request that needs a fetch (an unknown `kid`, no keys yet or none
+//!   since a start-up outage, expired keys) waits for the next one, at most the fetch
 //!   [`timeout`](JwksCacheBuilder::timeout); dropping the request (a client
 //!   gone, a deadline) only stops its wait;
 //! - a `kid` the last key set lacked is answered at once until the next
@@ -398,15 +398,26 @@ impl JwksCache {
                     }
                     _ => {}
                 }
-                if state.failures > 0 {
-                    // The provider failed at the last fetch: answer now; the
-                    // next fetch starts as soon as the rate limit allows.
+                if state.failures > 0 && snapshot.is_some() {
+                    // Usable keys without this `kid` while the provider
+                    // fails: answer now (a flood of unknown kids makes no
+                    // request wait); the next fetch starts as soon as the
+                    // rate limit allows.
                     let _ = shared.schedule(&mut state, None, false);
                     return shared.answer(snapshot, &state);
                 }
+                // No usable key set at all (even after failed fetches: the
+                // provider may be back), or a new `kid`: wait for the fetch
+                // in flight or one the rate limit lets start before the
+                // deadline.
                 match shared.schedule(&mut state, deadline, false) {
                     Some(done) => done,
-                    None => return shared.answer(snapshot, &state),
+                    None => {
+                        if state.failures > 0 {
+                            let _ = shared.schedule(&mut state, None, false);
+                        }
+                        return shared.answer(snapshot, &state);
+                    }
                 }
             };
             let finished = match deadline {

@@ -427,21 +427,27 @@ impl<S, C, R> JwtAuth<S, C, R> {
 
 /// Puts what the layer decided into the request: the verified claims (and
 /// their type-independent view, for guards), or the anonymous marker.
+///
+/// The innermost layer's decision is the one that counts
+/// (`claims::find_token_claims` reads it): whatever this layer decides
+/// replaces an outer layer's type-independent view or anonymous mark.
 fn admit<C: Send + Sync + 'static, B>(req: &mut Request<B>, claims: Option<Claims<C>>) {
+    let ext = req.extensions_mut();
     match claims {
         Some(claims) => {
-            // Guards read the type-independent view of the innermost
-            // layer's claims: `Claims<JsonClaims>` (the default) is one
-            // already, and an outer layer's view must not outlive it.
+            ext.remove::<Anonymous>();
+            // `Claims<JsonClaims>` (the default) is its own
+            // type-independent view; an outer layer's must not outlive it.
             if Claims::<C>::is_json_claims() {
-                req.extensions_mut().remove::<SharedClaims>();
+                ext.remove::<SharedClaims>();
             } else {
-                req.extensions_mut().insert(claims.shared());
+                ext.insert(claims.shared());
             }
-            req.extensions_mut().insert(claims);
+            ext.insert(claims);
         }
         None => {
-            req.extensions_mut().insert(Anonymous);
+            ext.remove::<SharedClaims>();
+            ext.insert(Anonymous);
         }
     }
 }
