@@ -427,7 +427,9 @@ pub(crate) fn find_token_claims(ext: &http::Extensions) -> Found<'_, TokenClaims
 /// [`find_token_claims`], and only if the `Claims<C>` in the request is
 /// the one that layer admitted (the same claims, not an outer layer's or
 /// the application's).
-pub(crate) fn find_claims<C: Send + Sync + 'static>(ext: &http::Extensions) -> Found<'_, Claims<C>> {
+pub(crate) fn find_claims<C: Send + Sync + 'static>(
+    ext: &http::Extensions,
+) -> Found<'_, Claims<C>> {
     match find_token_claims(ext) {
         Found::Claims(token) => match ext.get::<Claims<C>>() {
             Some(claims) if std::ptr::eq(claims.token(), token) => Found::Claims(claims),
@@ -473,6 +475,8 @@ pub struct RegisteredClaims {
     exp: Option<i64>,
     nbf: Option<i64>,
     iat: Option<i64>,
+    /// Whether the payload has a `cnf` member (a sender-constrained token).
+    cnf: bool,
 }
 
 /// Where a string lies in [`RegisteredClaims::text`].
@@ -522,6 +526,11 @@ impl RegisteredClaims {
     /// Issued-at time.
     pub fn iat(&self) -> Option<i64> {
         self.iat
+    }
+    /// Whether the payload has a `cnf` member: the token says it is bound
+    /// to a key (RFC 7800), which the layer's binding step must verify.
+    pub(crate) fn bound(&self) -> bool {
+        self.cnf
     }
     /// The token's unique identifier.
     pub fn jti(&self) -> Option<&str> {
@@ -600,6 +609,9 @@ pub(crate) struct RawClaims<'a> {
     pub(crate) nbf: Option<NumericDate>,
     pub(crate) iat: Option<NumericDate>,
     pub(crate) jti: Option<Text<'a>>,
+    /// Whether the payload has a `cnf` member (RFC 7800): the token claims
+    /// to be bound to a key (see the layer's sender-binding step).
+    pub(crate) cnf: bool,
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for RawClaims<'a> {
@@ -625,7 +637,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawClaims<'a> {
                         "nbf" => 4,
                         "iat" => 5,
                         "jti" => 6,
-                        _ => {
+                        other => {
+                            raw.cnf |= other == "cnf";
                             map.next_value::<StrictAny>()?;
                             continue;
                         }
@@ -767,6 +780,7 @@ impl RawClaims<'_> {
             exp: self.exp.map(NumericDate::seconds),
             nbf: self.nbf.map(NumericDate::seconds),
             iat: self.iat.map(NumericDate::seconds),
+            cnf: self.cnf,
         }
     }
 }
@@ -782,6 +796,7 @@ pub(crate) struct Layout {
     exp: Option<i64>,
     nbf: Option<i64>,
     iat: Option<i64>,
+    cnf: bool,
 }
 
 impl Layout {
@@ -802,6 +817,7 @@ impl Layout {
             exp: self.exp,
             nbf: self.nbf,
             iat: self.iat,
+            cnf: self.cnf,
         }
     }
 }

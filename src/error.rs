@@ -166,6 +166,12 @@ pub enum AuthError {
     /// A DPoP-bound token (`cnf.jkt`) was sent with the `Bearer` scheme: a
     /// downgrade, refused.
     DpopBoundBearer,
+    /// The token is bound to a key (`cnf`, RFC 7800) by a method this layer
+    /// does not verify (named here: `x5t#S256`, `jkt` without a DPoP
+    /// policy, ...): accepting it would make a sender-constrained token a
+    /// bearer token (RFC 8705 §3, RFC 9449 §7.1). See
+    /// [`JwtAuthLayer::accept_unverified_binding`](crate::JwtAuthLayer::accept_unverified_binding).
+    UnverifiedBinding(&'static str),
     /// The layer accepts only DPoP-bound tokens and the request sent a
     /// `Bearer` one.
     DpopRequired,
@@ -496,6 +502,12 @@ impl AuthError {
                 "a DPoP-bound access token must be sent with the DPoP scheme",
                 "dpop_downgrade",
             ),
+            AuthError::UnverifiedBinding(_) => meta(
+                Unauth,
+                INVALID_TOKEN,
+                "the access token is bound to a key by a method this resource server does not verify",
+                "unverified_binding",
+            ),
             AuthError::DpopRequired => meta(
                 Unauth,
                 INVALID_TOKEN,
@@ -645,6 +657,11 @@ impl fmt::Display for AuthError {
             AuthError::DpopBoundBearer => f.write_str(
                 "a DPoP-bound token (cnf.jkt) was sent as a Bearer token; send it with \
                  `Authorization: DPoP` and a proof",
+            ),
+            AuthError::UnverifiedBinding(method) => write!(
+                f,
+                "the token is bound to a key (cnf: {method}) by a method this layer does not \
+                 verify; refused rather than accepted as a bearer token"
             ),
             AuthError::DpopRequired => f.write_str(
                 "this layer accepts only DPoP (DpopPolicy::required); the request used Bearer",
@@ -803,6 +820,7 @@ mod tests {
             AuthError::UseDpopNonce("n".into()),
             AuthError::DpopKeyMismatch,
             AuthError::DpopBoundBearer,
+            AuthError::UnverifiedBinding("x5t#S256"),
             AuthError::DpopRequired,
             AuthError::ReplayUnavailable("down".into()),
             AuthError::InsufficientUserAuthentication {

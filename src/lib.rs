@@ -12,6 +12,7 @@ mod macros;
 
 mod algorithm;
 mod b64;
+mod bind;
 #[cfg(feature = "cache")]
 mod cache;
 mod claims;

@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use tower_jwt_auth::{
-    Algorithm, AuthError, ClaimSource, Claims, JsonClaims, JwtAuthLayer, RequireClaims, RequireRole,
-    RequireScope, Verifier,
+    Algorithm, AuthError, ClaimSource, Claims, JsonClaims, JwtAuthLayer, RequireClaims,
+    RequireRole, RequireScope, Verifier,
 };
 
 const ALG: Algorithm = Algorithm::ES256;
@@ -515,7 +515,11 @@ fn refusal(what: &str) -> StatusCode {
 }
 
 /// [`send_both`], with the challenge.
-async fn send_pair(app: &Router, cookie: Option<&str>, bearer: Option<&str>) -> (StatusCode, String) {
+async fn send_pair(
+    app: &Router,
+    cookie: Option<&str>,
+    bearer: Option<&str>,
+) -> (StatusCode, String) {
     let mut req = Request::builder().uri("/");
     if let Some(c) = cookie {
         req = req.header(http::header::COOKIE, format!("session={c}"));
@@ -523,7 +527,11 @@ async fn send_pair(app: &Router, cookie: Option<&str>, bearer: Option<&str>) -> 
     if let Some(t) = bearer {
         req = req.header(AUTHORIZATION, format!("Bearer {t}"));
     }
-    let res = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let challenge = res
         .headers()
         .get(WWW_AUTHENTICATE)
@@ -602,7 +610,11 @@ async fn every_guard_judges_the_innermost_layers_claims() {
             let s = send_both(&app, Some(&admin), Some(&user)).await;
             assert_eq!(s, refusal(what), "{what}, {outer}: outer admin, inner user");
             let s = send_both(&app, Some(&user), Some(&admin)).await;
-            assert_eq!(s, StatusCode::OK, "{what}, {outer}: outer user, inner admin");
+            assert_eq!(
+                s,
+                StatusCode::OK,
+                "{what}, {outer}: outer user, inner admin"
+            );
         }
     });
     // The inner layer is typed; RequireClaims then judges that type.
@@ -690,7 +702,10 @@ async fn an_anonymous_inner_layer_means_no_principal() {
             // request with no token at all.
             let (s, challenge) = send_pair(&app, Some(&admin), None).await;
             assert_eq!(s, StatusCode::UNAUTHORIZED, "{what}, {outer}");
-            assert!(!challenge.contains("error="), "{what}, {outer}: {challenge}");
+            assert!(
+                !challenge.contains("error="),
+                "{what}, {outer}: {challenge}"
+            );
         }
     });
     let app: Router = Router::new()

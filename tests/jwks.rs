@@ -11,7 +11,8 @@ use http::{Request, Response, StatusCode};
 use serde_json::json;
 use tower::{ServiceExt, service_fn};
 use tower_jwt_auth::{
-    Algorithm, Claims, DEFAULT_TIMEOUT, Issuer, IssuerFailure, JwksCache, JwksCacheBuilder, JwtAuthLayer, Verifier,
+    Algorithm, Claims, DEFAULT_TIMEOUT, Issuer, IssuerFailure, JwksCache, JwksCacheBuilder,
+    JwtAuthLayer, Verifier,
 };
 use tower_layer::Layer;
 
@@ -967,13 +968,19 @@ async fn a_request_with_no_key_set_waits_for_the_fetch_it_starts() {
     let token = issuer.token("alice", AUD);
     // Three failed fetches: the background retry now waits 4 s.
     while issuer.jwks_requests() < 3 {
-        assert_eq!(call(&l, &token).await.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            call(&l, &token).await.status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         tokio::time::sleep(Duration::from_millis(120)).await;
     }
     issuer.set_failure(IssuerFailure::None);
     tokio::time::sleep(Duration::from_millis(150)).await;
     let a = call(&l, &token).await;
-    println!("first request after recovery: {} in {:?}", a.status, a.elapsed);
+    println!(
+        "first request after recovery: {} in {:?}",
+        a.status, a.elapsed
+    );
     assert_eq!(a.status, StatusCode::OK);
     assert!(a.elapsed < DEFAULT_TIMEOUT, "{:?}", a.elapsed);
 }

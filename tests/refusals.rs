@@ -595,3 +595,82 @@ async fn multi_issuer_cache_hits_inside_the_leeway() {
 fn unix(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
+
+/// Issue 26, suspicion 8 (RFC 9449 §7.1, RFC 8705 §3): a token bound to a
+/// key (`cnf`) is refused unless the layer verifies that binding: without
+/// a DPoP policy a `cnf.jkt` token sent as `Bearer` is a stolen bearer
+/// token, and nothing here verifies `x5t#S256` (mTLS), `jwk`, `jku` or
+/// `kid` bindings. Through the token cache too, and with `cnf` spelled
+/// with an escape. `accept_unverified_binding` is the named opt-out.
+#[tokio::test]
+async fn a_token_bound_by_a_method_the_layer_does_not_verify_is_refused() {
+    let app = |layer: JwtAuthLayer| -> Router {
+        Router::new()
+            .route("/r", get(|| async { "in" }))
+            .route_layer(layer)
+    };
+    let plain = app(auth());
+    let cached = app(auth().cache(TokenCache::new()));
+    let opted_out = app(auth().accept_unverified_binding());
+    let thumb = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+    let bound = [
+        ("cnf.jkt", token_with(json!({"cnf": {"jkt": thumb}}))),
+        (
+            "cnf.x5t#S256",
+            token_with(json!({"cnf": {"x5t#S256": thumb}})),
+        ),
+        (
+            "cnf.jwk",
+            token_with(json!({"cnf": {"jwk": {"kty": "OKP", "crv": "Ed25519", "x": thumb}}})),
+        ),
+        ("cnf.kid", token_with(json!({"cnf": {"kid": "k1"}}))),
+        (
+            "cnf.jku",
+            token_with(json!({"cnf": {"jku": "https://a.example/jwks"}})),
+        ),
+        (
+            "escaped cnf",
+            token_raw(
+                ALG,
+                r#"{"alg":"ES256","typ":"JWT","kid":"k1"}"#,
+                &json_with_escaped_cnf(thumb),
+            ),
+        ),
+    ];
+    for (what, t) in &bound {
+        for (app_name, app) in [("plain", &plain), ("cached", &cached), ("cached", &cached)] {
+            let a = send(app, get_req(Some(t))).await;
+            assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{what}, {app_name}");
+            assert!(
+                a.challenge.contains("invalid_token"),
+                "{what}: {}",
+                a.challenge
+            );
+            assert_ne!(a.body, "in");
+        }
+        let a = send(&opted_out, get_req(Some(t))).await;
+        assert_eq!(a.status, StatusCode::OK, "{what}, opted out");
+    }
+    // Unbound tokens are unaffected; an empty `cnf` names no method.
+    for t in [token_with(json!({})), token_with(json!({"cnf": {}}))] {
+        assert_eq!(send(&plain, get_req(Some(&t))).await.status, StatusCode::OK);
+        assert_eq!(
+            send(&cached, get_req(Some(&t))).await.status,
+            StatusCode::OK
+        );
+    }
+    // A `cnf` that is not an object is malformed.
+    let odd = token_with(json!({"cnf": "x"}));
+    assert_eq!(
+        send(&plain, get_req(Some(&odd))).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+/// The valid claims with `"c\u006ef": {"x5t#S256": thumb}`: `cnf` spelled
+/// with a JSON escape, the same member once decoded.
+fn json_with_escaped_cnf(thumb: &str) -> String {
+    let mut c = serde_json::to_string(&claims()).unwrap();
+    c.pop();
+    format!(r#"{c},"c\u006ef":{{"x5t#S256":"{thumb}"}}}}"#)
+}

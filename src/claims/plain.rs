@@ -49,6 +49,10 @@ pub(super) fn read(payload: &str) -> Option<RawClaims<'_>> {
         b"exp" => once(&mut raw.exp, s.date()?),
         b"nbf" => once(&mut raw.nbf, s.date()?),
         b"iat" => once(&mut raw.iat, s.date()?),
+        b"cnf" => {
+            raw.cnf = true;
+            s.value(1)
+        }
         _ => s.value(1),
     })?;
     s.ws();
@@ -288,7 +292,7 @@ fn describe(r: &RawClaims<'_>) -> String {
         Audience::Many(l) => l.iter().map(|a| format!("[{a}]")).collect(),
     });
     format!(
-        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}",
         r.iss.as_deref(),
         r.sub.as_deref(),
         r.jti.as_deref(),
@@ -296,6 +300,7 @@ fn describe(r: &RawClaims<'_>) -> String {
         r.exp.map(|d| d.0.to_bits()),
         r.nbf.map(|d| d.0.to_bits()),
         r.iat.map(|d| d.0.to_bits()),
+        r.cnf,
     )
 }
 

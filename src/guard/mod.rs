@@ -9,7 +9,9 @@ use http::Extensions;
 use serde_json::Value;
 use tower_layer::Layer;
 
-use crate::claims::{ClaimSource, Claims, Found, JsonClaims, TokenClaims, find_claims, find_token_claims};
+use crate::claims::{
+    ClaimSource, Claims, Found, JsonClaims, TokenClaims, find_claims, find_token_claims,
+};
 use crate::error::AuthError;
 use crate::reject::DefaultRejection;
 

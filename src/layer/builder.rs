@@ -78,6 +78,9 @@ pub(super) struct Settings {
     pub(super) dpop: Option<crate::dpop::DpopPolicy>,
     /// What challenges carry beyond `Bearer` (DPoP, `resource_metadata`).
     pub(super) extras: Option<Arc<Extras>>,
+    /// Tokens bound by a method the layer does not verify pass anyway
+    /// (see `crate::bind`).
+    pub(super) unverified_binding: bool,
 }
 
 impl Clone for Settings {
@@ -95,6 +98,7 @@ impl Clone for Settings {
             #[cfg(feature = "dpop")]
             dpop: self.dpop.clone(),
             extras: self.extras.clone(),
+            unverified_binding: self.unverified_binding,
         }
     }
 }
@@ -180,6 +184,7 @@ impl JwtAuthLayer {
                 #[cfg(feature = "dpop")]
                 dpop: None,
                 extras: None,
+                unverified_binding: false,
             }),
             rejection: DefaultRejection::default(),
             #[cfg(feature = "cache")]
@@ -345,6 +350,28 @@ impl<C, R> JwtAuthLayer<C, R> {
             e.dpop_algs = (mode != DpopMode::BearerOnly).then(|| algs.into());
             e.no_bearer = mode == DpopMode::Required;
         })
+    }
+
+    /// Accepts tokens bound to a key (`cnf`, RFC 7800) by a method this
+    /// layer does not verify, as if they were bearer tokens: `cnf.x5t#S256`
+    /// (mTLS, RFC 8705), `cnf.jkt` without a [`dpop`](Self::dpop) policy,
+    /// `cnf.jwk` and the others. By default such a token is refused (401
+    /// `invalid_token`, [`AuthError::UnverifiedBinding`](crate::AuthError::UnverifiedBinding)),
+    /// since whoever stole it could otherwise use it.
+    ///
+    /// Only for a deployment that verifies the binding before the request
+    /// reaches this layer (a gateway that checks the client certificate
+    /// against `cnf.x5t#S256`, say).
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
+    /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
+    /// // The mTLS-terminating gateway in front checks x5t#S256.
+    /// let layer = JwtAuthLayer::new(verifier).accept_unverified_binding();
+    /// # let _ = layer;
+    /// ```
+    pub fn accept_unverified_binding(self) -> Self {
+        self.edit(|s| s.unverified_binding = true)
     }
 
     /// Points every 401 answer to this resource's metadata document (RFC

@@ -173,6 +173,9 @@ where
         dpop: bool,
         claims: Claims<C>,
     ) -> Step<'r, C> {
+        if let Err(e) = self.sender_binding(&claims) {
+            return Step::Done(Err(e));
+        }
         #[cfg(feature = "dpop")]
         let replay =
             match self.binding(req.method(), req.uri(), req.headers(), token, dpop, &claims) {
@@ -190,6 +193,25 @@ where
             NoReplay
         };
         self.revocation_now(claims, replay)
+    }
+
+    /// Whether the token's binding (`cnf`) names only methods this layer
+    /// verifies: the one rule (`crate::bind`), for every path.
+    fn sender_binding(&self, claims: &Claims<C>) -> Result<(), AuthError> {
+        let s = &*self.settings;
+        if s.unverified_binding {
+            return Ok(());
+        }
+        #[cfg(feature = "dpop")]
+        let dpop = s.dpop.is_some();
+        #[cfg(not(feature = "dpop"))]
+        let dpop = false;
+        let token = claims.token();
+        crate::bind::check(
+            token.registered().bound(),
+            token.json(),
+            crate::bind::Verifies { dpop },
+        )
     }
 
     /// The DPoP checks of a verified token, up to the replay store.
@@ -230,6 +252,7 @@ where
         let verified = s.verifier.verify_later(&token).await?;
         let claims = self.keep(&token, verified)?;
         // 4. Binding checks.
+        self.sender_binding(&claims)?;
         #[cfg(feature = "dpop")]
         if let Some((method, uri, headers)) = &presented.parts
             && let Some(pending) = self.binding(method, uri, headers, &token, dpop, &claims)?
