@@ -47,6 +47,8 @@ use crate::verify::{TokenVerifier, Verified};
 pub struct TokenCache {
     max_entries: u64,
     max_bytes: u64,
+    /// Test hook: every token hashes the same (see `same_hash_for_every_token`).
+    collide: bool,
 }
 
 impl Default for TokenCache {
@@ -61,7 +63,18 @@ impl TokenCache {
         TokenCache {
             max_entries: 100_000,
             max_bytes: 64 << 20,
+            collide: false,
         }
+    }
+
+    /// Test hook (feature `test-util`), not part of the API: every token
+    /// gets the same hash, so that a test can show that tokens are told
+    /// apart by their full text, never by their hash.
+    #[cfg(feature = "test-util")]
+    #[doc(hidden)]
+    pub fn same_hash_for_every_token(mut self) -> Self {
+        self.collide = true;
+        self
     }
 
     /// The most tokens kept (at least 1).
@@ -100,7 +113,7 @@ impl TokenCache {
                 // included) are not the client's to choose, so a fast
                 // seeded hash cannot be steered into collisions; keys are
                 // still compared in full.
-                foldhash::fast::RandomState::default(),
+                KeyHash::new(self.collide),
                 Default::default(),
             ),
             // Unreachable: both settings are clamped above zero.
@@ -108,7 +121,7 @@ impl TokenCache {
                 estimate,
                 self.max_bytes,
                 Weight { floor },
-                foldhash::fast::RandomState::default(),
+                KeyHash::new(self.collide),
                 Default::default(),
             ),
         };
@@ -118,6 +131,58 @@ impl TokenCache {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
+    }
+}
+
+/// The hash of a token: seeded `foldhash`; the same for every token under
+/// the `same_hash_for_every_token` test hook.
+#[derive(Clone)]
+struct KeyHash {
+    seeded: foldhash::fast::RandomState,
+    collide: bool,
+}
+
+impl KeyHash {
+    fn new(collide: bool) -> Self {
+        KeyHash {
+            seeded: foldhash::fast::RandomState::default(),
+            collide,
+        }
+    }
+}
+
+impl std::hash::BuildHasher for KeyHash {
+    type Hasher = KeyHasher;
+
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher {
+            inner: self.seeded.build_hasher(),
+            collide: self.collide,
+        }
+    }
+}
+
+/// See [`KeyHash`].
+struct KeyHasher {
+    inner: foldhash::fast::FoldHasher<'static>,
+    collide: bool,
+}
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.inner.write(bytes);
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.inner.write_u8(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.inner.write_usize(i);
+    }
+
+    fn finish(&self) -> u64 {
+        if self.collide { 0 } else { self.inner.finish() }
     }
 }
 
@@ -149,7 +214,7 @@ struct Entry<C> {
 /// looked up or evicted by newer ones.
 pub(crate) struct Store<C> {
     /// Entries behind an `Arc`: a hit clones a pointer, not the entry.
-    cache: quick_cache::sync::Cache<Arc<str>, Arc<Entry<C>>, Weight, foldhash::fast::RandomState>,
+    cache: quick_cache::sync::Cache<Arc<str>, Arc<Entry<C>>, Weight, KeyHash>,
     config: TokenCache,
     hits: AtomicU64,
     misses: AtomicU64,
