@@ -543,12 +543,26 @@ async fn path_scoped_guards_apply_to_every_spelling_of_their_path() {
     let bearer = format!("Authorization: Bearer {user}");
     let is_admin = |c: &Claims| c.payload()["roles"] == json!(["admin"]);
     let servers = [
-        ("RequireRole", scoped_server(RequireRole::any(["admin"]).paths(["/admin"])).await),
-        ("RequireScope", scoped_server(RequireScope::any(["admin"]).paths(["/admin"])).await),
-        ("RequireClaims", scoped_server(RequireClaims::new(is_admin).paths(["/admin"])).await),
+        (
+            "RequireRole",
+            scoped_server(RequireRole::any(["admin"]).paths(["/admin"]).unwrap()).await,
+        ),
+        (
+            "RequireScope",
+            scoped_server(RequireScope::any(["admin"]).paths(["/admin"]).unwrap()).await,
+        ),
+        (
+            "RequireClaims",
+            scoped_server(RequireClaims::new(is_admin).paths(["/admin"]).unwrap()).await,
+        ),
         (
             "RequireStepUp",
-            scoped_server(tower_jwt_auth::RequireStepUp::acr(["mfa"]).paths(["/admin"])).await,
+            scoped_server(
+                tower_jwt_auth::RequireStepUp::acr(["mfa"])
+                    .paths(["/admin"])
+                    .unwrap(),
+            )
+            .await,
         ),
     ];
     for (guard, addr) in servers {
@@ -560,9 +574,47 @@ async fn path_scoped_guards_apply_to_every_spelling_of_their_path() {
             );
         }
         // Outside its path the guard stays out of the way.
-        for (path, body) in [("/public", "public"), ("/public/x", "reached"), ("/administrator", "reached")] {
+        for (path, body) in [
+            ("/public", "public"),
+            ("/public/x", "reached"),
+            ("/administrator", "reached"),
+        ] {
             let a = raw_http::get(addr, path, &[&bearer]).await;
             assert_eq!((a.status, a.body.as_str()), (200, body), "{guard} {path}");
+        }
+    }
+}
+
+#[test]
+fn guard_paths_that_are_empty_relative_or_missing_are_refused_at_build_time() {
+    let unset = std::env::var("TOWER_JWT_AUTH_TEST_UNSET").unwrap_or_default();
+    let lists: [Vec<&str>; 6] = [
+        unset.split(',').collect(),
+        "/admin,".split(',').collect(),
+        vec!["admin"],
+        vec!["/x/../admin"],
+        vec!["/admin?x=1"],
+        // No path at all: a guard that would check nothing.
+        vec![],
+    ];
+    for paths in lists {
+        let errors = [
+            RequireRole::any(["admin"]).paths(paths.clone()).map(drop),
+            RequireScope::any(["admin"]).paths(paths.clone()).map(drop),
+            RequireClaims::new(|_: &Claims| true)
+                .paths(paths.clone())
+                .map(drop),
+            tower_jwt_auth::RequireStepUp::acr(["mfa"])
+                .paths(paths.clone())
+                .map(drop),
+        ];
+        for err in errors {
+            match err {
+                Err(tower_jwt_auth::BuildError::InvalidConfig(e)) => {
+                    assert_eq!(e.setting(), "paths", "{paths:?}");
+                }
+                other => panic!("{paths:?}: {other:?}"),
+            }
         }
     }
 }

@@ -103,7 +103,7 @@ async fn a_custom_source_finds_tokens_where_the_application_says() {
 
 #[tokio::test]
 async fn skipped_paths_need_no_token_and_match_whole_segments() {
-    let app = sub_app(auth().skip_paths(["/health"]));
+    let app = sub_app(auth().skip_paths(["/health"]).unwrap());
     assert_eq!(status(&app, Request::builder().uri("/health")).await, 200);
     assert_eq!(
         status(&app, Request::builder().uri("/health/live")).await,
@@ -150,8 +150,10 @@ const UNCLEAR_UNDER_HEALTH: [&str; 14] = [
 
 #[tokio::test]
 async fn a_skip_never_applies_to_dot_segments_empty_segments_or_encoded_separators() {
-    let addr =
-        raw_http::serve(behind_a_resolving_upstream(auth().skip_paths(["/health"]))).await;
+    let addr = raw_http::serve(behind_a_resolving_upstream(
+        auth().skip_paths(["/health"]).unwrap(),
+    ))
+    .await;
     for path in UNCLEAR_UNDER_HEALTH {
         let a = raw_http::get(addr, path, &[]).await;
         assert_eq!(a.status, 401, "{path} skipped authentication: {a:?}");
@@ -159,7 +161,13 @@ async fn a_skip_never_applies_to_dot_segments_empty_segments_or_encoded_separato
     }
     // The plain spellings are still skipped; a dot inside a segment (gRPC
     // methods, file names) is no dot-segment.
-    for path in ["/health", "/health/", "/health/live", "/health/v1.live", "/health?x=../a"] {
+    for path in [
+        "/health",
+        "/health/",
+        "/health/live",
+        "/health/v1.live",
+        "/health?x=../a",
+    ] {
         let a = raw_http::get(addr, path, &[]).await;
         assert_eq!(a.status, 200, "{path}: {a:?}");
     }
@@ -170,13 +178,51 @@ async fn a_skip_never_applies_to_dot_segments_empty_segments_or_encoded_separato
     assert_eq!((a.status, a.body.as_str()), (200, "reached"));
 }
 
+/// The setting and message of a build error.
+fn config_error(err: tower_jwt_auth::BuildError) -> (&'static str, String) {
+    let message = err.to_string();
+    match err {
+        tower_jwt_auth::BuildError::InvalidConfig(e) => (e.setting(), message),
+        other => panic!("not a configuration error: {other}"),
+    }
+}
+
+#[test]
+fn skip_entries_that_are_empty_or_relative_are_refused_at_build_time() {
+    // What `env::var("SKIP").unwrap_or_default().split(',')` gives for an
+    // unset variable, or a list with a trailing comma.
+    let unset = std::env::var("TOWER_JWT_AUTH_TEST_UNSET").unwrap_or_default();
+    for entries in [
+        unset.split(',').collect::<Vec<_>>(),
+        "/health,".split(',').collect(),
+        vec!["health"],
+        vec!["/health", " /metrics"],
+        vec!["/health/../admin"],
+        vec!["//health"],
+        vec!["/health%2Fadmin"],
+    ] {
+        let err = auth().skip_paths(entries.clone()).unwrap_err();
+        let (setting, message) = config_error(err);
+        assert_eq!(setting, "skip_paths", "{entries:?}");
+        assert!(message.contains("the path"), "{message}");
+    }
+    // No entries at all skip nothing, and are fine.
+    assert!(auth().skip_paths(Vec::<String>::new()).is_ok());
+}
+
 #[tokio::test]
 async fn grpc_method_paths_are_skipped_by_service_and_by_method() {
     let addr = raw_http::serve(behind_a_resolving_upstream(
-        auth().skip_paths(["/grpc.health.v1.Health", "/pkg.v1.Svc/Ping"]),
+        auth()
+            .skip_paths(["/grpc.health.v1.Health", "/pkg.v1.Svc/Ping"])
+            .unwrap(),
     ))
     .await;
-    for path in ["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch", "/pkg.v1.Svc/Ping"] {
+    for path in [
+        "/grpc.health.v1.Health/Check",
+        "/grpc.health.v1.Health/Watch",
+        "/pkg.v1.Svc/Ping",
+    ] {
         assert_eq!(raw_http::get(addr, path, &[]).await.status, 200, "{path}");
     }
     for path in [
@@ -236,6 +282,31 @@ async fn a_custom_source_is_ambient_by_default_so_cross_site_posts_are_refused()
     assert_eq!(a.status, 200, "{a:?}");
     let origin = format!("Origin: http://{addr}");
     assert_eq!(post(addr, &[&cookie, &origin]).await.status, 200);
+}
+
+/// The same reader, declared not ambient (say the header is set by the
+/// application's own client only).
+struct DeclaredNotAmbient;
+
+impl FindToken for DeclaredNotAmbient {
+    fn find<'r>(&self, uri: &'r Uri, headers: &'r HeaderMap) -> Result<Option<&'r str>, AuthError> {
+        SessionCookie.find(uri, headers)
+    }
+
+    fn ambient(&self) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn a_custom_source_declared_not_ambient_is_not_csrf_checked() {
+    let t = token(Algorithm::ES256, &claims());
+    let cookie = format!("Cookie: sid={t}");
+    let addr = post_server(auth().sources([TokenSource::custom(DeclaredNotAmbient)])).await;
+    for signal in ["Sec-Fetch-Site: cross-site", "Origin: https://evil.example"] {
+        let a = post(addr, &[&cookie, signal]).await;
+        assert_eq!((a.status, a.body.as_str()), (200, "user-1"), "{signal}");
+    }
 }
 
 #[tokio::test]

@@ -31,7 +31,8 @@ pub struct Answer {
 /// order, repeats kept) and an empty body; reads the answer until the
 /// server closes the connection.
 pub async fn send(addr: SocketAddr, method: &str, target: &str, headers: &[&str]) -> Answer {
-    let mut request = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut request =
+        format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for h in headers {
         request.push_str(h);
         request.push_str("\r\n");
