@@ -522,7 +522,7 @@ where
 
 /// Spellings of `/admin` for someone who resolves dot-segments, merges
 /// empty segments or decodes `%2e`, `%2f`, `%5c`.
-const SPELLINGS_OF_ADMIN: [&str; 12] = [
+const SPELLINGS_OF_ADMIN: [&str; 13] = [
     "/admin",
     "/admin/x",
     "//admin",
@@ -535,6 +535,7 @@ const SPELLINGS_OF_ADMIN: [&str; 12] = [
     "/public/..%5Cadmin",
     "/public\\..\\admin",
     "/public/..;/admin",
+    "/admin;jsessionid=x",
 ];
 
 #[tokio::test]

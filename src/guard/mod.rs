@@ -166,7 +166,7 @@ impl<R> RequireRole<R> {
     /// its methods.
     ///
     /// Matching is on the normalised path: a request path that is not in
-    /// normal form (a `.`, `..` or empty segment, `\`, or `%2e`, `%2f`,
+    /// normal form (a `.`, `..` or empty segment, `\`, `;`, or `%2e`, `%2f`,
     /// `%5c` in any case) is checked by the guard whatever it starts with,
     /// since a proxy in front may read `//admin` or `/x/../admin` as
     /// `/admin`.

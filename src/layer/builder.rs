@@ -286,8 +286,10 @@ impl<C, R> JwtAuthLayer<C, R> {
         self.edit(|s| s.grpc = GrpcMode::Grpc)
     }
 
-    /// Sets the cross-site request checks for tokens read from cookies
-    /// (default: [`CsrfPolicy::new`], on). Tokens from headers are never
+    /// Sets the cross-site request checks for tokens read from cookies and
+    /// other ambient sources (custom ones unless
+    /// [`FindToken::ambient`](crate::FindToken::ambient) says otherwise;
+    /// default: [`CsrfPolicy::new`], on). Tokens from headers are never
     /// checked. See [`CsrfPolicy`].
     pub fn csrf(self, policy: CsrfPolicy) -> Self {
         self.edit(|s| s.csrf = policy)
@@ -300,7 +302,7 @@ impl<C, R> JwtAuthLayer<C, R> {
     /// `/healthz`.
     ///
     /// Matching is on the normalised path: a request path that is not in
-    /// normal form (a `.`, `..` or empty segment, `\`, or `%2e`, `%2f`,
+    /// normal form (a `.`, `..` or empty segment, `\`, `;`, or `%2e`, `%2f`,
     /// `%5c` in any case) is never skipped, whatever it starts with, since
     /// a proxy in front may read `/health/../admin` as `/admin`; it is
     /// authenticated like any other request.
