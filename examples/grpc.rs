@@ -95,7 +95,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     Server::builder()
         // Added first, runs first: authentication, then authorization.
         .layer(JwtAuthLayer::new(verifier))
-        .layer(RequireRole::any(["admin"]).paths(["/demo.v1.Greeter/Shutdown"]))
+        .layer(RequireRole::any(["admin"]).paths(["/demo.v1.Greeter/Shutdown"])?)
         .add_service(GreeterServer::new(Demo))
         .serve_with_incoming(TcpIncoming::from(listener))
         .await?;

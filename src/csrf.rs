@@ -1,27 +1,34 @@
-//! [`CsrfPolicy`]: cross-site request checks for tokens that come from cookies.
+//! [`CsrfPolicy`]: cross-site request checks for tokens that come from
+//! cookies or other ambient sources.
 
 use std::fmt;
 use std::sync::Arc;
 
 use http::header::{HOST, ORIGIN};
-use http::{HeaderMap, HeaderName, Method};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::error::AuthError;
 use crate::extract::cookie;
 
 /// Refuses cross-site state-changing requests whose token came from a
-/// cookie (cross-site request forgery).
+/// cookie, or another ambient source (cross-site request forgery).
 ///
 /// A browser attaches cookies to requests that other sites make it send,
 /// so a token read from a cookie proves only that the browser holds it,
-/// not that your page sent the request. A token in the `Authorization`
-/// header cannot ride along like that and is never checked here; neither
-/// are safe methods (`GET`, `HEAD`, `OPTIONS`).
+/// not that your page sent the request. The checks apply to tokens from
+/// [`TokenSource::Cookie`](crate::TokenSource::Cookie) and from custom
+/// sources, unless one declares its credential is not ambient
+/// ([`FindToken::ambient`](crate::FindToken::ambient)). A token in the
+/// `Authorization` header (or another header, or the query) cannot ride
+/// along like that and is never checked here; neither are safe methods
+/// (`GET`, `HEAD`, `OPTIONS`).
 ///
 /// On by default for every [`JwtAuthLayer`](crate::JwtAuthLayer) with a
 /// cookie source. For `POST`, `PUT`, `PATCH`, `DELETE` and any other unsafe
 /// method with a cookie token, in this order:
 ///
+/// 0. more than one `Origin` or `Sec-Fetch-Site` (two header lines, or a
+///    list in one line: no browser sends that) is cross-site: refused;
 /// 1. `Origin` is one of the [trusted origins](CsrfPolicy::trusted_origin):
 ///    allowed;
 /// 2. `Sec-Fetch-Site` (sent by every current browser): `same-origin` or
@@ -29,7 +36,8 @@ use crate::extract::cookie;
 ///    `cross-site` refused: a sibling subdomain is another site here;
 /// 3. without `Sec-Fetch-Site` (older browsers, other clients): no `Origin`
 ///    is allowed (not a browser's cross-site request), an `Origin` whose host
-///    is the request's `Host` is allowed, any other refused.
+///    is the request's `Host` (one `Host` line) is allowed, any other
+///    refused.
 ///
 /// With [`double_submit`](CsrfPolicy::double_submit), the request must also
 /// carry a header equal to a cookie (compared in constant time).
@@ -135,7 +143,7 @@ impl CsrfPolicy {
         self
     }
 
-    /// Checks a request whose token came from a cookie.
+    /// Checks a request whose token came from an ambient source.
     pub(crate) fn check(&self, method: &Method, headers: &HeaderMap) -> Result<(), AuthError> {
         let Some(rules) = &self.inner else {
             return Ok(());
@@ -160,8 +168,9 @@ impl CsrfPolicy {
 
 impl Rules {
     fn same_origin(&self, headers: &HeaderMap) -> Result<(), AuthError> {
-        let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok());
-        if let Some(origin) = origin
+        let origin = one(headers, &ORIGIN)?;
+        let site = one(headers, &SEC_FETCH_SITE)?;
+        if let Some(origin) = origin.and_then(|v| v.to_str().ok())
             && self
                 .trusted
                 .iter()
@@ -169,13 +178,13 @@ impl Rules {
         {
             return Ok(());
         }
-        if let Some(site) = headers.get("sec-fetch-site") {
+        if let Some(site) = site {
             return match site.as_bytes() {
                 b"same-origin" | b"none" => Ok(()),
                 _ => Err(AuthError::CrossSiteRequest),
             };
         }
-        let Some(origin) = headers.get(ORIGIN) else {
+        let Some(origin) = origin else {
             return Ok(());
         };
         let origin = origin.to_str().map_err(|_| AuthError::CrossSiteRequest)?;
@@ -184,10 +193,27 @@ impl Rules {
             .split_once("://")
             .map(|(_, rest)| rest.trim_end_matches('/'))
             .ok_or(AuthError::CrossSiteRequest)?;
-        match headers.get(HOST).and_then(|h| h.to_str().ok()) {
+        match one(headers, &HOST)?.and_then(|h| h.to_str().ok()) {
             Some(h) if h.eq_ignore_ascii_case(host) => Ok(()),
             _ => Err(AuthError::CrossSiteRequest),
         }
+    }
+}
+
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
+
+/// The one value of a header that says where a request comes from: two
+/// lines, or a list in one line (which no browser sends) make the request
+/// cross-site, never "the first one decides".
+fn one<'h>(
+    headers: &'h HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<&'h HeaderValue>, AuthError> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(value), None) if !value.as_bytes().contains(&b',') => Ok(Some(value)),
+        _ => Err(AuthError::CrossSiteRequest),
     }
 }
 
@@ -253,5 +279,60 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+
+    #[test]
+    fn more_than_one_origin_or_sec_fetch_site_value_is_cross_site() {
+        let p = CsrfPolicy::new().trusted_origin("https://app.example");
+        let post = Method::POST;
+        for refused in [
+            &[
+                ("sec-fetch-site", "same-origin"),
+                ("sec-fetch-site", "cross-site"),
+            ][..],
+            &[
+                ("sec-fetch-site", "same-origin"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+            &[("sec-fetch-site", "same-origin, cross-site")],
+            &[("sec-fetch-site", "none,none")],
+            &[
+                ("origin", "https://app.example"),
+                ("origin", "https://evil.example"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            &[("origin", "https://app.example, https://evil.example")],
+            &[
+                ("origin", "https://a.example"),
+                ("origin", "https://a.example"),
+                ("host", "a.example"),
+            ],
+            &[
+                ("origin", "https://a.example"),
+                ("host", "a.example"),
+                ("host", "b.example"),
+            ],
+        ] {
+            assert!(
+                matches!(
+                    p.check(&post, &headers(refused)),
+                    Err(AuthError::CrossSiteRequest)
+                ),
+                "{refused:?}"
+            );
+        }
+        for allowed in [
+            &[("sec-fetch-site", "same-origin")][..],
+            &[
+                ("origin", "https://app.example"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            &[("origin", "https://a.example"), ("host", "a.example")],
+        ] {
+            assert!(p.check(&post, &headers(allowed)).is_ok(), "{allowed:?}");
+        }
+        // Safe methods are not checked at all.
+        let twice = headers(&[("sec-fetch-site", "none"), ("sec-fetch-site", "cross-site")]);
+        assert!(p.check(&Method::GET, &twice).is_ok());
     }
 }

@@ -27,6 +27,12 @@ use crate::error::AuthError;
 ///             .and_then(|v| v.to_str().ok())
 ///             .and_then(|v| v.strip_prefix("v1:")))
 ///     }
+///
+///     /// A header only the application's client sets: no cross-site
+///     /// check needed (see [`FindToken::ambient`]).
+///     fn ambient(&self) -> bool {
+///         false
+///     }
 /// }
 ///
 /// let sources = [TokenSource::Bearer, TokenSource::custom(Versioned)];
@@ -39,6 +45,41 @@ pub trait FindToken: Send + Sync + 'static {
     /// An [`AuthError`] to refuse the request (for example
     /// [`AuthError::MultipleTokens`] for an ambiguous credential).
     fn find<'r>(&self, uri: &'r Uri, headers: &'r HeaderMap) -> Result<Option<&'r str>, AuthError>;
+
+    /// Whether the credential is *ambient*: one a browser attaches on its
+    /// own, also to requests that another site makes it send (a cookie).
+    /// A token from an ambient source is checked against cross-site
+    /// request forgery on unsafe methods, as a
+    /// [`TokenSource::Cookie`] token is (see [`CsrfPolicy`](crate::CsrfPolicy)).
+    ///
+    /// The default is `true`, the safe answer when the source may read a
+    /// cookie. Return `false` only when a page of another site cannot
+    /// make a browser send the credential: a request header that only
+    /// your own client sets (the built-in `Authorization`, header and
+    /// query sources are not ambient; cookies are).
+    ///
+    /// ```
+    /// use http::{HeaderMap, Uri};
+    /// use tower_jwt_auth::{AuthError, FindToken};
+    ///
+    /// /// `X-Api-Token: <token>`, set by the application's own client.
+    /// struct ApiToken;
+    ///
+    /// impl FindToken for ApiToken {
+    ///     fn find<'r>(&self, _uri: &'r Uri, headers: &'r HeaderMap) -> Result<Option<&'r str>, AuthError> {
+    ///         Ok(headers.get("x-api-token").and_then(|v| v.to_str().ok()))
+    ///     }
+    ///
+    ///     /// No browser sends this header on its own.
+    ///     fn ambient(&self) -> bool {
+    ///         false
+    ///     }
+    /// }
+    /// # assert!(!ApiToken.ambient());
+    /// ```
+    fn ambient(&self) -> bool {
+        true
+    }
 }
 
 /// A place to look for the token.
@@ -84,7 +125,9 @@ pub enum TokenSource {
     /// values are refused with 400 `invalid_request`; the value is taken as
     /// it is, without percent-decoding.
     Query(String),
-    /// The application's own [`FindToken`].
+    /// The application's own [`FindToken`]. Unless it declares otherwise
+    /// ([`FindToken::ambient`]), its tokens are checked against cross-site
+    /// requests as cookie tokens are.
     Custom(Arc<dyn FindToken>),
 }
 
@@ -126,6 +169,17 @@ impl TokenSource {
     /// The application's own [`FindToken`].
     pub fn custom(find: impl FindToken) -> TokenSource {
         TokenSource::Custom(Arc::new(find))
+    }
+
+    /// Whether a browser sends this source's credential on its own, so
+    /// that its tokens need the cross-site checks: cookies, and custom
+    /// sources unless they say otherwise ([`FindToken::ambient`]).
+    fn ambient(&self) -> bool {
+        match self {
+            TokenSource::Cookie(_) => true,
+            TokenSource::Custom(find) => find.ambient(),
+            TokenSource::Bearer | TokenSource::Header(_) | TokenSource::Query(_) => false,
+        }
     }
 
     fn find<'r>(
@@ -271,12 +325,13 @@ fn query<'r>(uri: &'r Uri, name: &str) -> Result<Option<&'r str>, AuthError> {
     Ok(found.filter(|v| !v.is_empty()))
 }
 
-/// A token, and whether it came from a cookie (which a browser sends on
-/// cross-site requests too).
+/// A token, and whether it came from an ambient source (a cookie, which a
+/// browser sends on cross-site requests too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Located<'r> {
     pub(crate) token: &'r str,
-    pub(crate) from_cookie: bool,
+    /// From a source a browser sends on its own: the CSRF checks apply.
+    pub(crate) ambient: bool,
     /// Sent with the `Authorization: DPoP` scheme.
     pub(crate) dpop: bool,
 }
@@ -293,7 +348,7 @@ pub(crate) fn find_token<'r>(
         if let Some((token, is_dpop)) = source.find(uri, headers, dpop)? {
             return Ok(Some(Located {
                 token,
-                from_cookie: matches!(source, TokenSource::Cookie(_)),
+                ambient: source.ambient(),
                 dpop: is_dpop,
             }));
         }
@@ -416,6 +471,62 @@ mod tests {
             find_token(&[TokenSource::cookie("nope")], &h).unwrap(),
             None
         );
+    }
+
+    /// Reads `x-custom`; `ambient` as it is built.
+    struct Custom {
+        ambient: Option<bool>,
+    }
+
+    impl FindToken for Custom {
+        fn find<'r>(&self, _: &'r Uri, h: &'r HeaderMap) -> Result<Option<&'r str>, AuthError> {
+            Ok(h.get("x-custom").and_then(|v| v.to_str().ok()))
+        }
+        fn ambient(&self) -> bool {
+            self.ambient.unwrap_or(true)
+        }
+    }
+
+    /// The default of the trait itself, not overridden.
+    struct Plain;
+
+    impl FindToken for Plain {
+        fn find<'r>(&self, _: &'r Uri, h: &'r HeaderMap) -> Result<Option<&'r str>, AuthError> {
+            Ok(h.get("x-custom").and_then(|v| v.to_str().ok()))
+        }
+    }
+
+    #[test]
+    fn cookies_and_custom_sources_are_ambient_unless_they_say_otherwise() {
+        let h = headers(&[
+            ("authorization", "Bearer b.e.a"),
+            ("cookie", "at=c.o.k"),
+            ("x-token", "h.e.d"),
+            ("x-custom", "c.u.s"),
+        ]);
+        let uri = Uri::from_static("/?at=q.u.e");
+        for (source, ambient) in [
+            (TokenSource::Bearer, false),
+            (
+                TokenSource::header(HeaderName::from_static("x-token")),
+                false,
+            ),
+            (TokenSource::query("at"), false),
+            (TokenSource::cookie("at"), true),
+            (TokenSource::custom(Plain), true),
+            (TokenSource::custom(Custom { ambient: None }), true),
+            (
+                TokenSource::custom(Custom {
+                    ambient: Some(false),
+                }),
+                false,
+            ),
+        ] {
+            let found = super::find_token(std::slice::from_ref(&source), &uri, &h, false)
+                .unwrap()
+                .unwrap();
+            assert_eq!(found.ambient, ambient, "{source:?}");
+        }
     }
 }
 

@@ -63,7 +63,11 @@ async fn serve(issuer: &Issuer, cache: JwksCache) -> GreeterClient<Channel> {
     tokio::spawn(
         Server::builder()
             .layer(JwtAuthLayer::new(verifier))
-            .layer(RequireRole::any(["admin"]).paths(["/demo.v1.Greeter/Shutdown"]))
+            .layer(
+                RequireRole::any(["admin"])
+                    .paths(["/demo.v1.Greeter/Shutdown"])
+                    .unwrap(),
+            )
             .add_service(GreeterServer::new(Svc))
             .serve_with_incoming(TcpIncoming::from(listener)),
     );

@@ -123,7 +123,7 @@ async fn serve(policy: DpopPolicy) -> GreeterClient<Channel> {
     tokio::spawn(
         Server::builder()
             .layer(JwtAuthLayer::new(verifier).dpop(policy))
-            .layer(RequireRole::any(["admin"]).paths([SHUTDOWN]))
+            .layer(RequireRole::any(["admin"]).paths([SHUTDOWN]).unwrap())
             .add_service(GreeterServer::new(Svc))
             .serve_with_incoming(TcpIncoming::from(listener)),
     );

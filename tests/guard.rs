@@ -733,3 +733,129 @@ async fn an_anonymous_inner_layer_means_no_principal() {
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"anonymous");
 }
+
+// Path-scoped guards on a real server, with the path bytes as sent.
+#[path = "support/raw_http.rs"]
+mod raw_http;
+
+/// `guard` over a server where every path reaches a handler (the fallback
+/// stands for the route an upstream that resolves dot-segments or decodes
+/// `%2f` would pick).
+async fn scoped_server<L>(guard: L) -> std::net::SocketAddr
+where
+    L: tower_layer::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+    L::Service: tower_service::Service<Request<Body>, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    <L::Service as tower_service::Service<Request<Body>>>::Response: axum::response::IntoResponse,
+    <L::Service as tower_service::Service<Request<Body>>>::Future: Send + 'static,
+{
+    let app = Router::new()
+        .route("/public", get(|| async { "public" }))
+        .fallback(|| async { "reached" })
+        .layer(guard)
+        .layer(auth());
+    raw_http::serve(app).await
+}
+
+/// Spellings of `/admin` for someone who resolves dot-segments, merges
+/// empty segments or decodes `%2e`, `%2f`, `%5c`.
+const SPELLINGS_OF_ADMIN: [&str; 13] = [
+    "/admin",
+    "/admin/x",
+    "//admin",
+    "/./admin",
+    "/x/../admin",
+    "/public/../admin",
+    "/public/..%2fadmin",
+    "/%2e/admin",
+    "/public%2F..%2Fadmin",
+    "/public/..%5Cadmin",
+    "/public\\..\\admin",
+    "/public/..;/admin",
+    "/admin;jsessionid=x",
+];
+
+#[tokio::test]
+async fn path_scoped_guards_apply_to_every_spelling_of_their_path() {
+    let user = token_with(json!({"roles": ["user"], "scope": "read", "acr": "pwd"}));
+    let bearer = format!("Authorization: Bearer {user}");
+    let is_admin = |c: &Claims| c.payload()["roles"] == json!(["admin"]);
+    let servers = [
+        (
+            "RequireRole",
+            scoped_server(RequireRole::any(["admin"]).paths(["/admin"]).unwrap()).await,
+        ),
+        (
+            "RequireScope",
+            scoped_server(RequireScope::any(["admin"]).paths(["/admin"]).unwrap()).await,
+        ),
+        (
+            "RequireClaims",
+            scoped_server(RequireClaims::new(is_admin).paths(["/admin"]).unwrap()).await,
+        ),
+        (
+            "RequireStepUp",
+            scoped_server(
+                tower_jwt_auth::RequireStepUp::acr(["mfa"])
+                    .paths(["/admin"])
+                    .unwrap(),
+            )
+            .await,
+        ),
+    ];
+    for (guard, addr) in servers {
+        for path in SPELLINGS_OF_ADMIN {
+            let a = raw_http::get(addr, path, &[&bearer]).await;
+            assert!(
+                matches!(a.status, 401 | 403) && a.body != "reached",
+                "{guard} skipped for {path}: {a:?}"
+            );
+        }
+        // Outside its path the guard stays out of the way.
+        for (path, body) in [
+            ("/public", "public"),
+            ("/public/x", "reached"),
+            ("/administrator", "reached"),
+        ] {
+            let a = raw_http::get(addr, path, &[&bearer]).await;
+            assert_eq!((a.status, a.body.as_str()), (200, body), "{guard} {path}");
+        }
+    }
+}
+
+#[test]
+fn guard_paths_that_are_empty_relative_or_missing_are_refused_at_build_time() {
+    let unset = std::env::var("TOWER_JWT_AUTH_TEST_UNSET").unwrap_or_default();
+    let lists: [Vec<&str>; 6] = [
+        unset.split(',').collect(),
+        "/admin,".split(',').collect(),
+        vec!["admin"],
+        vec!["/x/../admin"],
+        vec!["/admin?x=1"],
+        // No path at all: a guard that would check nothing.
+        vec![],
+    ];
+    for paths in lists {
+        let errors = [
+            RequireRole::any(["admin"]).paths(paths.clone()).map(drop),
+            RequireScope::any(["admin"]).paths(paths.clone()).map(drop),
+            RequireClaims::new(|_: &Claims| true)
+                .paths(paths.clone())
+                .map(drop),
+            tower_jwt_auth::RequireStepUp::acr(["mfa"])
+                .paths(paths.clone())
+                .map(drop),
+        ];
+        for err in errors {
+            match err {
+                Err(tower_jwt_auth::BuildError::InvalidConfig(e)) => {
+                    assert_eq!(e.setting(), "paths", "{paths:?}");
+                }
+                other => panic!("{paths:?}: {other:?}"),
+            }
+        }
+    }
+}

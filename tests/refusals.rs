@@ -322,7 +322,7 @@ async fn guard_paths_match_whole_path_segments() {
         .route("/admin/", get(|| async { "ok" }))
         .route("/admin/x", get(|| async { "ok" }))
         .route("/administrator", get(|| async { "ok" }))
-        .layer(RequireRole::any(["admin"]).paths(["/admin"]))
+        .layer(RequireRole::any(["admin"]).paths(["/admin"]).unwrap())
         .layer(auth());
     let user = token_with(json!({"roles": ["user"]}));
     for (path, want) in [

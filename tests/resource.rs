@@ -42,8 +42,8 @@ fn app() -> Router {
     Router::new()
         .route("/mcp", get(|| async { "ok" }))
         .route("/scoped", get(|| async { "ok" }))
-        .route_layer(RequireScope::any(["admin"]).paths(["/scoped"]))
-        .route_layer(step_up.paths(["/mcp"]))
+        .route_layer(RequireScope::any(["admin"]).paths(["/scoped"]).unwrap())
+        .route_layer(step_up.paths(["/mcp"]).unwrap())
         .route_layer(auth)
         .route_service(m.path(), m.clone())
 }

@@ -12,7 +12,7 @@ use tower_layer::Layer;
 use crate::claims::{
     ClaimSource, Claims, Found, JsonClaims, TokenClaims, find_claims, find_token_claims,
 };
-use crate::error::AuthError;
+use crate::error::{AuthError, BuildError};
 use crate::reject::DefaultRejection;
 
 mod service;
@@ -97,13 +97,19 @@ fn token_claims(ext: &Extensions) -> Result<&TokenClaims, Verdict> {
 /// Request paths a guard is limited to (`None`: every path).
 pub(crate) type Paths = Option<Arc<[Box<str>]>>;
 
-fn paths_from<S: Into<String>>(paths: impl IntoIterator<Item = S>) -> Paths {
-    Some(
-        paths
-            .into_iter()
-            .map(|p| p.into().into_boxed_str())
-            .collect(),
-    )
+/// The paths of a guard's `.paths(..)`, each checked by
+/// [`crate::path::entries`]; an empty list is refused too (a guard limited
+/// to no path would check nothing).
+fn paths_from<S: Into<String>>(paths: impl IntoIterator<Item = S>) -> Result<Paths, BuildError> {
+    let paths = crate::path::entries("paths", paths)?;
+    if paths.is_empty() {
+        return Err(BuildError::config(
+            "paths",
+            "no path given: a guard limited to no path checks nothing \
+             (leave out .paths(..) to check every path)",
+        ));
+    }
+    Ok(Some(paths))
 }
 
 pub(crate) type Check = Arc<dyn Fn(&Extensions) -> Verdict + Send + Sync>;
@@ -170,6 +176,12 @@ impl<R> RequireRole<R> {
     /// `/package.Service/Method`, or a service, `/package.Service`, for all
     /// its methods.
     ///
+    /// Matching is on the normalised path: a request path that is not in
+    /// normal form (a `.`, `..` or empty segment, `\`, `;`, or `%2e`, `%2f`,
+    /// `%5c` in any case) is checked by the guard whatever it starts with,
+    /// since a proxy in front may read `//admin` or `/x/../admin` as
+    /// `/admin`.
+    ///
     /// The path is the request's as the guard sees it: under axum's
     /// `Router::nest` the nesting prefix is already stripped, so give
     /// paths relative to where the guard is mounted (or prefer
@@ -177,12 +189,21 @@ impl<R> RequireRole<R> {
     ///
     /// ```
     /// use tower_jwt_auth::RequireRole;
-    /// let admins = RequireRole::any(["admin"]).paths(["/demo.v1.Greeter/Shutdown"]);
+    /// let admins = RequireRole::any(["admin"]).paths(["/demo.v1.Greeter/Shutdown"])?;
     /// # let _ = admins;
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
     /// ```
-    pub fn paths<S: Into<String>>(mut self, paths: impl IntoIterator<Item = S>) -> Self {
-        self.paths = paths_from(paths);
-        self
+    ///
+    /// # Errors
+    /// [`BuildError::InvalidConfig`] (setting `paths`) for no path at all,
+    /// or an entry that is empty, does not start with `/`, holds a space,
+    /// a control character, `?` or `#`, or is not in normal form itself.
+    pub fn paths<S: Into<String>>(
+        mut self,
+        paths: impl IntoIterator<Item = S>,
+    ) -> Result<Self, BuildError> {
+        self.paths = paths_from(paths)?;
+        Ok(self)
     }
 
     /// The same check from a handler: `Err` is the 403 the layer would give.
@@ -281,11 +302,17 @@ impl<R> RequireScope<R> {
         self
     }
 
-    /// Applies the guard only to these request paths (gRPC methods); see
-    /// [`RequireRole::paths`].
-    pub fn paths<S: Into<String>>(mut self, paths: impl IntoIterator<Item = S>) -> Self {
-        self.paths = paths_from(paths);
-        self
+    /// Applies the guard only to these request paths (gRPC methods),
+    /// matched on the normalised path; see [`RequireRole::paths`].
+    ///
+    /// # Errors
+    /// As [`RequireRole::paths`].
+    pub fn paths<S: Into<String>>(
+        mut self,
+        paths: impl IntoIterator<Item = S>,
+    ) -> Result<Self, BuildError> {
+        self.paths = paths_from(paths)?;
+        Ok(self)
     }
 
     /// The same check from a handler: `Err` is the 403 the layer would give.
@@ -421,11 +448,17 @@ impl<C, R> RequireClaims<C, R> {
         }
     }
 
-    /// Applies the guard only to these request paths (gRPC methods); see
-    /// [`RequireRole::paths`].
-    pub fn paths<S: Into<String>>(mut self, paths: impl IntoIterator<Item = S>) -> Self {
-        self.paths = paths_from(paths);
-        self
+    /// Applies the guard only to these request paths (gRPC methods),
+    /// matched on the normalised path; see [`RequireRole::paths`].
+    ///
+    /// # Errors
+    /// As [`RequireRole::paths`].
+    pub fn paths<S: Into<String>>(
+        mut self,
+        paths: impl IntoIterator<Item = S>,
+    ) -> Result<Self, BuildError> {
+        self.paths = paths_from(paths)?;
+        Ok(self)
     }
 
     /// The same check from a handler.

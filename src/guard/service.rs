@@ -67,10 +67,7 @@ impl<S, R> Guard<S, R> {
     define_inner_service_accessors!();
 
     fn applies_to(&self, path: &str) -> bool {
-        match &self.paths {
-            None => true,
-            Some(paths) => paths.iter().any(|p| crate::path::covers(p, path)),
-        }
+        crate::path::guards(self.paths.as_deref(), path)
     }
 }
 

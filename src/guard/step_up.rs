@@ -103,12 +103,18 @@ impl<R> RequireStepUp<R> {
         self.edit(|r| r.clock = Arc::new(clock))
     }
 
-    /// Applies the guard only to these request paths (gRPC methods); see
+    /// Applies the guard only to these request paths (gRPC methods),
+    /// matched on the normalised path; see
     /// [`RequireRole::paths`](crate::RequireRole::paths).
-    #[must_use]
-    pub fn paths<S: Into<String>>(mut self, paths: impl IntoIterator<Item = S>) -> Self {
-        self.paths = paths_from(paths);
-        self
+    ///
+    /// # Errors
+    /// As [`RequireRole::paths`](crate::RequireRole::paths).
+    pub fn paths<S: Into<String>>(
+        mut self,
+        paths: impl IntoIterator<Item = S>,
+    ) -> Result<Self, crate::BuildError> {
+        self.paths = paths_from(paths)?;
+        Ok(self)
     }
 
     /// Answers refusals with `rejection` instead of [`DefaultRejection`].

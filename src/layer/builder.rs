@@ -291,8 +291,10 @@ impl<C, R> JwtAuthLayer<C, R> {
         self.edit(|s| s.grpc = GrpcMode::Grpc)
     }
 
-    /// Sets the cross-site request checks for tokens read from cookies
-    /// (default: [`CsrfPolicy::new`], on). Tokens from headers are never
+    /// Sets the cross-site request checks for tokens read from cookies and
+    /// other ambient sources (custom ones unless
+    /// [`FindToken::ambient`](crate::FindToken::ambient) says otherwise;
+    /// default: [`CsrfPolicy::new`], on). Tokens from headers are never
     /// checked. See [`CsrfPolicy`].
     pub fn csrf(self, policy: CsrfPolicy) -> Self {
         self.edit(|s| s.csrf = policy)
@@ -304,15 +306,32 @@ impl<C, R> JwtAuthLayer<C, R> {
     /// whole segments: `/health` covers `/health` and `/health/live`, never
     /// `/healthz`.
     ///
+    /// Matching is on the normalised path: a request path that is not in
+    /// normal form (a `.`, `..` or empty segment, `\`, `;`, or `%2e`, `%2f`,
+    /// `%5c` in any case) is never skipped, whatever it starts with, since
+    /// a proxy in front may read `/health/../admin` as `/admin`; it is
+    /// authenticated like any other request.
+    ///
     /// ```
     /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
     /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
-    /// let layer = JwtAuthLayer::new(verifier).skip_paths(["/health", "/grpc.health.v1.Health"]);
+    /// let layer = JwtAuthLayer::new(verifier).skip_paths(["/health", "/grpc.health.v1.Health"])?;
     /// # let _ = layer;
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
     /// ```
-    pub fn skip_paths<S: Into<String>>(self, paths: impl IntoIterator<Item = S>) -> Self {
-        let paths: Arc<[Box<str>]> = paths.into_iter().map(|p| p.into().into()).collect();
-        self.edit(|s| s.skip = paths)
+    ///
+    /// # Errors
+    /// [`BuildError::InvalidConfig`](crate::BuildError::InvalidConfig)
+    /// (setting `skip_paths`) for an entry that is empty (it would skip
+    /// every path: an empty item of a split list), does not start with
+    /// `/`, holds a space, a control character, `?` or `#`, or is not in
+    /// normal form itself.
+    pub fn skip_paths<S: Into<String>>(
+        self,
+        paths: impl IntoIterator<Item = S>,
+    ) -> Result<Self, crate::BuildError> {
+        let paths = crate::path::entries("skip_paths", paths)?;
+        Ok(self.edit(|s| s.skip = paths))
     }
 
     fn edit_extras(self, f: impl FnOnce(&mut Extras)) -> Self {

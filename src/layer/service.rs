@@ -110,11 +110,11 @@ where
     /// revocation, as far as each step can answer without waiting.
     fn decide<'r, B>(&self, req: &'r Request<B>) -> Step<'r, C> {
         let s = &*self.settings;
-        // 1. Find the token; a cookie token on an unsafe method must come
-        //    from this site.
+        // 1. Find the token; an ambient one (a cookie) on an unsafe method
+        //    must come from this site.
         let found = match find_token(&s.sources, req.uri(), req.headers(), self.accepts_dpop()) {
             Ok(Some(found)) => {
-                if found.from_cookie
+                if found.ambient
                     && let Err(e) = s.csrf.check(req.method(), req.headers())
                 {
                     return Step::Done(Err(e));
@@ -320,12 +320,7 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let settings = &self.layer.settings;
-        if !settings.skip.is_empty()
-            && settings
-                .skip
-                .iter()
-                .any(|p| crate::path::covers(p, req.uri().path()))
-        {
+        if crate::path::skips(&settings.skip, req.uri().path()) {
             return ResponseFuture::inner(
                 self.inner.call(req),
                 self.layer.rejection.clone(),
