@@ -43,6 +43,11 @@ const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_MAX_ANSWER: usize = 64 * 1024;
 /// Cached answers at most, by default.
 const DEFAULT_MAX_ENTRIES: u64 = 10_000;
+/// Introspection calls in flight at most, by default.
+const DEFAULT_MAX_CALLS: usize = 64;
+/// The longest token sent to the endpoint, by default: opaque tokens are
+/// short, and a large JWT checked by [`JwtThenIntrospect`] fits.
+const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
 
 /// How the resource server authenticates to the introspection endpoint
 /// (RFC 6749 §2.3.1).
@@ -194,6 +199,9 @@ impl Introspector {
             negative_ttl: DEFAULT_NEGATIVE_TTL,
             stale_if_error: Duration::ZERO,
             max_entries: DEFAULT_MAX_ENTRIES,
+            max_calls: DEFAULT_MAX_CALLS,
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            allow_untyped: false,
             clock: None,
         }
     }
@@ -672,6 +680,9 @@ pub struct IntrospectorBuilder {
     negative_ttl: Duration,
     stale_if_error: Duration,
     max_entries: u64,
+    max_calls: usize,
+    max_token_len: usize,
+    allow_untyped: bool,
     clock: Option<Arc<dyn Clock>>,
 }
 
@@ -829,6 +840,76 @@ impl IntrospectorBuilder {
     /// Cache at most this many answers (default 10 000).
     pub fn max_entries(mut self, entries: u64) -> Self {
         self.max_entries = entries;
+        self
+    }
+
+    /// Makes at most this many introspection calls at once (default 64);
+    /// a request whose token would need one more is refused at once with
+    /// 503 ([`AuthError::IntrospectionUnavailable`], `Retry-After`), no
+    /// call made. Requests waiting for a call already under way for their
+    /// token take no more. At least 1.
+    ///
+    /// ```
+    /// # use tower_jwt_auth::Introspector;
+    /// let introspector = Introspector::builder("https://idp.example/oauth2/introspect")
+    ///     .client_credentials("my-api", "its-secret")
+    ///     .audience("my-api")
+    ///     .max_concurrent_calls(16)
+    ///     .build()?;
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
+    pub fn max_concurrent_calls(mut self, calls: usize) -> Self {
+        self.max_calls = calls;
+        self
+    }
+
+    /// The longest token sent to the endpoint, in bytes (default 8 KiB,
+    /// room for a large JWT checked by [`JwtThenIntrospect`]); a longer
+    /// one is refused with 401 `invalid_token`
+    /// ([`AuthError::TokenTooLarge`]) without a call. Whatever the length,
+    /// a token that is not an RFC 6750 `b64token` (letters, digits, `-`,
+    /// `.`, `_`, `~`, `+`, `/`, then `=` padding only) is refused likewise
+    /// ([`AuthError::Malformed`]).
+    ///
+    /// ```
+    /// # use tower_jwt_auth::Introspector;
+    /// let introspector = Introspector::builder("https://idp.example/oauth2/introspect")
+    ///     .client_credentials("my-api", "its-secret")
+    ///     .audience("my-api")
+    ///     .max_token_len(512) // this server's tokens are 40 characters
+    ///     .build()?;
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
+    pub fn max_token_len(mut self, bytes: usize) -> Self {
+        self.max_token_len = bytes;
+        self
+    }
+
+    /// Accepts an active answer that does not say which kind of token it
+    /// describes. By default an answer must name an access token: its
+    /// `token_type` (RFC 7662) `Bearer`, `DPoP`, `N_A`, `PoP`, `access_token`
+    /// or `urn:ietf:params:oauth:token-type:access_token`, or Keycloak's
+    /// `typ` `Bearer` or `DPoP`, or Ory Hydra's `token_use`
+    /// `access_token`; an answer without any of them is refused with 401
+    /// `invalid_token`, for it may describe a refresh token (oidc-provider
+    /// leaves `token_type` out of its refresh tokens' answers only).
+    ///
+    /// Call this for a server that introspects access tokens only and
+    /// omits the type (django-oauth-toolkit, IdentityServer 4). An answer
+    /// that names another kind of token (`refresh_token`, Keycloak's
+    /// `Refresh`, `Offline` or `ID`...) is refused whatever this says.
+    ///
+    /// ```
+    /// # use tower_jwt_auth::Introspector;
+    /// let introspector = Introspector::builder("https://idp.example/o/introspect/")
+    ///     .client_credentials("my-api", "its-secret")
+    ///     .audience("my-api")
+    ///     .allow_missing_token_type()
+    ///     .build()?;
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
+    pub fn allow_missing_token_type(mut self) -> Self {
+        self.allow_untyped = true;
         self
     }
 
