@@ -1681,3 +1681,43 @@ async fn oidc_provider_refresh_tokens_are_refused_and_access_tokens_pass() {
         assert_eq!(claims["sub"], "alice", "{claims}");
     }
 }
+
+/// At the cap, a token whose active answer is past its freshness is served
+/// that answer if `stale_if_error` allows, as in an outage; a token with
+/// nothing cached is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_cap_a_stale_answer_stands_in() {
+    let server = faulty().await;
+    let layer = JwtAuthLayer::new(
+        server
+            .builder("switch")
+            .timeout(Duration::from_secs(2))
+            .max_concurrent_calls(1)
+            .max_ttl(Duration::from_secs(1))
+            .stale_if_error(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+    );
+    server.switch("active");
+    assert_eq!(call(&layer, "kept").await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    server.switch("slow");
+    let hog = {
+        let layer = layer.clone();
+        tokio::spawn(async move { call(&layer, "hog").await.0 })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = server.calls();
+    let (status, text) = call(&layer, "kept").await;
+    assert_eq!(status, StatusCode::OK, "stale, standing in: {text}");
+    assert_eq!(
+        call(&layer, "nothing-cached").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(server.calls(), before, "no call past the cap");
+    assert_eq!(
+        hog.await.unwrap(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "timed out"
+    );
+}

@@ -276,7 +276,9 @@ impl Introspector {
     ///
     /// # Errors
     /// As the layer would refuse the token; [`AuthError::IntrospectionUnavailable`]
-    /// when the endpoint cannot be asked or refuses the credentials.
+    /// when the endpoint cannot be asked or refuses the credentials, or
+    /// when [`max_concurrent_calls`](IntrospectorBuilder::max_concurrent_calls)
+    /// calls are under way.
     pub async fn introspect(&self, token: &str) -> Result<Verified, AuthError> {
         self.inner.sendable(token)?;
         let _permit = self.inner.permit()?;
