@@ -266,6 +266,10 @@ async fn faulty() -> Faulty {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 (StatusCode::OK, ok.into())
             }
+            "slower-active" => {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                (StatusCode::OK, ok.into())
+            }
             "slow" => {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 (StatusCode::OK, ok.into())
@@ -1295,7 +1299,7 @@ async fn introspection_calls_in_flight_are_capped_and_the_rest_refused_with_503(
     let server = faulty().await;
     let layer = JwtAuthLayer::new(
         server
-            .builder("slow-active")
+            .builder("slower-active")
             .timeout(Duration::from_secs(3))
             .max_concurrent_calls(4)
             .build()
@@ -1702,12 +1706,20 @@ async fn at_the_cap_a_stale_answer_stands_in() {
     assert_eq!(call(&layer, "kept").await.0, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     server.switch("slow");
+    let before = server.calls();
     let hog = {
         let layer = layer.clone();
         tokio::spawn(async move { call(&layer, "hog").await.0 })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Until the hog's call holds the one slot (2 s at most).
+    for _ in 0..100 {
+        if server.calls() > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let before = server.calls();
+    assert_eq!(before, 2, "the hog's call is under way");
     let (status, text) = call(&layer, "kept").await;
     assert_eq!(status, StatusCode::OK, "stale, standing in: {text}");
     assert_eq!(
