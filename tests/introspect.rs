@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::post;
-use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, Request, Response, StatusCode};
 use serde_json::Value;
 use tower::{ServiceExt, service_fn};
@@ -194,13 +194,35 @@ async fn oidc_provider_jwt_and_opaque_tokens_side_by_side() {
 struct Faulty {
     base: String,
     calls: Arc<AtomicUsize>,
+    /// The most calls it was answering at once.
+    peak: Arc<AtomicUsize>,
     mode: Arc<Mutex<String>>,
 }
 
 #[derive(Clone)]
 struct FaultyState {
     calls: Arc<AtomicUsize>,
+    /// Calls being answered now, and the most at once.
+    answering: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
     mode: Arc<Mutex<String>>,
+}
+
+/// Counts a call as being answered until dropped.
+struct Answering(Arc<AtomicUsize>);
+
+impl Answering {
+    fn start(state: &FaultyState) -> Self {
+        let now = state.answering.fetch_add(1, Ordering::SeqCst) + 1;
+        state.peak.fetch_max(now, Ordering::SeqCst);
+        Answering(Arc::clone(&state.answering))
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 const SECRET: &str = "s3cr%t &more";
@@ -213,6 +235,7 @@ async fn faulty() -> Faulty {
         body: String,
     ) -> (StatusCode, String) {
         state.calls.fetch_add(1, Ordering::SeqCst);
+        let _answering = Answering::start(&state);
         let mode = if mode == "switch" {
             state.mode.lock().unwrap().clone()
         } else {
@@ -225,17 +248,26 @@ async fn faulty() -> Faulty {
             != Some(&format!("Basic {basic}"))
             || !body.starts_with("token=")
             || !body.ends_with("&token_type_hint=access_token")
+            // Not chunked: some servers want the length (the form is sent
+            // as a body that cannot be replayed, its length still known).
+            || headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok())
+                != Some(&body.len().to_string())
         {
             return (
                 StatusCode::UNAUTHORIZED,
                 r#"{"error":"invalid_client"}"#.into(),
             );
         }
-        let ok = r#"{"active":true,"sub":"alice","aud":"api","exp":4102444800}"#;
+        let ok =
+            r#"{"active":true,"sub":"alice","aud":"api","exp":4102444800,"token_type":"Bearer"}"#;
         match mode.as_str() {
             "active" => (StatusCode::OK, ok.into()),
             "slow-active" => {
                 tokio::time::sleep(Duration::from_millis(300)).await;
+                (StatusCode::OK, ok.into())
+            }
+            "slower-active" => {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
                 (StatusCode::OK, ok.into())
             }
             "slow" => {
@@ -249,18 +281,74 @@ async fn faulty() -> Faulty {
                     .unwrap()
                     .as_secs()
                     + 3;
-                let body = format!(r#"{{"active":true,"sub":"alice","aud":"api","exp":{exp}}}"#);
+                let body = format!(
+                    r#"{{"active":true,"sub":"alice","aud":"api","exp":{exp},"token_type":"Bearer"}}"#
+                );
                 (StatusCode::OK, body)
             }
             "500" => (StatusCode::INTERNAL_SERVER_ERROR, "oops".into()),
             "bad-json" => (StatusCode::OK, r#"{"active":true,"#.into()),
             "no-active" => (StatusCode::OK, r#"{"sub":"alice","aud":"api"}"#.into()),
             "string-active" => (StatusCode::OK, r#"{"active":"true","aud":"api"}"#.into()),
+            // Keycloak's answers: `typ` says which kind of token it is.
+            "keycloak-access" => (
+                StatusCode::OK,
+                r#"{"active":true,"sub":"alice","aud":"api","typ":"Bearer","azp":"web"}"#.into(),
+            ),
+            "keycloak-refresh" => (
+                StatusCode::OK,
+                r#"{"active":true,"sub":"alice","aud":"api","typ":"Refresh","azp":"web"}"#.into(),
+            ),
+            "keycloak-offline" => (
+                StatusCode::OK,
+                r#"{"active":true,"sub":"alice","aud":"api","typ":"Offline","token_type":"Bearer"}"#
+                    .into(),
+            ),
+            "keycloak-id" => (
+                StatusCode::OK,
+                r#"{"active":true,"sub":"alice","aud":"api","typ":"ID"}"#.into(),
+            ),
+            // RFC 7662 `token_type`, as Duende IdentityServer 7 and RFC 8693 name them.
+            "refresh-token-type" => (
+                StatusCode::OK,
+                r#"{"active":true,"sub":"alice","aud":"api","token_type":"refresh_token"}"#.into(),
+            ),
+            "refresh-token-urn" => (
+                StatusCode::OK,
+                r#"{"active":true,"sub":"alice","aud":"api","token_type":"urn:ietf:params:oauth:token-type:refresh_token"}"#
+                    .into(),
+            ),
+            "access-token-type" => (
+                StatusCode::OK,
+                r#"{"active":true,"sub":"alice","aud":"api","token_type":"access_token"}"#.into(),
+            ),
+            "dpop-token-type" => (
+                StatusCode::OK,
+                r#"{"active":true,"sub":"alice","aud":"api","token_type":"DPoP"}"#.into(),
+            ),
+            // Ory Hydra (fosite): `token_use`.
+            "hydra-refresh" => (
+                StatusCode::OK,
+                r#"{"active":true,"sub":"alice","aud":["api"],"token_type":"Bearer","token_use":"refresh_token"}"#
+                    .into(),
+            ),
+            "hydra-access" => (
+                StatusCode::OK,
+                r#"{"active":true,"sub":"alice","aud":["api"],"token_type":"Bearer","token_use":"access_token"}"#
+                    .into(),
+            ),
+            // No word on the kind of token (django-oauth-toolkit, IdentityServer 4).
+            "untyped" => (
+                StatusCode::OK,
+                r#"{"active":true,"sub":"alice","aud":"api"}"#.into(),
+            ),
             _ => (StatusCode::NOT_FOUND, String::new()),
         }
     }
     let state = FaultyState {
         calls: Arc::new(AtomicUsize::new(0)),
+        answering: Arc::new(AtomicUsize::new(0)),
+        peak: Arc::new(AtomicUsize::new(0)),
         mode: Arc::new(Mutex::new("active".into())),
     };
     let app = Router::new()
@@ -279,6 +367,7 @@ async fn faulty() -> Faulty {
     Faulty {
         base,
         calls: state.calls,
+        peak: state.peak,
         mode: state.mode,
     }
 }
@@ -306,6 +395,10 @@ impl Faulty {
 
     fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
     }
 }
 
@@ -1183,4 +1276,460 @@ async fn a_slow_discovery_does_not_queue_requests() {
         started.elapsed()
     );
     assert_eq!(server.calls(), 0, "no introspection without an endpoint");
+}
+
+/// One request through the layer: the whole response (status, headers).
+async fn respond(layer: &JwtAuthLayer, token: &str) -> Response<String> {
+    let svc = layer.layer(service_fn(|_req: Request<()>| async move {
+        Ok::<_, Infallible>(Response::new(String::new()))
+    }));
+    let req = Request::builder()
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .body(())
+        .unwrap();
+    svc.oneshot(req).await.unwrap()
+}
+
+/// Amplification: a burst of distinct tokens against a slow endpoint makes
+/// at most `max_concurrent_calls` calls at once; the others are refused at
+/// once with 503 and `Retry-After`, without a call. Once the calls end,
+/// new tokens are asked again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_calls_in_flight_are_capped_and_the_rest_refused_with_503() {
+    let server = faulty().await;
+    let layer = JwtAuthLayer::new(
+        server
+            .builder("slower-active")
+            .timeout(Duration::from_secs(3))
+            .max_concurrent_calls(4)
+            .build()
+            .unwrap(),
+    );
+    let requests: Vec<_> = (0..24)
+        .map(|i| {
+            let layer = layer.clone();
+            tokio::spawn(async move { respond(&layer, &format!("burst-{i}")).await })
+        })
+        .collect();
+    let (mut admitted, mut refused) = (0, 0);
+    for r in requests {
+        let res = r.await.unwrap();
+        match res.status() {
+            StatusCode::OK => admitted += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(res.headers().contains_key(RETRY_AFTER), "{res:?}");
+                refused += 1;
+            }
+            other => panic!("{other}: {res:?}"),
+        }
+    }
+    assert!(server.peak() <= 4, "{} calls at once", server.peak());
+    assert!(server.calls() <= 4, "{} calls", server.calls());
+    assert_eq!(admitted, server.calls(), "one call per admitted token");
+    assert_eq!(admitted + refused, 24);
+    assert!(refused >= 20, "{refused} refused");
+    // The cap is on calls in flight, not a budget: the next one is made.
+    let before = server.calls();
+    assert_eq!(
+        respond(&layer, "after-the-burst").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(server.calls(), before + 1);
+    // Tokens waiting for a call already under way take no new slot.
+    let shared: Vec<_> = (0..20)
+        .map(|_| {
+            let layer = layer.clone();
+            tokio::spawn(async move { respond(&layer, "one-shared-token").await.status() })
+        })
+        .collect();
+    for r in shared {
+        assert_eq!(r.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(server.calls(), before + 2);
+}
+
+/// Amplification: what is not an RFC 6750 `b64token` (a space, `%`, a
+/// comma, a quote, non-ASCII) or is longer than the limit is refused as
+/// 401 `invalid_token` without a call, through the layer and directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opaque_tokens_outside_b64token_or_over_the_limit_are_refused_without_a_call() {
+    let server = faulty().await;
+    let intro = server.builder("active").max_token_len(64).build().unwrap();
+    let layer = JwtAuthLayer::new(intro.clone());
+    let long = "a".repeat(65);
+    let odd = [
+        "two words",
+        "percent%41",
+        "com,ma",
+        "quo\"te",
+        "semi;colon",
+        "back\\slash",
+        "=starts-with-padding",
+        "pad=inside",
+        long.as_str(),
+    ];
+    for token in odd {
+        let (status, text) = call(&layer, token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}: {text}");
+        assert!(text.contains("invalid_token"), "{token:?}: {text}");
+        let err = intro.introspect(token).await.unwrap_err();
+        assert_eq!(
+            err.kind(),
+            tower_jwt_auth::ErrorKind::Unauthenticated,
+            "{token:?}: {err}"
+        );
+    }
+    // Non-ASCII cannot come in a header; it can come from elsewhere.
+    for token in ["caf\u{e9}", "tab\there", "nul\0", ""] {
+        let err = intro.introspect(token).await.unwrap_err();
+        assert_eq!(
+            err.kind(),
+            tower_jwt_auth::ErrorKind::Unauthenticated,
+            "{token:?}: {err}"
+        );
+        let err = tower_jwt_auth::TokenVerifier::verify_later(&intro, token)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            tower_jwt_auth::ErrorKind::Unauthenticated,
+            "{token:?}: {err}"
+        );
+    }
+    assert_eq!(server.calls(), 0, "no call for any of them");
+    // The whole b64token alphabet, trailing padding and the limit itself pass.
+    let limit = "b".repeat(64);
+    for token in ["Az09-._~+/", "abc==", "x=", limit.as_str()] {
+        let (status, text) = call(&layer, token).await;
+        assert_eq!(status, StatusCode::OK, "{token:?}: {text}");
+    }
+    assert_eq!(server.calls(), 4);
+}
+
+/// The default limit is 8 KiB: a token over it gets no call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opaque_tokens_over_the_default_limit_get_no_call() {
+    let server = faulty().await;
+    let layer = server.layer("active");
+    let (status, _) = call(&layer, &"c".repeat(8 * 1024)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, text) = call(&layer, &"d".repeat(8 * 1024 + 1)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+    assert_eq!(server.calls(), 1);
+}
+
+/// The answer cache keeps what it is given: at twice its capacity, the
+/// newest answers are served from it (no admission policy turning new
+/// tokens away once it is full).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_answers_are_cached_past_the_capacity() {
+    let server = faulty().await;
+    let intro = server.builder("active").max_entries(100).build().unwrap();
+    let layer = JwtAuthLayer::new(intro);
+    for i in 0..200 {
+        assert_eq!(call(&layer, &format!("fill-{i}")).await.0, StatusCode::OK);
+    }
+    assert_eq!(server.calls(), 200);
+    // Let the cache do its housekeeping (admission, eviction).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    call(&layer, "fill-0").await;
+    let before = server.calls();
+    for i in 170..200 {
+        assert_eq!(call(&layer, &format!("fill-{i}")).await.0, StatusCode::OK);
+    }
+    assert_eq!(server.calls(), before, "the 30 newest answers were cached");
+}
+
+/// Negative answers have a cache of their own: a flood of distinct
+/// inactive tokens neither grows without bound nor pushes active answers
+/// out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_inactive_tokens_does_not_evict_active_answers() {
+    let server = faulty().await;
+    let layer = JwtAuthLayer::new(
+        server
+            .builder("switch")
+            .max_entries(50)
+            .negative_ttl(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+    );
+    server.switch("active");
+    for i in 0..20 {
+        assert_eq!(call(&layer, &format!("good-{i}")).await.0, StatusCode::OK);
+    }
+    server.switch("inactive");
+    for i in 0..300 {
+        assert_eq!(
+            call(&layer, &format!("garbage-{i}")).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        // Each is asked again at once: a second chance to be admitted.
+        assert_eq!(
+            call(&layer, &format!("garbage-{i}")).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    call(&layer, "garbage-0").await;
+    server.switch("500");
+    let before = server.calls();
+    for i in 0..20 {
+        let (status, text) = call(&layer, &format!("good-{i}")).await;
+        assert_eq!(status, StatusCode::OK, "good-{i}: {text}");
+    }
+    assert_eq!(server.calls(), before, "every active answer still cached");
+}
+
+/// A refresh token (or an ID token) the server says is active is not an
+/// access token: refused, 401 `invalid_token`, whichever way the answer
+/// names its kind (Keycloak's `typ`, RFC 7662 `token_type`, Hydra's
+/// `token_use`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_for_tokens_that_are_not_access_tokens_are_refused() {
+    let server = faulty().await;
+    for mode in [
+        "keycloak-refresh",
+        "keycloak-offline",
+        "keycloak-id",
+        "refresh-token-type",
+        "refresh-token-urn",
+        "hydra-refresh",
+        "untyped",
+    ] {
+        let (status, text) = call(&server.layer(mode), "a-token").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{mode}: {text}");
+        assert!(text.contains("invalid_token"), "{mode}: {text}");
+        let err = server
+            .introspector(mode)
+            .introspect("a-token")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("access token"), "{mode}: {err}");
+    }
+    for mode in [
+        "active",
+        "keycloak-access",
+        "access-token-type",
+        "dpop-token-type",
+        "hydra-access",
+    ] {
+        let (status, text) = call(&server.layer(mode), "a-token").await;
+        assert_eq!(status, StatusCode::OK, "{mode}: {text}");
+    }
+    // A server that never says (it introspects access tokens only): on request.
+    let untyped = JwtAuthLayer::new(
+        server
+            .builder("untyped")
+            .allow_missing_token_type()
+            .build()
+            .unwrap(),
+    );
+    assert_eq!(call(&untyped, "a-token").await.0, StatusCode::OK);
+    // Which never admits an answer that names another kind.
+    let lax = JwtAuthLayer::new(
+        server
+            .builder("keycloak-refresh")
+            .allow_missing_token_type()
+            .build()
+            .unwrap(),
+    );
+    assert_eq!(call(&lax, "a-token").await.0, StatusCode::UNAUTHORIZED);
+}
+
+/// What a server at another origin received, and answered with.
+#[derive(Clone, Default)]
+struct Seen(Arc<Mutex<Vec<String>>>);
+
+/// A server at another origin that answers anything with an active
+/// answer (and a key set), recording each request it receives.
+async fn elsewhere() -> (String, Seen) {
+    let seen = Seen::default();
+    let record = seen.clone();
+    let app = Router::new().fallback(move |req: Request<axum::body::Body>| {
+        let record = record.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let body = axum::body::to_bytes(body, 1 << 20)
+                .await
+                .unwrap_or_default();
+            record.0.lock().unwrap().push(format!(
+                "{} {} {:?} {}",
+                parts.method,
+                parts.uri,
+                parts.headers,
+                String::from_utf8_lossy(&body)
+            ));
+            r#"{"active":true,"sub":"mallory","aud":"api","token_type":"Bearer"}"#
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, seen)
+}
+
+/// A server that answers every request with `status` and `Location: to`.
+async fn redirecting(status: StatusCode, to: String) -> String {
+    let app = Router::new().fallback(move || {
+        let to = to.clone();
+        async move { (status, [(http::header::LOCATION, to)], "") }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+/// Redirects: an application's own HTTP client that follows redirects
+/// neither re-sends the introspection form (token, client secret) to
+/// another origin on a 307/308, nor has an answer from there trusted
+/// after a 301/302/303: 503, and the other server's answer is unused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_to_another_origin_gets_neither_the_form_nor_trust() {
+    let (other, seen) = elsewhere().await;
+    let following = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()
+        .unwrap();
+    for status in [
+        StatusCode::TEMPORARY_REDIRECT,
+        StatusCode::PERMANENT_REDIRECT,
+        StatusCode::FOUND,
+        StatusCode::SEE_OTHER,
+        StatusCode::MOVED_PERMANENTLY,
+    ] {
+        let from = redirecting(status, format!("{other}/introspect")).await;
+        for auth in [ClientAuth::SecretBasic, ClientAuth::SecretPost] {
+            let intro = Introspector::builder(format!("{from}/introspect"))
+                .client_credentials("api", "the-client-secret")
+                .client_auth(auth)
+                .audience("api")
+                .client(following.clone())
+                .build()
+                .unwrap();
+            let layer = JwtAuthLayer::new(intro.clone());
+            let (code, text) = call(&layer, "the-users-token").await;
+            assert_eq!(
+                code,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{status} {auth:?}: {text}"
+            );
+            let err = intro.introspect("the-users-token").await.unwrap_err();
+            assert!(
+                matches!(err, AuthError::IntrospectionUnavailable(_)),
+                "{status} {auth:?}: {err}"
+            );
+        }
+    }
+    let seen = seen.0.lock().unwrap();
+    for request in seen.iter() {
+        assert!(!request.contains("the-client-secret"), "{request}");
+        assert!(!request.contains("the-users-token"), "{request}");
+        // The Basic credentials of api:the-client-secret.
+        assert!(
+            !request.contains("YXBpOnRoZS1jbGllbnQtc2VjcmV0"),
+            "{request}"
+        );
+        assert!(
+            !request.to_ascii_lowercase().contains("authorization"),
+            "{request}"
+        );
+    }
+}
+
+/// oidc-provider's refresh tokens: one from its token endpoint (the
+/// refresh_token grant of a client with offline_access) is introspected as
+/// active, without `token_type` (its access tokens' answers say `Bearer`):
+/// refused through the layer, with or without an audience check, while the
+/// access token issued with it passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_provider_refresh_tokens_are_refused_and_access_tokens_pass() {
+    let provider = oidc::start().await;
+    let http = reqwest::Client::new();
+    let (access, refresh) = provider.refreshed(&http, OPAQUE).await;
+    assert!(!refresh.contains('.'), "an opaque refresh token: {refresh}");
+    for intro in [
+        introspector(&provider, "api-introspector").build().unwrap(),
+        introspector(&provider, "api-introspector")
+            .any_audience()
+            .build()
+            .unwrap(),
+    ] {
+        // The server says the refresh token is active...
+        let raw = http
+            .post(format!("{}/token/introspection", provider.issuer))
+            .basic_auth("api-introspector", Some("secret-of-api-introspector"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={refresh}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let raw: Value = serde_json::from_str(&raw).unwrap();
+        assert_eq!(raw["active"], true, "{raw}");
+        assert_eq!(raw["token_type"], Value::Null, "{raw}");
+        // ...the layer does not take it for an access token.
+        let layer = JwtAuthLayer::new(intro.clone());
+        let (status, text) = call(&layer, &refresh).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+        assert!(text.contains("invalid_token"), "{text}");
+        let err = intro.introspect(&refresh).await.unwrap_err();
+        assert!(err.to_string().contains("access token"), "{err}");
+        let (status, text) = call(&layer, &access).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let claims: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(claims["token_type"], "Bearer", "{claims}");
+        assert_eq!(claims["sub"], "alice", "{claims}");
+    }
+}
+
+/// At the cap, a token whose active answer is past its freshness is served
+/// that answer if `stale_if_error` allows, as in an outage; a token with
+/// nothing cached is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_cap_a_stale_answer_stands_in() {
+    let server = faulty().await;
+    let layer = JwtAuthLayer::new(
+        server
+            .builder("switch")
+            .timeout(Duration::from_secs(2))
+            .max_concurrent_calls(1)
+            .max_ttl(Duration::from_secs(1))
+            .stale_if_error(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+    );
+    server.switch("active");
+    assert_eq!(call(&layer, "kept").await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    server.switch("slow");
+    let before = server.calls();
+    let hog = {
+        let layer = layer.clone();
+        tokio::spawn(async move { call(&layer, "hog").await.0 })
+    };
+    // Until the hog's call holds the one slot (2 s at most).
+    for _ in 0..100 {
+        if server.calls() > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = server.calls();
+    assert_eq!(before, 2, "the hog's call is under way");
+    let (status, text) = call(&layer, "kept").await;
+    assert_eq!(status, StatusCode::OK, "stale, standing in: {text}");
+    assert_eq!(
+        call(&layer, "nothing-cached").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(server.calls(), before, "no call past the cap");
+    assert_eq!(
+        hog.await.unwrap(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "timed out"
+    );
 }

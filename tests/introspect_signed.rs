@@ -41,7 +41,7 @@ fn signed(mode: &str) -> String {
     };
     let claims = json!({
         "iss": AS, "aud": aud, "iat": now,
-        "token_introspection": {"active": true, "aud": "api", "sub": "alice", "exp": now + 600},
+        "token_introspection": {"active": true, "aud": "api", "sub": "alice", "exp": now + 600, "token_type": "Bearer"},
     });
     let input = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
     format!("{input}.{}", b64(key().sign(input.as_bytes()).as_ref()))

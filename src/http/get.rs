@@ -7,7 +7,7 @@ use http::HeaderMap;
 use http::header::{ACCEPT, AGE, CACHE_CONTROL};
 use reqwest::{Client, StatusCode, Url};
 
-use super::{check_url, error_chain};
+use super::{check_answered, check_url, error_chain};
 
 /// Limits applied to every fetch.
 #[derive(Debug, Clone)]
@@ -52,6 +52,8 @@ pub(crate) async fn get(client: &Client, url: &Url, limits: &Limits) -> Result<F
             .send()
             .await
             .map_err(|e| GetError::Other(format!("GET {url}: {}", error_chain(&e))))?;
+        check_answered(url, res.url(), limits.allow_http)
+            .map_err(|why| GetError::Other(format!("GET {why}")))?;
         let status = res.status();
         if status != StatusCode::OK {
             let why = format!("GET {url}: status {status} (only 200 is accepted)");
@@ -287,6 +289,59 @@ pub(crate) async fn discover_endpoint(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 127.0.0.1 server answering `GET /doc` with `status` and `Location:
+    /// to`, or with a JSON document when `to` is empty.
+    async fn serve(status: u16, to: String) -> String {
+        let app = axum::Router::new().route(
+            "/doc",
+            axum::routing::get(move || {
+                let to = to.clone();
+                async move {
+                    let res = http::Response::builder();
+                    if to.is_empty() {
+                        res.body("{}".to_owned()).unwrap()
+                    } else {
+                        res.status(status)
+                            .header(http::header::LOCATION, to)
+                            .body(String::new())
+                            .unwrap()
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        base
+    }
+
+    /// Key sets and discovery documents: an application's client that
+    /// follows a redirect to another origin does not get its document used.
+    #[tokio::test]
+    async fn a_document_from_another_origin_is_refused() {
+        let elsewhere = serve(200, String::new()).await;
+        let following = Client::builder()
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .unwrap();
+        let limits = Limits {
+            timeout: Duration::from_secs(2),
+            max_body: 1024,
+            allow_http: false,
+        };
+        let doc = Url::parse(&format!("{elsewhere}/doc")).unwrap();
+        assert!(get(&following, &doc, &limits).await.is_ok(), "served");
+        for status in [301, 302, 303, 307, 308] {
+            let from = serve(status, doc.to_string()).await;
+            let url = Url::parse(&format!("{from}/doc")).unwrap();
+            match get(&following, &url, &limits).await {
+                Err(GetError::Other(why)) => assert!(why.contains("another origin"), "{why}"),
+                Err(e) => panic!("{status}: {e:?}"),
+                Ok(_) => panic!("{status}: the document from {elsewhere} was used"),
+            }
+        }
+    }
 
     fn fresh(lines: &[&str], age: Option<&str>) -> Option<Duration> {
         let mut headers = HeaderMap::new();

@@ -33,6 +33,27 @@ pub(crate) fn check_url(url: &Url, allow_http: bool) -> Result<(), String> {
     }
 }
 
+/// Whether an answer that came from `answered` may be used for a request
+/// to `asked`. They differ when the application's own client followed a
+/// redirect (the default client follows none): the URL it ended at must
+/// pass [`check_url`] too, and be of the same origin (scheme, host, port)
+/// as the one asked. Anything else (a key set, a discovery document or an
+/// introspection answer from another server) is refused, its body unused.
+pub(crate) fn check_answered(asked: &Url, answered: &Url, allow_http: bool) -> Result<(), String> {
+    if answered == asked {
+        return Ok(());
+    }
+    check_url(answered, allow_http)
+        .map_err(|why| format!("{asked} redirected to {answered}, refused: {why}"))?;
+    if answered.origin() != asked.origin() {
+        return Err(format!(
+            "{asked} redirected to {answered}, another origin: its answer is not used \
+             (the HTTP client should not follow redirects)"
+        ));
+    }
+    Ok(())
+}
+
 fn is_loopback(url: &Url) -> bool {
     match url.host_str() {
         Some("localhost") => true,
@@ -82,5 +103,35 @@ mod tests {
         assert!(ok("http://idp.example/jwks", true));
         assert!(!ok("file:///etc/passwd", true));
         assert!(!ok("ftp://idp.example/i", true));
+    }
+
+    #[test]
+    fn answers_come_from_the_origin_asked() {
+        let ok = |asked: &str, answered: &str, allow| {
+            check_answered(
+                &Url::parse(asked).unwrap(),
+                &Url::parse(answered).unwrap(),
+                allow,
+            )
+        };
+        let asked = "https://idp.example/jwks";
+        assert!(ok(asked, asked, false).is_ok());
+        assert!(ok(asked, "https://idp.example/keys/v2", false).is_ok());
+        assert!(ok(asked, "https://idp.example:443/jwks", false).is_ok());
+        for elsewhere in [
+            "https://evil.example/jwks",
+            "https://idp.example:8443/jwks",
+            "https://sub.idp.example/jwks",
+            "http://idp.example/jwks",
+            "http://127.0.0.1/jwks",
+        ] {
+            let err = ok(asked, elsewhere, false).unwrap_err();
+            assert!(err.contains("redirected to"), "{elsewhere}: {err}");
+        }
+        // Plain HTTP is refused by the URL rule before the origin is compared.
+        let err = ok("http://127.0.0.1:1/i", "http://idp.example/i", false).unwrap_err();
+        assert!(err.contains("plain HTTP"), "{err}");
+        assert!(ok("http://127.0.0.1:1/i", "http://127.0.0.1:2/i", false).is_err());
+        assert!(ok("http://127.0.0.1:1/i", "http://127.0.0.1:1/j", false).is_ok());
     }
 }

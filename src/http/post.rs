@@ -1,13 +1,13 @@
 //! The form POST of an introspection request (feature `introspection`):
-//! bounded in time and size, 200 only. Error texts name the endpoint,
-//! never the form (which holds the token).
+//! bounded in time and size, 200 only, never re-sent by a redirect. Error
+//! texts name the endpoint, never the form (which holds the token).
 
 use std::time::Duration;
 
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Client, StatusCode, Url};
 
-use super::error_chain;
+use super::{check_answered, error_chain};
 
 /// `application/x-www-form-urlencoded` encoding of one value.
 pub(crate) fn form_encode(value: &str, out: &mut String) {
@@ -37,6 +37,8 @@ pub(crate) struct Post<'a> {
     pub(crate) form: String,
     pub(crate) timeout: Duration,
     pub(crate) max_body: usize,
+    /// The rule for the URL the answer came from ([`check_answered`]).
+    pub(crate) allow_http: bool,
 }
 
 impl Post<'_> {
@@ -49,7 +51,12 @@ impl Post<'_> {
                 .post(url.clone())
                 .header(ACCEPT, self.accept)
                 .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(self.form);
+                // A body that cannot be replayed: a client that follows
+                // redirects does not re-send the form (the token, a client
+                // secret or assertion) on a 307 or 308; it hands back the
+                // redirect, which is refused below. (Its length is still
+                // known: sent with a Content-Length.)
+                .body(reqwest::Body::wrap(self.form));
             if let Some(value) = self.authorization {
                 req = req.header(AUTHORIZATION, value);
             }
@@ -57,6 +64,16 @@ impl Post<'_> {
                 .send()
                 .await
                 .map_err(|e| format!("POST {url}: {}", error_chain(&e)))?;
+            check_answered(url, res.url(), self.allow_http).map_err(|why| format!("POST {why}"))?;
+            // A 301, 302 or 303 followed turned the POST into a GET without
+            // the form: whatever answers it is no answer about the token.
+            if res.url() != url {
+                return Err(format!(
+                    "POST {url}: redirected to {}, refused: an introspection answer comes \
+                     from the endpoint itself",
+                    res.url()
+                ));
+            }
             match res.status() {
                 StatusCode::OK => {}
                 status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {

@@ -43,6 +43,14 @@ const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_MAX_ANSWER: usize = 64 * 1024;
 /// Cached answers at most, by default.
 const DEFAULT_MAX_ENTRIES: u64 = 10_000;
+/// The caches' own bound on an entry's life (each answer has its own,
+/// shorter as a rule): moka refuses more than 1000 years.
+const MAX_CACHE_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Introspection calls in flight at most, by default.
+const DEFAULT_MAX_CALLS: usize = 64;
+/// The longest token sent to the endpoint, by default: opaque tokens are
+/// short, and a large JWT checked by [`JwtThenIntrospect`] fits.
+const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
 
 /// How the resource server authenticates to the introspection endpoint
 /// (RFC 6749 §2.3.1).
@@ -71,8 +79,18 @@ pub enum ClientAuth {
 ///   never kept nor logged): an active one until the smaller of its `exp`
 ///   and the maximum TTL (default 60 s), a negative one briefly (default
 ///   5 s). Revocation at the server is seen within the maximum TTL.
+/// - An active answer must be about an access token: one that names
+///   another kind (`token_type` `refresh_token`, Keycloak's `typ`
+///   `Refresh`...), or names none (see
+///   [`allow_missing_token_type`](IntrospectorBuilder::allow_missing_token_type)),
+///   refuses the request with 401 `invalid_token`.
 /// - Concurrent requests with one token share one call, which runs in a
-///   task of its own: a request that goes away does not cancel it.
+///   task of its own: a request that goes away does not cancel it. At most
+///   [`max_concurrent_calls`](IntrospectorBuilder::max_concurrent_calls)
+///   calls (64) are under way at once; past that a request is refused with
+///   503 at once. A token that is not an RFC 6750 `b64token`, or is longer
+///   than [`max_token_len`](IntrospectorBuilder::max_token_len) (8 KiB),
+///   is refused with 401 without a call.
 /// - An unreachable endpoint (timeout, an error status, an answer that is
 ///   not a JSON object, refused client credentials) refuses the request
 ///   with 503 ([`AuthError::IntrospectionUnavailable`]): fail closed,
@@ -134,9 +152,25 @@ struct Inner {
     /// endpoint fails (0: never).
     stale_if_error: f64,
     clock: Arc<dyn Clock>,
+    /// Active answers, by token hash. Performance cache: may forget;
+    /// forgetting costs only a call to the authorization server. LRU, no
+    /// admission policy: a new answer is always kept (a TinyLFU cache,
+    /// once full, turns most new keys away, and every request for them
+    /// would call out, with nothing for `stale_if_error` to stand on).
     answers: moka::sync::Cache<[u8; 32], Answer>,
+    /// Negative answers (inactive, claims refused), by token hash: the same
+    /// kind of cache, of its own, so that a flood of distinct unknown
+    /// tokens pushes out only other negative answers.
+    refusals: moka::sync::Cache<[u8; 32], Answer>,
     /// Calls under way, by token hash: their outcome, once there.
     inflight: Mutex<HashMap<[u8; 32], watch::Receiver<Option<Outcome>>>>,
+    /// One permit per call in flight ([`IntrospectorBuilder::max_concurrent_calls`]).
+    calls: Arc<tokio::sync::Semaphore>,
+    max_calls: usize,
+    /// The longest token sent ([`IntrospectorBuilder::max_token_len`]).
+    max_token_len: usize,
+    /// Whether an answer may leave out the kind of token it describes.
+    allow_untyped: bool,
 }
 
 type Outcome = Result<Verified, AuthError>;
@@ -194,6 +228,9 @@ impl Introspector {
             negative_ttl: DEFAULT_NEGATIVE_TTL,
             stale_if_error: Duration::ZERO,
             max_entries: DEFAULT_MAX_ENTRIES,
+            max_calls: DEFAULT_MAX_CALLS,
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            allow_untyped: false,
             clock: None,
         }
     }
@@ -239,20 +276,28 @@ impl Introspector {
     ///
     /// # Errors
     /// As the layer would refuse the token; [`AuthError::IntrospectionUnavailable`]
-    /// when the endpoint cannot be asked or refuses the credentials.
+    /// when the endpoint cannot be asked or refuses the credentials, or
+    /// when [`max_concurrent_calls`](IntrospectorBuilder::max_concurrent_calls)
+    /// calls are under way.
     pub async fn introspect(&self, token: &str) -> Result<Verified, AuthError> {
+        self.inner.sendable(token)?;
+        let _permit = self.inner.permit()?;
         self.inner.call(token).await.0
     }
 
     /// The cached answer for this token hash, if still usable.
     fn cached(&self, key: &[u8; 32]) -> Option<Outcome> {
-        let answer = self.inner.answers.get(key)?;
+        // A refusal first: should both be there, the token is refused.
+        let (cache, answer) = match self.inner.refusals.get(key) {
+            Some(answer) => (&self.inner.refusals, answer),
+            None => (&self.inner.answers, self.inner.answers.get(key)?),
+        };
         match unix_secs(&*self.inner.clock) {
             Ok(now) if now < answer.until => Some(answer.outcome),
             // Kept to stand in for a call that fails.
             Ok(now) if now < answer.stale_until => None,
             Ok(_) => {
-                self.inner.answers.invalidate(key);
+                cache.invalidate(key);
                 None
             }
             Err(e) => Some(Err(e)),
@@ -260,6 +305,7 @@ impl Introspector {
     }
 
     async fn verify_shared(&self, token: &str) -> Outcome {
+        self.inner.sendable(token)?;
         let key = hash(token);
         let mut rx = {
             let mut inflight = self
@@ -277,6 +323,12 @@ impl Introspector {
             match inflight.get(&key).filter(|rx| rx.has_changed().is_ok()) {
                 Some(rx) => rx.clone(),
                 None => {
+                    // A new call needs a slot; without one, refused at once
+                    // (an active answer may stand in, as in an outage).
+                    let permit = match self.inner.permit() {
+                        Ok(permit) => permit,
+                        Err(e) => return self.inner.stale(&key).unwrap_or(Err(e)),
+                    };
                     let (tx, rx) = watch::channel(None);
                     inflight.insert(key, rx.clone());
                     let inner = Arc::clone(&self.inner);
@@ -304,6 +356,7 @@ impl Introspector {
                             .unwrap_or_else(PoisonError::into_inner)
                             .remove(&key);
                         let _ = tx.send(Some(outcome));
+                        drop(permit);
                     });
                     rx
                 }
@@ -322,6 +375,47 @@ impl Introspector {
 }
 
 impl Inner {
+    /// Whether `token` may be sent to the endpoint: an RFC 6750 `b64token`
+    /// (`1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`)
+    /// no longer than the limit. Anything else is refused without a call:
+    /// no access token has that shape, and each distinct one would cost a
+    /// call (form-encoding triples the bytes of any other character).
+    fn sendable(&self, token: &str) -> Result<(), AuthError> {
+        if token.len() > self.max_token_len {
+            return Err(AuthError::TokenTooLarge {
+                len: token.len(),
+                limit: self.max_token_len,
+            });
+        }
+        let chars = token.trim_end_matches('=');
+        if chars.is_empty()
+            || !chars.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+            })
+        {
+            return Err(AuthError::Malformed(
+                "the token is not an RFC 6750 b64token; not sent for introspection",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A slot for one more call in flight, if under the cap.
+    fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AuthError> {
+        Arc::clone(&self.calls).try_acquire_owned().map_err(|_| {
+            tracing::warn!(
+                endpoint = %self.endpoint_name(),
+                max_concurrent_calls = self.max_calls,
+                "introspection calls at their cap: request refused without a call"
+            );
+            AuthError::IntrospectionUnavailable(format!(
+                "{} introspection calls are under way, the most allowed at once \
+                 (max_concurrent_calls): refused without a call",
+                self.max_calls
+            ))
+        })
+    }
+
     /// One introspection call, observed, and whether an answer came that
     /// failed its checks.
     async fn call(&self, token: &str) -> (Outcome, Reply) {
@@ -445,6 +539,7 @@ impl Inner {
             form,
             timeout: self.timeout,
             max_body: self.max_body,
+            allow_http: self.allow_http,
         };
         let body = match post.send().await {
             Ok(body) => body,
@@ -520,6 +615,7 @@ impl Inner {
                 ));
             }
         }
+        access_token_kind(object, self.allow_untyped)?;
         let raw = read_registered(&payload)?;
         ClaimRules {
             leeway: self.leeway,
@@ -548,24 +644,30 @@ impl Inner {
             self.answers.invalidate(&key);
             return;
         };
-        let (until, stale_until) = match outcome {
+        let (cache, other, until, stale_until) = match outcome {
             Ok(verified) => {
                 let until = verified.reuse_until.unwrap_or(now);
                 let stale_end = until + self.stale_if_error;
                 let exp = verified.registered().exp();
                 (
+                    &self.answers,
+                    &self.refusals,
                     until,
                     exp.map_or(stale_end, |exp| stale_end.min(exp as f64)),
                 )
             }
             Err(e) if e.kind() == crate::ErrorKind::Unauthenticated => {
                 let until = now + self.negative_ttl;
-                (until, until)
+                (&self.refusals, &self.answers, until, until)
             }
             Err(_) => return,
         };
+        // A negative answer, cached or not, replaces an active one that
+        // could otherwise stand in during an outage; an active one ends a
+        // refusal.
+        other.invalidate(&key);
         if until > now || stale_until > now {
-            self.answers.insert(
+            cache.insert(
                 key,
                 Answer {
                     outcome: outcome.clone(),
@@ -574,9 +676,7 @@ impl Inner {
                 },
             );
         } else {
-            // A negative answer not cached still replaces an active one
-            // that could otherwise stand in during an outage.
-            self.answers.invalidate(&key);
+            cache.invalidate(&key);
         }
     }
 
@@ -617,6 +717,63 @@ enum Reply {
     Refused,
 }
 
+/// Whether an active answer describes an access token. RFC 7662's
+/// `token_type` (an access token type, RFC 6749 §7.1, or an RFC 8693 token
+/// type), Keycloak's `typ` and Ory Hydra's `token_use` say which kind of
+/// token the server found; any of them naming another kind (a refresh
+/// token, an ID token...) refuses the answer, and one must name an access
+/// token unless `allow_untyped`. (Without any, an answer may describe a
+/// refresh token: oidc-provider leaves `token_type` out for those only.)
+fn access_token_kind(
+    answer: &serde_json::Map<String, serde_json::Value>,
+    allow_untyped: bool,
+) -> Result<(), AuthError> {
+    /// Each field, and the values that name an access token (any case).
+    const KINDS: [(&str, &[&str]); 3] = [
+        (
+            "token_type",
+            &[
+                "Bearer",
+                "DPoP",
+                "N_A",
+                "PoP",
+                "mac",
+                "access_token",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ],
+        ),
+        // Keycloak: `Refresh`, `Offline`, `ID`, `Logout`... for the others.
+        ("typ", &["Bearer", "DPoP"]),
+        // Ory Hydra (fosite): `refresh_token` for the others.
+        ("token_use", &["access_token"]),
+    ];
+    let mut named = false;
+    for (field, access) in KINDS {
+        match answer.get(field) {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::String(kind))
+                if access.iter().any(|a| a.eq_ignore_ascii_case(kind)) =>
+            {
+                named = true;
+            }
+            Some(_) => {
+                return Err(AuthError::InvalidClaim(format!(
+                    "the introspection answer's `{field}` names a token that is not an access token"
+                )));
+            }
+        }
+    }
+    if named || allow_untyped {
+        Ok(())
+    } else {
+        Err(AuthError::InvalidClaim(
+            "the introspection answer does not say the token is an access token (no \
+             `token_type`); see IntrospectorBuilder::allow_missing_token_type"
+                .into(),
+        ))
+    }
+}
+
 /// The cache key of a token: its SHA-256, never the token.
 fn hash(token: &str) -> [u8; 32] {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
@@ -627,6 +784,9 @@ fn hash(token: &str) -> [u8; 32] {
 
 impl TokenVerifier for Introspector {
     fn verify_now(&self, token: &str) -> Option<Result<Verified, AuthError>> {
+        if let Err(e) = self.inner.sendable(token) {
+            return Some(Err(e));
+        }
         self.cached(&hash(token))
     }
 
@@ -645,8 +805,9 @@ impl TokenVerifier for Introspector {
 /// Defaults: `client_secret_basic`, a 5 s timeout per call, answers up to
 /// 64 KiB, HTTPS unless the endpoint is on a loopback address, active
 /// answers reused for at most [`DEFAULT_INTROSPECTION_TTL`] (60 s), negative
-/// ones for [`DEFAULT_NEGATIVE_TTL`] (5 s), 10 000 cached answers at most,
-/// leeway 30 s. As with [`Verifier`](crate::Verifier), an audience must be
+/// ones for [`DEFAULT_NEGATIVE_TTL`] (5 s), 10 000 cached active answers
+/// and as many negative ones at most, 64 calls in flight at most, tokens
+/// of 8 KiB at most, answers that name an access token, leeway 30 s. As with [`Verifier`](crate::Verifier), an audience must be
 /// configured (or [`any_audience`](IntrospectorBuilder::any_audience)
 /// called).
 #[must_use]
@@ -672,6 +833,9 @@ pub struct IntrospectorBuilder {
     negative_ttl: Duration,
     stale_if_error: Duration,
     max_entries: u64,
+    max_calls: usize,
+    max_token_len: usize,
+    allow_untyped: bool,
     clock: Option<Arc<dyn Clock>>,
 }
 
@@ -742,8 +906,10 @@ impl IntrospectorBuilder {
     }
 
     /// The HTTP client to call the endpoint with (proxies, extra root
-    /// certificates...). It should not follow redirects. The timeout and
-    /// size limits still apply.
+    /// certificates...). It should not follow redirects; if it does, the
+    /// form is not re-sent by a 307 or 308 (it cannot be replayed), and an
+    /// answer from anywhere but the endpoint is refused (503). The timeout
+    /// and size limits still apply.
     pub fn client(mut self, client: Client) -> Self {
         self.client = Some(client);
         self
@@ -826,9 +992,80 @@ impl IntrospectorBuilder {
         self
     }
 
-    /// Cache at most this many answers (default 10 000).
+    /// Cache at most this many active answers, and as many negative ones
+    /// (default 10 000 each); the least recently used are forgotten first.
     pub fn max_entries(mut self, entries: u64) -> Self {
         self.max_entries = entries;
+        self
+    }
+
+    /// Makes at most this many introspection calls at once (default 64);
+    /// a request whose token would need one more is refused at once with
+    /// 503 ([`AuthError::IntrospectionUnavailable`], `Retry-After`), no
+    /// call made. Requests waiting for a call already under way for their
+    /// token take no more. At least 1.
+    ///
+    /// ```
+    /// # use tower_jwt_auth::Introspector;
+    /// let introspector = Introspector::builder("https://idp.example/oauth2/introspect")
+    ///     .client_credentials("my-api", "its-secret")
+    ///     .audience("my-api")
+    ///     .max_concurrent_calls(16)
+    ///     .build()?;
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
+    pub fn max_concurrent_calls(mut self, calls: usize) -> Self {
+        self.max_calls = calls;
+        self
+    }
+
+    /// The longest token sent to the endpoint, in bytes (default 8 KiB,
+    /// room for a large JWT checked by [`JwtThenIntrospect`]); a longer
+    /// one is refused with 401 `invalid_token`
+    /// ([`AuthError::TokenTooLarge`]) without a call. Whatever the length,
+    /// a token that is not an RFC 6750 `b64token` (letters, digits, `-`,
+    /// `.`, `_`, `~`, `+`, `/`, then `=` padding only) is refused likewise
+    /// ([`AuthError::Malformed`]).
+    ///
+    /// ```
+    /// # use tower_jwt_auth::Introspector;
+    /// let introspector = Introspector::builder("https://idp.example/oauth2/introspect")
+    ///     .client_credentials("my-api", "its-secret")
+    ///     .audience("my-api")
+    ///     .max_token_len(512) // this server's tokens are 40 characters
+    ///     .build()?;
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
+    pub fn max_token_len(mut self, bytes: usize) -> Self {
+        self.max_token_len = bytes;
+        self
+    }
+
+    /// Accepts an active answer that does not say which kind of token it
+    /// describes. By default an answer must name an access token: its
+    /// `token_type` (RFC 7662) `Bearer`, `DPoP`, `N_A`, `PoP`, `access_token`
+    /// or `urn:ietf:params:oauth:token-type:access_token`, or Keycloak's
+    /// `typ` `Bearer` or `DPoP`, or Ory Hydra's `token_use`
+    /// `access_token`; an answer without any of them is refused with 401
+    /// `invalid_token`, for it may describe a refresh token (oidc-provider
+    /// leaves `token_type` out of its refresh tokens' answers only).
+    ///
+    /// Call this for a server that introspects access tokens only and
+    /// omits the type (django-oauth-toolkit, IdentityServer 4). An answer
+    /// that names another kind of token (`refresh_token`, Keycloak's
+    /// `Refresh`, `Offline` or `ID`...) is refused whatever this says.
+    ///
+    /// ```
+    /// # use tower_jwt_auth::Introspector;
+    /// let introspector = Introspector::builder("https://idp.example/o/introspect/")
+    ///     .client_credentials("my-api", "its-secret")
+    ///     .audience("my-api")
+    ///     .allow_missing_token_type()
+    ///     .build()?;
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
+    pub fn allow_missing_token_type(mut self) -> Self {
+        self.allow_untyped = true;
         self
     }
 
@@ -923,13 +1160,25 @@ impl IntrospectorBuilder {
         };
         let max_ttl = self.max_ttl.as_secs_f64();
         let negative_ttl = self.negative_ttl.as_secs_f64();
+        if self.max_calls == 0 {
+            return Err(BuildError::config(
+                "max_concurrent_calls",
+                "max_concurrent_calls is 0: no token could ever be introspected",
+            ));
+        }
         let answers = moka::sync::Cache::builder()
             .max_capacity(self.max_entries)
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
             .time_to_live(
                 self.max_ttl
-                    .max(self.negative_ttl)
-                    .saturating_add(self.stale_if_error),
+                    .saturating_add(self.stale_if_error)
+                    .min(MAX_CACHE_TTL),
             )
+            .build();
+        let refusals = moka::sync::Cache::builder()
+            .max_capacity(self.max_entries)
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
+            .time_to_live(self.negative_ttl.min(MAX_CACHE_TTL))
             .build();
         Ok(Introspector {
             inner: Arc::new(Inner {
@@ -959,7 +1208,12 @@ impl IntrospectorBuilder {
                 stale_if_error: self.stale_if_error.as_secs_f64(),
                 clock,
                 answers,
+                refusals,
                 inflight: Mutex::new(HashMap::new()),
+                calls: Arc::new(tokio::sync::Semaphore::new(self.max_calls)),
+                max_calls: self.max_calls,
+                max_token_len: self.max_token_len,
+                allow_untyped: self.allow_untyped,
             }),
         })
     }
@@ -976,6 +1230,8 @@ mod tests {
             .audience("api")
             .leeway(Duration::from_secs(10))
             .max_ttl(Duration::from_secs(60))
+            // These answers are about their claims (the kind: below).
+            .allow_missing_token_type()
             .build()
             .unwrap()
     }
@@ -1035,6 +1291,114 @@ mod tests {
         assert_eq!(
             reason(&format!("{{{base},\"exp\":\"soon\"}}")),
             "invalid_claim"
+        );
+    }
+
+    #[test]
+    fn only_access_tokens_are_admitted() {
+        let kind = |answer: &str, untyped| {
+            let value: serde_json::Value = serde_json::from_str(answer).unwrap();
+            access_token_kind(value.as_object().unwrap(), untyped)
+        };
+        for ok in [
+            r#"{"token_type":"Bearer"}"#,
+            r#"{"token_type":"bearer"}"#,
+            r#"{"token_type":"DPoP"}"#,
+            r#"{"token_type":"N_A"}"#,
+            r#"{"token_type":"access_token"}"#,
+            r#"{"token_type":"urn:ietf:params:oauth:token-type:access_token"}"#,
+            r#"{"typ":"Bearer"}"#,
+            r#"{"typ":"Bearer","token_type":"Bearer"}"#,
+            r#"{"token_use":"access_token"}"#,
+            r#"{"token_type":null,"typ":"Bearer"}"#,
+        ] {
+            assert!(kind(ok, false).is_ok(), "{ok}");
+        }
+        for refused in [
+            r#"{"token_type":"refresh_token"}"#,
+            r#"{"token_type":"urn:ietf:params:oauth:token-type:refresh_token"}"#,
+            r#"{"token_type":"urn:ietf:params:oauth:token-type:id_token"}"#,
+            r#"{"token_type":"urn:ietf:params:oauth:token-type:jwt"}"#,
+            r#"{"token_type":"Bearer","typ":"Refresh"}"#,
+            r#"{"typ":"Offline"}"#,
+            r#"{"typ":"ID"}"#,
+            r#"{"token_type":"Bearer","token_use":"refresh_token"}"#,
+            r#"{"token_type":["Bearer"]}"#,
+            r#"{"typ":1}"#,
+        ] {
+            for untyped in [false, true] {
+                let err = kind(refused, untyped).unwrap_err();
+                assert_eq!(err.reason(), "invalid_claim", "{refused}");
+            }
+        }
+        // Untyped: refused unless allowed.
+        assert!(kind(r#"{"sub":"u"}"#, false).is_err());
+        assert!(kind(r#"{"token_type":null}"#, false).is_err());
+        assert!(kind(r#"{"sub":"u"}"#, true).is_ok());
+    }
+
+    #[test]
+    fn only_b64tokens_within_the_limit_are_sent() {
+        let intro = Introspector::builder("http://127.0.0.1:9/introspect")
+            .client_credentials("api", "secret")
+            .audience("api")
+            .max_token_len(16)
+            .build()
+            .unwrap();
+        let sendable = |token: &str| intro.inner.sendable(token).map_err(|e| e.reason());
+        for ok in [
+            "a",
+            "Az09-._~+/",
+            "abc=",
+            "abc==",
+            "2YotnFZFEjr1zCsi",
+            "eyJ.eyJ.sig",
+        ] {
+            assert_eq!(sendable(ok), Ok(()), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "=",
+            "==abc",
+            "a=b",
+            "a b",
+            "a%41",
+            "a,b",
+            "a\"b",
+            "caf\u{e9}",
+            "a\tb",
+            "a\0",
+        ] {
+            assert_eq!(sendable(bad), Err("malformed"), "{bad:?}");
+        }
+        assert_eq!(sendable(&"a".repeat(17)), Err("too_large"));
+        // Refused before the cache is even looked at.
+        match intro.verify_now("a b") {
+            Some(Err(e)) => assert_eq!(e.reason(), "malformed"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_calls_at_all_is_a_mistake_and_huge_ttls_do_not_panic() {
+        let base = || {
+            Introspector::builder("https://idp.example/i")
+                .client_credentials("a", "s")
+                .audience("api")
+        };
+        let err = base()
+            .max_concurrent_calls(0)
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_concurrent_calls"), "{err}");
+        assert!(
+            base()
+                .max_ttl(Duration::MAX)
+                .negative_ttl(Duration::MAX)
+                .stale_if_error(Duration::MAX)
+                .build()
+                .is_ok()
         );
     }
 

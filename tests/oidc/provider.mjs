@@ -15,7 +15,14 @@
 // Listens on 127.0.0.1, port 0, then prints one line to stdout:
 //   READY {"issuer": "http://127.0.0.1:PORT", "kids": {"RS256": "...", ...},
 //          "client_key": {"kid": "...", "pem": "-----BEGIN PRIVATE KEY-----..."}}
-// Test-only admin endpoint on the same port:
+// The client `client-web` (authorization_code, refresh_token) holds refresh
+// tokens: POST /__grant starts its grant as a code exchange with
+// offline_access would (for the account `alice`, resources openid and
+// urn:tower-jwt-auth:opaque) and answers {"refresh_token": "..."}; the
+// refresh_token grant at /token then rotates it (a new refresh token each
+// time) and issues opaque access tokens.
+// Test-only admin endpoints on the same port:
+//   POST /__grant             a refresh token of client-web, as above
 //   POST /__rotate            new keys for every algorithm, signing from now on;
 //                             the previous keys stay published
 //   POST /__rotate?retire=1   the same, and every previous key is removed
@@ -63,6 +70,17 @@ for (const method of ['client_secret_basic', 'client_secret_post']) {
   });
 }
 
+// A web application that holds refresh tokens.
+clients.push({
+  client_id: 'client-web',
+  client_secret: 'secret-of-client-web',
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  redirect_uris: ['https://rp.example/cb'],
+  token_endpoint_auth_method: 'client_secret_basic',
+  scope: `openid offline_access ${SCOPE}`,
+});
+
 // The private_key_jwt client of the resource server.
 const clientKey = await (async () => {
   const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
@@ -102,7 +120,8 @@ function buildProvider(issuer, keys) {
   return new Provider(issuer, {
     clients,
     jwks: { keys },
-    scopes: [SCOPE],
+    scopes: ['openid', 'offline_access', SCOPE],
+    rotateRefreshToken: true,
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -137,6 +156,30 @@ function buildProvider(issuer, keys) {
   });
 }
 
+/**
+ * A refresh token of client-web, stored as the authorization_code grant
+ * stores the one it issues: a grant of openid offline_access and the
+ * opaque resource's scope to the account alice.
+ */
+async function grantRefreshToken() {
+  const client = await provider.Client.find('client-web');
+  const grant = new provider.Grant({ accountId: 'alice', clientId: client.clientId });
+  grant.addOIDCScope('openid offline_access');
+  grant.addResourceScope(OPAQUE, SCOPE);
+  const grantId = await grant.save();
+  const token = new provider.RefreshToken({
+    accountId: 'alice',
+    authTime: Math.floor(Date.now() / 1000),
+    client,
+    grantId,
+    gty: 'authorization_code',
+    resource: OPAQUE,
+    rotations: 0,
+    scope: `openid offline_access ${SCOPE}`,
+  });
+  return token.save();
+}
+
 /** The kids that sign now: the first key of each algorithm. */
 function signingKids(keys) {
   return Object.fromEntries(ALGS.map((alg) => [alg, keys.find((k) => k.alg === alg).kid]));
@@ -148,6 +191,17 @@ let handler;
 
 const server = createServer((req, res) => {
   const url = new URL(req.url, 'http://127.0.0.1');
+  if (url.pathname === '/__grant' && req.method === 'POST') {
+    req.resume();
+    grantRefreshToken().then((refreshToken) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ refresh_token: refreshToken }));
+    }, (err) => {
+      console.error(err);
+      res.writeHead(500).end(String(err));
+    });
+    return;
+  }
   if (url.pathname === '/__rotate' && req.method === 'POST') {
     req.resume();
     newKeys().then((fresh) => {

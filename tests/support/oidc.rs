@@ -140,6 +140,40 @@ impl Provider {
         json["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// A refresh token of `client-web` (offline_access) used once at the
+    /// token endpoint (the refresh_token grant, with the resource
+    /// `resource`): the access token and the new refresh token it answers.
+    pub async fn refreshed(&self, http: &reqwest::Client, resource: &str) -> (String, String) {
+        let res = http
+            .post(format!("{}/__grant", self.issuer))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let json: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+        let granted = json["refresh_token"].as_str().unwrap();
+        let res = http
+            .post(format!("{}/token", self.issuer))
+            .header("authorization", basic("client-web"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "grant_type=refresh_token&refresh_token={granted}&resource={}",
+                resource.replace(':', "%3A")
+            ))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let json: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+        assert_eq!(status, 200, "refresh_token grant: {json}");
+        let refresh = json["refresh_token"].as_str().unwrap();
+        assert_ne!(refresh, granted, "rotated");
+        (
+            json["access_token"].as_str().unwrap().to_owned(),
+            refresh.to_owned(),
+        )
+    }
+
     /// Revokes `token` (RFC 7009) as `client`, the client it was issued to.
     pub async fn revoke(&self, http: &reqwest::Client, client: &str, token: &str) {
         let res = http
