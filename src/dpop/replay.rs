@@ -90,4 +90,39 @@ mod tests {
         assert_eq!(store.first_use_now("a", ttl), Some(Ok(false)));
         assert_eq!(store.first_use_now("b", ttl), Some(Ok(true)));
     }
+
+    /// At twice its capacity inside the window: every key it answered
+    /// "first use" for is a replay ever after, and a key it cannot keep is
+    /// refused (an error, 503), never accepted and forgotten.
+    #[test]
+    fn full_replay_store_refuses_instead_of_forgetting() {
+        let cap = 1_000u64;
+        let ttl = Duration::from_secs(600);
+        let store = MemoryReplayStore::new(cap, ttl);
+        let mut fresh = Vec::new();
+        let mut refused = 0;
+        // Distinct key holders, so no per-key limit applies.
+        for i in 0..2 * cap {
+            let key = format!("jkt{i}:jti");
+            match store.first_use_now(&key, ttl) {
+                Some(Ok(true)) => fresh.push(key),
+                Some(Ok(false)) => panic!("{key} was never seen, answered as a replay"),
+                Some(Err(_)) => refused += 1,
+                None => panic!("the in-memory store answers at once"),
+            }
+        }
+        assert_eq!(fresh.len() as u64, cap, "it keeps exactly its capacity");
+        assert_eq!(refused, cap);
+        for key in &fresh {
+            assert_eq!(
+                store.first_use_now(key, ttl),
+                Some(Ok(false)),
+                "{key} answered first use twice"
+            );
+        }
+        assert!(matches!(
+            store.first_use_now("another:jti", ttl),
+            Some(Err(_))
+        ));
+    }
 }

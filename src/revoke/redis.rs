@@ -363,3 +363,30 @@ impl Revocation for RedisRevocation {
         self.local_get(claims)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The local cache at twice its capacity: the newest answers are kept
+    /// (no admission policy turns them away), so steady traffic of new
+    /// tokens is still answered locally.
+    #[test]
+    fn local_cache_keeps_new_answers_at_twice_its_capacity() {
+        let cap = 100_000u64;
+        let store = RedisRevocation::builder("redis://127.0.0.1:1/")
+            .local_cache(Duration::from_secs(600))
+            .build()
+            .unwrap();
+        let local = store.inner.local.as_ref().unwrap();
+        for i in 0..2 * cap {
+            local.insert(format!("key-{i}").into(), RevocationStatus::Valid);
+        }
+        local.run_pending_tasks();
+        assert!(local.entry_count() <= cap, "{}", local.entry_count());
+        let newest = (cap * 2 - 1000..cap * 2)
+            .filter(|i| local.contains_key(format!("key-{i}").as_str()))
+            .count();
+        assert!(newest >= 990, "{newest} of the 1000 newest answers kept");
+    }
+}
