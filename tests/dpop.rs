@@ -586,12 +586,10 @@ async fn get_over_tcp(
 async fn a_full_replay_store_never_lets_a_captured_proof_replay() {
     const CAPACITY: u64 = 100;
     let store = tower_jwt_auth::MemoryReplayStore::new(CAPACITY, Duration::from_secs(601));
-    let addr = serve(app(
-        policy(DpopMode::Required)
-            .replay_store(store)
-            .build()
-            .unwrap(),
-    ))
+    let addr = serve(app(policy(DpopMode::Required)
+        .replay_store(store)
+        .build()
+        .unwrap()))
     .await;
     let mut accepted = Vec::new();
     let mut unavailable = 0;

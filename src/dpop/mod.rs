@@ -298,8 +298,14 @@ impl PendingReplay {
         match answer {
             Ok(true) => Ok(()),
             Ok(false) => Err(AuthError::DpopReplay),
-            Err(_) if self.policy.inner.fail_open => Ok(()),
-            Err(why) => Err(AuthError::ReplayUnavailable(why)),
+            Err(why) if self.policy.inner.fail_open => {
+                tracing::warn!(error = %why, "DPoP replay store cannot answer; failing open");
+                Ok(())
+            }
+            Err(why) => {
+                tracing::warn!(error = %why, "DPoP replay store cannot answer; failing closed (503)");
+                Err(AuthError::ReplayUnavailable(why))
+            }
         }
     }
 }
