@@ -11,6 +11,9 @@ use crate::error::BuildError;
 use crate::store::clamp_ttl;
 use crate::store::redis::{DEFAULT_TIMEOUT, RedisConn};
 
+/// The default bound of [`RedisRevocationBuilder::local_cache`].
+const DEFAULT_LOCAL_CAPACITY: u64 = 100_000;
+
 /// A deny-list in Redis: one key per revoked `jti`
 /// (`{prefix}jti:{len(iss)}:{iss}:{jti}`, expiring at the token's `exp`)
 /// and one per subject mark (`{prefix}sub:{len(iss)}:{iss}:{sub}` holding
@@ -97,6 +100,7 @@ pub struct RedisRevocationBuilder {
     fail_open: bool,
     mark_ttl: Duration,
     local_ttl: Option<Duration>,
+    local_capacity: u64,
 }
 
 impl RedisRevocationBuilder {
@@ -128,12 +132,26 @@ impl RedisRevocationBuilder {
         self
     }
 
-    /// Keeps answers in process for `ttl` (at most 100,000 tokens), so
-    /// repeated checks need no round trip. A revocation made elsewhere is
-    /// then seen up to `ttl` late; one made through this store is seen at
-    /// once.
+    /// Keeps answers in process for `ttl` (at most
+    /// [`local_cache_capacity`](RedisRevocationBuilder::local_cache_capacity)
+    /// tokens, 100,000 by default), so repeated checks need no round trip.
+    /// A revocation made elsewhere is then seen up to `ttl` late; one made
+    /// through this store is seen at once.
+    ///
+    /// Performance cache: may forget; forgetting costs only a round trip
+    /// to Redis. When full, the least recently used answer goes and the
+    /// new one is always kept (LRU, no admission policy that would turn
+    /// new tokens away and send every request to Redis).
     pub fn local_cache(mut self, ttl: Duration) -> Self {
         self.local_ttl = Some(ttl);
+        self
+    }
+
+    /// The most answers the local cache keeps (default 100,000; at least
+    /// 1). Without [`local_cache`](RedisRevocationBuilder::local_cache)
+    /// there is no local cache and this does nothing.
+    pub fn local_cache_capacity(mut self, entries: u64) -> Self {
+        self.local_capacity = entries.max(1);
         self
     }
 
@@ -144,7 +162,8 @@ impl RedisRevocationBuilder {
     pub fn build(self) -> Result<RedisRevocation, BuildError> {
         let local = self.local_ttl.map(|ttl| {
             moka::sync::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(self.local_capacity)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .time_to_live(clamp_ttl(ttl))
                 .build()
         });
@@ -181,6 +200,7 @@ impl RedisRevocation {
             fail_open: false,
             mark_ttl: super::DEFAULT_MARK_TTL,
             local_ttl: None,
+            local_capacity: DEFAULT_LOCAL_CAPACITY,
         }
     }
 
@@ -373,9 +393,10 @@ mod tests {
     /// tokens is still answered locally.
     #[test]
     fn local_cache_keeps_new_answers_at_twice_its_capacity() {
-        let cap = 100_000u64;
+        let cap = 10_000u64;
         let store = RedisRevocation::builder("redis://127.0.0.1:1/")
             .local_cache(Duration::from_secs(600))
+            .local_cache_capacity(cap)
             .build()
             .unwrap();
         let local = store.inner.local.as_ref().unwrap();
@@ -387,6 +408,6 @@ mod tests {
         let newest = (cap * 2 - 1000..cap * 2)
             .filter(|i| local.contains_key(format!("key-{i}").as_str()))
             .count();
-        assert!(newest >= 990, "{newest} of the 1000 newest answers kept");
+        assert_eq!(newest, 1000, "{newest} of the 1000 newest answers kept");
     }
 }
