@@ -65,7 +65,10 @@ pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 const DEFAULT_MAX_AGE_FLOOR: Duration = Duration::from_secs(5);
 /// Default ceiling on the freshness `Cache-Control` gives.
 const DEFAULT_MAX_AGE_CEILING: Duration = Duration::from_secs(24 * 3600);
-/// Most `kid`s remembered as absent from the key set.
+/// Most `kid`s remembered as absent from the key set. Performance cache:
+/// may forget; forgetting costs only a refetch, within the refetch rate
+/// limit (when full, expired entries go, then all; a new one is always
+/// kept: `absent_kids_are_bounded_and_expire`).
 const MAX_ABSENT: usize = 4096;
 /// How long past its deadline a fetch is given before it is taken for lost
 /// (its runtime no longer drives it) and replaced.

@@ -31,6 +31,11 @@ const DEFAULT_LOCAL_CAPACITY: u64 = 100_000;
 /// (logged). An optional local cache answers repeated checks without a
 /// round trip, at the price of seeing a revocation up to its TTL late.
 ///
+/// Security store: never forgets an entry inside its window, as long as
+/// Redis itself does not evict keys: run it with `maxmemory-policy
+/// noeviction`, so that a full Redis refuses a revocation (an error from
+/// [`revoke`](RedisRevocation::revoke)) rather than dropping one.
+///
 /// ```no_run
 /// use std::time::Duration;
 /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, RedisRevocation, Verifier};
