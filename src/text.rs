@@ -286,6 +286,7 @@ mod secret_urls {
         ] {
             let e = crate::RedisRevocation::new(&bad).unwrap_err();
             clean_error("RedisRevocation::new error", &e);
+            assert!(e.to_string().contains("***@"), "the URL, redacted: {e}");
             let e = crate::RedisReplayStore::new(&bad).unwrap_err();
             clean_error("RedisReplayStore::new error", &e);
         }
@@ -309,7 +310,9 @@ mod secret_urls {
             clean_error("JwksCache::prefetch error", &e);
             let status = cache.status();
             clean("JwksStatus Debug", &format!("{status:?}"));
-            clean("JwksStatus::last_error", status.last_error().unwrap_or(""));
+            let last = status.last_error().unwrap_or("");
+            clean("JwksStatus::last_error", last);
+            assert!(last.contains("***@127.0.0.1"), "the URL, redacted: {last}");
             clean("JwksCache Debug after a fetch", &format!("{cache:?}"));
         }
         for bad in [
@@ -322,7 +325,12 @@ mod secret_urls {
             let e = crate::JwksCache::discover(&bad).build().unwrap_err();
             clean_error("JwksCache::discover build error", &e);
         }
-        clean("logs", &logs.text());
+        let logs = logs.text();
+        clean("logs", &logs);
+        assert!(
+            logs.contains("***@127.0.0.1"),
+            "the URL, redacted, in the logs: {logs}"
+        );
     }
 
     #[tokio::test]
@@ -344,6 +352,10 @@ mod secret_urls {
             clean("Introspector Debug", &format!("{introspector:?}"));
             let e = introspector.introspect("a-token").await.unwrap_err();
             clean_error("Introspector::introspect error", &e);
+            assert!(
+                e.to_string().contains("***@127.0.0.1"),
+                "the URL, redacted: {e}"
+            );
             clean(
                 "Introspector Debug after a call",
                 &format!("{introspector:?}"),

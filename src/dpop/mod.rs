@@ -88,7 +88,7 @@ impl fmt::Debug for DpopPolicy {
             .field("mode", &self.inner.mode)
             .field("algorithms", &self.inner.algs)
             .field("window", &self.inner.window)
-            .field("base_url", &self.inner.base)
+            .field("base_url", &crate::text::redact_url(&self.inner.base))
             .field("nonce", &self.inner.nonces.is_some())
             .finish_non_exhaustive()
     }

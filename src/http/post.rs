@@ -8,6 +8,7 @@ use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Client, StatusCode, Url};
 
 use super::error_chain;
+use crate::text::redact_url;
 
 /// `application/x-www-form-urlencoded` encoding of one value.
 pub(crate) fn form_encode(value: &str, out: &mut String) {
@@ -43,6 +44,7 @@ impl Post<'_> {
     /// The body of a 200 answer.
     pub(crate) async fn send(self) -> Result<Vec<u8>, String> {
         let url = self.url;
+        let shown = redact_url(url.as_str());
         let work = async {
             let mut req = self
                 .client
@@ -56,19 +58,19 @@ impl Post<'_> {
             let mut res = req
                 .send()
                 .await
-                .map_err(|e| format!("POST {url}: {}", error_chain(&e)))?;
+                .map_err(|e| format!("POST {shown}: {}", error_chain(&e)))?;
             match res.status() {
                 StatusCode::OK => {}
                 status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
                     return Err(format!(
-                        "POST {url}: status {status}: the endpoint refused this client's \
+                        "POST {shown}: status {status}: the endpoint refused this client's \
                          credentials; check the client_id, the client_secret and the client \
                          authentication method"
                     ));
                 }
                 status => {
                     return Err(format!(
-                        "POST {url}: status {status} (only 200 is accepted)"
+                        "POST {shown}: status {status} (only 200 is accepted)"
                     ));
                 }
             }
@@ -76,16 +78,16 @@ impl Post<'_> {
                 .content_length()
                 .is_some_and(|len| len > self.max_body as u64)
             {
-                return Err(format!("POST {url}: body over {} bytes", self.max_body));
+                return Err(format!("POST {shown}: body over {} bytes", self.max_body));
             }
             let mut body = Vec::new();
             while let Some(chunk) = res
                 .chunk()
                 .await
-                .map_err(|e| format!("POST {url}: {}", error_chain(&e)))?
+                .map_err(|e| format!("POST {shown}: {}", error_chain(&e)))?
             {
                 if body.len() + chunk.len() > self.max_body {
-                    return Err(format!("POST {url}: body over {} bytes", self.max_body));
+                    return Err(format!("POST {shown}: body over {} bytes", self.max_body));
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -93,7 +95,7 @@ impl Post<'_> {
         };
         tokio::time::timeout(self.timeout, work)
             .await
-            .map_err(|_| format!("POST {url}: no complete answer within {:?}", self.timeout))?
+            .map_err(|_| format!("POST {shown}: no complete answer within {:?}", self.timeout))?
     }
 }
 

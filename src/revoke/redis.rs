@@ -96,7 +96,7 @@ impl fmt::Display for RedisError {
 impl std::error::Error for RedisError {}
 
 /// Builds a [`RedisRevocation`]; see [`RedisRevocation::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct RedisRevocationBuilder {
     url: String,
@@ -106,6 +106,21 @@ pub struct RedisRevocationBuilder {
     mark_ttl: Duration,
     local_ttl: Option<Duration>,
     local_capacity: u64,
+}
+
+impl fmt::Debug for RedisRevocationBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL without its password.
+        f.debug_struct("RedisRevocationBuilder")
+            .field("url", &crate::text::redact_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("fail_open", &self.fail_open)
+            .field("mark_ttl", &self.mark_ttl)
+            .field("local_ttl", &self.local_ttl)
+            .field("local_capacity", &self.local_capacity)
+            .finish()
+    }
 }
 
 impl RedisRevocationBuilder {
