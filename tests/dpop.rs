@@ -616,3 +616,44 @@ async fn a_full_replay_store_never_lets_a_captured_proof_replay() {
         assert_eq!(status, 401, "a replayed proof answered {status}");
     }
 }
+
+#[path = "support/logs.rs"]
+mod logs;
+
+/// One key holder sending twice its share of the replay store: its extra
+/// proofs are refused (503, logged as a warning) while another holder's
+/// proof is still accepted, and none of its accepted proofs replays.
+#[tokio::test]
+async fn one_dpop_key_holder_cannot_fill_the_replay_store_for_everyone() {
+    let (logs, _guard) = logs::Logs::capture(tracing::Level::WARN);
+    // 100 proofs in all, 10 per key holder.
+    let store = tower_jwt_auth::MemoryReplayStore::new(100, Duration::from_secs(601));
+    let app = app(policy(DpopMode::Required)
+        .replay_store(store)
+        .build()
+        .unwrap());
+    let mallory = ClientKey::new();
+    let token = bound_token(&mallory);
+    let mut accepted = Vec::new();
+    for _ in 0..20 {
+        let p = proof(&mallory, "GET", "/me", &token);
+        match get_me(&app, &token, &p).await.status.as_u16() {
+            200 => accepted.push(p),
+            503 => {}
+            other => panic!("a fresh valid proof answered {other}"),
+        }
+    }
+    assert_eq!(accepted.len(), 10);
+    assert!(
+        logs.text().contains("DPoP replay store cannot answer"),
+        "{}",
+        logs.text()
+    );
+    let alice = ClientKey::new();
+    let alice_token = bound_token(&alice);
+    let p = proof(&alice, "GET", "/me", &alice_token);
+    assert_eq!(get_me(&app, &alice_token, &p).await.status, 200);
+    for p in &accepted {
+        assert_eq!(get_me(&app, &token, p).await.status, 401);
+    }
+}
