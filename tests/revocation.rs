@@ -411,7 +411,7 @@ async fn redis_local_cache_at_twice_its_capacity_forgets_only_round_trips() {
             .unwrap();
     }
     let expected = |i: usize| {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             RevocationStatus::Revoked
         } else {
             RevocationStatus::Valid
