@@ -202,7 +202,8 @@ impl DpopPolicyBuilder {
     }
 
     /// Accepts proofs when the replay store cannot answer (default: refuse
-    /// with 503). A replay is then possible while the store is down.
+    /// with 503). A replay is then possible while the store is down, or,
+    /// for a [`MemoryReplayStore`], full.
     #[must_use]
     pub fn replay_fail_open(mut self) -> Self {
         self.fail_open = true;

@@ -52,12 +52,16 @@ pub const DEFAULT_REPLAY_CAPACITY: u64 = 100_000;
 /// refused with an error (the layer answers 503 with `Retry-After`, and
 /// logs a warning) rather than accepted and forgotten: a store that
 /// forgot would accept the same proof again. A proof already seen is a
-/// replay (401) whether the store is full or not.
+/// replay (401) whether the store is full or not. (Under
+/// [`replay_fail_open`](crate::DpopPolicyBuilder::replay_fail_open) a
+/// refusal lets the proof through unrecorded, as a store that is down
+/// does: it can then be replayed.)
 ///
 /// Size it above the number of proofs one process accepts within the
 /// window (about 2 × the `iat` window): at the defaults, 100,000 proofs in
 /// about ten minutes, 10,000 of them per key holder. Each entry costs
-/// about 150 bytes. Clones share the store.
+/// about 150 bytes (at most about 400, with the longest `jti`), so the
+/// default bound holds at most about 40 MB. Clones share the store.
 ///
 /// ```
 /// use std::time::Duration;
