@@ -31,6 +31,10 @@ use crate::verify::{TokenVerifier, Verified};
 /// leaves the key set, exactly as without the cache; nothing here can
 /// revoke a single token earlier.
 ///
+/// Performance cache: may forget; forgetting costs only a signature
+/// verification. When full, a new token is still admitted (S3-FIFO puts
+/// every new entry in its small queue) and older, less used ones go.
+///
 /// ```
 /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, TokenCache, Verifier};
 ///
@@ -355,5 +359,39 @@ mod tests {
             assert!(store.get(&t, &v).is_some());
         }
         assert!(store.len() <= 10, "{}", store.len());
+    }
+
+    /// At twice its capacity, new tokens are still admitted (S3-FIFO puts
+    /// every new entry in its small queue; no admission policy turns it
+    /// away): each token is a hit right after it was stored, and the
+    /// newest ones are kept.
+    #[test]
+    fn new_tokens_are_admitted_at_twice_the_capacity() {
+        let v = Verifier::builder()
+            .key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap())
+            .any_audience()
+            .build()
+            .unwrap();
+        let cap = 1_000u64;
+        // A tight byte budget (few shards) and the default one (64 shards).
+        for bytes in [cap * 1024, 64 << 20] {
+            let store: Store<JsonClaims> =
+                TokenCache::new().max_entries(cap).max_bytes(bytes).build();
+            let mut tokens = Vec::new();
+            for i in 0..2 * cap {
+                let t = hs256(&serde_json::json!({"exp": now_secs() + 600, "i": i}));
+                let verified = v.verify_now(&t).unwrap().unwrap();
+                let (claims, again) = verified.into_kept::<JsonClaims>().unwrap();
+                store.insert(&t, &claims, again);
+                assert!(store.get(&t, &v).is_some(), "token {i} not admitted");
+                tokens.push(t);
+            }
+            assert!(store.len() <= cap, "{}", store.len());
+            let newest = tokens[tokens.len() - 50..]
+                .iter()
+                .filter(|t| store.get(t, &v).is_some())
+                .count();
+            assert_eq!(newest, 50, "{newest} of the 50 newest tokens kept");
+        }
     }
 }

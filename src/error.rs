@@ -752,9 +752,11 @@ impl fmt::Display for ConfigError {
 
 impl BuildError {
     pub(crate) fn config(setting: &'static str, message: impl Into<String>) -> BuildError {
+        let message = message.into();
         BuildError::InvalidConfig(ConfigError {
             setting,
-            message: message.into(),
+            // A URL it quotes, without its password.
+            message: crate::text::redact_url(&message).into_owned(),
         })
     }
 }

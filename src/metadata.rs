@@ -65,7 +65,7 @@ impl fmt::Debug for ResourceMetadata {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResourceMetadata")
             .field("resource", &self.inner.resource)
-            .field("url", &self.inner.url)
+            .field("url", &crate::text::redact_url(&self.inner.url))
             .finish_non_exhaustive()
     }
 }

@@ -111,6 +111,10 @@ pub(crate) fn is_json_object(bytes: &[u8]) -> bool {
 /// signature verified are remembered, so a client cannot churn it. Slots
 /// are `arc-swap` cells: a lookup takes no lock and writes no shared
 /// cache line, so it scales with cores.
+///
+/// Performance cache: may forget; forgetting costs only a header parse.
+/// It holds [`MEMO_SLOTS`] headers, direct-mapped: a new header always
+/// replaces the one in its slot.
 #[derive(Default)]
 pub(crate) struct HeaderMemo {
     slots: [arc_swap::ArcSwapOption<Remembered>; MEMO_SLOTS],
@@ -357,6 +361,31 @@ mod tests {
             format!("{header}..c2ln"),
         ] {
             assert!(memo.parse(&bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Twice as many headers as slots: each newly remembered header is a
+    /// hit at once, and every parse still answers what a parse answers.
+    #[test]
+    fn header_memo_at_twice_its_slots_keeps_the_newest() {
+        let memo = HeaderMemo::default();
+        let tokens: Vec<String> = (0..2 * MEMO_SLOTS)
+            .map(|i| tok(&format!(r#"{{"alg":"RS256","kid":"k{i}"}}"#)))
+            .collect();
+        for t in &tokens {
+            let parsed = parse(t).unwrap();
+            memo.remember(&parsed);
+            let header = t.split('.').next().unwrap();
+            assert!(
+                memo.slot(header)
+                    .load()
+                    .as_ref()
+                    .is_some_and(|k| *k.text == *header),
+                "{header} not kept"
+            );
+        }
+        for t in &tokens {
+            assert!(same(&parse(t).unwrap(), &memo.parse(t).unwrap()));
         }
     }
 

@@ -532,3 +532,128 @@ fn duration_max_in_every_dpop_setting_is_an_error_or_clamped_never_a_panic() {
     );
     let _ = tower_jwt_auth::RequireStepUp::recent(Duration::MAX).max_age(Duration::MAX);
 }
+
+/// Serves `app` on 127.0.0.1, port 0.
+async fn serve(app: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// One `GET /me` over TCP with `Authorization: DPoP <token>` and `proof`:
+/// the status and the `Retry-After` header.
+async fn get_over_tcp(
+    addr: std::net::SocketAddr,
+    token: &str,
+    proof: &str,
+) -> (u16, Option<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /me HTTP/1.1\r\nHost: {addr}\r\nAuthorization: DPoP {token}\r\nDPoP: {proof}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut res = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut res))
+        .await
+        .unwrap()
+        .unwrap();
+    let res = String::from_utf8_lossy(&res);
+    let status = res
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let retry = res
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("retry-after")
+                .then(|| value.trim().to_owned())
+        });
+    (status, retry)
+}
+
+/// A real server whose replay store is filled to twice its capacity inside
+/// the window: each proof is answered 200 once, or refused 503 with
+/// `Retry-After`; replaying any proof that got its 200 (the captured proof
+/// and bound token) gets a refusal, never a second 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_replay_store_never_lets_a_captured_proof_replay() {
+    const CAPACITY: u64 = 100;
+    let store = tower_jwt_auth::MemoryReplayStore::new(CAPACITY, Duration::from_secs(601));
+    let addr = serve(app(policy(DpopMode::Required)
+        .replay_store(store)
+        .build()
+        .unwrap()))
+    .await;
+    let mut accepted = Vec::new();
+    let mut unavailable = 0;
+    // Twenty key holders, ten proofs each: twice the capacity.
+    for _ in 0..20 {
+        let key = ClientKey::new();
+        let token = bound_token(&key);
+        for _ in 0..10 {
+            let p = proof(&key, "GET", "/me", &token);
+            match get_over_tcp(addr, &token, &p).await {
+                (200, _) => accepted.push((token.clone(), p)),
+                (503, retry) => {
+                    assert!(retry.is_some(), "a 503 without Retry-After");
+                    unavailable += 1;
+                }
+                other => panic!("a fresh valid proof answered {other:?}"),
+            }
+        }
+    }
+    assert_eq!(accepted.len() as u64, CAPACITY);
+    assert_eq!(unavailable, 200 - CAPACITY);
+    for (token, p) in &accepted {
+        let (status, _) = get_over_tcp(addr, token, p).await;
+        assert_eq!(status, 401, "a replayed proof answered {status}");
+    }
+}
+
+#[path = "support/logs.rs"]
+mod logs;
+
+/// One key holder sending twice its share of the replay store: its extra
+/// proofs are refused (503, logged as a warning) while another holder's
+/// proof is still accepted, and none of its accepted proofs replays.
+#[tokio::test]
+async fn one_dpop_key_holder_cannot_fill_the_replay_store_for_everyone() {
+    let (logs, _guard) = logs::Logs::capture(tracing::Level::WARN);
+    // 100 proofs in all, 10 per key holder.
+    let store = tower_jwt_auth::MemoryReplayStore::new(100, Duration::from_secs(601));
+    let app = app(policy(DpopMode::Required)
+        .replay_store(store)
+        .build()
+        .unwrap());
+    let mallory = ClientKey::new();
+    let token = bound_token(&mallory);
+    let mut accepted = Vec::new();
+    for _ in 0..20 {
+        let p = proof(&mallory, "GET", "/me", &token);
+        match get_me(&app, &token, &p).await.status.as_u16() {
+            200 => accepted.push(p),
+            503 => {}
+            other => panic!("a fresh valid proof answered {other}"),
+        }
+    }
+    assert_eq!(accepted.len(), 10);
+    assert!(
+        logs.text().contains("DPoP replay store cannot answer"),
+        "{}",
+        logs.text()
+    );
+    let alice = ClientKey::new();
+    let alice_token = bound_token(&alice);
+    let p = proof(&alice, "GET", "/me", &alice_token);
+    assert_eq!(get_me(&app, &alice_token, &p).await.status, 200);
+    for p in &accepted {
+        assert_eq!(get_me(&app, &token, p).await.status, 401);
+    }
+}

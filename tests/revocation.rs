@@ -10,7 +10,8 @@ use http::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tower::{ServiceExt, service_fn};
 use tower_jwt_auth::{
-    Claims, Issuer, JwtAuthLayer, MemoryRevocation, RedisRevocation, Revocation, Verifier,
+    Claims, Issuer, JwtAuthLayer, MemoryRevocation, RedisRevocation, Revocation, RevocationStatus,
+    Verifier,
 };
 use tower_layer::Layer;
 
@@ -372,4 +373,71 @@ async fn redis_local_cache_answers_without_a_round_trip() {
     // With Redis gone, the cached answer still serves (fail closed or not).
     redis.stop().await;
     assert_eq!(call(&l, &t).await.0, StatusCode::OK);
+}
+
+/// The local cache at twice its capacity: the newest answers are kept (a
+/// check answered without Redis), and an answer it forgot costs only a
+/// round trip: Redis is asked again and gives the same answer, a revoked
+/// token stays revoked; with Redis down, a forgotten answer is 503, never
+/// a wrong one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_local_cache_at_twice_its_capacity_forgets_only_round_trips() {
+    const CAP: usize = 50;
+    let mut redis = Redis::start().await;
+    let issuer = Issuer::start().await.unwrap();
+    let store = RedisRevocation::builder(&redis.url())
+        .prefix("twice:")
+        .timeout(Duration::from_millis(200))
+        .local_cache(Duration::from_secs(60))
+        .local_cache_capacity(CAP as u64)
+        .build()
+        .unwrap();
+    let verifier = Verifier::builder()
+        .jwks(issuer.jwks_json())
+        .audience(AUD)
+        .build()
+        .unwrap();
+    let all: Vec<Claims> = (0..2 * CAP)
+        .map(|i| {
+            verifier
+                .verify(&mint(&issuer, "ada", Some(&format!("t{i}")), now()))
+                .unwrap()
+        })
+        .collect();
+    for i in (0..2 * CAP).step_by(2) {
+        store
+            .revoke(&issuer.url(), &format!("t{i}"), now() + 600)
+            .await
+            .unwrap();
+    }
+    let expected = |i: usize| {
+        if i.is_multiple_of(2) {
+            RevocationStatus::Revoked
+        } else {
+            RevocationStatus::Valid
+        }
+    };
+    for (i, c) in all.iter().enumerate() {
+        assert_eq!(store.status(c.registered()).await, expected(i));
+    }
+    for (i, c) in all.iter().enumerate().skip(2 * CAP - 10) {
+        assert_eq!(
+            store.check_now(c.registered()),
+            Some(expected(i)),
+            "a new answer was not kept"
+        );
+    }
+    // Forgotten answers are asked again, and are the same.
+    for (i, c) in all.iter().enumerate() {
+        assert_eq!(store.status(c.registered()).await, expected(i));
+    }
+    redis.stop().await;
+    let mut forgotten = 0;
+    for (i, c) in all.iter().enumerate() {
+        match store.status(c.registered()).await {
+            RevocationStatus::Unavailable(_) => forgotten += 1,
+            status => assert_eq!(status, expected(i)),
+        }
+    }
+    assert!(forgotten >= CAP, "{forgotten} forgotten of {}", 2 * CAP);
 }

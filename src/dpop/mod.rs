@@ -88,7 +88,7 @@ impl fmt::Debug for DpopPolicy {
             .field("mode", &self.inner.mode)
             .field("algorithms", &self.inner.algs)
             .field("window", &self.inner.window)
-            .field("base_url", &self.inner.base)
+            .field("base_url", &crate::text::redact_url(&self.inner.base))
             .field("nonce", &self.inner.nonces.is_some())
             .finish_non_exhaustive()
     }
@@ -202,7 +202,8 @@ impl DpopPolicyBuilder {
     }
 
     /// Accepts proofs when the replay store cannot answer (default: refuse
-    /// with 503). A replay is then possible while the store is down.
+    /// with 503). A replay is then possible while the store is down, or,
+    /// for a [`MemoryReplayStore`], full.
     #[must_use]
     pub fn replay_fail_open(mut self) -> Self {
         self.fail_open = true;
@@ -298,8 +299,14 @@ impl PendingReplay {
         match answer {
             Ok(true) => Ok(()),
             Ok(false) => Err(AuthError::DpopReplay),
-            Err(_) if self.policy.inner.fail_open => Ok(()),
-            Err(why) => Err(AuthError::ReplayUnavailable(why)),
+            Err(why) if self.policy.inner.fail_open => {
+                tracing::warn!(error = %why, "DPoP replay store cannot answer; failing open");
+                Ok(())
+            }
+            Err(why) => {
+                tracing::warn!(error = %why, "DPoP replay store cannot answer; failing closed (503)");
+                Err(AuthError::ReplayUnavailable(why))
+            }
         }
     }
 }

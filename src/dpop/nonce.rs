@@ -1,6 +1,9 @@
 //! Server nonces (RFC 9449 §8): stateless, rotating. A nonce names a time
 //! slot and carries an HMAC of it; the current and the previous slot are
 //! accepted, so servers sharing the secret accept each other's nonces.
+//!
+//! No store: nothing is remembered per nonce or per client, so there is
+//! nothing to fill or to forget; a nonce is checked by recomputing its HMAC.
 
 use aws_lc_rs::hmac;
 use base64::Engine;

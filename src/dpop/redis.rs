@@ -15,6 +15,12 @@ use crate::store::redis::{DEFAULT_TIMEOUT, RedisConn};
 /// unless the policy says
 /// [`replay_fail_open`](crate::DpopPolicyBuilder::replay_fail_open).
 ///
+/// Security store: never forgets an entry inside its window, as long as
+/// Redis itself does not evict keys: run it with `maxmemory-policy
+/// noeviction`, so that a full Redis refuses the write (the layer answers
+/// 503) rather than dropping a proof's key (`allkeys-*` or `volatile-*`
+/// policies would let that proof replay).
+///
 /// ```no_run
 /// use tower_jwt_auth::{DpopMode, DpopPolicy, RedisReplayStore};
 ///

@@ -8,6 +8,7 @@ use http::header::{ACCEPT, AGE, CACHE_CONTROL};
 use reqwest::{Client, StatusCode, Url};
 
 use super::{check_answered, check_url, error_chain};
+use crate::text::redact_url;
 
 /// Limits applied to every fetch.
 #[derive(Debug, Clone)]
@@ -44,6 +45,7 @@ impl From<GetError> for String {
 /// GETs `url` within the limits.
 pub(crate) async fn get(client: &Client, url: &Url, limits: &Limits) -> Result<Fetched, GetError> {
     check_url(url, limits.allow_http).map_err(GetError::Other)?;
+    let shown = redact_url(url.as_str());
     let sent = Instant::now();
     let work = async {
         let mut res = client
@@ -51,12 +53,12 @@ pub(crate) async fn get(client: &Client, url: &Url, limits: &Limits) -> Result<F
             .header(ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| GetError::Other(format!("GET {url}: {}", error_chain(&e))))?;
+            .map_err(|e| GetError::Other(format!("GET {shown}: {}", error_chain(&e))))?;
         check_answered(url, res.url(), limits.allow_http)
-            .map_err(|why| GetError::Other(format!("GET {why}")))?;
+            .map_err(|why| GetError::Other(format!("GET {}", redact_url(&why))))?;
         let status = res.status();
         if status != StatusCode::OK {
-            let why = format!("GET {url}: status {status} (only 200 is accepted)");
+            let why = format!("GET {shown}: status {status} (only 200 is accepted)");
             return Err(if status == StatusCode::NOT_FOUND {
                 GetError::NotFound(why)
             } else {
@@ -68,7 +70,7 @@ pub(crate) async fn get(client: &Client, url: &Url, limits: &Limits) -> Result<F
             .is_some_and(|len| len > limits.max_body as u64)
         {
             return Err(GetError::Other(format!(
-                "GET {url}: body over {} bytes",
+                "GET {shown}: body over {} bytes",
                 limits.max_body
             )));
         }
@@ -77,11 +79,11 @@ pub(crate) async fn get(client: &Client, url: &Url, limits: &Limits) -> Result<F
         while let Some(chunk) = res
             .chunk()
             .await
-            .map_err(|e| GetError::Other(format!("GET {url}: {}", error_chain(&e))))?
+            .map_err(|e| GetError::Other(format!("GET {shown}: {}", error_chain(&e))))?
         {
             if body.len() + chunk.len() > limits.max_body {
                 return Err(GetError::Other(format!(
-                    "GET {url}: body over {} bytes",
+                    "GET {shown}: body over {} bytes",
                     limits.max_body
                 )));
             }
@@ -93,7 +95,7 @@ pub(crate) async fn get(client: &Client, url: &Url, limits: &Limits) -> Result<F
         .await
         .map_err(|_| {
             GetError::Other(format!(
-                "GET {url}: no complete answer within {:?}",
+                "GET {shown}: no complete answer within {:?}",
                 limits.timeout
             ))
         })?
@@ -251,9 +253,10 @@ pub(crate) async fn discover_endpoint(
     }
     let mut not_found = Vec::new();
     for candidate in candidates {
-        let url = Url::parse(&candidate).map_err(|e| format!("{candidate}: {e}"))?;
+        let url = Url::parse(&candidate).map_err(|e| format!("{}: {e}", redact_url(&candidate)))?;
         // Only a 404 means "no document here, try the next URL"; any other
         // failure (5xx, a timeout, bad JSON) is the provider's answer.
+        let shown = redact_url(url.as_str());
         let fetched = match get(client, &url, limits).await {
             Ok(f) => f,
             Err(GetError::NotFound(why)) => {
@@ -263,7 +266,7 @@ pub(crate) async fn discover_endpoint(
             Err(GetError::Other(why)) => return Err(why),
         };
         let doc: Discovery = serde_json::from_slice(&fetched.body)
-            .map_err(|e| format!("{url}: not a discovery document: {e}"))?;
+            .map_err(|e| format!("{shown}: not a discovery document: {e}"))?;
         if doc.issuer != issuer {
             let hint = if crate::tenant::is_template(&doc.issuer) {
                 " (a multi-tenant template: give it as the issuer to accept tokens of every \
@@ -272,14 +275,15 @@ pub(crate) async fn discover_endpoint(
                 ""
             };
             return Err(format!(
-                "{url}: the document's issuer {:?} is not the configured issuer {issuer:?}{hint}",
-                doc.issuer
+                "{shown}: the document's issuer {:?} is not the configured issuer {:?}{hint}",
+                redact_url(&doc.issuer),
+                redact_url(issuer)
             ));
         }
         let Some(serde_json::Value::String(value)) = doc.endpoints.get(field) else {
-            return Err(format!("{url}: the document has no {field} (a string)"));
+            return Err(format!("{shown}: the document has no {field} (a string)"));
         };
-        let endpoint = Url::parse(value).map_err(|e| format!("{url}: bad {field}: {e}"))?;
+        let endpoint = Url::parse(value).map_err(|e| format!("{shown}: bad {field}: {e}"))?;
         check_url(&endpoint, limits.allow_http)?;
         return Ok(endpoint);
     }

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use reqwest::{Client, Url};
 
+use crate::text::redact_url;
+
 #[cfg(feature = "jwks")]
 mod get;
 #[cfg(feature = "introspection")]
@@ -27,9 +29,13 @@ pub(crate) fn check_url(url: &Url, allow_http: bool) -> Result<(), String> {
         "https" => Ok(()),
         "http" if allow_http || is_loopback(url) => Ok(()),
         "http" => Err(format!(
-            "{url} is plain HTTP to a non-loopback host; use HTTPS (or allow_http() for a trusted network)"
+            "{} is plain HTTP to a non-loopback host; use HTTPS (or allow_http() for a trusted network)",
+            redact_url(url.as_str())
         )),
-        other => Err(format!("{url}: unsupported scheme {other:?}")),
+        other => Err(format!(
+            "{}: unsupported scheme {other:?}",
+            redact_url(url.as_str())
+        )),
     }
 }
 
@@ -85,7 +91,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         out.push_str(&s.to_string());
         source = s.source();
     }
-    out
+    // reqwest's errors print the URL they called.
+    redact_url(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Client, StatusCode, Url};
 
 use super::{check_answered, error_chain};
+use crate::text::redact_url;
 
 /// `application/x-www-form-urlencoded` encoding of one value.
 pub(crate) fn form_encode(value: &str, out: &mut String) {
@@ -45,6 +46,7 @@ impl Post<'_> {
     /// The body of a 200 answer.
     pub(crate) async fn send(self) -> Result<Vec<u8>, String> {
         let url = self.url;
+        let shown = redact_url(url.as_str());
         let work = async {
             let mut req = self
                 .client
@@ -63,29 +65,30 @@ impl Post<'_> {
             let mut res = req
                 .send()
                 .await
-                .map_err(|e| format!("POST {url}: {}", error_chain(&e)))?;
-            check_answered(url, res.url(), self.allow_http).map_err(|why| format!("POST {why}"))?;
+                .map_err(|e| format!("POST {shown}: {}", error_chain(&e)))?;
+            check_answered(url, res.url(), self.allow_http)
+                .map_err(|why| format!("POST {}", redact_url(&why)))?;
             // A 301, 302 or 303 followed turned the POST into a GET without
             // the form: whatever answers it is no answer about the token.
             if res.url() != url {
                 return Err(format!(
-                    "POST {url}: redirected to {}, refused: an introspection answer comes \
+                    "POST {shown}: redirected to {}, refused: an introspection answer comes \
                      from the endpoint itself",
-                    res.url()
+                    redact_url(res.url().as_str())
                 ));
             }
             match res.status() {
                 StatusCode::OK => {}
                 status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
                     return Err(format!(
-                        "POST {url}: status {status}: the endpoint refused this client's \
+                        "POST {shown}: status {status}: the endpoint refused this client's \
                          credentials; check the client_id, the client_secret and the client \
                          authentication method"
                     ));
                 }
                 status => {
                     return Err(format!(
-                        "POST {url}: status {status} (only 200 is accepted)"
+                        "POST {shown}: status {status} (only 200 is accepted)"
                     ));
                 }
             }
@@ -93,16 +96,16 @@ impl Post<'_> {
                 .content_length()
                 .is_some_and(|len| len > self.max_body as u64)
             {
-                return Err(format!("POST {url}: body over {} bytes", self.max_body));
+                return Err(format!("POST {shown}: body over {} bytes", self.max_body));
             }
             let mut body = Vec::new();
             while let Some(chunk) = res
                 .chunk()
                 .await
-                .map_err(|e| format!("POST {url}: {}", error_chain(&e)))?
+                .map_err(|e| format!("POST {shown}: {}", error_chain(&e)))?
             {
                 if body.len() + chunk.len() > self.max_body {
-                    return Err(format!("POST {url}: body over {} bytes", self.max_body));
+                    return Err(format!("POST {shown}: body over {} bytes", self.max_body));
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -110,7 +113,7 @@ impl Post<'_> {
         };
         tokio::time::timeout(self.timeout, work)
             .await
-            .map_err(|_| format!("POST {url}: no complete answer within {:?}", self.timeout))?
+            .map_err(|_| format!("POST {shown}: no complete answer within {:?}", self.timeout))?
     }
 }
 

@@ -436,11 +436,11 @@ impl Inner {
     }
 
     /// The endpoint, or the issuer it is discovered from, for messages.
-    fn endpoint_name(&self) -> &str {
-        match self.url.get() {
+    fn endpoint_name(&self) -> std::borrow::Cow<'_, str> {
+        crate::text::redact_url(match self.url.get() {
             Some(url) => url.as_str(),
             None => self.discover_from.as_deref().unwrap_or_default(),
-        }
+        })
     }
 
     /// The endpoint: the configured one, or the discovered one (discovery
@@ -480,7 +480,7 @@ impl Inner {
                         .unwrap_or_else(PoisonError::into_inner) =
                         Some((std::time::Instant::now(), why.clone()));
                 })?;
-                tracing::debug!(issuer, endpoint = %url, "introspection endpoint discovered");
+                tracing::debug!(issuer = %crate::text::redact_url(issuer), endpoint = %crate::text::redact_url(url.as_str()), "introspection endpoint discovered");
                 Ok(url)
             })
             .await
@@ -544,7 +544,7 @@ impl Inner {
         let body = match post.send().await {
             Ok(body) => body,
             Err(why) => {
-                tracing::warn!(endpoint = %url, error = %why, "token introspection failed");
+                tracing::warn!(endpoint = %crate::text::redact_url(url.as_str()), error = %why, "token introspection failed");
                 return Ok(Err(AuthError::IntrospectionUnavailable(why)));
             }
         };
@@ -565,8 +565,9 @@ impl Inner {
         body: Vec<u8>,
     ) -> Result<Vec<u8>, AuthError> {
         let refused = |why: &dyn fmt::Display| {
-            let why = format!("POST {url}: the signed answer is refused: {why}");
-            tracing::warn!(endpoint = %url, error = %why, "token introspection failed");
+            let shown = crate::text::redact_url(url.as_str());
+            let why = format!("POST {shown}: the signed answer is refused: {why}");
+            tracing::warn!(endpoint = %shown, error = %why, "token introspection failed");
             AuthError::IntrospectionUnavailable(why)
         };
         let jwt = std::str::from_utf8(&body)
@@ -843,7 +844,7 @@ impl fmt::Debug for IntrospectorBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // No secret.
         f.debug_struct("IntrospectorBuilder")
-            .field("url", &self.url)
+            .field("url", &crate::text::redact_url(&self.url))
             .field("discover", &self.discover)
             .field("client_id", &self.client_id)
             .field("auth", &self.auth)

@@ -288,13 +288,13 @@ impl Shared {
                 // debug level on every refresh.
                 for member in &fetch.skipped {
                     if state.skipped.contains(member) {
-                        tracing::debug!(jwks_url = %fetch.url, %member, "skipped a JWKS member");
+                        tracing::debug!(jwks_url = %redact_url(fetch.url.as_str()), %member, "skipped a JWKS member");
                     } else {
-                        tracing::warn!(jwks_url = %fetch.url, %member, "skipped a JWKS member");
+                        tracing::warn!(jwks_url = %redact_url(fetch.url.as_str()), %member, "skipped a JWKS member");
                     }
                 }
                 let count = fetch.keys.len();
-                tracing::debug!(jwks_url = %fetch.url, keys = count, elapsed_ms, "fetched JWKS");
+                tracing::debug!(jwks_url = %redact_url(fetch.url.as_str()), keys = count, elapsed_ms, "fetched JWKS");
                 let fresh_for = fetch
                     .fresh_for
                     .map_or(self.ttl, |d| d.clamp(self.min_ttl, self.max_ttl));
@@ -315,6 +315,9 @@ impl Shared {
                 Ok(count)
             }
             Err(error) => {
+                // Every fetch error is logged, kept and answered without
+                // the URL's password.
+                let error = redact_url(&error).into_owned();
                 match self.usable_snapshot(now) {
                     Some(s) => tracing::warn!(
                         %error,

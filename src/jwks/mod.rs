@@ -33,6 +33,8 @@ use fetching::{RefresherAlive, refresh_loop, wait};
 pub use status::JwksStatus;
 
 use std::collections::HashMap;
+
+use crate::text::redact_url;
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -65,16 +67,32 @@ pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 const DEFAULT_MAX_AGE_FLOOR: Duration = Duration::from_secs(5);
 /// Default ceiling on the freshness `Cache-Control` gives.
 const DEFAULT_MAX_AGE_CEILING: Duration = Duration::from_secs(24 * 3600);
-/// Most `kid`s remembered as absent from the key set.
+/// Most `kid`s remembered as absent from the key set. Performance cache:
+/// may forget; forgetting costs only a refetch, within the refetch rate
+/// limit (when full, expired entries go, then all; a new one is always
+/// kept: `absent_kids_are_bounded_and_expire`).
 const MAX_ABSENT: usize = 4096;
 /// How long past its deadline a fetch is given before it is taken for lost
 /// (its runtime no longer drives it) and replaced.
 const LOST_SLACK: Duration = Duration::from_secs(1);
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum Source {
     Jwks(Url),
     Issuer(String),
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL without its password.
+        let (name, url) = match self {
+            Source::Jwks(url) => ("Jwks", url.as_str()),
+            Source::Issuer(issuer) => ("Issuer", issuer.as_str()),
+        };
+        f.debug_tuple(name)
+            .field(&crate::text::redact_url(url))
+            .finish()
+    }
 }
 
 /// A cached remote JSON Web Key Set. Cheap to clone; clones share the cache.
@@ -244,7 +262,7 @@ impl JwksCache {
         JwksCacheBuilder::new(
             Url::parse(jwks_url)
                 .map(Source::Jwks)
-                .map_err(|e| format!("{jwks_url:?} is not a URL: {e}")),
+                .map_err(|e| format!("{:?} is not a URL: {e}", redact_url(jwks_url))),
         )
     }
 
@@ -259,7 +277,7 @@ impl JwksCache {
         JwksCacheBuilder::new(
             Url::parse(issuer)
                 .map(|_| Source::Issuer(issuer.to_owned()))
-                .map_err(|e| format!("{issuer:?} is not a URL: {e}")),
+                .map_err(|e| format!("{:?} is not a URL: {e}", redact_url(issuer))),
         )
     }
 

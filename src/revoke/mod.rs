@@ -199,9 +199,15 @@ pub(crate) fn keep_until(exp: i64) -> i64 {
 
 /// An in-process deny-list: revoked `jti`s (each kept until the token's
 /// `exp`) and per-subject marks (every token of the subject issued at or
-/// before a time). Never evicts an entry before it expires: a deny-list
-/// that forgot would let a revoked token back in. Cheap to clone; clones
-/// share the list. Answers without I/O.
+/// before a time). Cheap to clone; clones share the list. Answers without
+/// I/O.
+///
+/// Security store: never forgets an entry inside its window; it has no
+/// size bound, so it never has to refuse or evict one (a deny-list that
+/// forgot would let a revoked token back in). Entries are added by your
+/// application, not by clients, and each goes at its own expiry, so its
+/// size is the number of live revocations. Concurrent revocations of the
+/// same `jti` or subject keep the later end and the larger mark.
 ///
 /// Entries are scoped by issuer: with several issuers, `alice` at one and
 /// `alice` at another are different people, and so are two equal `jti`s.
@@ -298,7 +304,11 @@ impl MemoryRevocation {
     /// minutes past it, the largest leeway a verifier may grant, after
     /// which the token is refused as expired anyway.
     pub fn revoke(&self, iss: &str, jti: &str, exp: i64) {
-        self.jtis.insert(scoped(iss, jti).into(), keep_until(exp));
+        let until = keep_until(exp);
+        // Atomically keep the later end: a revocation never shortens one.
+        self.jtis
+            .entry(Box::from(scoped(iss, jti)))
+            .and_upsert_with(|e| e.map_or(until, |e| until.max(*e.value())));
     }
 
     /// Revokes every token of `sub` at issuer `iss` issued at or before
@@ -307,12 +317,11 @@ impl MemoryRevocation {
     /// than its leeway in the future, so a token cannot escape the mark by
     /// claiming to be issued later.
     pub fn revoke_subject(&self, iss: &str, sub: &str, issued_before: i64) {
-        let key: Box<str> = scoped(iss, sub).into();
-        let mark = self
-            .subjects
-            .get(&key)
-            .map_or(issued_before, |m| m.max(issued_before));
-        self.subjects.insert(key, mark);
+        // Atomically keep the larger mark: concurrent marks never move
+        // one back.
+        self.subjects
+            .entry(Box::from(scoped(iss, sub)))
+            .and_upsert_with(|e| e.map_or(issued_before, |e| issued_before.max(*e.value())));
     }
 
     /// Whether a token with these claims is revoked.
@@ -342,5 +351,69 @@ impl Revocation for MemoryRevocation {
         } else {
             RevocationStatus::Valid
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The list has no bound to be at twice of: 50,000 revocations and
+    /// 2,000 subject marks, and every one is still there (a moka cache
+    /// without a capacity never evicts).
+    #[test]
+    fn memory_revocation_never_forgets_an_entry_inside_its_window() {
+        let list = MemoryRevocation::new();
+        let exp = now_secs() + 3600;
+        for i in 0..50_000 {
+            list.revoke("https://iss", &format!("jti-{i}"), exp);
+        }
+        for i in 0..2_000 {
+            list.revoke_subject("https://iss", &format!("sub-{i}"), 1000 + i);
+        }
+        list.jtis.run_pending_tasks();
+        list.subjects.run_pending_tasks();
+        for i in 0..50_000 {
+            assert!(
+                list.jtis
+                    .contains_key(scoped("https://iss", &format!("jti-{i}")).as_str()),
+                "jti-{i} forgotten"
+            );
+        }
+        for i in 0..2_000 {
+            assert_eq!(
+                list.subjects
+                    .get(scoped("https://iss", &format!("sub-{i}")).as_str()),
+                Some(1000 + i),
+                "sub-{i} forgotten"
+            );
+        }
+    }
+
+    /// Marks set at once from several threads: the largest stays (a
+    /// smaller one written last must not move it back), and so does the
+    /// latest `exp` of a `jti`.
+    #[test]
+    fn concurrent_revocations_never_move_a_mark_back() {
+        for _round in 0..20 {
+            let list = MemoryRevocation::new();
+            let base = now_secs() + 1000;
+            std::thread::scope(|s| {
+                for t in 0..4i64 {
+                    let list = &list;
+                    s.spawn(move || {
+                        for j in 0..500i64 {
+                            list.revoke_subject("i", "ada", j * 4 + t);
+                            list.revoke("i", "j", base + j * 4 + t);
+                        }
+                    });
+                }
+            });
+            assert_eq!(list.subjects.get(scoped("i", "ada").as_str()), Some(1999));
+            assert_eq!(
+                list.jtis.get(scoped("i", "j").as_str()),
+                Some(keep_until(base + 1999))
+            );
+        }
     }
 }

@@ -11,6 +11,9 @@ use crate::error::BuildError;
 use crate::store::clamp_ttl;
 use crate::store::redis::{DEFAULT_TIMEOUT, RedisConn};
 
+/// The default bound of [`RedisRevocationBuilder::local_cache`].
+const DEFAULT_LOCAL_CAPACITY: u64 = 100_000;
+
 /// A deny-list in Redis: one key per revoked `jti`
 /// (`{prefix}jti:{len(iss)}:{iss}:{jti}`, expiring at the token's `exp`)
 /// and one per subject mark (`{prefix}sub:{len(iss)}:{iss}:{sub}` holding
@@ -27,6 +30,11 @@ use crate::store::redis::{DEFAULT_TIMEOUT, RedisConn};
 /// [`fail_open`](RedisRevocationBuilder::fail_open) lets tokens through instead
 /// (logged). An optional local cache answers repeated checks without a
 /// round trip, at the price of seeing a revocation up to its TTL late.
+///
+/// Security store: never forgets an entry inside its window, as long as
+/// Redis itself does not evict keys: run it with `maxmemory-policy
+/// noeviction`, so that a full Redis refuses a revocation (an error from
+/// [`revoke`](RedisRevocation::revoke)) rather than dropping one.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -88,7 +96,7 @@ impl fmt::Display for RedisError {
 impl std::error::Error for RedisError {}
 
 /// Builds a [`RedisRevocation`]; see [`RedisRevocation::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct RedisRevocationBuilder {
     url: String,
@@ -97,6 +105,22 @@ pub struct RedisRevocationBuilder {
     fail_open: bool,
     mark_ttl: Duration,
     local_ttl: Option<Duration>,
+    local_capacity: u64,
+}
+
+impl fmt::Debug for RedisRevocationBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL without its password.
+        f.debug_struct("RedisRevocationBuilder")
+            .field("url", &crate::text::redact_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("fail_open", &self.fail_open)
+            .field("mark_ttl", &self.mark_ttl)
+            .field("local_ttl", &self.local_ttl)
+            .field("local_capacity", &self.local_capacity)
+            .finish()
+    }
 }
 
 impl RedisRevocationBuilder {
@@ -128,12 +152,26 @@ impl RedisRevocationBuilder {
         self
     }
 
-    /// Keeps answers in process for `ttl` (at most 100,000 tokens), so
-    /// repeated checks need no round trip. A revocation made elsewhere is
-    /// then seen up to `ttl` late; one made through this store is seen at
-    /// once.
+    /// Keeps answers in process for `ttl` (at most
+    /// [`local_cache_capacity`](RedisRevocationBuilder::local_cache_capacity)
+    /// tokens, 100,000 by default), so repeated checks need no round trip.
+    /// A revocation made elsewhere is then seen up to `ttl` late; one made
+    /// through this store is seen at once.
+    ///
+    /// Performance cache: may forget; forgetting costs only a round trip
+    /// to Redis. When full, the least recently used answer goes and the
+    /// new one is always kept (LRU, no admission policy that would turn
+    /// new tokens away and send every request to Redis).
     pub fn local_cache(mut self, ttl: Duration) -> Self {
         self.local_ttl = Some(ttl);
+        self
+    }
+
+    /// The most answers the local cache keeps (default 100,000; at least
+    /// 1). Without [`local_cache`](RedisRevocationBuilder::local_cache)
+    /// there is no local cache and this does nothing.
+    pub fn local_cache_capacity(mut self, entries: u64) -> Self {
+        self.local_capacity = entries.max(1);
         self
     }
 
@@ -144,7 +182,8 @@ impl RedisRevocationBuilder {
     pub fn build(self) -> Result<RedisRevocation, BuildError> {
         let local = self.local_ttl.map(|ttl| {
             moka::sync::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(self.local_capacity)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .time_to_live(clamp_ttl(ttl))
                 .build()
         });
@@ -181,6 +220,7 @@ impl RedisRevocation {
             fail_open: false,
             mark_ttl: super::DEFAULT_MARK_TTL,
             local_ttl: None,
+            local_capacity: DEFAULT_LOCAL_CAPACITY,
         }
     }
 
@@ -361,5 +401,33 @@ impl Revocation for RedisRevocation {
 
     fn check_now(&self, claims: &RegisteredClaims) -> Option<RevocationStatus> {
         self.local_get(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The local cache at twice its capacity: the newest answers are kept
+    /// (no admission policy turns them away), so steady traffic of new
+    /// tokens is still answered locally.
+    #[test]
+    fn local_cache_keeps_new_answers_at_twice_its_capacity() {
+        let cap = 10_000u64;
+        let store = RedisRevocation::builder("redis://127.0.0.1:1/")
+            .local_cache(Duration::from_secs(600))
+            .local_cache_capacity(cap)
+            .build()
+            .unwrap();
+        let local = store.inner.local.as_ref().unwrap();
+        for i in 0..2 * cap {
+            local.insert(format!("key-{i}").into(), RevocationStatus::Valid);
+        }
+        local.run_pending_tasks();
+        assert!(local.entry_count() <= cap, "{}", local.entry_count());
+        let newest = (cap * 2 - 1000..cap * 2)
+            .filter(|i| local.contains_key(format!("key-{i}").as_str()))
+            .count();
+        assert_eq!(newest, 1000, "{newest} of the 1000 newest answers kept");
     }
 }

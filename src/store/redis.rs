@@ -7,6 +7,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::error::BuildError;
+use crate::text::redact_url;
 
 /// The default time one Redis command may take.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
@@ -25,8 +26,9 @@ pub(crate) struct RedisConn {
 impl RedisConn {
     /// A connection to the Redis at `url` (`redis://host:port/db`).
     pub(crate) fn open(url: &str, timeout: Duration) -> Result<Self, BuildError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| BuildError::config("url", format!("redis URL {url:?}: {e}")))?;
+        let client = redis::Client::open(url).map_err(|e| {
+            BuildError::config("url", format!("redis URL {:?}: {e}", redact_url(url)))
+        })?;
         Ok(RedisConn {
             client,
             conn: OnceLock::new(),
@@ -48,7 +50,7 @@ impl RedisConn {
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
         let conn = ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| redact_url(&e.to_string()).into_owned())?;
         Ok(self.conn.get_or_init(|| conn).clone())
     }
 
@@ -60,7 +62,7 @@ impl RedisConn {
         let mut conn = self.conn()?;
         match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Err(e)) => Err(redact_url(&e.to_string()).into_owned()),
             Err(_) => Err(format!("no answer within {:?}", self.timeout)),
         }
     }
