@@ -270,9 +270,9 @@ impl<C, R> JwtAuthLayer<C, R> {
         let mode = policy.mode();
         self.edit(|s| s.binding.dpop = super::stages::Dpop::new(policy))
             .edit_extras(|e| {
-            e.dpop_algs = (mode != DpopMode::BearerOnly).then(|| algs.into());
-            e.no_bearer = mode == DpopMode::Required;
-        })
+                e.dpop_algs = (mode != DpopMode::BearerOnly).then(|| algs.into());
+                e.no_bearer = mode == DpopMode::Required;
+            })
     }
 
     /// Accepts tokens bound to a key (`cnf`, RFC 7800) by a method this

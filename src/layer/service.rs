@@ -80,10 +80,9 @@ enum Step<C> {
     Find,
     /// 2. The verified-token cache: a hit goes on to step 4.
     Cache,
-    /// 3. Verify (`verify_now`, or `verify_later` after a wait).
+    /// 3. Verify (`verify_now`, or `verify_later` after a wait); the
+    ///    claims, in the layer's type, are kept in the cache.
     Verify,
-    /// 3, done: the claims in the layer's type, kept in the cache.
-    Keep(Verified),
     /// 4. Sender binding: the `cnf` rule, then DPoP.
     Bind(Claims<C>),
     /// 5. Revocation.
@@ -97,14 +96,6 @@ impl<C> Step<C> {
     fn then(answer: Result<(), AuthError>, next: Step<C>) -> Step<C> {
         match answer {
             Ok(()) => next,
-            Err(e) => Step::Done(Err(e)),
-        }
-    }
-
-    /// Step 3's answer.
-    fn verified(verified: Result<Verified, AuthError>) -> Step<C> {
-        match verified {
-            Ok(verified) => Step::Keep(verified),
             Err(e) => Step::Done(Err(e)),
         }
     }
@@ -152,12 +143,8 @@ where
                     None => Step::Verify,
                 },
                 Step::Verify => match s.verifier.verify_now(req.token) {
-                    Some(verified) => Step::verified(verified),
+                    Some(verified) => self.verified(req.token, verified),
                     None => return Err(Wait::Verify),
-                },
-                Step::Keep(verified) => match self.cache.keep(req.token, verified) {
-                    Ok(claims) => Step::Bind(claims),
-                    Err(e) => Step::Done(Err(e)),
                 },
                 Step::Bind(claims) => match s.binding.now(req, claims.token(), &*s.verifier) {
                     Now::Ready(answer) => Step::then(answer, Step::Revoke(claims)),
@@ -198,11 +185,23 @@ where
         Step::Cache
     }
 
+    /// Step 3's answer: the claims in the layer's type, kept in the cache
+    /// for the next request.
+    fn verified(&self, token: &str, verified: Result<Verified, AuthError>) -> Step<C> {
+        match verified.and_then(|verified| self.cache.keep(token, verified)) {
+            Ok(claims) => Step::Bind(claims),
+            Err(e) => Step::Done(Err(e)),
+        }
+    }
+
     /// Awaits what a step waits for: the step that comes next.
     async fn wait(&self, wait: Wait<C>, req: &Presented<'_>) -> Step<C> {
         let s = &*self.settings;
         match wait {
-            Wait::Verify => Step::verified(s.verifier.verify_later(req.token).await),
+            Wait::Verify => {
+                let verified = s.verifier.verify_later(req.token).await;
+                self.verified(req.token, verified)
+            }
             Wait::Bind(claims, replay) => {
                 Step::then(s.binding.later(replay).await, Step::Revoke(claims))
             }
@@ -224,8 +223,8 @@ where
         }
     }
 
-    /// 6. Admit (the claims into the request) or refuse: the refusal, in
-    /// the layer's rendering.
+    /// Step 6: admit (the claims into the request) or refuse (the
+    /// refusal, in the layer's rendering).
     fn settle<B, ResBody>(
         &self,
         outcome: Outcome<C>,
@@ -313,7 +312,6 @@ impl<S, C, R> JwtAuth<S, C, R> {
     /// The path of a request that waits, from `wait` on, in one boxed
     /// future; then on to the inner service that was made ready, or
     /// refused.
-    #[allow(clippy::too_many_arguments)]
     fn later<ReqBody, ResBody>(
         &mut self,
         mut req: Request<ReqBody>,

@@ -44,8 +44,8 @@ impl Settings {
             grpc: GrpcMode::Auto,
             csrf: CsrfPolicy::new(),
             skip: Arc::from([]),
-            binding: Binding::default(),
-            revocation: Revocation::default(),
+            binding: Default::default(),
+            revocation: Default::default(),
             extras: None,
         }
     }
