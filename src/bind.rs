@@ -16,6 +16,11 @@
 //! can use. An empty `cnf` names no method. The opt-out, for a deployment
 //! that verifies the binding elsewhere (a gateway that checks the client
 //! certificate), is [`JwtAuthLayer::accept_unverified_binding`](crate::JwtAuthLayer::accept_unverified_binding).
+//!
+//! The layer applies the rule in its sender-binding stage (step 4 of the
+//! request path, `layer::stages::Binding`), before the proof of any method
+//! it verifies. A method the layer learns to verify (mTLS, `x5t#S256`) is
+//! a flag in [`Verifies`], set by that stage, and a stage of its own there.
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -23,7 +28,8 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use crate::claims::Text;
 use crate::error::AuthError;
 
-/// What a layer can verify of a token's binding.
+/// What a layer can verify of a token's binding: one flag per method,
+/// set by the layer's binding stage.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Verifies {
     /// DPoP proofs (`cnf.jkt`): the layer has a DPoP policy.

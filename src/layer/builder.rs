@@ -4,17 +4,13 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use tower_layer::Layer;
-
-use super::service::JwtAuth;
+use super::settings::Settings;
+use super::stages::Cache;
 use crate::claims::JsonClaims;
 use crate::csrf::CsrfPolicy;
 use crate::extract::TokenSource;
 use crate::reject::{DefaultRejection, Extras, GrpcMode};
 use crate::verify::TokenVerifier;
-
-/// The default limit on a token's length: 16 KiB.
-pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// A tower layer that authenticates requests with a JWT.
 ///
@@ -56,83 +52,9 @@ pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
 pub struct JwtAuthLayer<C = JsonClaims, R = DefaultRejection> {
     pub(super) settings: Arc<Settings>,
     pub(super) rejection: R,
-    #[cfg(feature = "cache")]
-    pub(super) cache: Option<CacheSlot<C>>,
+    /// Step 2, the verified-token cache (with its claims type).
+    pub(super) cache: Cache<C>,
     _claims: PhantomData<fn() -> C>,
-}
-
-/// Everything about the layer that does not depend on its claims type or
-/// its rejection.
-pub(super) struct Settings {
-    pub(super) verifier: Arc<dyn TokenVerifier>,
-    pub(super) sources: Arc<[TokenSource]>,
-    pub(super) max_token_len: usize,
-    pub(super) optional: bool,
-    pub(super) grpc: GrpcMode,
-    pub(super) csrf: CsrfPolicy,
-    /// Paths the layer lets through untouched (health checks).
-    pub(super) skip: Arc<[Box<str>]>,
-    #[cfg(feature = "revocation")]
-    pub(super) revocation: Option<crate::revoke::Revoker>,
-    #[cfg(feature = "dpop")]
-    pub(super) dpop: Option<crate::dpop::DpopPolicy>,
-    /// What challenges carry beyond `Bearer` (DPoP, `resource_metadata`).
-    pub(super) extras: Option<Arc<Extras>>,
-    /// Tokens bound by a method the layer does not verify pass anyway
-    /// (see `crate::bind`).
-    pub(super) unverified_binding: bool,
-}
-
-impl Clone for Settings {
-    fn clone(&self) -> Self {
-        Settings {
-            verifier: Arc::clone(&self.verifier),
-            sources: Arc::clone(&self.sources),
-            max_token_len: self.max_token_len,
-            optional: self.optional,
-            grpc: self.grpc,
-            csrf: self.csrf.clone(),
-            skip: Arc::clone(&self.skip),
-            #[cfg(feature = "revocation")]
-            revocation: self.revocation.clone(),
-            #[cfg(feature = "dpop")]
-            dpop: self.dpop.clone(),
-            extras: self.extras.clone(),
-            unverified_binding: self.unverified_binding,
-        }
-    }
-}
-
-/// The verified-token cache's limits and the store, made on first use
-/// (where the claims type's bounds are known).
-#[cfg(feature = "cache")]
-pub(super) struct CacheSlot<C> {
-    config: crate::cache::TokenCache,
-    store: Arc<std::sync::OnceLock<crate::cache::Store<C>>>,
-}
-
-#[cfg(feature = "cache")]
-impl<C> Clone for CacheSlot<C> {
-    fn clone(&self) -> Self {
-        CacheSlot {
-            config: self.config,
-            store: Arc::clone(&self.store),
-        }
-    }
-}
-
-#[cfg(feature = "cache")]
-impl<C: Send + Sync + 'static> CacheSlot<C> {
-    fn new(config: crate::cache::TokenCache) -> Self {
-        CacheSlot {
-            config,
-            store: Arc::new(std::sync::OnceLock::new()),
-        }
-    }
-
-    pub(super) fn store(&self) -> &crate::cache::Store<C> {
-        self.store.get_or_init(|| self.config.build())
-    }
 }
 
 impl<C, R: Clone> Clone for JwtAuthLayer<C, R> {
@@ -140,7 +62,6 @@ impl<C, R: Clone> Clone for JwtAuthLayer<C, R> {
         JwtAuthLayer {
             settings: Arc::clone(&self.settings),
             rejection: self.rejection.clone(),
-            #[cfg(feature = "cache")]
             cache: self.cache.clone(),
             _claims: PhantomData,
         }
@@ -166,29 +87,14 @@ impl<C, R: fmt::Debug> fmt::Debug for JwtAuthLayer<C, R> {
 impl JwtAuthLayer {
     /// A layer that verifies with `verifier` (a [`Verifier`](crate::Verifier)
     /// or any [`TokenVerifier`]), reads `Authorization: Bearer`, limits
-    /// tokens to [`DEFAULT_MAX_TOKEN_LEN`] and puts [`Claims`](crate::Claims)
+    /// tokens to [`DEFAULT_MAX_TOKEN_LEN`](crate::DEFAULT_MAX_TOKEN_LEN) and puts [`Claims`](crate::Claims)
     /// (a JSON map) into the extensions. Choose your own claims type with
     /// [`claims`](JwtAuthLayer::claims).
     pub fn new(verifier: impl TokenVerifier) -> Self {
         JwtAuthLayer {
-            settings: Arc::new(Settings {
-                verifier: Arc::new(verifier),
-                sources: Arc::from([TokenSource::Bearer]),
-                max_token_len: DEFAULT_MAX_TOKEN_LEN,
-                optional: false,
-                grpc: GrpcMode::Auto,
-                csrf: CsrfPolicy::new(),
-                skip: Arc::from([]),
-                #[cfg(feature = "revocation")]
-                revocation: None,
-                #[cfg(feature = "dpop")]
-                dpop: None,
-                extras: None,
-                unverified_binding: false,
-            }),
+            settings: Arc::new(Settings::new(Arc::new(verifier))),
             rejection: DefaultRejection::default(),
-            #[cfg(feature = "cache")]
-            cache: None,
+            cache: Cache::default(),
             _claims: PhantomData,
         }
     }
@@ -214,8 +120,7 @@ impl<C, R> JwtAuthLayer<C, R> {
         JwtAuthLayer {
             settings: self.settings,
             rejection: self.rejection,
-            #[cfg(feature = "cache")]
-            cache: self.cache.map(|slot| CacheSlot::new(slot.config)),
+            cache: self.cache.retype(),
             _claims: PhantomData,
         }
     }
@@ -231,7 +136,7 @@ impl<C, R> JwtAuthLayer<C, R> {
     }
 
     /// Refuses tokens longer than `bytes` before decoding anything
-    /// (default [`DEFAULT_MAX_TOKEN_LEN`], 16 KiB).
+    /// (default [`DEFAULT_MAX_TOKEN_LEN`](crate::DEFAULT_MAX_TOKEN_LEN), 16 KiB).
     pub fn max_token_len(self, bytes: usize) -> Self {
         self.edit(|s| s.max_token_len = bytes)
     }
@@ -244,7 +149,7 @@ impl<C, R> JwtAuthLayer<C, R> {
     where
         C: Send + Sync + 'static,
     {
-        self.cache = Some(CacheSlot::new(cache));
+        self.cache = Cache::new(cache);
         self
     }
 
@@ -257,16 +162,14 @@ impl<C, R> JwtAuthLayer<C, R> {
     #[cfg(feature = "revocation")]
     pub fn revocation(self, store: impl crate::revoke::Revocation) -> Self {
         let revoker = crate::revoke::Revoker::new(Arc::new(store));
-        self.edit(|s| s.revocation = Some(revoker))
+        self.edit(|s| s.revocation = super::stages::Revocation::new(revoker))
     }
 
     /// With [`revocation`](JwtAuthLayer::revocation): refuses tokens that
     /// carry no `jti` (401, missing claim).
     #[cfg(feature = "revocation")]
     pub fn require_jti(self) -> Self {
-        self.edit(|s| {
-            s.revocation = s.revocation.take().map(crate::revoke::Revoker::require_jti);
-        })
+        self.edit(|s| s.revocation = std::mem::take(&mut s.revocation).require_jti())
     }
 
     /// Declares that this layer wraps a gRPC service: refusals of requests
@@ -365,10 +268,11 @@ impl<C, R> JwtAuthLayer<C, R> {
         use crate::dpop::DpopMode;
         let algs = policy.algs_param();
         let mode = policy.mode();
-        self.edit(|s| s.dpop = Some(policy)).edit_extras(|e| {
-            e.dpop_algs = (mode != DpopMode::BearerOnly).then(|| algs.into());
-            e.no_bearer = mode == DpopMode::Required;
-        })
+        self.edit(|s| s.binding.dpop = super::stages::Dpop::new(policy))
+            .edit_extras(|e| {
+                e.dpop_algs = (mode != DpopMode::BearerOnly).then(|| algs.into());
+                e.no_bearer = mode == DpopMode::Required;
+            })
     }
 
     /// Accepts tokens bound to a key (`cnf`, RFC 7800) by a method this
@@ -390,7 +294,7 @@ impl<C, R> JwtAuthLayer<C, R> {
     /// # let _ = layer;
     /// ```
     pub fn accept_unverified_binding(self) -> Self {
-        self.edit(|s| s.unverified_binding = true)
+        self.edit(|s| s.binding.unverified = true)
     }
 
     /// Points every 401 answer to this resource's metadata document (RFC
@@ -413,7 +317,6 @@ impl<C, R> JwtAuthLayer<C, R> {
         JwtAuthLayer {
             settings: self.settings,
             rejection,
-            #[cfg(feature = "cache")]
             cache: self.cache,
             _claims: PhantomData,
         }
@@ -422,10 +325,6 @@ impl<C, R> JwtAuthLayer<C, R> {
 
 #[cfg(feature = "cache")]
 impl<C: Send + Sync + 'static, R> JwtAuthLayer<C, R> {
-    pub(super) fn store(&self) -> Option<&crate::cache::Store<C>> {
-        self.cache.as_ref().map(CacheSlot::store)
-    }
-
     /// Hits, misses and entries of the verified-token cache (`None`
     /// without [`cache`](JwtAuthLayer::cache)). Clones of a layer, and the
     /// services it made, share one cache.
@@ -437,14 +336,6 @@ impl<C: Send + Sync + 'static, R> JwtAuthLayer<C, R> {
     /// assert_eq!(layer.cache_stats().unwrap().hits, 0);
     /// ```
     pub fn cache_stats(&self) -> Option<crate::cache::CacheStats> {
-        self.store().map(crate::cache::Store::stats)
-    }
-}
-
-impl<S, C, R: Clone> Layer<S> for JwtAuthLayer<C, R> {
-    type Service = JwtAuth<S, C, R>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        JwtAuth::new(inner, self.clone())
+        self.cache.store().map(crate::cache::Store::stats)
     }
 }

@@ -1,18 +1,27 @@
-//! [`JwtAuth`]: the request path of the auth layer, one pipeline read top
-//! to bottom: `decide` (the steps that answer without waiting), `finish`
-//! (the same steps once one needs I/O), and `call` (admit or refuse).
+//! [`JwtAuth`]: the request path of the auth layer, written once.
+//!
+//! The steps are the variants of [`Step`], in order. One function,
+//! `advance`, takes a request through every step that answers at once and
+//! stops at the first one that must wait for I/O ([`Wait`]); `wait`
+//! awaits that and gives the next step, which `advance` takes on. A
+//! request that never waits is decided inside `call`, with no box; one
+//! that waits finishes in one boxed future running the same functions.
+//! What differs between builds (the cache, DPoP, revocation) are the stage
+//! types of `stages.rs`, no-ops when their feature is off.
 
 use std::fmt;
-use std::future::Future;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use http::{Request, Response};
 use serde::de::DeserializeOwned;
+use tower_layer::Layer;
 use tower_service::Service;
 use tracing::{Instrument, Span};
 
 use super::builder::JwtAuthLayer;
-use super::future::{ResponseFuture, render};
+use super::future::{ResponseFuture, render, rerender};
+use super::stages::{Now, Presented, Recheck, Replay};
 use crate::claims::{Anonymous, Claims, SharedClaims};
 use crate::error::AuthError;
 use crate::extract::find_token;
@@ -27,11 +36,18 @@ pub struct JwtAuth<S, C = crate::claims::JsonClaims, R = crate::reject::DefaultR
 }
 
 impl<S, C, R> JwtAuth<S, C, R> {
-    pub(super) fn new(inner: S, layer: JwtAuthLayer<C, R>) -> Self {
-        JwtAuth { inner, layer }
-    }
-
     define_inner_service_accessors!();
+}
+
+impl<S, C, R: Clone> Layer<S> for JwtAuthLayer<C, R> {
+    type Service = JwtAuth<S, C, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        JwtAuth {
+            inner,
+            layer: self.clone(),
+        }
+    }
 }
 
 impl<S: Clone, C, R: Clone> Clone for JwtAuth<S, C, R> {
@@ -52,252 +68,188 @@ impl<S: fmt::Debug, C, R: fmt::Debug> fmt::Debug for JwtAuth<S, C, R> {
     }
 }
 
-/// Where the pipeline stands after the steps that need no I/O.
-enum Step<'r, C> {
-    /// Decided: verified claims, anonymous (`None`), or a refusal.
-    Done(Result<Option<Claims<C>>, AuthError>),
-    /// The verifier needs I/O (a key fetch, an introspection call); the
-    /// token, and whether it came with the `DPoP` scheme.
-    Verify(&'r str, bool),
-    /// Verified and bound; the replay store or the revocation store must
-    /// be asked.
-    #[cfg(any(feature = "revocation", feature = "dpop"))]
-    Rest(Claims<C>, Replay),
+/// How the path ends: the claims to admit (`None`: no token, and the layer
+/// is `optional`), or why the request is refused.
+type Outcome<C> = Result<Option<Claims<C>>, AuthError>;
+
+/// The request path: one variant per step, in order.
+enum Step<C> {
+    /// 1. Find the token; one from an ambient source (a cookie) on an
+    ///    unsafe method must come from this site (CSRF); refuse one too
+    ///    long to read.
+    Find,
+    /// 2. The verified-token cache: a hit goes on to step 4.
+    Cache,
+    /// 3. Verify (`verify_now`, or `verify_later` after a wait); the
+    ///    claims, in the layer's type, are kept in the cache.
+    Verify,
+    /// 4. Sender binding: the `cnf` rule, then DPoP.
+    Bind(Claims<C>),
+    /// 5. Revocation.
+    Revoke(Claims<C>),
+    /// 6. Admit or refuse.
+    Done(Outcome<C>),
 }
 
-/// A DPoP replay check still to make.
-#[cfg(feature = "dpop")]
-type Replay = Option<crate::dpop::PendingReplay>;
-#[cfg(not(feature = "dpop"))]
-type Replay = NoReplay;
-
-/// Without the `dpop` feature there is never a replay check to make.
-#[cfg(not(feature = "dpop"))]
-struct NoReplay;
-
-/// What the binding checks read from the request, owned for the slow path.
-struct Presented {
-    #[cfg(feature = "dpop")]
-    parts: Option<(http::Method, http::Uri, http::HeaderMap)>,
-}
-
-impl Presented {
-    fn of<B>(settings: &super::builder::Settings, req: &Request<B>) -> Self {
-        #[cfg(feature = "dpop")]
-        return Presented {
-            parts: settings.dpop.as_ref().map(|_| {
-                (
-                    req.method().clone(),
-                    req.uri().clone(),
-                    req.headers().clone(),
-                )
-            }),
-        };
-        #[cfg(not(feature = "dpop"))]
-        {
-            let _ = (settings, req);
-            Presented {}
+impl<C> Step<C> {
+    /// `next` if a stage said yes, else the refusal.
+    fn then(answer: Result<(), AuthError>, next: Step<C>) -> Step<C> {
+        match answer {
+            Ok(()) => next,
+            Err(e) => Step::Done(Err(e)),
         }
     }
 }
 
-/// The pipeline, in order.
+/// What a step waits for.
+enum Wait<C> {
+    /// 3: the verifier (a key fetch, an introspection call).
+    Verify,
+    /// 4: the DPoP replay store.
+    Bind(Claims<C>, Replay),
+    /// 5: the revocation store.
+    Revoke(Claims<C>, Recheck),
+}
+
+impl<C> Wait<C> {
+    /// Whether the steps after this wait read the token: only those after
+    /// verification do (the cache keeps it, DPoP hashes it).
+    fn reads_token(&self) -> bool {
+        matches!(self, Wait::Verify)
+    }
+}
+
+/// The path.
 impl<C, R> JwtAuthLayer<C, R>
 where
     C: DeserializeOwned + Send + Sync + 'static,
 {
-    /// Find the token → token cache → verify → binding checks (DPoP) →
-    /// revocation, as far as each step can answer without waiting.
-    fn decide<'r, B>(&self, req: &'r Request<B>) -> Step<'r, C> {
+    /// Takes a request from `step` through every step that answers at
+    /// once: to its outcome, or to what it waits for.
+    fn advance<'r>(
+        &self,
+        mut step: Step<C>,
+        req: &mut Presented<'r>,
+    ) -> Result<Outcome<C>, Wait<C>> {
         let s = &*self.settings;
-        // 1. Find the token; an ambient one (a cookie) on an unsafe method
-        //    must come from this site.
-        let found = match find_token(&s.sources, req.uri(), req.headers(), self.accepts_dpop()) {
-            Ok(Some(found)) => {
-                if found.ambient
-                    && let Err(e) = s.csrf.check(req.method(), req.headers())
-                {
-                    return Step::Done(Err(e));
-                }
-                found
+        loop {
+            step = match step {
+                Step::Find => self.find(req),
+                Step::Cache => match self.cache.get(req.token, &*s.verifier) {
+                    Some(claims) => {
+                        observe::cache_hit(&Span::current());
+                        Step::Bind(claims)
+                    }
+                    None => Step::Verify,
+                },
+                Step::Verify => match s.verifier.verify_now(req.token) {
+                    Some(verified) => self.verified(req.token, verified),
+                    None => return Err(Wait::Verify),
+                },
+                Step::Bind(claims) => match s.binding.now(req, claims.token(), &*s.verifier) {
+                    Now::Ready(answer) => Step::then(answer, Step::Revoke(claims)),
+                    Now::Wait(replay) => return Err(Wait::Bind(claims, replay)),
+                },
+                Step::Revoke(claims) => match s.revocation.now(claims.token()) {
+                    Now::Ready(answer) => Step::then(answer, Step::Done(Ok(Some(claims)))),
+                    Now::Wait(recheck) => return Err(Wait::Revoke(claims, recheck)),
+                },
+                Step::Done(outcome) => return Ok(outcome),
             }
+        }
+    }
+
+    /// Step 1: the token, into `req`.
+    fn find<'r>(&self, req: &mut Presented<'r>) -> Step<C> {
+        let s = &*self.settings;
+        let accepts_dpop = s.binding.accepts_dpop();
+        let found = match find_token(&s.sources, req.uri, req.headers, accepts_dpop) {
+            Ok(Some(found)) => found,
             Ok(None) if s.optional => return Step::Done(Ok(None)),
             Ok(None) => return Step::Done(Err(AuthError::MissingToken)),
             Err(e) => return Step::Done(Err(e)),
         };
-        let (token, dpop) = (found.token, found.dpop);
-        if token.len() > s.max_token_len {
+        if found.ambient
+            && let Err(e) = s.csrf.check(req.method, req.headers)
+        {
+            return Step::Done(Err(e));
+        }
+        if found.token.len() > s.max_token_len {
             return Step::Done(Err(AuthError::TokenTooLarge {
-                len: token.len(),
+                len: found.token.len(),
                 limit: s.max_token_len,
             }));
         }
-        // 2. The verified-token cache.
-        #[cfg(feature = "cache")]
-        if let Some(claims) = self
-            .store()
-            .and_then(|store| store.get(token, &*s.verifier))
-        {
-            observe::cache_hit(&Span::current());
-            return self.bound_now(req, token, dpop, claims);
-        }
-        // 3. Verify.
-        let claims = match s.verifier.verify_now(token) {
-            None => return Step::Verify(token, dpop),
-            Some(verified) => verified.and_then(|v| self.keep(token, v)),
-        };
-        match claims {
-            Ok(claims) => self.bound_now(req, token, dpop, claims),
+        req.token = found.token;
+        req.dpop = found.dpop;
+        Step::Cache
+    }
+
+    /// Step 3's answer: the claims in the layer's type, kept in the cache
+    /// for the next request.
+    fn verified(&self, token: &str, verified: Result<Verified, AuthError>) -> Step<C> {
+        match verified.and_then(|verified| self.cache.keep(token, verified)) {
+            Ok(claims) => Step::Bind(claims),
             Err(e) => Step::Done(Err(e)),
         }
     }
 
-    /// Whether `Authorization: DPoP` is read.
-    fn accepts_dpop(&self) -> bool {
-        #[cfg(feature = "dpop")]
-        return self
-            .settings
-            .dpop
-            .as_ref()
-            .is_some_and(|p| p.mode() != crate::dpop::DpopMode::BearerOnly);
-        #[cfg(not(feature = "dpop"))]
-        false
-    }
-
-    /// The binding checks (DPoP, step 4), then revocation (step 5), as far
-    /// as they can answer without waiting.
-    fn bound_now<'r, B>(
-        &self,
-        req: &Request<B>,
-        token: &str,
-        dpop: bool,
-        claims: Claims<C>,
-    ) -> Step<'r, C> {
-        if let Err(e) = self.sender_binding(&claims) {
-            return Step::Done(Err(e));
-        }
-        #[cfg(feature = "dpop")]
-        let replay =
-            match self.binding(req.method(), req.uri(), req.headers(), token, dpop, &claims) {
-                Err(e) => return Step::Done(Err(e)),
-                Ok(None) => None,
-                Ok(Some(pending)) => match pending.now() {
-                    Some(Ok(())) => None,
-                    Some(Err(e)) => return Step::Done(Err(e)),
-                    None => Some(pending),
-                },
-            };
-        #[cfg(not(feature = "dpop"))]
-        let replay = {
-            let _ = (req, token, dpop);
-            NoReplay
-        };
-        self.revocation_now(claims, replay)
-    }
-
-    /// Whether the token's binding (`cnf`) names only methods this layer
-    /// verifies: the one rule (`crate::bind`), for every path.
-    fn sender_binding(&self, claims: &Claims<C>) -> Result<(), AuthError> {
+    /// Awaits what a step waits for: the step that comes next.
+    async fn wait(&self, wait: Wait<C>, req: &Presented<'_>) -> Step<C> {
         let s = &*self.settings;
-        if s.unverified_binding {
-            return Ok(());
+        match wait {
+            Wait::Verify => {
+                let verified = s.verifier.verify_later(req.token).await;
+                self.verified(req.token, verified)
+            }
+            Wait::Bind(claims, replay) => {
+                Step::then(s.binding.later(replay).await, Step::Revoke(claims))
+            }
+            Wait::Revoke(claims, recheck) => {
+                let answer = s.revocation.later(recheck, claims.token()).await;
+                Step::then(answer, Step::Done(Ok(Some(claims))))
+            }
         }
-        #[cfg(feature = "dpop")]
-        let dpop = s.dpop.is_some();
-        #[cfg(not(feature = "dpop"))]
-        let dpop = false;
-        let token = claims.token();
-        crate::bind::check(
-            token.registered().bound(),
-            token.json(),
-            crate::bind::Verifies { dpop },
-        )
     }
 
-    /// The DPoP checks of a verified token, up to the replay store.
-    #[cfg(feature = "dpop")]
-    fn binding(
+    /// The rest of the path of a request that waits.
+    async fn finish(&self, mut wait: Wait<C>, req: &mut Presented<'_>) -> Outcome<C> {
+        loop {
+            let step = self.wait(wait, req).await;
+            match self.advance(step, req) {
+                Ok(outcome) => return outcome,
+                Err(next) => wait = next,
+            }
+        }
+    }
+
+    /// Step 6: admit (the claims into the request) or refuse (the
+    /// refusal, in the layer's rendering).
+    fn settle<B, ResBody>(
         &self,
-        method: &http::Method,
-        uri: &http::Uri,
-        headers: &http::HeaderMap,
-        token: &str,
-        dpop: bool,
-        claims: &Claims<C>,
-    ) -> Result<Option<crate::dpop::PendingReplay>, AuthError> {
-        let s = &*self.settings;
-        let Some(policy) = &s.dpop else {
-            return Ok(None);
-        };
-        let now = s.verifier.now()?;
-        crate::dpop::check(
-            policy,
-            dpop,
-            token,
-            claims.token().json(),
-            (method, uri, headers),
-            now,
-        )
-    }
-
-    /// The same steps from the verifier on, waiting for I/O as needed.
-    async fn finish(
-        &self,
-        token: String,
-        dpop: bool,
-        presented: Presented,
-    ) -> Result<Option<Claims<C>>, AuthError> {
-        let s = &*self.settings;
-        // 3. Verify, with I/O.
-        let verified = s.verifier.verify_later(&token).await?;
-        let claims = self.keep(&token, verified)?;
-        // 4. Binding checks.
-        self.sender_binding(&claims)?;
-        #[cfg(feature = "dpop")]
-        if let Some((method, uri, headers)) = &presented.parts
-            && let Some(pending) = self.binding(method, uri, headers, &token, dpop, &claims)?
-        {
-            pending.check().await?;
+        outcome: Outcome<C>,
+        req: &mut Request<B>,
+        grpc: bool,
+        span: &Span,
+        started: Option<Instant>,
+    ) -> Option<Response<ResBody>>
+    where
+        R: OnRejection<ResBody>,
+    {
+        observe::outcome(span, &outcome, started);
+        match outcome {
+            Ok(claims) => {
+                admit(req, claims);
+                None
+            }
+            Err(error) => {
+                let refusal = Refusal::new(&error)
+                    .grpc(grpc)
+                    .headers(req.headers())
+                    .extras(self.settings.extras.as_deref());
+                Some(render(&self.rejection, &refusal))
+            }
         }
-        #[cfg(not(feature = "dpop"))]
-        let _ = (dpop, presented);
-        // 5. Revocation.
-        #[cfg(feature = "revocation")]
-        if let Some(revoker) = &s.revocation {
-            revoker.check(claims.token()).await?;
-        }
-        Ok(Some(claims))
-    }
-
-    /// The claims in the layer's type, cached for the next request.
-    fn keep(&self, token: &str, verified: Verified) -> Result<Claims<C>, AuthError> {
-        #[cfg(feature = "cache")]
-        if let Some(store) = self.store() {
-            let (claims, again) = verified.into_kept::<C>()?;
-            store.insert(token, &claims, again);
-            return Ok(claims);
-        }
-        let _ = token;
-        verified.into_layer_claims::<C>()
-    }
-
-    /// The rest (a pending replay check, then revocation), if it can
-    /// answer without I/O.
-    fn revocation_now<'r>(&self, claims: Claims<C>, replay: Replay) -> Step<'r, C> {
-        #[cfg(feature = "dpop")]
-        if replay.is_some() {
-            return Step::Rest(claims, replay);
-        }
-        #[cfg(feature = "revocation")]
-        if let Some(revoker) = &self.settings.revocation {
-            return match revoker.check_now(claims.token()) {
-                Some(Ok(())) => Step::Done(Ok(Some(claims))),
-                Some(Err(error)) => Step::Done(Err(error)),
-                None => Step::Rest(claims, replay),
-            };
-        }
-        let _ = replay;
-        Step::Done(Ok(Some(claims)))
     }
 }
 
@@ -319,124 +271,85 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let settings = &self.layer.settings;
-        if crate::path::skips(&settings.skip, req.uri().path()) {
-            return ResponseFuture::inner(
-                self.inner.call(req),
-                self.layer.rejection.clone(),
-                false,
-                None,
-            );
+        let layer = &self.layer;
+        if crate::path::skips(&layer.settings.skip, req.uri().path()) {
+            let rejection = layer.rejection.clone();
+            return ResponseFuture::inner(self.inner.call(req), rejection, false, None);
         }
         // Whether a refusal may take the gRPC form: the layer's
         // configuration and the request together, never the request alone.
-        let grpc = grpc_request::<ReqBody, ResBody>(self.layer.settings.grpc, &req);
+        let grpc = grpc_request::<ReqBody, ResBody>(layer.settings.grpc, &req);
         if grpc {
             req.extensions_mut().insert(GrpcCall);
         }
         let span = observe::span();
         let started = observe::start();
-        let settings = &*self.layer.settings;
-        let outcome = match span.in_scope(|| self.layer.decide(&req)) {
-            Step::Done(outcome) => outcome,
-            Step::Verify(token, dpop) => {
-                // Slow path: the verifier needs I/O.
-                let token = token.to_owned();
-                let presented = Presented::of(settings, &req);
-                let layer = self.layer.clone();
-                let rest = async move { layer.finish(token, dpop, presented).await };
-                return self.later(req, span, started, grpc, rest);
-            }
-            #[cfg(any(feature = "revocation", feature = "dpop"))]
-            Step::Rest(claims, replay) => {
-                #[cfg(feature = "revocation")]
-                let revoker = self.layer.settings.revocation.clone();
-                let rest = async move {
-                    #[cfg(feature = "dpop")]
-                    if let Some(pending) = replay {
-                        pending.check().await?;
-                    }
-                    #[cfg(not(feature = "dpop"))]
-                    let _ = replay;
-                    #[cfg(feature = "revocation")]
-                    if let Some(revoker) = revoker {
-                        revoker.check(claims.token()).await?;
-                    }
-                    Ok(Some(claims))
+        let mut presented = Presented::of(&req);
+        let outcome = match span.in_scope(|| layer.advance(Step::Find, &mut presented)) {
+            Ok(outcome) => outcome,
+            Err(wait) => {
+                let token = match wait.reads_token() {
+                    true => presented.token.to_owned(),
+                    false => String::new(),
                 };
-                return self.later(req, span, started, grpc, rest);
+                let dpop = presented.dpop;
+                return self.later(req, span, started, grpc, wait, (token, dpop));
             }
         };
-        // 5. Admit or refuse.
-        observe::outcome(&span, &outcome, started);
-        match outcome {
-            Ok(claims) => {
-                admit(&mut req, claims);
-                ResponseFuture::inner(
-                    self.inner.call(req),
-                    self.layer.rejection.clone(),
-                    grpc,
-                    self.layer.settings.extras.clone(),
-                )
-            }
-            Err(error) => {
-                let refusal = Refusal::new(&error)
-                    .grpc(grpc)
-                    .headers(req.headers())
-                    .extras(self.layer.settings.extras.as_deref());
-                ResponseFuture::rejected(render(&self.layer.rejection, &refusal))
-            }
+        match layer.settle(outcome, &mut req, grpc, &span, started) {
+            None => ResponseFuture::inner(
+                self.inner.call(req),
+                self.layer.rejection.clone(),
+                grpc,
+                self.layer.settings.extras.clone(),
+            ),
+            Some(refusal) => ResponseFuture::rejected(refusal),
         }
     }
 }
 
 impl<S, C, R> JwtAuth<S, C, R> {
-    /// Finishes a request whose outcome needs I/O: `rest` runs the
-    /// remaining steps, then the request goes on to the inner service that
-    /// was made ready, or is refused.
+    /// The path of a request that waits, from `wait` on, in one boxed
+    /// future; then on to the inner service that was made ready, or
+    /// refused.
     fn later<ReqBody, ResBody>(
         &mut self,
         mut req: Request<ReqBody>,
         span: Span,
-        started: Option<std::time::Instant>,
+        started: Option<Instant>,
         grpc: bool,
-        rest: impl Future<Output = Result<Option<Claims<C>>, AuthError>> + Send + 'static,
+        wait: Wait<C>,
+        (token, dpop): (String, bool),
     ) -> ResponseFuture<S::Future, R, ResBody, S::Error>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
         S::Future: Send + 'static,
-        C: Send + Sync + 'static,
+        C: DeserializeOwned + Send + Sync + 'static,
         R: OnRejection<ResBody> + Clone + Send + Sync + 'static,
         ReqBody: Send + 'static,
         ResBody: Default + Send + 'static,
     {
-        let rejection = self.layer.rejection.clone();
-        let extras = self.layer.settings.extras.clone();
+        let layer = self.layer.clone();
         // The inner service that was made ready goes with the request; a
         // clone takes its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let future = async move {
-            let outcome = rest.await;
-            observe::outcome(&Span::current(), &outcome, started);
-            match outcome {
-                Ok(claims) => {
-                    admit(&mut req, claims);
+            let outcome = {
+                let mut presented = Presented {
+                    token: &token,
+                    dpop,
+                    ..Presented::of(&req)
+                };
+                layer.finish(wait, &mut presented).await
+            };
+            match layer.settle(outcome, &mut req, grpc, &Span::current(), started) {
+                None => {
                     let res = inner.call(req).await?;
-                    Ok(super::future::rerender(
-                        &rejection,
-                        grpc,
-                        extras.as_deref(),
-                        res,
-                    ))
+                    let extras = layer.settings.extras.as_deref();
+                    Ok(rerender(&layer.rejection, grpc, extras, res))
                 }
-                Err(error) => Ok(render(
-                    &rejection,
-                    &Refusal::new(&error)
-                        .grpc(grpc)
-                        .headers(req.headers())
-                        .extras(extras.as_deref()),
-                )),
+                Some(refusal) => Ok(refusal),
             }
         };
         ResponseFuture::later(Box::pin(future.instrument(span)))
