@@ -603,6 +603,42 @@ mod tests {
         assert_eq!(res.status(), 401);
     }
 
+    #[test]
+    fn a_closure_rejection_gets_the_layers_challenge() {
+        let extras = Extras {
+            dpop_algs: Some("ES256".into()),
+            no_bearer: false,
+            resource_metadata: Some(
+                "https://api.example/.well-known/oauth-protected-resource".into(),
+            ),
+        };
+        let custom = |r: &Refusal<'_>| -> Response<()> {
+            let mut res = Response::new(());
+            res.headers_mut()
+                .insert(WWW_AUTHENTICATE, r.www_authenticate("api"));
+            res
+        };
+        for error in AuthError::samples() {
+            if error.kind() == ErrorKind::Unavailable {
+                continue;
+            }
+            let refusal = Refusal::new(&error).extras(Some(&extras));
+            let ours = custom.on_rejection(&refusal);
+            let default: Response<()> = DefaultRejection::default().on_rejection(&refusal);
+            assert_eq!(
+                ours.headers()[WWW_AUTHENTICATE],
+                default.headers()[WWW_AUTHENTICATE],
+                "{error:?}"
+            );
+            assert!(
+                ours.headers()[WWW_AUTHENTICATE]
+                    .to_str()
+                    .unwrap()
+                    .contains(r#"DPoP realm="api", algs="ES256""#)
+            );
+        }
+    }
+
     fn request(ct: &str, version: Version, te: bool) -> Request<()> {
         let mut r = Request::builder().version(version).header(CONTENT_TYPE, ct);
         if te {
