@@ -1,7 +1,7 @@
 //! Errors: [`AuthError`] for refusals at request time, [`BuildError`] for setup mistakes.
 //!
-//! Every refusal is declared once, in the table of [`auth_errors!`] below:
-//! one row gives a variant, its documentation, how it is answered (its
+//! In the source, every refusal is declared once, in one table (the
+//! `auth_errors!` macro): one row gives a variant, its documentation, how it is answered (its
 //! [`ErrorKind`], RFC 6750 `error` code, client text and metrics reason)
 //! and its log message. The enum, [`AuthError::kind`] and its siblings,
 //! `Display` and the list of samples the tests walk are generated from it,
