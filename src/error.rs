@@ -1,6 +1,15 @@
 //! Errors: [`AuthError`] for refusals at request time, [`BuildError`] for setup mistakes.
+//!
+//! In the source, every refusal is declared once, in one table (the
+//! `auth_errors!` macro): one row gives a variant, its documentation, how it is answered (its
+//! [`ErrorKind`], RFC 6750 `error` code, client text and metrics reason)
+//! and its log message. The enum, [`AuthError::kind`] and its siblings,
+//! `Display` and the list of samples the tests walk are generated from it,
+//! so a new refusal is one new row (see
+//! `docs/decisions/0004-errors-declared-once.md`).
 
 use std::fmt;
+use std::sync::Arc;
 
 /// What an [`AuthError`] means for the caller, and so how it is answered.
 ///
@@ -48,136 +57,395 @@ impl ErrorKind {
     }
 }
 
-/// Why a request was refused.
+// RFC 6750 `error` codes, as the table names them. `NONE`: no token was
+// sent, or the server cannot decide right now.
+const NONE: Option<&str> = None;
+const INVALID_TOKEN: Option<&str> = Some("invalid_token");
+const INVALID_REQUEST: Option<&str> = Some("invalid_request");
+// RFC 6750 §3.1: "requires higher privileges than provided by the access
+// token", which a missing role is too.
+const INSUFFICIENT_SCOPE: Option<&str> = Some("insufficient_scope");
+// RFC 9449 §7.1 and §8.
+const INVALID_DPOP_PROOF: Option<&str> = Some("invalid_dpop_proof");
+const USE_DPOP_NONCE: Option<&str> = Some("use_dpop_nonce");
+// RFC 9470 §3.
+const INSUFFICIENT_USER_AUTHENTICATION: Option<&str> = Some("insufficient_user_authentication");
+
+/// Declares [`AuthError`] from one row per variant, in the manner of
+/// axum-core's `define_rejection!`:
 ///
-/// `Display` gives a message for logs and developers: it never contains the
-/// token, a claim value, or more than a short escaped excerpt of a header
-/// field. The text sent to the client (`error_description`) is
-/// [`AuthError::description`].
-///
+/// ```text
+/// /// docs of the variant
+/// Variant [ (field: Type) | { /// doc  field: Type, ... } ]
+///     => Kind, RFC_6750_CODE, "metrics_reason", "client text",
+///        ("log message with {field}", extra format args...)
+///        [, sample = AuthError::Variant(..)];
 /// ```
-/// use tower_jwt_auth::{AuthError, ErrorKind};
 ///
-/// let err = AuthError::Expired;
-/// assert_eq!(err.kind(), ErrorKind::Unauthenticated);
-/// assert_eq!(err.to_string(), "the token has expired (exp is in the past)");
-/// ```
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum AuthError {
+/// and generates the enum, `kind`/`error_code`/`description`/`reason`,
+/// `Display`, and (for tests) `AuthError::samples`, one value of every
+/// variant (a unit variant is its own sample; others name one).
+macro_rules! auth_errors {
+    ($(
+        $(#[$attr:meta])*
+        $variant:ident
+        $(( $tfield:ident : $tty:ty ))?
+        $({ $( $(#[$fattr:meta])* $sfield:ident : $sty:ty ),* $(,)? })?
+        => $kind:ident, $code:ident, $reason:literal, $description:literal,
+           ($($display:tt)+)
+           $(, sample = $sample:expr)?;
+    )+) => {
+        /// Why a request was refused.
+        ///
+        /// `Display` gives a message for logs and developers: it never
+        /// contains the token, a claim value, or more than a short escaped
+        /// excerpt of a header field. The text sent to the client
+        /// (`error_description`) is [`AuthError::description`]; how the
+        /// refusal is answered is [`AuthError::kind`]. The outages
+        /// (`KeysUnavailable`, `IntrospectionUnavailable`,
+        /// `RevocationUnavailable`, `ReplayUnavailable`) carry an
+        /// [`Outage`], their [`source`](std::error::Error::source).
+        ///
+        /// ```
+        /// use tower_jwt_auth::{AuthError, ErrorKind};
+        ///
+        /// let err = AuthError::Expired;
+        /// assert_eq!(err.kind(), ErrorKind::Unauthenticated);
+        /// assert_eq!(err.to_string(), "the token has expired (exp is in the past)");
+        /// ```
+        #[derive(Debug, Clone)]
+        #[non_exhaustive]
+        pub enum AuthError {$(
+            $(#[$attr])*
+            $variant
+            $(( $tty ))?
+            $({ $( $(#[$fattr])* $sfield : $sty ),* })?,
+        )+}
+
+        impl AuthError {
+            /// What this error means for the caller.
+            pub fn kind(&self) -> ErrorKind {
+                match self {$(
+                    AuthError::$variant { .. } => ErrorKind::$kind,
+                )+}
+            }
+
+            /// The RFC 6750 error code: `None` when no token was sent or the
+            /// server cannot decide right now (the answer then carries no
+            /// error code), `invalid_request`, `invalid_token` or
+            /// `insufficient_scope` (and for DPoP and step-up
+            /// authentication, `invalid_dpop_proof`, `use_dpop_nonce`,
+            /// `insufficient_user_authentication`).
+            pub fn error_code(&self) -> Option<&'static str> {
+                match self {$(
+                    AuthError::$variant { .. } => $code,
+                )+}
+            }
+
+            /// A short description safe to send to the client: it never
+            /// contains the token, and it uses only the characters RFC 6750
+            /// allows in `error_description` (printable ASCII without `"`
+            /// and `\`).
+            pub fn description(&self) -> &'static str {
+                match self {$(
+                    AuthError::$variant { .. } => $description,
+                )+}
+            }
+
+            /// A stable short name for logs and metrics (`expired`,
+            /// `bad_signature`, ...): the `reason` label of
+            /// `jwt_auth_verifications_total`.
+            pub fn reason(&self) -> &'static str {
+                match self {$(
+                    AuthError::$variant { .. } => $reason,
+                )+}
+            }
+
+            /// One value of every variant, in the table's order.
+            #[cfg(test)]
+            pub(crate) fn samples() -> Vec<AuthError> {
+                vec![$(
+                    auth_errors!(@sample $variant $($sample)?),
+                )+]
+            }
+        }
+
+        impl fmt::Display for AuthError {
+            #[allow(unused_variables)]
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {$(
+                    AuthError::$variant $(( $tfield ))? $({ $($sfield),* })? => {
+                        write!(f, $($display)+)
+                    }
+                )+}
+            }
+        }
+    };
+    (@sample $variant:ident $sample:expr) => { $sample };
+    (@sample $variant:ident) => { AuthError::$variant };
+}
+
+auth_errors! {
     /// No token was found in any configured source.
-    MissingToken,
+    MissingToken => Unauthenticated, NONE, "missing_token", "no access token",
+        ("no bearer token in the request");
+
     /// More than one `Authorization` header, more than one value of a
     /// configured token header, or two different cookies with the token's
     /// name (cookie tossing) were sent.
-    MultipleTokens,
+    MultipleTokens => BadRequest, INVALID_REQUEST, "multiple_tokens",
+        "more than one access token in the request",
+        ("the request carries more than one token (two token headers, or two different \
+          cookies with the token's name); send exactly one");
+
     /// The token is longer than the configured limit.
     TokenTooLarge {
         /// Length of the token in bytes.
         len: usize,
         /// The configured limit in bytes.
         limit: usize,
-    },
+    } => Unauthenticated, INVALID_TOKEN, "too_large", "the access token is too large",
+        ("the token is {len} bytes, over the limit of {limit} bytes \
+          (raise it with JwtAuthLayer::max_token_len if your tokens are legitimately large)"),
+        sample = AuthError::TokenTooLarge { len: 1, limit: 0 };
+
     /// The token is not a well-formed compact JWS, or its payload is not
     /// JSON a standard parser accepts (for example a number out of range).
-    Malformed(&'static str),
+    Malformed(why: &'static str) => Unauthenticated, INVALID_TOKEN, "malformed",
+        "the access token is malformed",
+        ("malformed token: {why}"),
+        sample = AuthError::Malformed("x");
+
     /// The token is a JWE (five segments); only signed tokens are accepted.
-    Encrypted,
+    Encrypted => Unauthenticated, INVALID_TOKEN, "encrypted",
+        "encrypted tokens are not accepted",
+        ("the token is a JWE (encrypted); only signed JWTs (JWS) are accepted");
+
     /// The `alg` header names an algorithm that is not allowed (this includes
     /// `none`); the name is a short escaped excerpt.
-    AlgorithmNotAllowed(String),
+    AlgorithmNotAllowed(alg: String) => Unauthenticated, INVALID_TOKEN, "alg_not_allowed",
+        "the token algorithm is not allowed",
+        ("the token's algorithm \"{alg}\" is not in the allow-list of this verifier"),
+        sample = AuthError::AlgorithmNotAllowed("none".into());
+
     /// The header carries a member that would let the token choose its own key
     /// (`jwk`, `jku`, `x5u`, `x5c`); such tokens are always refused.
-    ForbiddenHeader(&'static str),
+    ForbiddenHeader(name: &'static str) => Unauthenticated, INVALID_TOKEN, "forbidden_header",
+        "the token header carries a key reference",
+        ("the token header carries `{name}`; keys named by the token itself are never trusted"),
+        sample = AuthError::ForbiddenHeader("jwk");
+
     /// The header has a `crit` member; no extension is understood, so it is refused.
-    UnsupportedCrit,
+    UnsupportedCrit => Unauthenticated, INVALID_TOKEN, "unsupported_crit",
+        "the token has unsupported critical header parameters",
+        ("the token header has a `crit` member naming extensions this verifier does not understand");
+
     /// The `typ` header is missing or not the configured one.
-    InvalidType,
+    InvalidType => Unauthenticated, INVALID_TOKEN, "invalid_typ",
+        "the token type is not accepted",
+        ("the token's `typ` header is missing or not the expected type");
+
     /// No configured key has the token's `kid`.
-    UnknownKid,
+    UnknownKid => Unauthenticated, INVALID_TOKEN, "unknown_kid",
+        "no key matches the token",
+        ("no configured key has the token's `kid`");
+
     /// No configured key fits the token's algorithm.
-    NoMatchingKey,
+    NoMatchingKey => Unauthenticated, INVALID_TOKEN, "no_matching_key",
+        "no key matches the token",
+        ("no configured key fits the token's algorithm");
+
     /// The token has no `kid` and several keys of a remote key set fit its
     /// algorithm: the token must name its key.
-    AmbiguousKey,
+    AmbiguousKey => Unauthenticated, INVALID_TOKEN, "ambiguous_key",
+        "the token does not name its key (kid)",
+        ("the token has no `kid` and several keys of the key set fit its algorithm; \
+          the issuer must name the signing key in the token's `kid` header");
+
     /// The signature does not verify.
-    InvalidSignature,
+    InvalidSignature => Unauthenticated, INVALID_TOKEN, "bad_signature",
+        "the token signature is invalid",
+        ("the token's signature does not verify");
+
     /// The token's `exp` is in the past (beyond the leeway).
-    Expired,
+    Expired => Unauthenticated, INVALID_TOKEN, "expired", "the access token expired",
+        ("the token has expired (exp is in the past)");
+
     /// The token's `nbf` is in the future (beyond the leeway).
-    NotYetValid,
+    NotYetValid => Unauthenticated, INVALID_TOKEN, "not_yet_valid",
+        "the access token is not yet valid",
+        ("the token is not valid yet (nbf is in the future)");
+
     /// The token's `iat` is in the future (beyond the leeway): it claims to
     /// be issued later than now.
-    IssuedInFuture,
+    IssuedInFuture => Unauthenticated, INVALID_TOKEN, "issued_in_future",
+        "the access token is issued in the future",
+        ("the token's iat is in the future beyond the leeway (check the issuer's clock)");
+
     /// A required claim is absent.
-    MissingClaim(String),
+    MissingClaim(name: String) => Unauthenticated, INVALID_TOKEN, "missing_claim",
+        "the token lacks a required claim",
+        ("the token lacks the required claim `{name}`"),
+        sample = AuthError::MissingClaim("x".into());
+
     /// A registered claim has the wrong JSON type or value (for example
     /// `exp` as a string); the text names the claim, never its value.
-    InvalidClaim(String),
+    InvalidClaim(why: String) => Unauthenticated, INVALID_TOKEN, "invalid_claim",
+        "the token has a malformed claim",
+        ("invalid claim: {why}"),
+        sample = AuthError::InvalidClaim("x".into());
+
     /// The `iss` claim is not the configured issuer.
-    InvalidIssuer,
+    InvalidIssuer => Unauthenticated, INVALID_TOKEN, "invalid_issuer",
+        "the token issuer is not accepted",
+        ("the token's `iss` is not the expected issuer");
+
     /// The token's tenant (`tid`) is not one of the tenants a multi-tenant
     /// issuer is restricted to (see `VerifierBuilder::tenants`).
-    TenantNotAllowed,
+    TenantNotAllowed => Unauthenticated, INVALID_TOKEN, "tenant_not_allowed",
+        "the token tenant is not accepted",
+        ("the token's tenant (`tid`) is not one of the allowed tenants (VerifierBuilder::tenants)");
+
     /// The `aud` claim does not contain a configured audience.
-    InvalidAudience,
-    /// The claims could not be deserialized into the application's claims type.
-    ClaimsShape(ShapeError),
+    InvalidAudience => Unauthenticated, INVALID_TOKEN, "invalid_audience",
+        "the token audience is not accepted",
+        ("the token's `aud` does not contain an expected audience");
+
+    /// The claims could not be deserialized into the application's claims
+    /// type; the [`ShapeError`] is the [`source`](std::error::Error::source).
+    ClaimsShape(e: ShapeError) => Unauthenticated, INVALID_TOKEN, "claims_shape",
+        "the token claims have an unexpected shape",
+        ("the verified claims do not deserialize into the application's claims type: {e}"),
+        sample = AuthError::ClaimsShape(ShapeError::new(
+            serde_json::from_str::<u8>("\"x\"").unwrap_err(),
+        ));
+
     /// The keys to verify the token cannot be had right now (the identity
-    /// provider is unreachable and no usable cached keys remain).
-    KeysUnavailable(String),
+    /// provider is unreachable and no usable cached keys remain); the
+    /// [`Outage`] says why and is the [`source`](std::error::Error::source).
+    KeysUnavailable(why: Outage) => Unavailable, NONE, "keys_unavailable",
+        "the signing keys are temporarily unavailable",
+        ("the keys to verify the token are unavailable: {why}"),
+        sample = AuthError::KeysUnavailable(Outage::new("down"));
+
     /// The verifier's clock cannot be read (or reads before 1970): no token
     /// can be checked for expiry, so none is accepted.
-    ClockUnavailable,
+    ClockUnavailable => Unavailable, NONE, "clock_unavailable",
+        "the server cannot check token lifetimes right now",
+        ("the verifier's clock cannot be read (or reads before 1970); refusing every token");
+
     /// The token introspection endpoint (RFC 7662) answers that the token
     /// is not active: unknown, expired or revoked.
-    Inactive,
+    Inactive => Unauthenticated, INVALID_TOKEN, "inactive",
+        "the access token is not active",
+        ("the introspection endpoint says the token is not active (unknown, expired or revoked)");
+
     /// The token introspection endpoint cannot be asked right now (timeout,
     /// an error status, an answer that is not JSON, or refused client
-    /// credentials): the request fails closed.
-    IntrospectionUnavailable(String),
+    /// credentials): the request fails closed. The [`Outage`] says why and
+    /// is the [`source`](std::error::Error::source).
+    IntrospectionUnavailable(why: Outage) => Unavailable, NONE, "introspection_unavailable",
+        "the token cannot be checked right now",
+        ("the token introspection endpoint cannot be asked ({why}); failing closed"),
+        sample = AuthError::IntrospectionUnavailable(Outage::new("down"));
+
     /// The token was revoked (its `jti`, or every token of its subject
     /// issued before a time), see `Revocation` (feature `revocation`).
-    Revoked,
+    Revoked => Unauthenticated, INVALID_TOKEN, "revoked", "token revoked",
+        ("the token has been revoked");
+
     /// The revocation store cannot be asked right now and the policy is to
-    /// fail closed.
-    RevocationUnavailable(String),
+    /// fail closed. The [`Outage`] says why and is the
+    /// [`source`](std::error::Error::source).
+    RevocationUnavailable(why: Outage) => Unavailable, NONE, "revocation_unavailable",
+        "token revocation cannot be checked right now",
+        ("the revocation store is unavailable ({why}); failing closed \
+          (choose fail-open on the store to let tokens through instead)"),
+        sample = AuthError::RevocationUnavailable(Outage::new("down"));
+
     /// A state-changing request carried its token in a cookie and came
     /// from another site (see [`CsrfPolicy`](crate::CsrfPolicy)).
-    CrossSiteRequest,
+    CrossSiteRequest => Forbidden, INVALID_REQUEST, "cross_site",
+        "cross-site request with a cookie token refused",
+        ("a state-changing request from another site carried its token in a cookie \
+          (configure JwtAuthLayer::csrf to trust that origin)");
+
     /// The caller lacks a required role or permission.
-    Forbidden(String),
+    Forbidden(why: String) => Forbidden, INSUFFICIENT_SCOPE, "forbidden",
+        "the caller is not allowed to access this resource",
+        ("access denied: {why}"),
+        sample = AuthError::Forbidden("x".into());
+
     /// The caller's token lacks a required scope.
     InsufficientScope {
         /// The scopes that would have been enough, space-separated.
         required: String,
-    },
+    } => Forbidden, INSUFFICIENT_SCOPE, "insufficient_scope",
+        "the access token lacks a required scope",
+        ("the token lacks a required scope (one of: {required})"),
+        sample = AuthError::InsufficientScope { required: "a".into() };
+
     /// The `DPoP` proof (RFC 9449) is missing or fails a check of §4.3;
     /// the text names the check.
-    InvalidDpopProof(&'static str),
+    InvalidDpopProof(why: &'static str) => Unauthenticated, INVALID_DPOP_PROOF,
+        "invalid_dpop_proof", "the DPoP proof is invalid",
+        ("invalid DPoP proof: {why}"),
+        sample = AuthError::InvalidDpopProof("x");
+
     /// The `DPoP` proof's `jti` was seen before within its window (a replay).
-    DpopReplay,
+    DpopReplay => Unauthenticated, INVALID_DPOP_PROOF, "dpop_replay",
+        "the DPoP proof was already used",
+        ("the DPoP proof's jti was already used within the proof window (a replay); \
+          clients make a fresh proof for every request");
+
     /// The `DPoP` proof lacks the server's current nonce; the answer carries
     /// this fresh nonce in a `DPoP-Nonce` header.
-    UseDpopNonce(String),
+    UseDpopNonce(nonce: String) => Unauthenticated, USE_DPOP_NONCE, "use_dpop_nonce",
+        "the DPoP proof must carry the server nonce",
+        ("the DPoP proof lacks the current server nonce; the client retries with the \
+          nonce from the DPoP-Nonce header"),
+        sample = AuthError::UseDpopNonce("n".into());
+
     /// The token is bound (`cnf.jkt`) to another key than the proof's, or a
     /// token sent with the `DPoP` scheme is not bound at all.
-    DpopKeyMismatch,
+    DpopKeyMismatch => Unauthenticated, INVALID_TOKEN, "dpop_key_mismatch",
+        "the access token is not bound to the DPoP proof key",
+        ("the token's cnf.jkt is not the thumbprint of the DPoP proof's key (or a token \
+          sent with the DPoP scheme has no cnf.jkt)");
+
     /// A DPoP-bound token (`cnf.jkt`) was sent with the `Bearer` scheme: a
     /// downgrade, refused.
-    DpopBoundBearer,
+    DpopBoundBearer => Unauthenticated, INVALID_TOKEN, "dpop_downgrade",
+        "a DPoP-bound access token must be sent with the DPoP scheme",
+        ("a DPoP-bound token (cnf.jkt) was sent as a Bearer token; send it with \
+          `Authorization: DPoP` and a proof");
+
     /// The token is bound to a key (`cnf`, RFC 7800) by a method this layer
     /// does not verify (named here: `x5t#S256`, `jkt` without a DPoP
     /// policy, ...): accepting it would make a sender-constrained token a
     /// bearer token (RFC 8705 §3, RFC 9449 §7.1). See
     /// [`JwtAuthLayer::accept_unverified_binding`](crate::JwtAuthLayer::accept_unverified_binding).
-    UnverifiedBinding(&'static str),
+    UnverifiedBinding(method: &'static str) => Unauthenticated, INVALID_TOKEN,
+        "unverified_binding",
+        "the access token is bound to a key by a method this resource server does not verify",
+        ("the token is bound to a key (cnf: {method}) by a method this layer does not \
+          verify; refused rather than accepted as a bearer token"),
+        sample = AuthError::UnverifiedBinding("x5t#S256");
+
     /// The layer accepts only DPoP-bound tokens and the request sent a
     /// `Bearer` one.
-    DpopRequired,
+    DpopRequired => Unauthenticated, INVALID_TOKEN, "dpop_required",
+        "this resource requires a DPoP-bound access token",
+        ("this layer accepts only DPoP (DpopPolicy::required); the request used Bearer");
+
     /// The DPoP replay store cannot be asked right now and the policy is to
-    /// fail closed.
-    ReplayUnavailable(String),
+    /// fail closed. The [`Outage`] says why and is the
+    /// [`source`](std::error::Error::source).
+    ReplayUnavailable(why: Outage) => Unavailable, NONE, "replay_unavailable",
+        "DPoP proofs cannot be checked right now",
+        ("the DPoP replay store is unavailable ({why}); failing closed"),
+        sample = AuthError::ReplayUnavailable(Outage::new("down"));
+
     /// The authentication behind the token is not strong or recent enough
     /// (RFC 9470): the client should authenticate the user again.
     InsufficientUserAuthentication {
@@ -185,7 +453,153 @@ pub enum AuthError {
         acr_values: Option<String>,
         /// The largest acceptable age of the authentication, in seconds.
         max_age: Option<u64>,
-    },
+    } => Unauthenticated, INSUFFICIENT_USER_AUTHENTICATION, "insufficient_user_authentication",
+        "a stronger or more recent user authentication is required",
+        ("the user authentication is not strong or recent enough (acr_values: {}, max_age: {})",
+         acr_values.as_deref().unwrap_or("any"),
+         max_age.map_or_else(|| "any".to_owned(), |a| a.to_string())),
+        sample = AuthError::InsufficientUserAuthentication {
+            acr_values: Some("urn:mace:incommon:iap:silver".into()),
+            max_age: Some(300),
+        };
+}
+
+impl std::error::Error for AuthError {
+    /// The [`Outage`] of an outage, the [`ShapeError`] of `ClaimsShape`.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AuthError::ClaimsShape(e) => Some(e),
+            AuthError::KeysUnavailable(why)
+            | AuthError::IntrospectionUnavailable(why)
+            | AuthError::RevocationUnavailable(why)
+            | AuthError::ReplayUnavailable(why) => Some(why),
+            _ => None,
+        }
+    }
+}
+
+impl AuthError {
+    /// The [`Outage`] behind a refusal of kind
+    /// [`Unavailable`](ErrorKind::Unavailable) that has one (every outage
+    /// but `ClockUnavailable`).
+    ///
+    /// ```
+    /// use tower_jwt_auth::{AuthError, Outage};
+    ///
+    /// let err = AuthError::KeysUnavailable(Outage::new("connection refused"));
+    /// assert_eq!(err.outage().unwrap().to_string(), "connection refused");
+    /// assert!(AuthError::Expired.outage().is_none());
+    /// ```
+    pub fn outage(&self) -> Option<&Outage> {
+        match self {
+            AuthError::KeysUnavailable(why)
+            | AuthError::IntrospectionUnavailable(why)
+            | AuthError::RevocationUnavailable(why)
+            | AuthError::ReplayUnavailable(why) => Some(why),
+            _ => None,
+        }
+    }
+}
+
+/// Why something the verification needs (keys, the introspection endpoint,
+/// the revocation or replay store) cannot be had right now: the payload of
+/// the outage variants of [`AuthError`], and their
+/// [`source`](std::error::Error::source).
+///
+/// Its message is safe to log: every URL in it has its password and its
+/// secret query values replaced by `***`. When it was made from an error,
+/// that error's chain follows as its own `source()`, each message redacted
+/// the same way (the original error, which may print a URL with its
+/// password, is not kept).
+///
+/// ```
+/// use std::error::Error;
+/// use tower_jwt_auth::{AuthError, Outage};
+///
+/// let why = Outage::new("GET https://user:pw@idp.example/jwks: timed out");
+/// assert_eq!(why.to_string(), "GET https://***@idp.example/jwks: timed out");
+/// let err = AuthError::KeysUnavailable(why);
+/// assert_eq!(
+///     err.source().unwrap().to_string(),
+///     "GET https://***@idp.example/jwks: timed out"
+/// );
+/// ```
+#[derive(Clone)]
+pub struct Outage {
+    message: Arc<str>,
+    cause: Option<Arc<Outage>>,
+}
+
+impl Outage {
+    /// An outage described by `message` (URLs in it are redacted).
+    pub fn new(message: impl AsRef<str>) -> Self {
+        Outage {
+            message: crate::text::redact_url(message.as_ref()).into(),
+            cause: None,
+        }
+    }
+
+    /// An outage described by `message`, caused by `error`: `error` and
+    /// each error of its chain become the [`source`](std::error::Error::source)
+    /// chain, as redacted messages.
+    ///
+    /// ```
+    /// use std::error::Error;
+    /// use tower_jwt_auth::Outage;
+    ///
+    /// let io = std::io::Error::other("connection refused");
+    /// let why = Outage::caused_by("the store cannot be reached", &io);
+    /// assert_eq!(why.to_string(), "the store cannot be reached");
+    /// assert_eq!(why.source().unwrap().to_string(), "connection refused");
+    /// ```
+    pub fn caused_by(message: impl AsRef<str>, error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut outage = Outage::new(message);
+        outage.cause = Some(Arc::new(Outage::chain(error)));
+        outage
+    }
+
+    /// `error` and its sources, as redacted messages.
+    fn chain(error: &(dyn std::error::Error + 'static)) -> Outage {
+        Outage {
+            message: crate::text::redact_url(&error.to_string()).into(),
+            cause: error.source().map(|e| Arc::new(Outage::chain(e))),
+        }
+    }
+}
+
+impl From<String> for Outage {
+    fn from(message: String) -> Self {
+        Outage::new(message)
+    }
+}
+
+impl From<&str> for Outage {
+    fn from(message: &str) -> Self {
+        Outage::new(message)
+    }
+}
+
+impl fmt::Debug for Outage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_tuple("Outage");
+        d.field(&&*self.message);
+        if let Some(cause) = &self.cause {
+            d.field(cause);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for Outage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Outage {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_deref().map(|c| c as _)
+    }
 }
 
 /// Why verified claims do not fit the application's claims type: a
@@ -194,14 +608,14 @@ pub enum AuthError {
 #[derive(Debug, Clone)]
 pub struct ShapeError {
     message: Box<str>,
-    source: std::sync::Arc<serde_json::Error>,
+    source: Arc<serde_json::Error>,
 }
 
 impl ShapeError {
     pub(crate) fn new(error: serde_json::Error) -> Self {
         ShapeError {
             message: redact(&error.to_string()).into_boxed_str(),
-            source: std::sync::Arc::new(error),
+            source: Arc::new(error),
         }
     }
 }
@@ -257,436 +671,6 @@ fn redact(message: &str) -> String {
         out.push('…');
     }
     out
-}
-
-/// How one kind of refusal is answered: one row per variant.
-struct Meta {
-    kind: ErrorKind,
-    /// RFC 6750 `error`, none when no token was sent.
-    code: Option<&'static str>,
-    /// Client-safe `error_description`.
-    description: &'static str,
-    /// Stable short name for logs and metrics.
-    reason: &'static str,
-}
-
-const fn meta(
-    kind: ErrorKind,
-    code: Option<&'static str>,
-    description: &'static str,
-    reason: &'static str,
-) -> Meta {
-    Meta {
-        kind,
-        code,
-        description,
-        reason,
-    }
-}
-
-const INVALID_TOKEN: Option<&str> = Some("invalid_token");
-const INVALID_REQUEST: Option<&str> = Some("invalid_request");
-// RFC 6750 §3.1: "requires higher privileges than provided by the access
-// token", which a missing role is too.
-const INSUFFICIENT_SCOPE: Option<&str> = Some("insufficient_scope");
-// RFC 9449 §7.1 and §8.
-const INVALID_DPOP_PROOF: Option<&str> = Some("invalid_dpop_proof");
-const USE_DPOP_NONCE: Option<&str> = Some("use_dpop_nonce");
-// RFC 9470 §3.
-const INSUFFICIENT_USER_AUTHENTICATION: Option<&str> = Some("insufficient_user_authentication");
-
-impl AuthError {
-    fn meta(&self) -> Meta {
-        use ErrorKind::{BadRequest, Forbidden, Unauthenticated as Unauth, Unavailable};
-        match self {
-            AuthError::MissingToken => meta(Unauth, None, "no access token", "missing_token"),
-            AuthError::MultipleTokens => meta(
-                BadRequest,
-                INVALID_REQUEST,
-                "more than one access token in the request",
-                "multiple_tokens",
-            ),
-            AuthError::TokenTooLarge { .. } => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "the access token is too large",
-                "too_large",
-            ),
-            AuthError::Malformed(_) => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "the access token is malformed",
-                "malformed",
-            ),
-            AuthError::Encrypted => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "encrypted tokens are not accepted",
-                "encrypted",
-            ),
-            AuthError::AlgorithmNotAllowed(_) => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "the token algorithm is not allowed",
-                "alg_not_allowed",
-            ),
-            AuthError::ForbiddenHeader(_) => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "the token header carries a key reference",
-                "forbidden_header",
-            ),
-            AuthError::UnsupportedCrit => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "the token has unsupported critical header parameters",
-                "unsupported_crit",
-            ),
-            AuthError::InvalidType => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "the token type is not accepted",
-                "invalid_typ",
-            ),
-            AuthError::UnknownKid => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "no key matches the token",
-                "unknown_kid",
-            ),
-            AuthError::NoMatchingKey => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "no key matches the token",
-                "no_matching_key",
-            ),
-            AuthError::AmbiguousKey => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "the token does not name its key (kid)",
-                "ambiguous_key",
-            ),
-            AuthError::InvalidSignature => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "the token signature is invalid",
-                "bad_signature",
-            ),
-            AuthError::Expired => {
-                meta(Unauth, INVALID_TOKEN, "the access token expired", "expired")
-            }
-            AuthError::NotYetValid => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "the access token is not yet valid",
-                "not_yet_valid",
-            ),
-            AuthError::IssuedInFuture => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "the access token is issued in the future",
-                "issued_in_future",
-            ),
-            AuthError::MissingClaim(_) => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "the token lacks a required claim",
-                "missing_claim",
-            ),
-            AuthError::InvalidClaim(_) => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "the token has a malformed claim",
-                "invalid_claim",
-            ),
-            AuthError::InvalidIssuer => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "the token issuer is not accepted",
-                "invalid_issuer",
-            ),
-            AuthError::TenantNotAllowed => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "the token tenant is not accepted",
-                "tenant_not_allowed",
-            ),
-            AuthError::InvalidAudience => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "the token audience is not accepted",
-                "invalid_audience",
-            ),
-            AuthError::ClaimsShape(_) => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "the token claims have an unexpected shape",
-                "claims_shape",
-            ),
-            AuthError::KeysUnavailable(_) => meta(
-                Unavailable,
-                None,
-                "the signing keys are temporarily unavailable",
-                "keys_unavailable",
-            ),
-            AuthError::ClockUnavailable => meta(
-                Unavailable,
-                None,
-                "the server cannot check token lifetimes right now",
-                "clock_unavailable",
-            ),
-            AuthError::Inactive => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "the access token is not active",
-                "inactive",
-            ),
-            AuthError::IntrospectionUnavailable(_) => meta(
-                Unavailable,
-                None,
-                "the token cannot be checked right now",
-                "introspection_unavailable",
-            ),
-            AuthError::Revoked => meta(Unauth, INVALID_TOKEN, "token revoked", "revoked"),
-            AuthError::RevocationUnavailable(_) => meta(
-                Unavailable,
-                None,
-                "token revocation cannot be checked right now",
-                "revocation_unavailable",
-            ),
-            AuthError::CrossSiteRequest => meta(
-                Forbidden,
-                INVALID_REQUEST,
-                "cross-site request with a cookie token refused",
-                "cross_site",
-            ),
-            AuthError::Forbidden(_) => meta(
-                Forbidden,
-                INSUFFICIENT_SCOPE,
-                "the caller is not allowed to access this resource",
-                "forbidden",
-            ),
-            AuthError::InsufficientScope { .. } => meta(
-                Forbidden,
-                INSUFFICIENT_SCOPE,
-                "the access token lacks a required scope",
-                "insufficient_scope",
-            ),
-            AuthError::InvalidDpopProof(_) => meta(
-                Unauth,
-                INVALID_DPOP_PROOF,
-                "the DPoP proof is invalid",
-                "invalid_dpop_proof",
-            ),
-            AuthError::DpopReplay => meta(
-                Unauth,
-                INVALID_DPOP_PROOF,
-                "the DPoP proof was already used",
-                "dpop_replay",
-            ),
-            AuthError::UseDpopNonce(_) => meta(
-                Unauth,
-                USE_DPOP_NONCE,
-                "the DPoP proof must carry the server nonce",
-                "use_dpop_nonce",
-            ),
-            AuthError::DpopKeyMismatch => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "the access token is not bound to the DPoP proof key",
-                "dpop_key_mismatch",
-            ),
-            AuthError::DpopBoundBearer => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "a DPoP-bound access token must be sent with the DPoP scheme",
-                "dpop_downgrade",
-            ),
-            AuthError::UnverifiedBinding(_) => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "the access token is bound to a key by a method this resource server does not verify",
-                "unverified_binding",
-            ),
-            AuthError::DpopRequired => meta(
-                Unauth,
-                INVALID_TOKEN,
-                "this resource requires a DPoP-bound access token",
-                "dpop_required",
-            ),
-            AuthError::ReplayUnavailable(_) => meta(
-                Unavailable,
-                None,
-                "DPoP proofs cannot be checked right now",
-                "replay_unavailable",
-            ),
-            AuthError::InsufficientUserAuthentication { .. } => meta(
-                Unauth,
-                INSUFFICIENT_USER_AUTHENTICATION,
-                "a stronger or more recent user authentication is required",
-                "insufficient_user_authentication",
-            ),
-        }
-    }
-
-    /// What this error means for the caller.
-    pub fn kind(&self) -> ErrorKind {
-        self.meta().kind
-    }
-
-    /// The RFC 6750 error code: `None` when no token was sent or the server
-    /// cannot decide right now (the answer then carries no error code),
-    /// `invalid_request`, `invalid_token` or `insufficient_scope`.
-    pub fn error_code(&self) -> Option<&'static str> {
-        self.meta().code
-    }
-
-    /// A short description safe to send to the client: it never contains
-    /// the token, and it uses only the characters RFC 6750 allows in
-    /// `error_description` (printable ASCII without `"` and `\`).
-    pub fn description(&self) -> &'static str {
-        self.meta().description
-    }
-
-    /// A stable short name for logs and metrics (`expired`, `bad_signature`, ...).
-    pub fn reason(&self) -> &'static str {
-        self.meta().reason
-    }
-}
-
-impl fmt::Display for AuthError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AuthError::MissingToken => f.write_str("no bearer token in the request"),
-            AuthError::MultipleTokens => f.write_str(
-                "the request carries more than one token (two token headers, or two different \
-                 cookies with the token's name); send exactly one",
-            ),
-            AuthError::TokenTooLarge { len, limit } => write!(
-                f,
-                "the token is {len} bytes, over the limit of {limit} bytes \
-                 (raise it with JwtAuthLayer::max_token_len if your tokens are legitimately large)"
-            ),
-            AuthError::Malformed(why) => write!(f, "malformed token: {why}"),
-            AuthError::Encrypted => {
-                f.write_str("the token is a JWE (encrypted); only signed JWTs (JWS) are accepted")
-            }
-            AuthError::AlgorithmNotAllowed(alg) => write!(
-                f,
-                "the token's algorithm \"{alg}\" is not in the allow-list of this verifier"
-            ),
-            AuthError::ForbiddenHeader(name) => write!(
-                f,
-                "the token header carries `{name}`; keys named by the token itself are never trusted"
-            ),
-            AuthError::UnsupportedCrit => f.write_str(
-                "the token header has a `crit` member naming extensions this verifier does not understand",
-            ),
-            AuthError::InvalidType => {
-                f.write_str("the token's `typ` header is missing or not the expected type")
-            }
-            AuthError::UnknownKid => f.write_str("no configured key has the token's `kid`"),
-            AuthError::NoMatchingKey => {
-                f.write_str("no configured key fits the token's algorithm")
-            }
-            AuthError::AmbiguousKey => f.write_str(
-                "the token has no `kid` and several keys of the key set fit its algorithm; \
-                 the issuer must name the signing key in the token's `kid` header",
-            ),
-            AuthError::InvalidSignature => f.write_str("the token's signature does not verify"),
-            AuthError::Expired => f.write_str("the token has expired (exp is in the past)"),
-            AuthError::NotYetValid => {
-                f.write_str("the token is not valid yet (nbf is in the future)")
-            }
-            AuthError::IssuedInFuture => f.write_str(
-                "the token's iat is in the future beyond the leeway (check the issuer's clock)",
-            ),
-            AuthError::MissingClaim(name) => write!(f, "the token lacks the required claim `{name}`"),
-            AuthError::InvalidClaim(why) => write!(f, "invalid claim: {why}"),
-            AuthError::InvalidIssuer => f.write_str("the token's `iss` is not the expected issuer"),
-            AuthError::TenantNotAllowed => f.write_str(
-                "the token's tenant (`tid`) is not one of the allowed tenants (VerifierBuilder::tenants)",
-            ),
-            AuthError::InvalidAudience => {
-                f.write_str("the token's `aud` does not contain an expected audience")
-            }
-            AuthError::ClaimsShape(e) => write!(
-                f,
-                "the verified claims do not deserialize into the application's claims type: {e}"
-            ),
-            AuthError::KeysUnavailable(why) => {
-                write!(f, "the keys to verify the token are unavailable: {why}")
-            }
-            AuthError::ClockUnavailable => f.write_str(
-                "the verifier's clock cannot be read (or reads before 1970); refusing every token",
-            ),
-            AuthError::Inactive => f.write_str(
-                "the introspection endpoint says the token is not active (unknown, expired or revoked)",
-            ),
-            AuthError::IntrospectionUnavailable(why) => write!(
-                f,
-                "the token introspection endpoint cannot be asked ({why}); failing closed"
-            ),
-            AuthError::Revoked => f.write_str("the token has been revoked"),
-            AuthError::RevocationUnavailable(why) => write!(
-                f,
-                "the revocation store is unavailable ({why}); failing closed \
-                 (choose fail-open on the store to let tokens through instead)"
-            ),
-            AuthError::CrossSiteRequest => f.write_str(
-                "a state-changing request from another site carried its token in a cookie \
-                 (configure JwtAuthLayer::csrf to trust that origin)",
-            ),
-            AuthError::Forbidden(why) => write!(f, "access denied: {why}"),
-            AuthError::InsufficientScope { required } => {
-                write!(f, "the token lacks a required scope (one of: {required})")
-            }
-            AuthError::InvalidDpopProof(why) => write!(f, "invalid DPoP proof: {why}"),
-            AuthError::DpopReplay => f.write_str(
-                "the DPoP proof's jti was already used within the proof window (a replay); \
-                 clients make a fresh proof for every request",
-            ),
-            AuthError::UseDpopNonce(_) => f.write_str(
-                "the DPoP proof lacks the current server nonce; the client retries with the \
-                 nonce from the DPoP-Nonce header",
-            ),
-            AuthError::DpopKeyMismatch => f.write_str(
-                "the token's cnf.jkt is not the thumbprint of the DPoP proof's key (or a token \
-                 sent with the DPoP scheme has no cnf.jkt)",
-            ),
-            AuthError::DpopBoundBearer => f.write_str(
-                "a DPoP-bound token (cnf.jkt) was sent as a Bearer token; send it with \
-                 `Authorization: DPoP` and a proof",
-            ),
-            AuthError::UnverifiedBinding(method) => write!(
-                f,
-                "the token is bound to a key (cnf: {method}) by a method this layer does not \
-                 verify; refused rather than accepted as a bearer token"
-            ),
-            AuthError::DpopRequired => f.write_str(
-                "this layer accepts only DPoP (DpopPolicy::required); the request used Bearer",
-            ),
-            AuthError::ReplayUnavailable(why) => write!(
-                f,
-                "the DPoP replay store is unavailable ({why}); failing closed"
-            ),
-            AuthError::InsufficientUserAuthentication { acr_values, max_age } => write!(
-                f,
-                "the user authentication is not strong or recent enough (acr_values: {}, max_age: {})",
-                acr_values.as_deref().unwrap_or("any"),
-                max_age.map_or_else(|| "any".to_owned(), |a| a.to_string()),
-            ),
-        }
-    }
-}
-
-impl std::error::Error for AuthError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            AuthError::ClaimsShape(e) => Some(e),
-            _ => None,
-        }
-    }
 }
 
 /// A setup mistake, reported when keys or the verifier are built, never at
@@ -778,59 +762,13 @@ impl std::error::Error for BuildError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error;
 
     #[test]
-    fn descriptions_use_rfc6750_characters() {
-        let all = [
-            AuthError::MissingToken,
-            AuthError::MultipleTokens,
-            AuthError::TokenTooLarge { len: 1, limit: 0 },
-            AuthError::Malformed("x"),
-            AuthError::Encrypted,
-            AuthError::AlgorithmNotAllowed("none".into()),
-            AuthError::ForbiddenHeader("jwk"),
-            AuthError::UnsupportedCrit,
-            AuthError::InvalidType,
-            AuthError::UnknownKid,
-            AuthError::NoMatchingKey,
-            AuthError::AmbiguousKey,
-            AuthError::InvalidSignature,
-            AuthError::Expired,
-            AuthError::NotYetValid,
-            AuthError::IssuedInFuture,
-            AuthError::MissingClaim("x".into()),
-            AuthError::InvalidClaim("x".into()),
-            AuthError::InvalidIssuer,
-            AuthError::TenantNotAllowed,
-            AuthError::InvalidAudience,
-            AuthError::KeysUnavailable("down".into()),
-            AuthError::ClockUnavailable,
-            AuthError::Inactive,
-            AuthError::IntrospectionUnavailable("down".into()),
-            AuthError::Revoked,
-            AuthError::RevocationUnavailable("down".into()),
-            AuthError::CrossSiteRequest,
-            AuthError::ClaimsShape(ShapeError::new(
-                serde_json::from_str::<u8>("\"x\"").unwrap_err(),
-            )),
-            AuthError::Forbidden("x".into()),
-            AuthError::InsufficientScope {
-                required: "a".into(),
-            },
-            AuthError::InvalidDpopProof("x"),
-            AuthError::DpopReplay,
-            AuthError::UseDpopNonce("n".into()),
-            AuthError::DpopKeyMismatch,
-            AuthError::DpopBoundBearer,
-            AuthError::UnverifiedBinding("x5t#S256"),
-            AuthError::DpopRequired,
-            AuthError::ReplayUnavailable("down".into()),
-            AuthError::InsufficientUserAuthentication {
-                acr_values: Some("urn:mace:incommon:iap:silver".into()),
-                max_age: Some(300),
-            },
-        ];
-        for e in all {
+    fn every_variant_answers_within_the_rules() {
+        let all = AuthError::samples();
+        let mut reasons = std::collections::HashSet::new();
+        for e in &all {
             let d = e.description();
             assert!(
                 d.bytes()
@@ -838,8 +776,97 @@ mod tests {
                 "{d}"
             );
             assert!(!e.to_string().is_empty());
-            assert!(!e.reason().is_empty());
+            let reason = e.reason();
+            assert!(
+                !reason.is_empty() && reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{reason}"
+            );
+            assert!(
+                reasons.insert(reason),
+                "two variants share the reason {reason}"
+            );
+            // No error code for an outage or a missing token, one otherwise.
+            let no_code =
+                e.kind() == ErrorKind::Unavailable || matches!(e, AuthError::MissingToken);
+            assert_eq!(e.error_code().is_none(), no_code, "{e:?}");
         }
+    }
+
+    #[test]
+    fn outages_keep_their_cause() {
+        let outages: Vec<AuthError> = AuthError::samples()
+            .into_iter()
+            .filter(|e| e.kind() == ErrorKind::Unavailable)
+            .collect();
+        assert_eq!(outages.len(), 5, "{outages:?}");
+        for e in outages {
+            if matches!(e, AuthError::ClockUnavailable) {
+                assert!(e.source().is_none() && e.outage().is_none());
+                continue;
+            }
+            let source = e.source().unwrap_or_else(|| panic!("{e:?} has no source"));
+            assert_eq!(source.to_string(), "down");
+            let outage = source.downcast_ref::<Outage>().expect("an Outage");
+            assert_eq!(outage.to_string(), e.outage().unwrap().to_string());
+            assert!(e.to_string().contains("down"), "{e}");
+        }
+        // Made from an error: the error's chain, each message redacted,
+        // follows as the sources.
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl fmt::Display for Outer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("GET https://user:pw@idp.example/jwks?api_key=k failed")
+            }
+        }
+        impl Error for Outer {
+            fn source(&self) -> Option<&(dyn Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let cause = Outer(std::io::Error::other("connection refused"));
+        for e in [
+            AuthError::KeysUnavailable(Outage::caused_by("fetch failed", &cause)),
+            AuthError::IntrospectionUnavailable(Outage::caused_by("fetch failed", &cause)),
+            AuthError::RevocationUnavailable(Outage::caused_by("fetch failed", &cause)),
+            AuthError::ReplayUnavailable(Outage::caused_by("fetch failed", &cause)),
+        ] {
+            let mut chain = Vec::new();
+            let mut next = e.source();
+            while let Some(s) = next {
+                chain.push(s.to_string());
+                assert!(!format!("{s:?}").contains("pw"), "{s:?}");
+                next = s.source();
+            }
+            assert_eq!(
+                chain,
+                [
+                    "fetch failed",
+                    "GET https://***@idp.example/jwks?api_key=*** failed",
+                    "connection refused"
+                ]
+            );
+        }
+        // A message quoting a URL, redacted.
+        let e = AuthError::RevocationUnavailable(Outage::new("redis://u:pw@h/0 refused"));
+        assert_eq!(e.source().unwrap().to_string(), "redis://***@h/0 refused");
+        assert!(!format!("{e:?} {e}").contains("pw"));
+    }
+
+    #[test]
+    fn claims_shape_keeps_the_parser_error() {
+        let e = AuthError::ClaimsShape(ShapeError::new(
+            serde_json::from_str::<u8>("\"x\"").unwrap_err(),
+        ));
+        let shape = e.source().unwrap();
+        assert!(shape.downcast_ref::<ShapeError>().is_some());
+        assert!(
+            shape
+                .source()
+                .unwrap()
+                .downcast_ref::<serde_json::Error>()
+                .is_some()
+        );
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub use dpop::{
     DEFAULT_NONCE_PERIOD, DEFAULT_PROOF_WINDOW, DEFAULT_REPLAY_CAPACITY, DpopMode, DpopPolicy,
     DpopPolicyBuilder, MAX_PROOF_WINDOW, MemoryReplayStore, ReplayFuture, ReplayStore,
 };
-pub use error::{AuthError, BuildError, ConfigError, ErrorKind, ShapeError};
+pub use error::{AuthError, BuildError, ConfigError, ErrorKind, Outage, ShapeError};
 pub use extract::{FindToken, TokenSource};
 #[cfg(feature = "tonic")]
 pub use grpc::GrpcClaims;

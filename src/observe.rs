@@ -8,6 +8,12 @@
 //! | `jwt_auth_token_cache_hits_total` | counter | |
 //! | `jwt_auth_jwks_fetches_total` | counter | `result` (`ok`, `error`) |
 //! | `jwt_auth_jwks_fetch_seconds` | histogram | `result` |
+//! | `jwt_auth_introspections_total` | counter | `result` (`active`, `inactive`, `refused`, `error`) |
+//! | `jwt_auth_introspection_seconds` | histogram | `result` |
+//!
+//! `reason` is `ok` for an accepted token, `missing_token` for an anonymous
+//! request, and [`AuthError::reason`] for a refusal: one stable label per
+//! variant, declared in the same row of the error table as the variant.
 //!
 //! Nothing here ever records the token, its signature or claims other than
 //! `iss` and the header's `kid`.

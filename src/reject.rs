@@ -15,7 +15,12 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
 
 use crate::error::{AuthError, ErrorKind};
 
-/// A refused request, as a rejection sees it.
+/// A refused request, as a rejection sees it: the auth layer and the
+/// guards make one for every refusal and hand it to their
+/// [`OnRejection`]; a rejection reads it.
+///
+/// [`Refusal::new`] makes the refusal of a plain HTTP request with no layer
+/// configuration, for testing a rejection of your own.
 ///
 /// ```
 /// use tower_jwt_auth::{AuthError, Refusal};
@@ -24,6 +29,10 @@ use crate::error::{AuthError, ErrorKind};
 /// let refusal = Refusal::new(&error);
 /// assert!(!refusal.is_grpc());
 /// assert_eq!(refusal.error().reason(), "expired");
+/// assert_eq!(
+///     refusal.www_authenticate("api"),
+///     r#"Bearer realm="api", error="invalid_token", error_description="the access token expired""#
+/// );
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Refusal<'a> {
@@ -64,9 +73,12 @@ impl<'a> Refusal<'a> {
     }
 
     /// The `WWW-Authenticate` value for this refusal with the layer's
-    /// configuration: the `Bearer` challenge, the `DPoP` one when the layer
-    /// accepts DPoP, `resource_metadata` on 401s when configured. For
-    /// rejections of the application's own making.
+    /// configuration: the `Bearer` challenge (with `error`,
+    /// `error_description` and `scope`, `acr_values`, `max_age` where they
+    /// apply), the `DPoP` one when the layer accepts DPoP,
+    /// `resource_metadata` on 401s when configured. The one place a
+    /// challenge is made: [`DefaultRejection`] answers with it too, so a
+    /// rejection of the application's own making sends the same challenge.
     pub fn www_authenticate(&self, realm: &str) -> HeaderValue {
         Challenge::header(&challenges(self, realm))
     }
@@ -74,14 +86,14 @@ impl<'a> Refusal<'a> {
     /// Marks the refused request as a genuine gRPC call (answer with a
     /// gRPC status), or not.
     #[must_use]
-    pub fn grpc(mut self, grpc: bool) -> Self {
+    pub(crate) fn grpc(mut self, grpc: bool) -> Self {
         self.grpc = grpc;
         self
     }
 
     /// Attaches the refused request's headers.
     #[must_use]
-    pub fn headers(mut self, headers: &'a HeaderMap) -> Self {
+    pub(crate) fn headers(mut self, headers: &'a HeaderMap) -> Self {
         self.headers = Some(headers);
         self
     }
@@ -110,20 +122,23 @@ impl<'a> Refusal<'a> {
 
 /// Makes the response for a refused request.
 ///
-/// The default is [`DefaultRejection`]. Any `Fn(&AuthError) -> Response<B>`
-/// closure is one too, for example to answer with a JSON body:
+/// The default is [`DefaultRejection`]. Any `Fn(&Refusal<'_>) -> Response<B>`
+/// closure is one too, for example to answer with a JSON body (the
+/// challenge from [`Refusal::www_authenticate`] carries the layer's DPoP
+/// and resource metadata parts, as the default answer's does):
 ///
 /// ```
 /// use axum::{body::Body, response::Response};
-/// use tower_jwt_auth::{Algorithm, AuthError, JwtAuthLayer, Key, Verifier};
+/// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Refusal, Verifier};
 ///
 /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32])?).any_audience().build()?;
-/// let layer = JwtAuthLayer::new(verifier).on_rejection(|err: &AuthError| {
+/// let layer = JwtAuthLayer::new(verifier).on_rejection(|refusal: &Refusal<'_>| {
+///     let err = refusal.error();
 ///     let body = serde_json::json!({ "error": err.reason(), "message": err.description() });
 ///     Response::builder()
 ///         .status(err.kind().http_status())
 ///         .header("content-type", "application/json")
-///         .header("www-authenticate", err.www_authenticate("api"))
+///         .header("www-authenticate", refusal.www_authenticate("api"))
 ///         .body(Body::from(body.to_string()))
 ///         .unwrap()
 /// });
@@ -137,10 +152,10 @@ pub trait OnRejection<B>: Clone {
 
 impl<B, F> OnRejection<B> for F
 where
-    F: Fn(&AuthError) -> Response<B> + Clone,
+    F: Fn(&Refusal<'_>) -> Response<B> + Clone,
 {
     fn on_rejection(&self, refusal: &Refusal<'_>) -> Response<B> {
-        self(refusal.error())
+        self(refusal)
     }
 }
 
@@ -252,8 +267,10 @@ impl DefaultRejection {
     /// `WWW-Authenticate` and, for a missing DPoP nonce, `DPoP-Nonce`: the
     /// same in an HTTP answer and in the metadata of a gRPC one.
     fn challenge_headers(&self, refusal: &Refusal<'_>, headers: &mut HeaderMap) {
-        let value = Challenge::header(&challenges(refusal, &self.inner.realm));
-        headers.insert(WWW_AUTHENTICATE, value);
+        headers.insert(
+            WWW_AUTHENTICATE,
+            refusal.www_authenticate(&self.inner.realm),
+        );
         if let AuthError::UseDpopNonce(nonce) = refusal.error()
             && let Ok(nonce) = HeaderValue::from_str(nonce)
         {
@@ -522,24 +539,6 @@ impl Challenge {
     }
 }
 
-impl AuthError {
-    /// The RFC 6750 `WWW-Authenticate` challenge for this error, for
-    /// applications that render their own rejections.
-    ///
-    /// ```
-    /// use tower_jwt_auth::AuthError;
-    ///
-    /// assert_eq!(AuthError::MissingToken.www_authenticate("api"), r#"Bearer realm="api""#);
-    /// assert_eq!(
-    ///     AuthError::Expired.www_authenticate("api"),
-    ///     r#"Bearer realm="api", error="invalid_token", error_description="the access token expired""#
-    /// );
-    /// ```
-    pub fn www_authenticate(&self, realm: &str) -> HeaderValue {
-        Challenge::header(&[Challenge::new("Bearer", realm).error(self)])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -602,6 +601,42 @@ mod tests {
         assert!(res.headers().get(WWW_AUTHENTICATE).is_none());
         let res: Response<()> = r.on_rejection(&Refusal::new(&AuthError::Expired));
         assert_eq!(res.status(), 401);
+    }
+
+    #[test]
+    fn a_closure_rejection_gets_the_layers_challenge() {
+        let extras = Extras {
+            dpop_algs: Some("ES256".into()),
+            no_bearer: false,
+            resource_metadata: Some(
+                "https://api.example/.well-known/oauth-protected-resource".into(),
+            ),
+        };
+        let custom = |r: &Refusal<'_>| -> Response<()> {
+            let mut res = Response::new(());
+            res.headers_mut()
+                .insert(WWW_AUTHENTICATE, r.www_authenticate("api"));
+            res
+        };
+        for error in AuthError::samples() {
+            if error.kind() == ErrorKind::Unavailable {
+                continue;
+            }
+            let refusal = Refusal::new(&error).extras(Some(&extras));
+            let ours = custom.on_rejection(&refusal);
+            let default: Response<()> = DefaultRejection::default().on_rejection(&refusal);
+            assert_eq!(
+                ours.headers()[WWW_AUTHENTICATE],
+                default.headers()[WWW_AUTHENTICATE],
+                "{error:?}"
+            );
+            assert!(
+                ours.headers()[WWW_AUTHENTICATE]
+                    .to_str()
+                    .unwrap()
+                    .contains(r#"DPoP realm="api", algs="ES256""#)
+            );
+        }
     }
 
     fn request(ct: &str, version: Version, te: bool) -> Request<()> {

@@ -193,11 +193,12 @@ async fn custom_rejection_renders_json() {
         .audience(AUDIENCE)
         .build()
         .unwrap();
-    let layer = JwtAuthLayer::new(verifier).on_rejection(|e: &tower_jwt_auth::AuthError| {
+    let layer = JwtAuthLayer::new(verifier).on_rejection(|r: &tower_jwt_auth::Refusal<'_>| {
+        let e = r.error();
         http::Response::builder()
             .status(e.kind().http_status())
             .header("content-type", "application/json")
-            .header("www-authenticate", e.www_authenticate("api"))
+            .header("www-authenticate", r.www_authenticate("api"))
             .body(Body::from(
                 serde_json::json!({"error": e.reason()}).to_string(),
             ))

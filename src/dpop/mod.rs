@@ -305,7 +305,7 @@ impl PendingReplay {
             }
             Err(why) => {
                 tracing::warn!(error = %why, "DPoP replay store cannot answer; failing closed (503)");
-                Err(AuthError::ReplayUnavailable(why))
+                Err(AuthError::ReplayUnavailable(why.into()))
             }
         }
     }

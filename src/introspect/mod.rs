@@ -408,11 +408,14 @@ impl Inner {
                 max_concurrent_calls = self.max_calls,
                 "introspection calls at their cap: request refused without a call"
             );
-            AuthError::IntrospectionUnavailable(format!(
-                "{} introspection calls are under way, the most allowed at once \
+            AuthError::IntrospectionUnavailable(
+                format!(
+                    "{} introspection calls are under way, the most allowed at once \
                  (max_concurrent_calls): refused without a call",
-                self.max_calls
-            ))
+                    self.max_calls
+                )
+                .into(),
+            )
         })
     }
 
@@ -490,7 +493,7 @@ impl Inner {
                     self.endpoint_name()
                 );
                 tracing::warn!(error = %why, "token introspection failed");
-                AuthError::IntrospectionUnavailable(why)
+                AuthError::IntrospectionUnavailable(why.into())
             })
     }
 
@@ -545,7 +548,7 @@ impl Inner {
             Ok(body) => body,
             Err(why) => {
                 tracing::warn!(endpoint = %crate::text::redact_url(url.as_str()), error = %why, "token introspection failed");
-                return Ok(Err(AuthError::IntrospectionUnavailable(why)));
+                return Ok(Err(AuthError::IntrospectionUnavailable(why.into())));
             }
         };
         let body = match &self.signed_answers {
@@ -568,7 +571,7 @@ impl Inner {
             let shown = crate::text::redact_url(url.as_str());
             let why = format!("POST {shown}: the signed answer is refused: {why}");
             tracing::warn!(endpoint = %shown, error = %why, "token introspection failed");
-            AuthError::IntrospectionUnavailable(why)
+            AuthError::IntrospectionUnavailable(why.into())
         };
         let jwt = std::str::from_utf8(&body)
             .ok()
@@ -600,9 +603,9 @@ impl Inner {
     /// The verdict on an introspection answer from `url` received at `now`.
     fn judge(&self, url: &Url, body: Vec<u8>, now: f64) -> Outcome {
         let not_json = || {
-            AuthError::IntrospectionUnavailable(format!(
-                "POST {url}: the answer is not a JSON object"
-            ))
+            AuthError::IntrospectionUnavailable(
+                format!("POST {url}: the answer is not a JSON object").into(),
+            )
         };
         let payload = String::from_utf8(body).map_err(|_| not_json())?;
         let value: serde_json::Value = serde_json::from_str(&payload).map_err(|_| not_json())?;

@@ -170,14 +170,17 @@ impl Shared {
         state: &State,
     ) -> Result<Arc<Snapshot>, AuthError> {
         snapshot.ok_or_else(|| {
-            AuthError::KeysUnavailable(match (&state.last_error, state.last_success) {
-                (Some(e), _) => e.clone(),
-                (None, Some(_)) => format!(
-                    "the cached keys are older than max_stale ({:?})",
-                    self.max_stale
-                ),
-                (None, None) => "the key set could not be fetched yet".into(),
-            })
+            AuthError::KeysUnavailable(
+                match (&state.last_error, state.last_success) {
+                    (Some(e), _) => e.clone(),
+                    (None, Some(_)) => format!(
+                        "the cached keys are older than max_stale ({:?})",
+                        self.max_stale
+                    ),
+                    (None, None) => "the key set could not be fetched yet".into(),
+                }
+                .into(),
+            )
         })
     }
 

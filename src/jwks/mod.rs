@@ -316,7 +316,9 @@ impl JwksCache {
                 None => wait(&mut done).await,
             };
             match outcome {
-                Some(outcome) if ours => return outcome.map_err(AuthError::KeysUnavailable),
+                Some(outcome) if ours => {
+                    return outcome.map_err(|why| AuthError::KeysUnavailable(why.into()));
+                }
                 // Another caller's fetch (or one whose runtime stopped): ours next.
                 _ => continue,
             }

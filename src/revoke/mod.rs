@@ -86,7 +86,7 @@ fn answer(status: RevocationStatus) -> Result<(), AuthError> {
     match status {
         RevocationStatus::Valid => Ok(()),
         RevocationStatus::Revoked => Err(AuthError::Revoked),
-        RevocationStatus::Unavailable(why) => Err(AuthError::RevocationUnavailable(why)),
+        RevocationStatus::Unavailable(why) => Err(AuthError::RevocationUnavailable(why.into())),
     }
 }
 
