@@ -314,8 +314,7 @@ mod tests {
 
     fn hs256(claims: &serde_json::Value) -> String {
         use aws_lc_rs::hmac;
-        use base64::Engine;
-        let e = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let e = |b: &[u8]| crate::b64::encode(b);
         let input = format!(
             "{}.{}",
             e(br#"{"alg":"HS256"}"#),
@@ -393,5 +392,35 @@ mod tests {
                 .count();
             assert_eq!(newest, 50, "{newest} of the 50 newest tokens kept");
         }
+    }
+
+    /// A hit is judged by the verifier's clock: once the injected clock
+    /// passes `exp` (plus the leeway) the entry is refused and dropped,
+    /// whatever the system's time.
+    #[test]
+    fn hits_end_when_the_injected_clock_passes_exp() {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicU64;
+        use std::time::Duration;
+        let secs = Arc::new(AtomicU64::new(1_000_000));
+        let now = Arc::clone(&secs);
+        let v = Verifier::builder()
+            .key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap())
+            .any_audience()
+            .leeway(Duration::from_secs(10))
+            .clock(move || UNIX_EPOCH + Duration::from_secs(now.load(Ordering::SeqCst)))
+            .build()
+            .unwrap();
+        let store: Store<JsonClaims> = TokenCache::new().build();
+        let t = hs256(&serde_json::json!({"exp": 1_000_060}));
+        let verified = v.verify_now(&t).unwrap().unwrap();
+        let (claims, again) = verified.into_kept::<JsonClaims>().unwrap();
+        store.insert(&t, &claims, again);
+        assert!(store.get(&t, &v).is_some());
+        secs.store(1_000_060 + 9, Ordering::SeqCst);
+        assert!(store.get(&t, &v).is_some(), "within the leeway");
+        secs.store(1_000_060 + 11, Ordering::SeqCst);
+        assert!(store.get(&t, &v).is_none(), "a hit past exp by the clock");
+        assert_eq!(store.len(), 0, "the expired entry is dropped");
     }
 }

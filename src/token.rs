@@ -310,9 +310,8 @@ mod tests {
     use super::*;
 
     fn tok(header: &str) -> String {
-        use base64::Engine;
-        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        format!("{}.{}.c2ln", e.encode(header), e.encode("{}"))
+        use crate::b64::encode;
+        format!("{}.{}.c2ln", encode(header), encode("{}"))
     }
 
     fn same(a: &Jws<'_>, b: &Jws<'_>) -> bool {

@@ -17,7 +17,6 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use base64::Engine;
 use reqwest::{Client, Url};
 use tokio::sync::watch;
 
@@ -777,10 +776,7 @@ fn access_token_kind(
 
 /// The cache key of a token: its SHA-256, never the token.
 fn hash(token: &str) -> [u8; 32] {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    let mut key = [0u8; 32];
-    key.copy_from_slice(digest.as_ref());
-    key
+    crate::b64::sha256_digest(&[token.as_bytes()])
 }
 
 impl TokenVerifier for Introspector {
@@ -1137,10 +1133,7 @@ impl IntrospectorBuilder {
             http::form_encode(&client_id, &mut pair);
             pair.push(':');
             http::form_encode(&self.client_secret, &mut pair);
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(pair)
-            )
+            format!("Basic {}", crate::b64::encode_standard(pair))
         });
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let signed_answers = match self.signed_answers {

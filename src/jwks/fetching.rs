@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard, PoisonError, TryLockError, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use reqwest::Url;
 use tokio::sync::{Notify, watch};
@@ -309,7 +309,7 @@ impl Shared {
                 self.failing.store(false, Ordering::Release);
                 state.failures = 0;
                 state.last_error = None;
-                state.last_success = Some(SystemTime::now());
+                state.last_success = Some(self.clock.now());
                 state.skipped = fetch.skipped;
                 state.jwks_url = Some(fetch.url);
                 Ok(count)

@@ -154,6 +154,8 @@ struct Shared {
     /// Wakes the refresher when a fetch ends, or when the cache is dropped.
     wake: Arc<Notify>,
     hasher: RandomState,
+    /// The wall clock of [`JwksStatus::last_success`].
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 impl Drop for Shared {

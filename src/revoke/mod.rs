@@ -8,13 +8,14 @@ mod redis;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisError, RedisRevocation, RedisRevocationBuilder};
 use std::borrow::Cow;
 
 use crate::claims::{RegisteredClaims, TokenClaims};
+use crate::clock::{Clock, SystemClock};
 use crate::error::AuthError;
 use crate::store::clamp_ttl;
 
@@ -135,8 +136,11 @@ impl Revoker {
     }
 }
 
-pub(crate) fn now_secs() -> i64 {
-    SystemTime::now()
+/// Whole seconds since the epoch by `clock` (0 if it reads before 1970:
+/// every entry then counts as live, so nothing revoked slips through).
+pub(crate) fn now_secs(clock: &dyn Clock) -> i64 {
+    clock
+        .now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
@@ -146,13 +150,6 @@ pub(crate) fn now_secs() -> i64 {
 /// prove it is newer, so it is revoked too.
 pub(crate) fn before_mark(iat: Option<i64>, mark: i64) -> bool {
     iat.is_none_or(|iat| iat <= mark)
-}
-
-/// Subject marks: kept `ttl` after they are set.
-fn marks(ttl: Duration) -> moka::sync::Cache<Box<str>, i64> {
-    moka::sync::Cache::builder()
-        .time_to_live(clamp_ttl(ttl))
-        .build()
 }
 
 /// A deny-list key: the issuer and a value (a `jti` or a `sub`), so that
@@ -168,27 +165,39 @@ pub(crate) fn scoped(iss: &str, value: &str) -> String {
     key
 }
 
-/// Keeps an entry until a Unix time.
-struct Until;
+/// A deny-list entry: a value (a `jti`'s end, a subject's mark) kept
+/// until a Unix time by the list's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Kept {
+    value: i64,
+    until: i64,
+}
 
-impl<K> moka::Expiry<K, i64> for Until {
-    fn expire_after_create(&self, _key: &K, until: &i64, _at: Instant) -> Option<Duration> {
-        Some(left(*until))
+/// Drops an entry at its `until`, by the list's clock. The clock decides
+/// whether an entry counts ([`MemoryRevocation::is_revoked`] compares
+/// `until` with it); this only frees the memory once it no longer does.
+struct Until(Arc<dyn Clock>);
+
+impl Until {
+    fn left(&self, kept: &Kept) -> Duration {
+        Duration::from_secs(kept.until.saturating_sub(now_secs(&*self.0)).max(0) as u64)
+    }
+}
+
+impl<K> moka::Expiry<K, Kept> for Until {
+    fn expire_after_create(&self, _key: &K, kept: &Kept, _at: Instant) -> Option<Duration> {
+        Some(self.left(kept))
     }
 
     fn expire_after_update(
         &self,
         _key: &K,
-        until: &i64,
+        kept: &Kept,
         _at: Instant,
         _left: Option<Duration>,
     ) -> Option<Duration> {
-        Some(left(*until))
+        Some(self.left(kept))
     }
-}
-
-fn left(until: i64) -> Duration {
-    Duration::from_secs(until.saturating_sub(now_secs()).max(0) as u64)
 }
 
 /// How long after a token's `exp` its deny entry must stay: a verifier
@@ -228,8 +237,12 @@ pub(crate) fn keep_until(exp: i64) -> i64 {
 /// ```
 #[derive(Clone)]
 pub struct MemoryRevocation {
-    jtis: moka::sync::Cache<Box<str>, i64>,
-    subjects: moka::sync::Cache<Box<str>, i64>,
+    /// `jti` -> its entry's end (`value` and `until` alike).
+    jtis: moka::sync::Cache<Box<str>, Kept>,
+    /// Subject -> its mark, kept `mark_ttl` after it was set.
+    subjects: moka::sync::Cache<Box<str>, Kept>,
+    mark_ttl: Duration,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for MemoryRevocation {
@@ -252,10 +265,19 @@ impl Default for MemoryRevocation {
 pub const DEFAULT_MARK_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// Builds a [`MemoryRevocation`]; see [`MemoryRevocation::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct MemoryRevocationBuilder {
     mark_ttl: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for MemoryRevocationBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryRevocationBuilder")
+            .field("mark_ttl", &self.mark_ttl)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MemoryRevocationBuilder {
@@ -267,11 +289,32 @@ impl MemoryRevocationBuilder {
         self
     }
 
+    /// The clock entries expire by (default the system clock): give it
+    /// the verifier's ([`VerifierBuilder::clock`](crate::VerifierBuilder::clock)),
+    /// so that a test that moves time moves both.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use tower_jwt_auth::MemoryRevocation;
+    ///
+    /// let list = MemoryRevocation::builder()
+    ///     .clock(|| UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+    ///     .build();
+    /// # let _ = list;
+    /// ```
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
     /// Builds the (empty) list.
     pub fn build(self) -> MemoryRevocation {
+        let expiry = || Until(Arc::clone(&self.clock));
         MemoryRevocation {
-            jtis: moka::sync::Cache::builder().expire_after(Until).build(),
-            subjects: marks(self.mark_ttl),
+            jtis: moka::sync::Cache::builder().expire_after(expiry()).build(),
+            subjects: moka::sync::Cache::builder().expire_after(expiry()).build(),
+            mark_ttl: self.mark_ttl,
+            clock: self.clock,
         }
     }
 }
@@ -296,6 +339,7 @@ impl MemoryRevocation {
     pub fn builder() -> MemoryRevocationBuilder {
         MemoryRevocationBuilder {
             mark_ttl: DEFAULT_MARK_TTL,
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -308,7 +352,13 @@ impl MemoryRevocation {
         // Atomically keep the later end: a revocation never shortens one.
         self.jtis
             .entry(Box::from(scoped(iss, jti)))
-            .and_upsert_with(|e| e.map_or(until, |e| until.max(*e.value())));
+            .and_upsert_with(|e| {
+                let until = e.map_or(until, |e| until.max(e.value().until));
+                Kept {
+                    value: until,
+                    until,
+                }
+            });
     }
 
     /// Revokes every token of `sub` at issuer `iss` issued at or before
@@ -317,25 +367,43 @@ impl MemoryRevocation {
     /// than its leeway in the future, so a token cannot escape the mark by
     /// claiming to be issued later.
     pub fn revoke_subject(&self, iss: &str, sub: &str, issued_before: i64) {
-        // Atomically keep the larger mark: concurrent marks never move
-        // one back.
+        // Atomically keep the larger mark and the later end: concurrent
+        // marks never move one back.
+        let until = now_secs(&*self.clock)
+            .saturating_add(i64::try_from(self.mark_ttl.as_secs()).unwrap_or(i64::MAX));
         self.subjects
             .entry(Box::from(scoped(iss, sub)))
-            .and_upsert_with(|e| e.map_or(issued_before, |e| issued_before.max(*e.value())));
+            .and_upsert_with(|e| match e.map(|e| *e.value()) {
+                Some(old) => Kept {
+                    value: issued_before.max(old.value),
+                    until: until.max(old.until),
+                },
+                None => Kept {
+                    value: issued_before,
+                    until,
+                },
+            });
     }
 
     /// Whether a token with these claims is revoked.
     pub fn is_revoked(&self, claims: &RegisteredClaims) -> bool {
         let iss = claims.iss().unwrap_or("");
+        // Live by the list's clock (entries also leave the map at their
+        // end, by the same clock, but not at an exact instant).
+        let now = now_secs(&*self.clock);
+        let live = |kept: &Kept| now < kept.until;
         if let Some(jti) = claims.jti()
-            && self.jtis.contains_key(scoped(iss, jti).as_str())
+            && self
+                .jtis
+                .get(scoped(iss, jti).as_str())
+                .is_some_and(|k| live(&k))
         {
             return true;
         }
         claims
             .sub()
             .and_then(|s| self.subjects.get(scoped(iss, s).as_str()))
-            .is_some_and(|mark| before_mark(claims.iat(), mark))
+            .is_some_and(|mark| live(&mark) && before_mark(claims.iat(), mark.value))
     }
 }
 
@@ -364,7 +432,7 @@ mod tests {
     #[test]
     fn memory_revocation_never_forgets_an_entry_inside_its_window() {
         let list = MemoryRevocation::new();
-        let exp = now_secs() + 3600;
+        let exp = now_secs(&SystemClock) + 3600;
         for i in 0..50_000 {
             list.revoke("https://iss", &format!("jti-{i}"), exp);
         }
@@ -383,7 +451,8 @@ mod tests {
         for i in 0..2_000 {
             assert_eq!(
                 list.subjects
-                    .get(scoped("https://iss", &format!("sub-{i}")).as_str()),
+                    .get(scoped("https://iss", &format!("sub-{i}")).as_str())
+                    .map(|k| k.value),
                 Some(1000 + i),
                 "sub-{i} forgotten"
             );
@@ -397,7 +466,7 @@ mod tests {
     fn concurrent_revocations_never_move_a_mark_back() {
         for _round in 0..20 {
             let list = MemoryRevocation::new();
-            let base = now_secs() + 1000;
+            let base = now_secs(&SystemClock) + 1000;
             std::thread::scope(|s| {
                 for t in 0..4i64 {
                     let list = &list;
@@ -409,11 +478,47 @@ mod tests {
                     });
                 }
             });
-            assert_eq!(list.subjects.get(scoped("i", "ada").as_str()), Some(1999));
             assert_eq!(
-                list.jtis.get(scoped("i", "j").as_str()),
+                list.subjects.get(scoped("i", "ada").as_str()).map(|k| k.value),
+                Some(1999)
+            );
+            assert_eq!(
+                list.jtis.get(scoped("i", "j").as_str()).map(|k| k.until),
                 Some(keep_until(base + 1999))
             );
         }
+    }
+
+    /// The list's clock, not the system's, says when an entry ends: a
+    /// `jti` entry lasts until `exp` plus the largest leeway, a subject
+    /// mark `mark_ttl`, both by the injected clock.
+    #[test]
+    fn entries_expire_by_the_injected_clock() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let secs = Arc::new(AtomicU64::new(1_000_000));
+        let now = Arc::clone(&secs);
+        let list = MemoryRevocation::builder()
+            .mark_ttl(Duration::from_secs(3600))
+            .clock(move || UNIX_EPOCH + Duration::from_secs(now.load(Ordering::SeqCst)))
+            .build();
+        list.revoke("i", "j", 1_000_060);
+        list.revoke_subject("i", "ada", 999_999);
+        let claims = |payload: &str| {
+            crate::claims::read_plain(payload)
+                .unwrap()
+                .layout(payload)
+                .holding(payload.into())
+        };
+        let by_jti = claims(r#"{"iss":"i","jti":"j"}"#);
+        let by_sub = claims(r#"{"iss":"i","sub":"ada","iat":999000}"#);
+        assert!(list.is_revoked(&by_jti) && list.is_revoked(&by_sub));
+        // Past exp but within the largest leeway: still revoked.
+        secs.store(1_000_060 + 299, Ordering::SeqCst);
+        assert!(list.is_revoked(&by_jti));
+        secs.store(1_000_060 + 300, Ordering::SeqCst);
+        assert!(!list.is_revoked(&by_jti), "the jti entry outlived its end");
+        assert!(list.is_revoked(&by_sub));
+        secs.store(1_000_000 + 3600, Ordering::SeqCst);
+        assert!(!list.is_revoked(&by_sub), "the mark outlived mark_ttl");
     }
 }

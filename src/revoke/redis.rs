@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::clock::Clock;
 use super::{CheckFuture, Revocation, RevocationStatus, before_mark, keep_until, now_secs, scoped};
 use crate::claims::RegisteredClaims;
 use crate::error::BuildError;
@@ -70,6 +71,8 @@ struct Inner {
     /// Held for reading while an answer is stored locally, for writing
     /// while a revocation clears the local cache.
     local_gate: RwLock<()>,
+    /// The clock a key's remaining lifetime is counted by.
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for RedisRevocation {
@@ -106,6 +109,7 @@ pub struct RedisRevocationBuilder {
     mark_ttl: Duration,
     local_ttl: Option<Duration>,
     local_capacity: u64,
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for RedisRevocationBuilder {
@@ -175,6 +179,15 @@ impl RedisRevocationBuilder {
         self
     }
 
+    /// The clock a revocation's remaining lifetime is counted by, when its
+    /// key is written with a TTL (default the system clock): give it the
+    /// verifier's ([`VerifierBuilder::clock`](crate::VerifierBuilder::clock)).
+    /// Redis then expires the key by its own clock.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
     /// Builds the store. Nothing is connected until the first use.
     ///
     /// # Errors
@@ -196,6 +209,7 @@ impl RedisRevocationBuilder {
                 local,
                 epoch: AtomicU64::new(0),
                 local_gate: RwLock::new(()),
+                clock: self.clock,
             }),
         })
     }
@@ -221,6 +235,7 @@ impl RedisRevocation {
             mark_ttl: super::DEFAULT_MARK_TTL,
             local_ttl: None,
             local_capacity: DEFAULT_LOCAL_CAPACITY,
+            clock: Arc::new(crate::clock::SystemClock),
         }
     }
 
@@ -244,7 +259,7 @@ impl RedisRevocation {
     /// # Errors
     /// When Redis cannot be reached within the timeout.
     pub async fn revoke(&self, iss: &str, jti: &str, exp: i64) -> Result<(), RedisError> {
-        let ttl = keep_until(exp).saturating_sub(now_secs()).saturating_add(1);
+        let ttl = keep_until(exp).saturating_sub(now_secs(&*self.inner.clock)).saturating_add(1);
         if ttl <= 0 {
             return Ok(());
         }
