@@ -92,7 +92,10 @@ mod tests {
         assert_eq!(encode(b"ab"), "YWI");
         assert_eq!(encode_standard([0xfbu8, 0xff]), "+/8=");
         // FIPS 180-2 test vector, whole and in parts.
-        assert_eq!(sha256(b"abc"), "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
+        assert_eq!(
+            sha256(b"abc"),
+            "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
+        );
         assert_eq!(sha256_digest(&[b"a", b"", b"bc"]), sha256_digest(&[b"abc"]));
         let mut buf = [0u8; 3];
         assert_eq!(decode_into(b"YWI", &mut buf), Some(2));

@@ -127,7 +127,6 @@ struct Inner {
     /// The last failed discovery: calls within [`DISCOVERY_RETRY`] of it
     /// fail at once with its reason instead of queueing for another.
     discovery_failed: Mutex<Option<(std::time::Instant, String)>>,
-    allow_http: bool,
     client: Client,
     client_id: String,
     client_secret: String,
@@ -140,8 +139,8 @@ struct Inner {
     signed_answers: Option<Verifier>,
     /// `Authorization` header value for `client_secret_basic`.
     basic: Option<String>,
-    timeout: Duration,
-    max_body: usize,
+    /// The call's timeout, answer size and HTTP rule.
+    limits: http::Limits,
     issuers: Vec<String>,
     audiences: Vec<String>,
     leeway: f64,
@@ -216,9 +215,11 @@ impl Introspector {
             assertion_audience: None,
             signed_answers: None,
             client: None,
-            timeout: DEFAULT_CALL_TIMEOUT,
-            max_body: DEFAULT_MAX_ANSWER,
-            allow_http: false,
+            limits: http::Limits {
+                timeout: DEFAULT_CALL_TIMEOUT,
+                max_body: DEFAULT_MAX_ANSWER,
+                allow_http: false,
+            },
             issuers: Vec::new(),
             audiences: Vec::new(),
             any_audience: false,
@@ -460,11 +461,7 @@ impl Inner {
                 {
                     return Err(why);
                 }
-                let limits = http::Limits {
-                    timeout: self.timeout,
-                    max_body: crate::jwks::DEFAULT_MAX_BODY,
-                    allow_http: self.allow_http,
-                };
+                let limits = self.limits.max_body(crate::jwks::DEFAULT_MAX_BODY);
                 let url = http::discover_endpoint(
                     &self.client,
                     issuer,
@@ -536,9 +533,7 @@ impl Inner {
                 "application/json"
             },
             form,
-            timeout: self.timeout,
-            max_body: self.max_body,
-            allow_http: self.allow_http,
+            limits: &self.limits,
         };
         let body = match post.send().await {
             Ok(body) => body,
@@ -580,7 +575,7 @@ impl Inner {
         }
         .map_err(|e| refused(&e))?;
         let now = unix_secs(&*self.clock)?;
-        let oldest = now - self.leeway - self.timeout.as_secs_f64();
+        let oldest = now - self.leeway - self.limits.timeout.as_secs_f64();
         if verified
             .registered()
             .iat()
@@ -819,9 +814,7 @@ pub struct IntrospectorBuilder {
     assertion_audience: Option<String>,
     signed_answers: Option<(JwksCache, String)>,
     client: Option<Client>,
-    timeout: Duration,
-    max_body: usize,
-    allow_http: bool,
+    limits: http::Limits,
     issuers: Vec<String>,
     audiences: Vec<String>,
     any_audience: bool,
@@ -912,22 +905,23 @@ impl IntrospectorBuilder {
         self
     }
 
-    /// Timeout of one call: connect, headers and body (default 5 s).
+    /// Timeout of one call: connect, headers and body (default 5 s; must
+    /// not be zero).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.limits.timeout = timeout;
         self
     }
 
     /// Largest accepted answer (default 64 KiB).
     pub fn max_body(mut self, bytes: usize) -> Self {
-        self.max_body = bytes;
+        self.limits.max_body = bytes;
         self
     }
 
     /// Allows plain HTTP to non-loopback hosts. Only for trusted networks:
     /// the token and the client secret travel in the clear.
     pub fn allow_http(mut self) -> Self {
-        self.allow_http = true;
+        self.limits.allow_http = true;
         self
     }
 
@@ -1079,7 +1073,7 @@ impl IntrospectorBuilder {
     /// plain HTTP to a non-loopback host (without
     /// [`allow_http`](IntrospectorBuilder::allow_http)), no client
     /// credentials, no audience (nor `any_audience`), a leeway over 5
-    /// minutes, or an HTTP client that cannot be built.
+    /// minutes, a zero timeout, or an HTTP client that cannot be built.
     pub fn build(self) -> Result<Introspector, BuildError> {
         let what = if self.discover {
             "the issuer"
@@ -1089,7 +1083,8 @@ impl IntrospectorBuilder {
         let url = Url::parse(&self.url).map_err(|e| {
             BuildError::config("url", format!("{what} {:?} is not a URL: {e}", self.url))
         })?;
-        http::check_url(&url, self.allow_http).map_err(|e| BuildError::config("url", e))?;
+        http::check_url(&url, self.limits.allow_http).map_err(|e| BuildError::config("url", e))?;
+        self.limits.check("IntrospectorBuilder")?;
         if let Some(template) = self.issuers.iter().find(|i| crate::tenant::is_template(i)) {
             return Err(BuildError::config(
                 "issuer",
@@ -1112,21 +1107,11 @@ impl IntrospectorBuilder {
                 "private_key_jwt needs the client's private key: call .private_key_jwt(id, key)",
             ));
         }
-        if self.audiences.is_empty() && !self.any_audience {
-            return Err(BuildError::config(
-                "audience",
-                "no audience configured: call .audience(..) with this service's identifier \
-                 (or .any_audience() if every token introspected is meant for it)",
-            ));
-        }
-        if self.leeway > crate::verify::MAX_LEEWAY {
-            return Err(BuildError::config("leeway", "the leeway is over 5 minutes"));
-        }
+        crate::verify::check_rules_config(&self.audiences, self.any_audience, self.leeway)?;
         let client = match self.client {
             Some(client) => client,
-            None => {
-                http::default_client(self.timeout).map_err(|e| BuildError::config("client", e))?
-            }
+            None => http::default_client(self.limits.timeout)
+                .map_err(|e| BuildError::config("client", e))?,
         };
         let basic = (self.auth == ClientAuth::SecretBasic).then(|| {
             let mut pair = String::new();
@@ -1183,7 +1168,6 @@ impl IntrospectorBuilder {
                 } else {
                     tokio::sync::OnceCell::new_with(Some(url))
                 },
-                allow_http: self.allow_http,
                 client,
                 client_id,
                 client_secret: self.client_secret,
@@ -1192,8 +1176,7 @@ impl IntrospectorBuilder {
                 assertion_audience: self.assertion_audience,
                 signed_answers,
                 basic,
-                timeout: self.timeout,
-                max_body: self.max_body,
+                limits: self.limits,
                 issuers: self.issuers,
                 audiences: self.audiences,
                 leeway: self.leeway.as_secs_f64(),
@@ -1386,6 +1369,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("max_concurrent_calls"), "{err}");
+        // The limits' one check, as for a JWKS cache.
+        let err = base()
+            .timeout(Duration::ZERO)
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("IntrospectorBuilder::timeout is zero"),
+            "{err}"
+        );
         assert!(
             base()
                 .max_ttl(Duration::MAX)

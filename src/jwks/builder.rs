@@ -204,12 +204,7 @@ impl JwksCacheBuilder {
                 ),
             ));
         }
-        if self.limits.timeout.is_zero() {
-            return Err(BuildError::config(
-                "timeout",
-                "JwksCacheBuilder::timeout is zero: no fetch could ever finish",
-            ));
-        }
+        self.limits.check("JwksCacheBuilder")?;
         let client = match self.client {
             Some(c) => c,
             None => fetch::default_client(self.limits.timeout)

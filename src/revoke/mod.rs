@@ -479,7 +479,9 @@ mod tests {
                 }
             });
             assert_eq!(
-                list.subjects.get(scoped("i", "ada").as_str()).map(|k| k.value),
+                list.subjects
+                    .get(scoped("i", "ada").as_str())
+                    .map(|k| k.value),
                 Some(1999)
             );
             assert_eq!(

@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::clock::Clock;
 use super::{CheckFuture, Revocation, RevocationStatus, before_mark, keep_until, now_secs, scoped};
 use crate::claims::RegisteredClaims;
+use crate::clock::Clock;
 use crate::error::BuildError;
 use crate::store::clamp_ttl;
 use crate::store::redis::{DEFAULT_TIMEOUT, RedisConn};
@@ -259,7 +259,9 @@ impl RedisRevocation {
     /// # Errors
     /// When Redis cannot be reached within the timeout.
     pub async fn revoke(&self, iss: &str, jti: &str, exp: i64) -> Result<(), RedisError> {
-        let ttl = keep_until(exp).saturating_sub(now_secs(&*self.inner.clock)).saturating_add(1);
+        let ttl = keep_until(exp)
+            .saturating_sub(now_secs(&*self.inner.clock))
+            .saturating_add(1);
         if ttl <= 0 {
             return Ok(());
         }
