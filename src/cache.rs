@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::claims::Claims;
+use crate::store::PerformanceCache;
 use crate::verify::{TokenVerifier, Verified};
 
 /// Skips the signature check for a token already verified, keyed by the
@@ -130,7 +131,7 @@ impl TokenCache {
             ),
         };
         Store {
-            cache,
+            cache: PerformanceCache::may_forget(cache, "a signature verification"),
             config: self,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -218,7 +219,7 @@ struct Entry<C> {
 /// looked up or evicted by newer ones.
 pub(crate) struct Store<C> {
     /// Entries behind an `Arc`: a hit clones a pointer, not the entry.
-    cache: quick_cache::sync::Cache<Arc<str>, Arc<Entry<C>>, Weight, KeyHash>,
+    cache: PerformanceCache<quick_cache::sync::Cache<Arc<str>, Arc<Entry<C>>, Weight, KeyHash>>,
     config: TokenCache,
     hits: AtomicU64,
     misses: AtomicU64,

@@ -12,13 +12,13 @@ pub use active::JwtThenIntrospect;
 pub use assertion::ClientKey;
 pub use either::JwtOrIntrospect;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::flight::{Flight, Flights};
+use crate::store::PerformanceCache;
 use reqwest::{Client, Url};
-use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock, unix_secs};
 use crate::error::{AuthError, BuildError};
@@ -155,13 +155,13 @@ struct Inner {
     /// admission policy: a new answer is always kept (a TinyLFU cache,
     /// once full, turns most new keys away, and every request for them
     /// would call out, with nothing for `stale_if_error` to stand on).
-    answers: moka::sync::Cache<[u8; 32], Answer>,
+    answers: PerformanceCache<moka::sync::Cache<[u8; 32], Answer>>,
     /// Negative answers (inactive, claims refused), by token hash: the same
     /// kind of cache, of its own, so that a flood of distinct unknown
     /// tokens pushes out only other negative answers.
-    refusals: moka::sync::Cache<[u8; 32], Answer>,
+    refusals: PerformanceCache<moka::sync::Cache<[u8; 32], Answer>>,
     /// Calls under way, by token hash: their outcome, once there.
-    inflight: Mutex<HashMap<[u8; 32], watch::Receiver<Option<Outcome>>>>,
+    inflight: Flights<[u8; 32], Outcome>,
     /// One permit per call in flight ([`IntrospectorBuilder::max_concurrent_calls`]).
     calls: Arc<tokio::sync::Semaphore>,
     max_calls: usize,
@@ -307,35 +307,24 @@ impl Introspector {
     async fn verify_shared(&self, token: &str) -> Outcome {
         self.inner.sendable(token)?;
         let key = hash(token);
-        let mut rx = {
-            let mut inflight = self
-                .inner
-                .inflight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            // Under the lock: a call that just ended stored its answer
-            // before leaving the in-flight map.
-            if let Some(outcome) = self.cached(&key) {
-                return outcome;
-            }
-            // A call whose task is gone without answering (its runtime
-            // shut down) is replaced, not waited for.
-            match inflight.get(&key).filter(|rx| rx.has_changed().is_ok()) {
-                Some(rx) => rx.clone(),
-                None => {
-                    // A new call needs a slot; without one, refused at once
-                    // (an active answer may stand in, as in an outage).
-                    let permit = match self.inner.permit() {
-                        Ok(permit) => permit,
-                        Err(e) => return self.inner.stale(&key).unwrap_or(Err(e)),
-                    };
-                    let (tx, rx) = watch::channel(None);
-                    inflight.insert(key, rx.clone());
-                    let inner = Arc::clone(&self.inner);
-                    let token = token.to_owned();
-                    // A task of its own: the requests waiting for it may go
-                    // away, the call and its caching still finish.
-                    tokio::spawn(async move {
+        let joined = self.inner.inflight.join(
+            key,
+            // A call that just ended stored its answer before it landed.
+            || self.cached(&key),
+            || {
+                // A new call needs a slot; without one, refused at once
+                // (an active answer may stand in, as in an outage).
+                let permit = match self.inner.permit() {
+                    Ok(permit) => permit,
+                    Err(e) => return Err(self.inner.stale(&key).unwrap_or(Err(e))),
+                };
+                let inner = Arc::clone(&self.inner);
+                let token = token.to_owned();
+                // A task of its own: the requests waiting for it may go
+                // away, the call and its caching still finish.
+                Ok(Flight::spawn(
+                    &tokio::runtime::Handle::current(),
+                    async move {
                         let outcome = match inner.call(&token).await {
                             (Err(e), Reply::Missing)
                                 if e.kind() == crate::ErrorKind::Unavailable =>
@@ -350,21 +339,16 @@ impl Introspector {
                                 outcome
                             }
                         };
-                        inner
-                            .inflight
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .remove(&key);
-                        let _ = tx.send(Some(outcome));
+                        inner.inflight.land(&key);
                         drop(permit);
-                    });
-                    rx
-                }
-            }
-        };
-        let outcome = match rx.wait_for(Option::is_some).await {
-            Ok(outcome) => outcome.clone(),
-            Err(_) => None,
+                        outcome
+                    },
+                ))
+            },
+        );
+        let outcome = match joined {
+            Ok(mut flight) => flight.wait().await,
+            Err(answer) => return answer,
         };
         outcome.unwrap_or_else(|| {
             Err(AuthError::IntrospectionUnavailable(
@@ -1184,9 +1168,15 @@ impl IntrospectorBuilder {
                 negative_ttl,
                 stale_if_error: self.stale_if_error.as_secs_f64(),
                 clock,
-                answers,
-                refusals,
-                inflight: Mutex::new(HashMap::new()),
+                answers: PerformanceCache::may_forget(
+                    answers,
+                    "a call to the authorization server (and a stale answer to stand on)",
+                ),
+                refusals: PerformanceCache::may_forget(
+                    refusals,
+                    "a call to the authorization server",
+                ),
+                inflight: Flights::new(),
                 calls: Arc::new(tokio::sync::Semaphore::new(self.max_calls)),
                 max_calls: self.max_calls,
                 max_token_len: self.max_token_len,

@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use crate::claims::{RegisteredClaims, TokenClaims};
 use crate::clock::{Clock, SystemClock};
 use crate::error::AuthError;
-use crate::store::clamp_ttl;
+use crate::store::{Full, SecurityStore, clamp_ttl};
 
 /// What a revocation check says about a verified token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +173,54 @@ struct Kept {
     until: i64,
 }
 
+/// Deny-list entries by scoped key: a [`SecurityStore`] with no bound, so
+/// it never refuses one; each entry leaves at its own `until` (by the
+/// list's clock), never earlier. Keeping a key held already keeps the later
+/// end and the larger value, atomically: concurrent revocations never move
+/// one back.
+#[derive(Clone)]
+struct DenyList(moka::sync::Cache<Box<str>, Kept>);
+
+impl DenyList {
+    fn new(clock: &Arc<dyn Clock>) -> Self {
+        DenyList(
+            moka::sync::Cache::builder()
+                .expire_after(Until(Arc::clone(clock)))
+                .build(),
+        )
+    }
+
+    /// The entry under `key`, live or not (see [`Kept::until`]).
+    fn get(&self, key: &str) -> Option<Kept> {
+        self.0.get(key)
+    }
+}
+
+impl SecurityStore for DenyList {
+    type Key = str;
+    type Entry = Kept;
+
+    fn keep(&self, key: &str, entry: Kept) -> Result<bool, Full> {
+        let mut new = false;
+        self.0
+            .entry(Box::from(key))
+            .and_upsert_with(|held| match held {
+                Some(held) => {
+                    let held = held.value();
+                    Kept {
+                        value: entry.value.max(held.value),
+                        until: entry.until.max(held.until),
+                    }
+                }
+                None => {
+                    new = true;
+                    entry
+                }
+            });
+        Ok(new)
+    }
+}
+
 /// Drops an entry at its `until`, by the list's clock. The clock decides
 /// whether an entry counts ([`MemoryRevocation::is_revoked`] compares
 /// `until` with it); this only frees the memory once it no longer does.
@@ -238,9 +286,9 @@ pub(crate) fn keep_until(exp: i64) -> i64 {
 #[derive(Clone)]
 pub struct MemoryRevocation {
     /// `jti` -> its entry's end (`value` and `until` alike).
-    jtis: moka::sync::Cache<Box<str>, Kept>,
+    jtis: DenyList,
     /// Subject -> its mark, kept `mark_ttl` after it was set.
-    subjects: moka::sync::Cache<Box<str>, Kept>,
+    subjects: DenyList,
     mark_ttl: Duration,
     clock: Arc<dyn Clock>,
 }
@@ -248,8 +296,8 @@ pub struct MemoryRevocation {
 impl std::fmt::Debug for MemoryRevocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryRevocation")
-            .field("jtis", &self.jtis.entry_count())
-            .field("subjects", &self.subjects.entry_count())
+            .field("jtis", &self.jtis.0.entry_count())
+            .field("subjects", &self.subjects.0.entry_count())
             .finish()
     }
 }
@@ -309,10 +357,9 @@ impl MemoryRevocationBuilder {
 
     /// Builds the (empty) list.
     pub fn build(self) -> MemoryRevocation {
-        let expiry = || Until(Arc::clone(&self.clock));
         MemoryRevocation {
-            jtis: moka::sync::Cache::builder().expire_after(expiry()).build(),
-            subjects: moka::sync::Cache::builder().expire_after(expiry()).build(),
+            jtis: DenyList::new(&self.clock),
+            subjects: DenyList::new(&self.clock),
             mark_ttl: self.mark_ttl,
             clock: self.clock,
         }
@@ -349,16 +396,15 @@ impl MemoryRevocation {
     /// which the token is refused as expired anyway.
     pub fn revoke(&self, iss: &str, jti: &str, exp: i64) {
         let until = keep_until(exp);
-        // Atomically keep the later end: a revocation never shortens one.
-        self.jtis
-            .entry(Box::from(scoped(iss, jti)))
-            .and_upsert_with(|e| {
-                let until = e.map_or(until, |e| until.max(e.value().until));
-                Kept {
-                    value: until,
-                    until,
-                }
-            });
+        // The later end is kept: a revocation never shortens one. The
+        // list has no bound: never full.
+        let _new = self.jtis.keep(
+            &scoped(iss, jti),
+            Kept {
+                value: until,
+                until,
+            },
+        );
     }
 
     /// Revokes every token of `sub` at issuer `iss` issued at or before
@@ -367,22 +413,17 @@ impl MemoryRevocation {
     /// than its leeway in the future, so a token cannot escape the mark by
     /// claiming to be issued later.
     pub fn revoke_subject(&self, iss: &str, sub: &str, issued_before: i64) {
-        // Atomically keep the larger mark and the later end: concurrent
-        // marks never move one back.
+        // The larger mark and the later end are kept: concurrent marks
+        // never move one back. The list has no bound: never full.
         let until = now_secs(&*self.clock)
             .saturating_add(i64::try_from(self.mark_ttl.as_secs()).unwrap_or(i64::MAX));
-        self.subjects
-            .entry(Box::from(scoped(iss, sub)))
-            .and_upsert_with(|e| match e.map(|e| *e.value()) {
-                Some(old) => Kept {
-                    value: issued_before.max(old.value),
-                    until: until.max(old.until),
-                },
-                None => Kept {
-                    value: issued_before,
-                    until,
-                },
-            });
+        let _new = self.subjects.keep(
+            &scoped(iss, sub),
+            Kept {
+                value: issued_before,
+                until,
+            },
+        );
     }
 
     /// Whether a token with these claims is revoked.
@@ -393,16 +434,13 @@ impl MemoryRevocation {
         let now = now_secs(&*self.clock);
         let live = |kept: &Kept| now < kept.until;
         if let Some(jti) = claims.jti()
-            && self
-                .jtis
-                .get(scoped(iss, jti).as_str())
-                .is_some_and(|k| live(&k))
+            && self.jtis.get(&scoped(iss, jti)).is_some_and(|k| live(&k))
         {
             return true;
         }
         claims
             .sub()
-            .and_then(|s| self.subjects.get(scoped(iss, s).as_str()))
+            .and_then(|s| self.subjects.get(&scoped(iss, s)))
             .is_some_and(|mark| live(&mark) && before_mark(claims.iat(), mark.value))
     }
 }
@@ -439,11 +477,12 @@ mod tests {
         for i in 0..2_000 {
             list.revoke_subject("https://iss", &format!("sub-{i}"), 1000 + i);
         }
-        list.jtis.run_pending_tasks();
-        list.subjects.run_pending_tasks();
+        list.jtis.0.run_pending_tasks();
+        list.subjects.0.run_pending_tasks();
         for i in 0..50_000 {
             assert!(
                 list.jtis
+                    .0
                     .contains_key(scoped("https://iss", &format!("jti-{i}")).as_str()),
                 "jti-{i} forgotten"
             );
@@ -451,7 +490,7 @@ mod tests {
         for i in 0..2_000 {
             assert_eq!(
                 list.subjects
-                    .get(scoped("https://iss", &format!("sub-{i}")).as_str())
+                    .get(&scoped("https://iss", &format!("sub-{i}")))
                     .map(|k| k.value),
                 Some(1000 + i),
                 "sub-{i} forgotten"
@@ -485,7 +524,7 @@ mod tests {
                 Some(1999)
             );
             assert_eq!(
-                list.jtis.get(scoped("i", "j").as_str()).map(|k| k.until),
+                list.jtis.get(&scoped("i", "j")).map(|k| k.until),
                 Some(keep_until(base + 1999))
             );
         }

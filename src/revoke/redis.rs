@@ -9,6 +9,7 @@ use super::{CheckFuture, Revocation, RevocationStatus, before_mark, keep_until, 
 use crate::claims::RegisteredClaims;
 use crate::clock::Clock;
 use crate::error::BuildError;
+use crate::store::PerformanceCache;
 use crate::store::clamp_ttl;
 use crate::store::redis::{DEFAULT_TIMEOUT, RedisConn};
 
@@ -64,7 +65,7 @@ struct Inner {
     prefix: String,
     fail_open: bool,
     mark_ttl: Duration,
-    local: Option<moka::sync::Cache<Box<str>, RevocationStatus>>,
+    local: Option<PerformanceCache<moka::sync::Cache<Box<str>, RevocationStatus>>>,
     /// Bumped by every revocation made here; an answer read from Redis
     /// before a revocation finished is not kept in the local cache.
     epoch: AtomicU64,
@@ -194,11 +195,14 @@ impl RedisRevocationBuilder {
     /// [`BuildError::InvalidConfig`] when the URL cannot be parsed.
     pub fn build(self) -> Result<RedisRevocation, BuildError> {
         let local = self.local_ttl.map(|ttl| {
-            moka::sync::Cache::builder()
-                .max_capacity(self.local_capacity)
-                .eviction_policy(moka::policy::EvictionPolicy::lru())
-                .time_to_live(clamp_ttl(ttl))
-                .build()
+            PerformanceCache::may_forget(
+                moka::sync::Cache::builder()
+                    .max_capacity(self.local_capacity)
+                    .eviction_policy(moka::policy::EvictionPolicy::lru())
+                    .time_to_live(clamp_ttl(ttl))
+                    .build(),
+                "a round trip to Redis",
+            )
         });
         Ok(RedisRevocation {
             inner: Arc::new(Inner {
