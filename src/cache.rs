@@ -212,6 +212,9 @@ struct Entry<C> {
     verified: Verified,
 }
 
+/// Token to verified entry: sharded, weight-bounded S3-FIFO.
+type Tokens<C> = quick_cache::sync::Cache<Arc<str>, Arc<Entry<C>>, Weight, KeyHash>;
+
 /// The verified-token store: a sharded, weight-bounded S3-FIFO cache
 /// (`quick_cache`), token to claims. An entry lives as long as the
 /// verifier would accept its token (`exp` plus leeway, and its key still
@@ -219,7 +222,7 @@ struct Entry<C> {
 /// looked up or evicted by newer ones.
 pub(crate) struct Store<C> {
     /// Entries behind an `Arc`: a hit clones a pointer, not the entry.
-    cache: PerformanceCache<quick_cache::sync::Cache<Arc<str>, Arc<Entry<C>>, Weight, KeyHash>>,
+    cache: PerformanceCache<Tokens<C>>,
     config: TokenCache,
     hits: AtomicU64,
     misses: AtomicU64,

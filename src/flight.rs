@@ -60,6 +60,15 @@ impl<T: Clone + Send + Sync + 'static> Flight<T> {
     }
 }
 
+/// What [`Flights::join`] gives: a flight to wait for, or the answer now.
+#[cfg(feature = "introspection")]
+pub(crate) enum Joined<T> {
+    /// Wait for this call.
+    Flight(Flight<T>),
+    /// Answered without a call.
+    Answer(T),
+}
+
 /// Flights by key: at most one running call per key.
 #[cfg(feature = "introspection")]
 pub(crate) struct Flights<K, T> {
@@ -83,18 +92,20 @@ impl<K: Eq + Hash, T: Clone + Send + Sync + 'static> Flights<K, T> {
         &self,
         key: K,
         answered: impl FnOnce() -> Option<T>,
-        start: impl FnOnce() -> Result<Flight<T>, T>,
-    ) -> Result<Flight<T>, T> {
+        start: impl FnOnce() -> Joined<T>,
+    ) -> Joined<T> {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(outcome) = answered() {
-            return Err(outcome);
+            return Joined::Answer(outcome);
         }
         if let Some(flight) = running.get(&key).filter(|f| f.running()) {
-            return Ok(flight.clone());
+            return Joined::Flight(flight.clone());
         }
-        let flight = start()?;
-        running.insert(key, flight.clone());
-        Ok(flight)
+        let joined = start();
+        if let Joined::Flight(flight) = &joined {
+            running.insert(key, flight.clone());
+        }
+        joined
     }
 
     /// Ends `key`'s flight: called by its call, once its answer is stored
@@ -126,7 +137,7 @@ mod tests {
                 1,
                 || None,
                 || {
-                    Ok(Flight::spawn(
+                    Joined::Flight(Flight::spawn(
                         &tokio::runtime::Handle::current(),
                         async move {
                             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -138,16 +149,20 @@ mod tests {
                 },
             )
         };
-        let mut first = start(&flights).unwrap();
+        let flight = |joined| match joined {
+            Joined::Flight(flight) => flight,
+            Joined::Answer(_) => panic!("no flight"),
+        };
+        let mut first = flight(start(&flights));
         let waiter = tokio::spawn(async move { first.wait().await });
         tokio::time::sleep(Duration::from_millis(10)).await;
         waiter.abort();
-        let mut second = start(&flights).unwrap();
+        let mut second = flight(start(&flights));
         assert_eq!(second.wait().await, Some(1));
         assert_eq!(calls.load(Ordering::SeqCst), 1, "one call");
         assert!(!second.running());
         // Landed: the next join starts a new call.
-        assert_eq!(start(&flights).unwrap().wait().await, Some(2));
+        assert_eq!(flight(start(&flights)).wait().await, Some(2));
     }
 
     /// A call whose task is dropped unanswered is not waited for again.
@@ -159,16 +174,16 @@ mod tests {
             .build()
             .unwrap();
         let handle = runtime.handle().clone();
-        let flight = flights
-            .join(
-                1,
-                || None,
-                || Ok(Flight::spawn(&handle, std::future::pending())),
-            )
-            .unwrap();
+        let Joined::Flight(flight) = flights.join(
+            1,
+            || None,
+            || Joined::Flight(Flight::spawn(&handle, std::future::pending())),
+        ) else {
+            panic!("no flight")
+        };
         drop(runtime);
         assert!(!flight.running());
-        let joined = flights.join(1, || None, || Err(9));
-        assert!(matches!(joined, Err(9)), "a new call starts");
+        let joined = flights.join(1, || None, || Joined::Answer(9));
+        assert!(matches!(joined, Joined::Answer(9)), "a new call starts");
     }
 }

@@ -16,7 +16,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::flight::{Flight, Flights};
+use crate::flight::{Flight, Flights, Joined};
 use crate::store::PerformanceCache;
 use reqwest::{Client, Url};
 
@@ -316,13 +316,13 @@ impl Introspector {
                 // (an active answer may stand in, as in an outage).
                 let permit = match self.inner.permit() {
                     Ok(permit) => permit,
-                    Err(e) => return Err(self.inner.stale(&key).unwrap_or(Err(e))),
+                    Err(e) => return Joined::Answer(self.inner.stale(&key).unwrap_or(Err(e))),
                 };
                 let inner = Arc::clone(&self.inner);
                 let token = token.to_owned();
                 // A task of its own: the requests waiting for it may go
                 // away, the call and its caching still finish.
-                Ok(Flight::spawn(
+                Joined::Flight(Flight::spawn(
                     &tokio::runtime::Handle::current(),
                     async move {
                         let outcome = match inner.call(&token).await {
@@ -347,8 +347,8 @@ impl Introspector {
             },
         );
         let outcome = match joined {
-            Ok(mut flight) => flight.wait().await,
-            Err(answer) => return answer,
+            Joined::Flight(mut flight) => flight.wait().await,
+            Joined::Answer(answer) => return answer,
         };
         outcome.unwrap_or_else(|| {
             Err(AuthError::IntrospectionUnavailable(
