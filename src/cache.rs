@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::claims::Claims;
+use crate::store::PerformanceCache;
 use crate::verify::{TokenVerifier, Verified};
 
 /// Skips the signature check for a token already verified, keyed by the
@@ -130,7 +131,7 @@ impl TokenCache {
             ),
         };
         Store {
-            cache,
+            cache: PerformanceCache::may_forget(cache, "a signature verification"),
             config: self,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -211,6 +212,9 @@ struct Entry<C> {
     verified: Verified,
 }
 
+/// Token to verified entry: sharded, weight-bounded S3-FIFO.
+type Tokens<C> = quick_cache::sync::Cache<Arc<str>, Arc<Entry<C>>, Weight, KeyHash>;
+
 /// The verified-token store: a sharded, weight-bounded S3-FIFO cache
 /// (`quick_cache`), token to claims. An entry lives as long as the
 /// verifier would accept its token (`exp` plus leeway, and its key still
@@ -218,7 +222,7 @@ struct Entry<C> {
 /// looked up or evicted by newer ones.
 pub(crate) struct Store<C> {
     /// Entries behind an `Arc`: a hit clones a pointer, not the entry.
-    cache: quick_cache::sync::Cache<Arc<str>, Arc<Entry<C>>, Weight, KeyHash>,
+    cache: PerformanceCache<Tokens<C>>,
     config: TokenCache,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -314,8 +318,7 @@ mod tests {
 
     fn hs256(claims: &serde_json::Value) -> String {
         use aws_lc_rs::hmac;
-        use base64::Engine;
-        let e = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let e = |b: &[u8]| crate::b64::encode(b);
         let input = format!(
             "{}.{}",
             e(br#"{"alg":"HS256"}"#),
@@ -393,5 +396,35 @@ mod tests {
                 .count();
             assert_eq!(newest, 50, "{newest} of the 50 newest tokens kept");
         }
+    }
+
+    /// A hit is judged by the verifier's clock: once the injected clock
+    /// passes `exp` (plus the leeway) the entry is refused and dropped,
+    /// whatever the system's time.
+    #[test]
+    fn hits_end_when_the_injected_clock_passes_exp() {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicU64;
+        use std::time::Duration;
+        let secs = Arc::new(AtomicU64::new(1_000_000));
+        let now = Arc::clone(&secs);
+        let v = Verifier::builder()
+            .key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap())
+            .any_audience()
+            .leeway(Duration::from_secs(10))
+            .clock(move || UNIX_EPOCH + Duration::from_secs(now.load(Ordering::SeqCst)))
+            .build()
+            .unwrap();
+        let store: Store<JsonClaims> = TokenCache::new().build();
+        let t = hs256(&serde_json::json!({"exp": 1_000_060}));
+        let verified = v.verify_now(&t).unwrap().unwrap();
+        let (claims, again) = verified.into_kept::<JsonClaims>().unwrap();
+        store.insert(&t, &claims, again);
+        assert!(store.get(&t, &v).is_some());
+        secs.store(1_000_060 + 9, Ordering::SeqCst);
+        assert!(store.get(&t, &v).is_some(), "within the leeway");
+        secs.store(1_000_060 + 11, Ordering::SeqCst);
+        assert!(store.get(&t, &v).is_none(), "a hit past exp by the clock");
+        assert_eq!(store.len(), 0, "the expired entry is dropped");
     }
 }

@@ -22,6 +22,8 @@ mod csrf;
 mod dpop;
 mod error;
 mod extract;
+#[cfg(feature = "jwks")]
+mod flight;
 #[cfg(feature = "tonic")]
 mod grpc;
 mod guard;

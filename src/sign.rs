@@ -10,8 +10,6 @@ use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
     self, EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair, RsaEncoding, RsaKeyPair,
 };
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use crate::algorithm::{Algorithm, Curve, Family};
@@ -170,7 +168,7 @@ fn ecdsa_signing(curve: Curve) -> &'static EcdsaSigningAlgorithm {
 }
 
 pub(crate) fn b64(bytes: impl AsRef<[u8]>) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
+    crate::b64::encode(bytes)
 }
 
 /// `len` random bytes as base64url; a counter and the clock if the system

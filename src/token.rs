@@ -1,6 +1,7 @@
 //! Compact JWS parsing: three strict base64url segments and a JOSE header
 //! that names no key of its own and no extension we do not understand.
 
+use crate::store::PerformanceCache;
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny};
 
@@ -115,9 +116,16 @@ pub(crate) fn is_json_object(bytes: &[u8]) -> bool {
 /// Performance cache: may forget; forgetting costs only a header parse.
 /// It holds [`MEMO_SLOTS`] headers, direct-mapped: a new header always
 /// replaces the one in its slot.
-#[derive(Default)]
 pub(crate) struct HeaderMemo {
-    slots: [arc_swap::ArcSwapOption<Remembered>; MEMO_SLOTS],
+    slots: PerformanceCache<[arc_swap::ArcSwapOption<Remembered>; MEMO_SLOTS]>,
+}
+
+impl Default for HeaderMemo {
+    fn default() -> Self {
+        HeaderMemo {
+            slots: PerformanceCache::may_forget(Default::default(), "a header parse"),
+        }
+    }
 }
 
 const MEMO_SLOTS: usize = 4;
@@ -310,9 +318,8 @@ mod tests {
     use super::*;
 
     fn tok(header: &str) -> String {
-        use base64::Engine;
-        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        format!("{}.{}.c2ln", e.encode(header), e.encode("{}"))
+        use crate::b64::encode;
+        format!("{}.{}.c2ln", encode(header), encode("{}"))
     }
 
     fn same(a: &Jws<'_>, b: &Jws<'_>) -> bool {

@@ -8,7 +8,7 @@ mod outcome;
 
 pub use builder::VerifierBuilder;
 
-pub(crate) use outcome::{ClaimRules, read_registered};
+pub(crate) use outcome::{ClaimRules, check_rules_config, read_registered};
 pub use outcome::{TokenVerifier, Verified, VerifyFuture};
 
 use std::collections::HashMap;

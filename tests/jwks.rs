@@ -112,6 +112,17 @@ async fn discovery_then_verify_every_algorithm() {
     }
 }
 
+/// The status's wall time is the injected clock's, not the system's.
+#[tokio::test]
+async fn status_reads_the_injected_clock() {
+    let issuer = Issuer::start().await.unwrap();
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
+    let keys = cache(JwksCache::builder(&issuer.jwks_url()).clock(move || at));
+    assert_eq!(keys.status().last_success(), None);
+    keys.prefetch().await.unwrap();
+    assert_eq!(keys.status().last_success(), Some(at));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cold_cache_concurrent_requests_make_one_fetch() {
     let issuer = Issuer::start().await.unwrap();

@@ -6,8 +6,6 @@
 //! nothing to fill or to forget; a nonce is checked by recomputing its HMAC.
 
 use aws_lc_rs::hmac;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 #[derive(Clone)]
 pub(crate) struct Nonces {
@@ -27,7 +25,7 @@ impl Nonces {
         let tag = hmac::sign(&self.key, &slot.to_be_bytes());
         let mut bytes = slot.to_be_bytes().to_vec();
         bytes.extend_from_slice(&tag.as_ref()[..16]);
-        URL_SAFE_NO_PAD.encode(bytes)
+        crate::b64::encode(bytes)
     }
 
     fn slot(&self, now: f64) -> u64 {

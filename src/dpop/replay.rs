@@ -9,6 +9,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::store::{Full, SecurityStore};
+
 /// The future of [`ReplayStore::first_use`].
 pub type ReplayFuture<'a> = Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>>;
 
@@ -169,8 +171,20 @@ impl MemoryReplayStore {
         self.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// [`ReplayStore::first_use_now`] at `now`.
+    /// [`ReplayStore::first_use_now`] at `now`: [`SecurityStore::keep`].
     fn first_use_at(&self, key: &str, ttl: Duration, now: Instant) -> Result<bool, String> {
+        self.keep(key, (ttl, now)).map_err(|Full(why)| why)
+    }
+}
+
+/// A proof key is kept for its window (the longer of the proof's and the
+/// store's TTL); a full store, or a key holder at its limit, refuses.
+impl SecurityStore for MemoryReplayStore {
+    type Key = str;
+    /// The proof's TTL, and now.
+    type Entry = (Duration, Instant);
+
+    fn keep(&self, key: &str, (ttl, now): (Duration, Instant)) -> Result<bool, Full> {
         let now = u64::try_from(now.saturating_duration_since(self.origin).as_millis())
             .unwrap_or(u64::MAX);
         let ttl = u64::try_from(crate::store::clamp_ttl(ttl).as_millis())
@@ -183,17 +197,17 @@ impl MemoryReplayStore {
             return Ok(false);
         }
         if seen.keys.len() >= self.capacity {
-            return Err(format!(
+            return Err(Full(format!(
                 "the replay store is full ({} proofs within the window); refusing rather than forgetting one",
                 self.capacity
-            ));
+            )));
         }
         let h = holder(key);
         if seen.holders.get(h).is_some_and(|n| *n >= self.per_key) {
-            return Err(format!(
+            return Err(Full(format!(
                 "one key holder has {} proofs within the window (per_key_limit); refusing rather than forgetting one",
                 self.per_key
-            ));
+            )));
         }
         // The end of the bucket the key expires in: never before `now + ttl`.
         let end = now

@@ -7,16 +7,8 @@ use http::HeaderMap;
 use http::header::{ACCEPT, AGE, CACHE_CONTROL};
 use reqwest::{Client, StatusCode, Url};
 
-use super::{check_answered, check_url, error_chain};
+use super::{Limits, check_answered, check_url, error_chain};
 use crate::text::redact_url;
-
-/// Limits applied to every fetch.
-#[derive(Debug, Clone)]
-pub(crate) struct Limits {
-    pub(crate) timeout: Duration,
-    pub(crate) max_body: usize,
-    pub(crate) allow_http: bool,
-}
 
 /// A fetched document and how long it stays fresh by its caching headers
 /// (`None`: they say nothing).

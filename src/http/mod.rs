@@ -22,6 +22,41 @@ pub(crate) use get::*;
 #[cfg(feature = "introspection")]
 pub(crate) use post::*;
 
+/// The bounds of every outgoing call (a key set, a discovery document, an
+/// introspection answer): one type, validated in one place.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    /// Connect, headers and body together.
+    pub(crate) timeout: Duration,
+    /// The largest body read.
+    pub(crate) max_body: usize,
+    /// Plain HTTP to hosts other than loopback ones.
+    pub(crate) allow_http: bool,
+}
+
+impl Limits {
+    /// Refuses limits no call could ever meet: a zero timeout. `builder`
+    /// names the builder whose `timeout` it is in the message.
+    pub(crate) fn check(&self, builder: &str) -> Result<(), crate::error::BuildError> {
+        if self.timeout.is_zero() {
+            return Err(crate::error::BuildError::config(
+                "timeout",
+                format!("{builder}::timeout is zero: no fetch could ever finish"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The same limits with another body limit.
+    #[cfg_attr(not(feature = "introspection"), allow(dead_code))]
+    pub(crate) fn max_body(&self, max_body: usize) -> Limits {
+        Limits {
+            max_body,
+            ..self.clone()
+        }
+    }
+}
+
 /// Whether `url` may be called: HTTPS, or HTTP to a loopback host (or any
 /// host when the application allowed plain HTTP).
 pub(crate) fn check_url(url: &Url, allow_http: bool) -> Result<(), String> {

@@ -2,12 +2,10 @@
 //! bounded in time and size, 200 only, never re-sent by a redirect. Error
 //! texts name the endpoint, never the form (which holds the token).
 
-use std::time::Duration;
-
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Client, StatusCode, Url};
 
-use super::{check_answered, error_chain};
+use super::{Limits, check_answered, error_chain};
 use crate::text::redact_url;
 
 /// `application/x-www-form-urlencoded` encoding of one value.
@@ -36,10 +34,9 @@ pub(crate) struct Post<'a> {
     /// The `Accept` header.
     pub(crate) accept: &'static str,
     pub(crate) form: String,
-    pub(crate) timeout: Duration,
-    pub(crate) max_body: usize,
-    /// The rule for the URL the answer came from ([`check_answered`]).
-    pub(crate) allow_http: bool,
+    /// The timeout, the body limit and the rule for the URL the answer
+    /// came from ([`check_answered`]).
+    pub(crate) limits: &'a Limits,
 }
 
 impl Post<'_> {
@@ -66,7 +63,7 @@ impl Post<'_> {
                 .send()
                 .await
                 .map_err(|e| format!("POST {shown}: {}", error_chain(&e)))?;
-            check_answered(url, res.url(), self.allow_http)
+            check_answered(url, res.url(), self.limits.allow_http)
                 .map_err(|why| format!("POST {}", redact_url(&why)))?;
             // A 301, 302 or 303 followed turned the POST into a GET without
             // the form: whatever answers it is no answer about the token.
@@ -94,9 +91,12 @@ impl Post<'_> {
             }
             if res
                 .content_length()
-                .is_some_and(|len| len > self.max_body as u64)
+                .is_some_and(|len| len > self.limits.max_body as u64)
             {
-                return Err(format!("POST {shown}: body over {} bytes", self.max_body));
+                return Err(format!(
+                    "POST {shown}: body over {} bytes",
+                    self.limits.max_body
+                ));
             }
             let mut body = Vec::new();
             while let Some(chunk) = res
@@ -104,16 +104,24 @@ impl Post<'_> {
                 .await
                 .map_err(|e| format!("POST {shown}: {}", error_chain(&e)))?
             {
-                if body.len() + chunk.len() > self.max_body {
-                    return Err(format!("POST {shown}: body over {} bytes", self.max_body));
+                if body.len() + chunk.len() > self.limits.max_body {
+                    return Err(format!(
+                        "POST {shown}: body over {} bytes",
+                        self.limits.max_body
+                    ));
                 }
                 body.extend_from_slice(&chunk);
             }
             Ok(body)
         };
-        tokio::time::timeout(self.timeout, work)
+        tokio::time::timeout(self.limits.timeout, work)
             .await
-            .map_err(|_| format!("POST {shown}: no complete answer within {:?}", self.timeout))?
+            .map_err(|_| {
+                format!(
+                    "POST {shown}: no complete answer within {:?}",
+                    self.limits.timeout
+                )
+            })?
     }
 }
 

@@ -169,10 +169,7 @@ mod tests {
         assert!(claims.jti().is_some_and(|j| j.len() >= 16));
         let header = jws.split('.').next().unwrap();
         let header = {
-            use base64::Engine;
-            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(header)
-                .unwrap();
+            let bytes = crate::b64::decode(header.as_bytes()).unwrap();
             String::from_utf8(bytes).unwrap()
         };
         assert!(header.contains(r#""kid":"k1""#), "{header}");

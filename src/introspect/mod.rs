@@ -12,14 +12,13 @@ pub use active::JwtThenIntrospect;
 pub use assertion::ClientKey;
 pub use either::JwtOrIntrospect;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use base64::Engine;
+use crate::flight::{Flight, Flights, Joined};
+use crate::store::PerformanceCache;
 use reqwest::{Client, Url};
-use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock, unix_secs};
 use crate::error::{AuthError, BuildError};
@@ -128,7 +127,6 @@ struct Inner {
     /// The last failed discovery: calls within [`DISCOVERY_RETRY`] of it
     /// fail at once with its reason instead of queueing for another.
     discovery_failed: Mutex<Option<(std::time::Instant, String)>>,
-    allow_http: bool,
     client: Client,
     client_id: String,
     client_secret: String,
@@ -141,8 +139,8 @@ struct Inner {
     signed_answers: Option<Verifier>,
     /// `Authorization` header value for `client_secret_basic`.
     basic: Option<String>,
-    timeout: Duration,
-    max_body: usize,
+    /// The call's timeout, answer size and HTTP rule.
+    limits: http::Limits,
     issuers: Vec<String>,
     audiences: Vec<String>,
     leeway: f64,
@@ -157,13 +155,13 @@ struct Inner {
     /// admission policy: a new answer is always kept (a TinyLFU cache,
     /// once full, turns most new keys away, and every request for them
     /// would call out, with nothing for `stale_if_error` to stand on).
-    answers: moka::sync::Cache<[u8; 32], Answer>,
+    answers: PerformanceCache<moka::sync::Cache<[u8; 32], Answer>>,
     /// Negative answers (inactive, claims refused), by token hash: the same
     /// kind of cache, of its own, so that a flood of distinct unknown
     /// tokens pushes out only other negative answers.
-    refusals: moka::sync::Cache<[u8; 32], Answer>,
+    refusals: PerformanceCache<moka::sync::Cache<[u8; 32], Answer>>,
     /// Calls under way, by token hash: their outcome, once there.
-    inflight: Mutex<HashMap<[u8; 32], watch::Receiver<Option<Outcome>>>>,
+    inflight: Flights<[u8; 32], Outcome>,
     /// One permit per call in flight ([`IntrospectorBuilder::max_concurrent_calls`]).
     calls: Arc<tokio::sync::Semaphore>,
     max_calls: usize,
@@ -217,9 +215,11 @@ impl Introspector {
             assertion_audience: None,
             signed_answers: None,
             client: None,
-            timeout: DEFAULT_CALL_TIMEOUT,
-            max_body: DEFAULT_MAX_ANSWER,
-            allow_http: false,
+            limits: http::Limits {
+                timeout: DEFAULT_CALL_TIMEOUT,
+                max_body: DEFAULT_MAX_ANSWER,
+                allow_http: false,
+            },
             issuers: Vec::new(),
             audiences: Vec::new(),
             any_audience: false,
@@ -307,35 +307,24 @@ impl Introspector {
     async fn verify_shared(&self, token: &str) -> Outcome {
         self.inner.sendable(token)?;
         let key = hash(token);
-        let mut rx = {
-            let mut inflight = self
-                .inner
-                .inflight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            // Under the lock: a call that just ended stored its answer
-            // before leaving the in-flight map.
-            if let Some(outcome) = self.cached(&key) {
-                return outcome;
-            }
-            // A call whose task is gone without answering (its runtime
-            // shut down) is replaced, not waited for.
-            match inflight.get(&key).filter(|rx| rx.has_changed().is_ok()) {
-                Some(rx) => rx.clone(),
-                None => {
-                    // A new call needs a slot; without one, refused at once
-                    // (an active answer may stand in, as in an outage).
-                    let permit = match self.inner.permit() {
-                        Ok(permit) => permit,
-                        Err(e) => return self.inner.stale(&key).unwrap_or(Err(e)),
-                    };
-                    let (tx, rx) = watch::channel(None);
-                    inflight.insert(key, rx.clone());
-                    let inner = Arc::clone(&self.inner);
-                    let token = token.to_owned();
-                    // A task of its own: the requests waiting for it may go
-                    // away, the call and its caching still finish.
-                    tokio::spawn(async move {
+        let joined = self.inner.inflight.join(
+            key,
+            // A call that just ended stored its answer before it landed.
+            || self.cached(&key),
+            || {
+                // A new call needs a slot; without one, refused at once
+                // (an active answer may stand in, as in an outage).
+                let permit = match self.inner.permit() {
+                    Ok(permit) => permit,
+                    Err(e) => return Joined::Answer(self.inner.stale(&key).unwrap_or(Err(e))),
+                };
+                let inner = Arc::clone(&self.inner);
+                let token = token.to_owned();
+                // A task of its own: the requests waiting for it may go
+                // away, the call and its caching still finish.
+                Joined::Flight(Flight::spawn(
+                    &tokio::runtime::Handle::current(),
+                    async move {
                         let outcome = match inner.call(&token).await {
                             (Err(e), Reply::Missing)
                                 if e.kind() == crate::ErrorKind::Unavailable =>
@@ -350,21 +339,16 @@ impl Introspector {
                                 outcome
                             }
                         };
-                        inner
-                            .inflight
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .remove(&key);
-                        let _ = tx.send(Some(outcome));
+                        inner.inflight.land(&key);
                         drop(permit);
-                    });
-                    rx
-                }
-            }
-        };
-        let outcome = match rx.wait_for(Option::is_some).await {
-            Ok(outcome) => outcome.clone(),
-            Err(_) => None,
+                        outcome
+                    },
+                ))
+            },
+        );
+        let outcome = match joined {
+            Joined::Flight(mut flight) => flight.wait().await,
+            Joined::Answer(answer) => return answer,
         };
         outcome.unwrap_or_else(|| {
             Err(AuthError::IntrospectionUnavailable(
@@ -464,11 +448,7 @@ impl Inner {
                 {
                     return Err(why);
                 }
-                let limits = http::Limits {
-                    timeout: self.timeout,
-                    max_body: crate::jwks::DEFAULT_MAX_BODY,
-                    allow_http: self.allow_http,
-                };
+                let limits = self.limits.max_body(crate::jwks::DEFAULT_MAX_BODY);
                 let url = http::discover_endpoint(
                     &self.client,
                     issuer,
@@ -540,9 +520,7 @@ impl Inner {
                 "application/json"
             },
             form,
-            timeout: self.timeout,
-            max_body: self.max_body,
-            allow_http: self.allow_http,
+            limits: &self.limits,
         };
         let body = match post.send().await {
             Ok(body) => body,
@@ -584,7 +562,7 @@ impl Inner {
         }
         .map_err(|e| refused(&e))?;
         let now = unix_secs(&*self.clock)?;
-        let oldest = now - self.leeway - self.timeout.as_secs_f64();
+        let oldest = now - self.leeway - self.limits.timeout.as_secs_f64();
         if verified
             .registered()
             .iat()
@@ -780,10 +758,7 @@ fn access_token_kind(
 
 /// The cache key of a token: its SHA-256, never the token.
 fn hash(token: &str) -> [u8; 32] {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    let mut key = [0u8; 32];
-    key.copy_from_slice(digest.as_ref());
-    key
+    crate::b64::sha256_digest(&[token.as_bytes()])
 }
 
 impl TokenVerifier for Introspector {
@@ -826,9 +801,7 @@ pub struct IntrospectorBuilder {
     assertion_audience: Option<String>,
     signed_answers: Option<(JwksCache, String)>,
     client: Option<Client>,
-    timeout: Duration,
-    max_body: usize,
-    allow_http: bool,
+    limits: http::Limits,
     issuers: Vec<String>,
     audiences: Vec<String>,
     any_audience: bool,
@@ -919,22 +892,23 @@ impl IntrospectorBuilder {
         self
     }
 
-    /// Timeout of one call: connect, headers and body (default 5 s).
+    /// Timeout of one call: connect, headers and body (default 5 s; must
+    /// not be zero).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.limits.timeout = timeout;
         self
     }
 
     /// Largest accepted answer (default 64 KiB).
     pub fn max_body(mut self, bytes: usize) -> Self {
-        self.max_body = bytes;
+        self.limits.max_body = bytes;
         self
     }
 
     /// Allows plain HTTP to non-loopback hosts. Only for trusted networks:
     /// the token and the client secret travel in the clear.
     pub fn allow_http(mut self) -> Self {
-        self.allow_http = true;
+        self.limits.allow_http = true;
         self
     }
 
@@ -1086,7 +1060,7 @@ impl IntrospectorBuilder {
     /// plain HTTP to a non-loopback host (without
     /// [`allow_http`](IntrospectorBuilder::allow_http)), no client
     /// credentials, no audience (nor `any_audience`), a leeway over 5
-    /// minutes, or an HTTP client that cannot be built.
+    /// minutes, a zero timeout, or an HTTP client that cannot be built.
     pub fn build(self) -> Result<Introspector, BuildError> {
         let what = if self.discover {
             "the issuer"
@@ -1096,7 +1070,8 @@ impl IntrospectorBuilder {
         let url = Url::parse(&self.url).map_err(|e| {
             BuildError::config("url", format!("{what} {:?} is not a URL: {e}", self.url))
         })?;
-        http::check_url(&url, self.allow_http).map_err(|e| BuildError::config("url", e))?;
+        http::check_url(&url, self.limits.allow_http).map_err(|e| BuildError::config("url", e))?;
+        self.limits.check("IntrospectorBuilder")?;
         if let Some(template) = self.issuers.iter().find(|i| crate::tenant::is_template(i)) {
             return Err(BuildError::config(
                 "issuer",
@@ -1119,31 +1094,18 @@ impl IntrospectorBuilder {
                 "private_key_jwt needs the client's private key: call .private_key_jwt(id, key)",
             ));
         }
-        if self.audiences.is_empty() && !self.any_audience {
-            return Err(BuildError::config(
-                "audience",
-                "no audience configured: call .audience(..) with this service's identifier \
-                 (or .any_audience() if every token introspected is meant for it)",
-            ));
-        }
-        if self.leeway > crate::verify::MAX_LEEWAY {
-            return Err(BuildError::config("leeway", "the leeway is over 5 minutes"));
-        }
+        crate::verify::check_rules_config(&self.audiences, self.any_audience, self.leeway)?;
         let client = match self.client {
             Some(client) => client,
-            None => {
-                http::default_client(self.timeout).map_err(|e| BuildError::config("client", e))?
-            }
+            None => http::default_client(self.limits.timeout)
+                .map_err(|e| BuildError::config("client", e))?,
         };
         let basic = (self.auth == ClientAuth::SecretBasic).then(|| {
             let mut pair = String::new();
             http::form_encode(&client_id, &mut pair);
             pair.push(':');
             http::form_encode(&self.client_secret, &mut pair);
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(pair)
-            )
+            format!("Basic {}", crate::b64::encode_standard(pair))
         });
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let signed_answers = match self.signed_answers {
@@ -1193,7 +1155,6 @@ impl IntrospectorBuilder {
                 } else {
                     tokio::sync::OnceCell::new_with(Some(url))
                 },
-                allow_http: self.allow_http,
                 client,
                 client_id,
                 client_secret: self.client_secret,
@@ -1202,8 +1163,7 @@ impl IntrospectorBuilder {
                 assertion_audience: self.assertion_audience,
                 signed_answers,
                 basic,
-                timeout: self.timeout,
-                max_body: self.max_body,
+                limits: self.limits,
                 issuers: self.issuers,
                 audiences: self.audiences,
                 leeway: self.leeway.as_secs_f64(),
@@ -1211,9 +1171,15 @@ impl IntrospectorBuilder {
                 negative_ttl,
                 stale_if_error: self.stale_if_error.as_secs_f64(),
                 clock,
-                answers,
-                refusals,
-                inflight: Mutex::new(HashMap::new()),
+                answers: PerformanceCache::may_forget(
+                    answers,
+                    "a call to the authorization server (and a stale answer to stand on)",
+                ),
+                refusals: PerformanceCache::may_forget(
+                    refusals,
+                    "a call to the authorization server",
+                ),
+                inflight: Flights::new(),
                 calls: Arc::new(tokio::sync::Semaphore::new(self.max_calls)),
                 max_calls: self.max_calls,
                 max_token_len: self.max_token_len,
@@ -1396,6 +1362,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("max_concurrent_calls"), "{err}");
+        // The limits' one check, as for a JWKS cache.
+        let err = base()
+            .timeout(Duration::ZERO)
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("IntrospectorBuilder::timeout is zero"),
+            "{err}"
+        );
         assert!(
             base()
                 .max_ttl(Duration::MAX)

@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 
 use super::*;
 use crate::algorithm::Algorithm;
+use crate::clock::{Clock, SystemClock};
 use crate::error::BuildError;
 use crate::http::{self as fetch, Limits};
 
@@ -27,6 +28,7 @@ pub struct JwksCacheBuilder {
     interval: Duration,
     max_stale: Duration,
     algorithms: Vec<Algorithm>,
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for JwksCacheBuilder {
@@ -53,7 +55,29 @@ impl JwksCacheBuilder {
             interval: DEFAULT_MIN_REFETCH_INTERVAL,
             max_stale: DEFAULT_MAX_STALE,
             algorithms: vec![Algorithm::RS256],
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The clock [`JwksStatus::last_success`] reads (default the system
+    /// clock): give it the verifier's
+    /// ([`VerifierBuilder::clock`](crate::VerifierBuilder::clock)), so that
+    /// a test that moves time sees it here too. Freshness, the refetch
+    /// rate limit and timeouts run on the monotonic clock, never on this.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use tower_jwt_auth::JwksCache;
+    ///
+    /// let keys = JwksCache::builder("https://login.example.com/jwks.json")
+    ///     .clock(|| UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+    ///     .build()?;
+    /// # let _ = keys;
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
     }
 
     /// The algorithms accepted from this key set (default: RS256 only).
@@ -180,12 +204,7 @@ impl JwksCacheBuilder {
                 ),
             ));
         }
-        if self.limits.timeout.is_zero() {
-            return Err(BuildError::config(
-                "timeout",
-                "JwksCacheBuilder::timeout is zero: no fetch could ever finish",
-            ));
-        }
+        self.limits.check("JwksCacheBuilder")?;
         let client = match self.client {
             Some(c) => c,
             None => fetch::default_client(self.limits.timeout)
@@ -212,6 +231,7 @@ impl JwksCacheBuilder {
                 refresher: AtomicBool::new(false),
                 wake: Arc::new(Notify::new()),
                 hasher: RandomState::new(),
+                clock: self.clock,
             }),
         })
     }

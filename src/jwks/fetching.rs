@@ -2,23 +2,16 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard, PoisonError, TryLockError, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use reqwest::Url;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use super::*;
 use crate::error::AuthError;
+use crate::flight::Flight;
 use crate::http as fetch;
 use crate::key::{KeySet, parse_jwk_set};
-
-/// Waits for a fetch's outcome; `None` if its task was dropped.
-pub(super) async fn wait(done: &mut watch::Receiver<Option<Outcome>>) -> Option<Outcome> {
-    done.wait_for(Option::is_some)
-        .await
-        .ok()
-        .and_then(|outcome| outcome.clone())
-}
 
 /// Clears the refresher flag when the refresher task is dropped (its
 /// runtime shut down), so the next request starts another.
@@ -71,7 +64,7 @@ pub(super) async fn refresh_loop(alive: RefresherAlive, wake: Arc<Notify>) {
         match done {
             Some(mut done) => {
                 tokio::select! {
-                    _ = wait(&mut done) => {}
+                    _ = done.wait() => {}
                     () = wake.notified() => {}
                 }
             }
@@ -193,7 +186,7 @@ impl Shared {
         state: &mut State,
         latest: Option<Instant>,
         force: bool,
-    ) -> Option<watch::Receiver<Option<Outcome>>> {
+    ) -> Option<Flight<Outcome>> {
         let now = Instant::now();
         if let Some(f) = state.inflight_alive(now) {
             return Some(f.done.clone());
@@ -211,29 +204,28 @@ impl Shared {
             return None;
         }
         let handle = tokio::runtime::Handle::try_current().ok()?;
-        let (tx, rx) = watch::channel(None);
         state.next_id += 1;
         let id = state.next_id;
         let deadline = start
             .checked_add(self.fetch_cap())
             .and_then(|t| t.checked_add(LOST_SLACK));
-        state.inflight = Some(Inflight {
-            id,
-            start,
-            deadline,
-            done: rx.clone(),
-        });
-        self.fetch_start
-            .store(self.nanos(Some(start)), Ordering::Release);
-        self.fetch_deadline
-            .store(self.nanos(deadline).max(1), Ordering::Release);
         let abandon = Abandon {
             shared: self.clone(),
             id,
             armed: true,
         };
-        handle.spawn(fetch_task(abandon, start, tx));
-        Some(rx)
+        let done = Flight::spawn(&handle, fetch_task(abandon, start));
+        state.inflight = Some(Inflight {
+            id,
+            start,
+            deadline,
+            done: done.clone(),
+        });
+        self.fetch_start
+            .store(self.nanos(Some(start)), Ordering::Release);
+        self.fetch_deadline
+            .store(self.nanos(deadline).max(1), Ordering::Release);
+        Some(done)
     }
 
     /// When the refresher should fetch next.
@@ -312,7 +304,7 @@ impl Shared {
                 self.failing.store(false, Ordering::Release);
                 state.failures = 0;
                 state.last_error = None;
-                state.last_success = Some(SystemTime::now());
+                state.last_success = Some(self.clock.now());
                 state.skipped = fetch.skipped;
                 state.jwks_url = Some(fetch.url);
                 Ok(count)
@@ -403,13 +395,10 @@ impl Drop for Abandon {
     }
 }
 
-/// One fetch, in a task owned by the cache: waits for its start, fetches
-/// (bounded by [`Shared::fetch_cap`]), stores, then tells the waiters.
-pub(super) async fn fetch_task(
-    mut abandon: Abandon,
-    start: Instant,
-    done: watch::Sender<Option<Outcome>>,
-) {
+/// One fetch, in a task owned by the cache (a [`Flight`]): waits for its
+/// start, fetches (bounded by [`Shared::fetch_cap`]), stores, then its
+/// outcome goes to the waiters.
+pub(super) async fn fetch_task(mut abandon: Abandon, start: Instant) -> Outcome {
     let (shared, id) = (abandon.shared.clone(), abandon.id);
     tokio::time::sleep_until(start.into()).await;
     let started = Instant::now();
@@ -420,7 +409,7 @@ pub(super) async fn fetch_task(
         .unwrap_or_else(|_| Err(format!("no key set within {cap:?}")));
     let outcome = shared.store(id, started, result);
     abandon.armed = false;
-    let _ = done.send(Some(outcome));
+    outcome
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ mod fetching;
 mod status;
 
 pub use builder::JwksCacheBuilder;
-use fetching::{RefresherAlive, refresh_loop, wait};
+use fetching::{RefresherAlive, refresh_loop};
 pub use status::JwksStatus;
 
 use std::collections::HashMap;
@@ -43,12 +43,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use reqwest::{Client, Url};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use crate::algorithm::Algorithm;
 use crate::error::AuthError;
 use crate::http::Limits;
 use crate::key::KeySet;
+use crate::store::PerformanceCache;
 
 /// Default time a fetched key set stays fresh when its caching headers say
 /// nothing.
@@ -154,6 +155,8 @@ struct Shared {
     /// Wakes the refresher when a fetch ends, or when the cache is dropped.
     wake: Arc<Notify>,
     hasher: RandomState,
+    /// The wall clock of [`JwksStatus::last_success`].
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 impl Drop for Shared {
@@ -192,7 +195,6 @@ impl Snapshot {
 /// What a fetch ended with: the key count, or why it failed.
 type Outcome = Result<usize, String>;
 
-#[derive(Default)]
 struct State {
     inflight: Option<Inflight>,
     next_id: u64,
@@ -205,7 +207,26 @@ struct State {
     jwks_url: Option<Url>,
     /// `kid`s (hashed with `Shared::hasher`) the key set lacked, with the
     /// start of the fetch that got that key set.
-    absent: HashMap<u64, Instant>,
+    absent: PerformanceCache<HashMap<u64, Instant>>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            inflight: None,
+            next_id: 0,
+            last_start: None,
+            failures: 0,
+            last_error: None,
+            last_success: None,
+            skipped: Vec::new(),
+            jwks_url: None,
+            absent: PerformanceCache::may_forget(
+                HashMap::new(),
+                "a refetch, within the refetch rate limit",
+            ),
+        }
+    }
 }
 
 /// A fetch scheduled or running in a task of its own.
@@ -215,7 +236,7 @@ struct Inflight {
     start: Instant,
     /// When it may be taken for lost (`None`: never).
     deadline: Option<Instant>,
-    done: watch::Receiver<Option<Outcome>>,
+    done: crate::flight::Flight<Outcome>,
 }
 
 impl State {
@@ -224,7 +245,7 @@ impl State {
     fn inflight_alive(&self, now: Instant) -> Option<&Inflight> {
         self.inflight
             .as_ref()
-            .filter(|f| f.deadline.is_none_or(|d| now < d) && f.done.has_changed().is_ok())
+            .filter(|f| f.deadline.is_none_or(|d| now < d) && f.done.running())
     }
 
     /// Whether the key set fetched less than `interval` ago lacked `kid`.
@@ -309,11 +330,11 @@ impl JwksCache {
                 }
             };
             let outcome = match deadline {
-                Some(d) => tokio::time::timeout_at(d.into(), wait(&mut done))
+                Some(d) => tokio::time::timeout_at(d.into(), done.wait())
                     .await
                     .ok()
                     .flatten(),
-                None => wait(&mut done).await,
+                None => done.wait().await,
             };
             match outcome {
                 Some(outcome) if ours => {
@@ -441,10 +462,10 @@ impl JwksCache {
                 }
             };
             let finished = match deadline {
-                Some(d) => tokio::time::timeout_at(d.into(), wait(&mut done))
+                Some(d) => tokio::time::timeout_at(d.into(), done.wait())
                     .await
                     .map_err(|_| ()),
-                None => Ok(wait(&mut done).await),
+                None => Ok(done.wait().await),
             };
             match finished {
                 // The fetch task was dropped (its runtime ended): again.

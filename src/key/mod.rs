@@ -58,13 +58,9 @@ struct KeyInner {
 pub(crate) type Fingerprint = [u8; 16];
 
 fn fingerprint(alg: Algorithm, bytes: &[u8]) -> Fingerprint {
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    ctx.update(alg.as_str().as_bytes());
-    ctx.update(&[0]);
-    ctx.update(bytes);
-    let digest = ctx.finish();
+    let digest = crate::b64::sha256_digest(&[alg.as_str().as_bytes(), &[0], bytes]);
     let mut out = [0u8; 16];
-    out.copy_from_slice(&digest.as_ref()[..16]);
+    out.copy_from_slice(&digest[..16]);
     out
 }
 

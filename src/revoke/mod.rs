@@ -8,15 +8,16 @@ mod redis;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisError, RedisRevocation, RedisRevocationBuilder};
 use std::borrow::Cow;
 
 use crate::claims::{RegisteredClaims, TokenClaims};
+use crate::clock::{Clock, SystemClock};
 use crate::error::AuthError;
-use crate::store::clamp_ttl;
+use crate::store::{Full, SecurityStore, clamp_ttl};
 
 /// What a revocation check says about a verified token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,8 +135,11 @@ impl Revoker {
     }
 }
 
-pub(crate) fn now_secs() -> i64 {
-    SystemTime::now()
+/// Whole seconds since the epoch by `clock` (0 if it reads before 1970:
+/// every entry then counts as live, so nothing revoked slips through).
+pub(crate) fn now_secs(clock: &dyn Clock) -> i64 {
+    clock
+        .now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
@@ -145,13 +149,6 @@ pub(crate) fn now_secs() -> i64 {
 /// prove it is newer, so it is revoked too.
 pub(crate) fn before_mark(iat: Option<i64>, mark: i64) -> bool {
     iat.is_none_or(|iat| iat <= mark)
-}
-
-/// Subject marks: kept `ttl` after they are set.
-fn marks(ttl: Duration) -> moka::sync::Cache<Box<str>, i64> {
-    moka::sync::Cache::builder()
-        .time_to_live(clamp_ttl(ttl))
-        .build()
 }
 
 /// A deny-list key: the issuer and a value (a `jti` or a `sub`), so that
@@ -167,27 +164,87 @@ pub(crate) fn scoped(iss: &str, value: &str) -> String {
     key
 }
 
-/// Keeps an entry until a Unix time.
-struct Until;
+/// A deny-list entry: a value (a `jti`'s end, a subject's mark) kept
+/// until a Unix time by the list's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Kept {
+    value: i64,
+    until: i64,
+}
 
-impl<K> moka::Expiry<K, i64> for Until {
-    fn expire_after_create(&self, _key: &K, until: &i64, _at: Instant) -> Option<Duration> {
-        Some(left(*until))
+/// Deny-list entries by scoped key: a [`SecurityStore`] with no bound, so
+/// it never refuses one; each entry leaves at its own `until` (by the
+/// list's clock), never earlier. Keeping a key held already keeps the later
+/// end and the larger value, atomically: concurrent revocations never move
+/// one back.
+#[derive(Clone)]
+struct DenyList(moka::sync::Cache<Box<str>, Kept>);
+
+impl DenyList {
+    fn new(clock: &Arc<dyn Clock>) -> Self {
+        DenyList(
+            moka::sync::Cache::builder()
+                .expire_after(Until(Arc::clone(clock)))
+                .build(),
+        )
+    }
+
+    /// The entry under `key`, live or not (see [`Kept::until`]).
+    fn get(&self, key: &str) -> Option<Kept> {
+        self.0.get(key)
+    }
+}
+
+impl SecurityStore for DenyList {
+    type Key = str;
+    type Entry = Kept;
+
+    fn keep(&self, key: &str, entry: Kept) -> Result<bool, Full> {
+        let mut new = false;
+        self.0
+            .entry(Box::from(key))
+            .and_upsert_with(|held| match held {
+                Some(held) => {
+                    let held = held.value();
+                    Kept {
+                        value: entry.value.max(held.value),
+                        until: entry.until.max(held.until),
+                    }
+                }
+                None => {
+                    new = true;
+                    entry
+                }
+            });
+        Ok(new)
+    }
+}
+
+/// Drops an entry at its `until`, by the list's clock. The clock decides
+/// whether an entry counts ([`MemoryRevocation::is_revoked`] compares
+/// `until` with it); this only frees the memory once it no longer does.
+struct Until(Arc<dyn Clock>);
+
+impl Until {
+    fn left(&self, kept: &Kept) -> Duration {
+        Duration::from_secs(kept.until.saturating_sub(now_secs(&*self.0)).max(0) as u64)
+    }
+}
+
+impl<K> moka::Expiry<K, Kept> for Until {
+    fn expire_after_create(&self, _key: &K, kept: &Kept, _at: Instant) -> Option<Duration> {
+        Some(self.left(kept))
     }
 
     fn expire_after_update(
         &self,
         _key: &K,
-        until: &i64,
+        kept: &Kept,
         _at: Instant,
         _left: Option<Duration>,
     ) -> Option<Duration> {
-        Some(left(*until))
+        Some(self.left(kept))
     }
-}
-
-fn left(until: i64) -> Duration {
-    Duration::from_secs(until.saturating_sub(now_secs()).max(0) as u64)
 }
 
 /// How long after a token's `exp` its deny entry must stay: a verifier
@@ -227,15 +284,19 @@ pub(crate) fn keep_until(exp: i64) -> i64 {
 /// ```
 #[derive(Clone)]
 pub struct MemoryRevocation {
-    jtis: moka::sync::Cache<Box<str>, i64>,
-    subjects: moka::sync::Cache<Box<str>, i64>,
+    /// `jti` -> its entry's end (`value` and `until` alike).
+    jtis: DenyList,
+    /// Subject -> its mark, kept `mark_ttl` after it was set.
+    subjects: DenyList,
+    mark_ttl: Duration,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for MemoryRevocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryRevocation")
-            .field("jtis", &self.jtis.entry_count())
-            .field("subjects", &self.subjects.entry_count())
+            .field("jtis", &self.jtis.0.entry_count())
+            .field("subjects", &self.subjects.0.entry_count())
             .finish()
     }
 }
@@ -251,10 +312,19 @@ impl Default for MemoryRevocation {
 pub const DEFAULT_MARK_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// Builds a [`MemoryRevocation`]; see [`MemoryRevocation::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct MemoryRevocationBuilder {
     mark_ttl: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for MemoryRevocationBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryRevocationBuilder")
+            .field("mark_ttl", &self.mark_ttl)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MemoryRevocationBuilder {
@@ -266,11 +336,31 @@ impl MemoryRevocationBuilder {
         self
     }
 
+    /// The clock entries expire by (default the system clock): give it
+    /// the verifier's ([`VerifierBuilder::clock`](crate::VerifierBuilder::clock)),
+    /// so that a test that moves time moves both.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use tower_jwt_auth::MemoryRevocation;
+    ///
+    /// let list = MemoryRevocation::builder()
+    ///     .clock(|| UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+    ///     .build();
+    /// # let _ = list;
+    /// ```
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
     /// Builds the (empty) list.
     pub fn build(self) -> MemoryRevocation {
         MemoryRevocation {
-            jtis: moka::sync::Cache::builder().expire_after(Until).build(),
-            subjects: marks(self.mark_ttl),
+            jtis: DenyList::new(&self.clock),
+            subjects: DenyList::new(&self.clock),
+            mark_ttl: self.mark_ttl,
+            clock: self.clock,
         }
     }
 }
@@ -295,6 +385,7 @@ impl MemoryRevocation {
     pub fn builder() -> MemoryRevocationBuilder {
         MemoryRevocationBuilder {
             mark_ttl: DEFAULT_MARK_TTL,
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -304,10 +395,15 @@ impl MemoryRevocation {
     /// which the token is refused as expired anyway.
     pub fn revoke(&self, iss: &str, jti: &str, exp: i64) {
         let until = keep_until(exp);
-        // Atomically keep the later end: a revocation never shortens one.
-        self.jtis
-            .entry(Box::from(scoped(iss, jti)))
-            .and_upsert_with(|e| e.map_or(until, |e| until.max(*e.value())));
+        // The later end is kept: a revocation never shortens one. The
+        // list has no bound: never full.
+        let _new = self.jtis.keep(
+            &scoped(iss, jti),
+            Kept {
+                value: until,
+                until,
+            },
+        );
     }
 
     /// Revokes every token of `sub` at issuer `iss` issued at or before
@@ -316,25 +412,35 @@ impl MemoryRevocation {
     /// than its leeway in the future, so a token cannot escape the mark by
     /// claiming to be issued later.
     pub fn revoke_subject(&self, iss: &str, sub: &str, issued_before: i64) {
-        // Atomically keep the larger mark: concurrent marks never move
-        // one back.
-        self.subjects
-            .entry(Box::from(scoped(iss, sub)))
-            .and_upsert_with(|e| e.map_or(issued_before, |e| issued_before.max(*e.value())));
+        // The larger mark and the later end are kept: concurrent marks
+        // never move one back. The list has no bound: never full.
+        let until = now_secs(&*self.clock)
+            .saturating_add(i64::try_from(self.mark_ttl.as_secs()).unwrap_or(i64::MAX));
+        let _new = self.subjects.keep(
+            &scoped(iss, sub),
+            Kept {
+                value: issued_before,
+                until,
+            },
+        );
     }
 
     /// Whether a token with these claims is revoked.
     pub fn is_revoked(&self, claims: &RegisteredClaims) -> bool {
         let iss = claims.iss().unwrap_or("");
+        // Live by the list's clock (entries also leave the map at their
+        // end, by the same clock, but not at an exact instant).
+        let now = now_secs(&*self.clock);
+        let live = |kept: &Kept| now < kept.until;
         if let Some(jti) = claims.jti()
-            && self.jtis.contains_key(scoped(iss, jti).as_str())
+            && self.jtis.get(&scoped(iss, jti)).is_some_and(|k| live(&k))
         {
             return true;
         }
         claims
             .sub()
-            .and_then(|s| self.subjects.get(scoped(iss, s).as_str()))
-            .is_some_and(|mark| before_mark(claims.iat(), mark))
+            .and_then(|s| self.subjects.get(&scoped(iss, s)))
+            .is_some_and(|mark| live(&mark) && before_mark(claims.iat(), mark.value))
     }
 }
 
@@ -363,18 +469,19 @@ mod tests {
     #[test]
     fn memory_revocation_never_forgets_an_entry_inside_its_window() {
         let list = MemoryRevocation::new();
-        let exp = now_secs() + 3600;
+        let exp = now_secs(&SystemClock) + 3600;
         for i in 0..50_000 {
             list.revoke("https://iss", &format!("jti-{i}"), exp);
         }
         for i in 0..2_000 {
             list.revoke_subject("https://iss", &format!("sub-{i}"), 1000 + i);
         }
-        list.jtis.run_pending_tasks();
-        list.subjects.run_pending_tasks();
+        list.jtis.0.run_pending_tasks();
+        list.subjects.0.run_pending_tasks();
         for i in 0..50_000 {
             assert!(
                 list.jtis
+                    .0
                     .contains_key(scoped("https://iss", &format!("jti-{i}")).as_str()),
                 "jti-{i} forgotten"
             );
@@ -382,7 +489,8 @@ mod tests {
         for i in 0..2_000 {
             assert_eq!(
                 list.subjects
-                    .get(scoped("https://iss", &format!("sub-{i}")).as_str()),
+                    .get(&scoped("https://iss", &format!("sub-{i}")))
+                    .map(|k| k.value),
                 Some(1000 + i),
                 "sub-{i} forgotten"
             );
@@ -396,7 +504,7 @@ mod tests {
     fn concurrent_revocations_never_move_a_mark_back() {
         for _round in 0..20 {
             let list = MemoryRevocation::new();
-            let base = now_secs() + 1000;
+            let base = now_secs(&SystemClock) + 1000;
             std::thread::scope(|s| {
                 for t in 0..4i64 {
                     let list = &list;
@@ -408,11 +516,49 @@ mod tests {
                     });
                 }
             });
-            assert_eq!(list.subjects.get(scoped("i", "ada").as_str()), Some(1999));
             assert_eq!(
-                list.jtis.get(scoped("i", "j").as_str()),
+                list.subjects
+                    .get(scoped("i", "ada").as_str())
+                    .map(|k| k.value),
+                Some(1999)
+            );
+            assert_eq!(
+                list.jtis.get(&scoped("i", "j")).map(|k| k.until),
                 Some(keep_until(base + 1999))
             );
         }
+    }
+
+    /// The list's clock, not the system's, says when an entry ends: a
+    /// `jti` entry lasts until `exp` plus the largest leeway, a subject
+    /// mark `mark_ttl`, both by the injected clock.
+    #[test]
+    fn entries_expire_by_the_injected_clock() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let secs = Arc::new(AtomicU64::new(1_000_000));
+        let now = Arc::clone(&secs);
+        let list = MemoryRevocation::builder()
+            .mark_ttl(Duration::from_secs(3600))
+            .clock(move || UNIX_EPOCH + Duration::from_secs(now.load(Ordering::SeqCst)))
+            .build();
+        list.revoke("i", "j", 1_000_060);
+        list.revoke_subject("i", "ada", 999_999);
+        let claims = |payload: &str| {
+            crate::claims::read_plain(payload)
+                .unwrap()
+                .layout(payload)
+                .holding(payload.into())
+        };
+        let by_jti = claims(r#"{"iss":"i","jti":"j"}"#);
+        let by_sub = claims(r#"{"iss":"i","sub":"ada","iat":999000}"#);
+        assert!(list.is_revoked(&by_jti) && list.is_revoked(&by_sub));
+        // Past exp but within the largest leeway: still revoked.
+        secs.store(1_000_060 + 299, Ordering::SeqCst);
+        assert!(list.is_revoked(&by_jti));
+        secs.store(1_000_060 + 300, Ordering::SeqCst);
+        assert!(!list.is_revoked(&by_jti), "the jti entry outlived its end");
+        assert!(list.is_revoked(&by_sub));
+        secs.store(1_000_000 + 3600, Ordering::SeqCst);
+        assert!(!list.is_revoked(&by_sub), "the mark outlived mark_ttl");
     }
 }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::{CheckFuture, Revocation, RevocationStatus, before_mark, keep_until, now_secs, scoped};
 use crate::claims::RegisteredClaims;
+use crate::clock::Clock;
 use crate::error::BuildError;
+use crate::store::PerformanceCache;
 use crate::store::clamp_ttl;
 use crate::store::redis::{DEFAULT_TIMEOUT, RedisConn};
 
@@ -63,13 +65,15 @@ struct Inner {
     prefix: String,
     fail_open: bool,
     mark_ttl: Duration,
-    local: Option<moka::sync::Cache<Box<str>, RevocationStatus>>,
+    local: Option<PerformanceCache<moka::sync::Cache<Box<str>, RevocationStatus>>>,
     /// Bumped by every revocation made here; an answer read from Redis
     /// before a revocation finished is not kept in the local cache.
     epoch: AtomicU64,
     /// Held for reading while an answer is stored locally, for writing
     /// while a revocation clears the local cache.
     local_gate: RwLock<()>,
+    /// The clock a key's remaining lifetime is counted by.
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for RedisRevocation {
@@ -106,6 +110,7 @@ pub struct RedisRevocationBuilder {
     mark_ttl: Duration,
     local_ttl: Option<Duration>,
     local_capacity: u64,
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for RedisRevocationBuilder {
@@ -175,17 +180,29 @@ impl RedisRevocationBuilder {
         self
     }
 
+    /// The clock a revocation's remaining lifetime is counted by, when its
+    /// key is written with a TTL (default the system clock): give it the
+    /// verifier's ([`VerifierBuilder::clock`](crate::VerifierBuilder::clock)).
+    /// Redis then expires the key by its own clock.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
     /// Builds the store. Nothing is connected until the first use.
     ///
     /// # Errors
     /// [`BuildError::InvalidConfig`] when the URL cannot be parsed.
     pub fn build(self) -> Result<RedisRevocation, BuildError> {
         let local = self.local_ttl.map(|ttl| {
-            moka::sync::Cache::builder()
-                .max_capacity(self.local_capacity)
-                .eviction_policy(moka::policy::EvictionPolicy::lru())
-                .time_to_live(clamp_ttl(ttl))
-                .build()
+            PerformanceCache::may_forget(
+                moka::sync::Cache::builder()
+                    .max_capacity(self.local_capacity)
+                    .eviction_policy(moka::policy::EvictionPolicy::lru())
+                    .time_to_live(clamp_ttl(ttl))
+                    .build(),
+                "a round trip to Redis",
+            )
         });
         Ok(RedisRevocation {
             inner: Arc::new(Inner {
@@ -196,6 +213,7 @@ impl RedisRevocationBuilder {
                 local,
                 epoch: AtomicU64::new(0),
                 local_gate: RwLock::new(()),
+                clock: self.clock,
             }),
         })
     }
@@ -221,6 +239,7 @@ impl RedisRevocation {
             mark_ttl: super::DEFAULT_MARK_TTL,
             local_ttl: None,
             local_capacity: DEFAULT_LOCAL_CAPACITY,
+            clock: Arc::new(crate::clock::SystemClock),
         }
     }
 
@@ -244,7 +263,9 @@ impl RedisRevocation {
     /// # Errors
     /// When Redis cannot be reached within the timeout.
     pub async fn revoke(&self, iss: &str, jti: &str, exp: i64) -> Result<(), RedisError> {
-        let ttl = keep_until(exp).saturating_sub(now_secs()).saturating_add(1);
+        let ttl = keep_until(exp)
+            .saturating_sub(now_secs(&*self.inner.clock))
+            .saturating_add(1);
         if ttl <= 0 {
             return Ok(());
         }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Config, DEFAULT_LEEWAY, Keys, MAX_LEEWAY, Verifier};
+use super::{Config, DEFAULT_LEEWAY, Keys, Verifier};
 use crate::algorithm::{Algorithm, Family};
 use crate::clock::{Clock, SystemClock};
 use crate::error::BuildError;
@@ -227,19 +227,7 @@ impl VerifierBuilder {
         }
         let leeway = self.leeway.unwrap_or(DEFAULT_LEEWAY);
         let clock = self.clock.take().unwrap_or_else(|| Arc::new(SystemClock));
-        if leeway > MAX_LEEWAY {
-            return Err(BuildError::config(
-                "leeway",
-                format!("leeway {leeway:?} is over the maximum of {MAX_LEEWAY:?}"),
-            ));
-        }
-        if self.audiences.is_empty() && !self.any_audience {
-            return Err(BuildError::config(
-                "audience",
-                "no audience configured: call .audience(\"your-api\") so tokens minted for other \
-                 services are refused, or .any_audience() to accept every audience",
-            ));
-        }
+        super::check_rules_config(&self.audiences, self.any_audience, leeway)?;
         #[cfg(feature = "jwks")]
         if let Some(cache) = self.remote.take() {
             if !self.keys.is_empty() || !self.jwks.is_empty() {

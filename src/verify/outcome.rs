@@ -222,6 +222,33 @@ pub(crate) struct ClaimRules<'a> {
     pub(crate) audiences: &'a [String],
 }
 
+/// The configuration every builder of claim rules validates the same way
+/// (the verifier's and the introspector's): a leeway of at most
+/// [`MAX_LEEWAY`](crate::verify::MAX_LEEWAY), and an audience unless the
+/// application chose to accept any.
+pub(crate) fn check_rules_config(
+    audiences: &[String],
+    any_audience: bool,
+    leeway: std::time::Duration,
+) -> Result<(), crate::error::BuildError> {
+    use crate::error::BuildError;
+    use crate::verify::MAX_LEEWAY;
+    if leeway > MAX_LEEWAY {
+        return Err(BuildError::config(
+            "leeway",
+            format!("leeway {leeway:?} is over the maximum of {MAX_LEEWAY:?}"),
+        ));
+    }
+    if audiences.is_empty() && !any_audience {
+        return Err(BuildError::config(
+            "audience",
+            "no audience configured: call .audience(\"your-api\") so tokens minted for other \
+             services are refused, or .any_audience() to accept every audience",
+        ));
+    }
+    Ok(())
+}
+
 impl ClaimRules<'_> {
     pub(crate) fn check(&self, raw: &RawClaims<'_>, now: f64) -> Result<(), AuthError> {
         match raw.exp {
