@@ -36,7 +36,8 @@ use crate::verify::{TokenVerifier, Verified};
 /// every new entry in its small queue) and older, less used ones go.
 ///
 /// ```
-/// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, TokenCache, Verifier};
+/// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
+/// use tower_jwt_auth::cache::TokenCache;
 ///
 /// # fn main() -> Result<(), tower_jwt_auth::BuildError> {
 /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32])?).any_audience().build()?;

@@ -20,7 +20,7 @@ use crate::error::AuthError;
 ///
 /// ```
 /// use tonic::{Request, Response, Status};
-/// use tower_jwt_auth::GrpcClaims;
+/// use tower_jwt_auth::grpc::GrpcClaims;
 ///
 /// async fn hello(request: Request<()>) -> Result<Response<String>, Status> {
 ///     let claims = request.claims()?; // UNAUTHENTICATED or INTERNAL if absent

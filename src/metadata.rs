@@ -33,7 +33,8 @@ const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 ///
 /// ```
 /// use axum::{routing::get, Router};
-/// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, ResourceMetadata, Verifier};
+/// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
+/// use tower_jwt_auth::metadata::ResourceMetadata;
 ///
 /// # fn main() -> Result<(), tower_jwt_auth::BuildError> {
 /// let metadata = ResourceMetadata::builder("https://api.example.com/mcp")

@@ -57,7 +57,8 @@ pub enum DpopMode {
 /// nonces and the replay store. Built with [`DpopPolicy::builder`].
 ///
 /// ```
-/// use tower_jwt_auth::{Algorithm, DpopMode, DpopPolicy};
+/// use tower_jwt_auth::Algorithm;
+/// use tower_jwt_auth::dpop::{DpopMode, DpopPolicy};
 ///
 /// let policy = DpopPolicy::builder(DpopMode::Allowed)
 ///     .base_url("https://api.example.com")

@@ -106,7 +106,8 @@ impl fmt::Debug for Source {
 /// [`AuthError::AmbiguousKey`].
 ///
 /// ```no_run
-/// use tower_jwt_auth::{JwksCache, JwtAuthLayer, Verifier};
+/// use tower_jwt_auth::{JwtAuthLayer, Verifier};
+/// use tower_jwt_auth::jwks::JwksCache;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let keys = JwksCache::discover("https://login.example.com/realms/acme").build()?;

@@ -1,4 +1,4 @@
-//! The auth layer: [`JwtAuthLayer`] (the builder), its service [`JwtAuth`]
+//! The auth layer: [`JwtAuthLayer`](crate::JwtAuthLayer) (the builder), its service [`JwtAuth`]
 //! and [`ResponseFuture`].
 //!
 //! A request goes through one pipeline, in `service.rs`, that reads top to
@@ -12,10 +12,10 @@
 //!
 //! [`TokenVerifier`]: crate::TokenVerifier
 
-mod builder;
+pub(crate) mod builder;
 mod future;
 mod service;
 
-pub use builder::{DEFAULT_MAX_TOKEN_LEN, JwtAuthLayer};
+pub use builder::DEFAULT_MAX_TOKEN_LEN;
 pub use future::ResponseFuture;
 pub use service::JwtAuth;
