@@ -1,4 +1,6 @@
 //! [`TokenCache`]: an opt-in cache of verified tokens (feature `cache`).
+//!
+#![doc = include_str!("docs/cache.md")]
 
 use std::fmt;
 use std::sync::Arc;

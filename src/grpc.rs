@@ -9,6 +9,8 @@
 //! are trailers-only gRPC answers (`grpc-status` 16, 7 or 14), chosen by
 //! the request's `application/grpc` content type. They carry the
 //! `www-authenticate` challenge of the HTTP answer as metadata.
+//!
+#![doc = include_str!("docs/grpc.md")]
 
 use tonic::{Code, Status};
 

@@ -2,6 +2,8 @@
 //! document that tells a client which authorization servers issue tokens
 //! for this resource, served at its well-known location as a tower service
 //! (an axum route too).
+//!
+#![doc = include_str!("docs/metadata.md")]
 
 use std::convert::Infallible;
 use std::fmt;

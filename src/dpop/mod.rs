@@ -9,6 +9,8 @@
 //! and a [`DpopPolicy`]; the layer checks the proof after the token
 //! verified and before the revocation store. The check costs one signature
 //! verification (the proof's) and one thumbprint.
+//!
+#![doc = include_str!("../docs/dpop.md")]
 
 mod nonce;
 mod proof;

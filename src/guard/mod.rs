@@ -4,6 +4,8 @@
 //! [`RequireStepUp`](crate::RequireStepUp)), their service [`Guard`] and its
 //! [`GuardFuture`]. What a guard answers, and whose claims it judges, is
 //! documented on [`Guard`].
+//!
+#![doc = include_str!("../docs/guard.md")]
 
 pub(crate) mod rules;
 mod service;

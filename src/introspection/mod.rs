@@ -3,6 +3,8 @@
 //! [`JwtOrIntrospect`], local JWT verification for tokens that look like a
 //! JWS and introspection for the others; and [`JwtThenIntrospect`], local
 //! JWT verification followed by introspection (real-time revocation).
+//!
+#![doc = include_str!("../docs/introspection.md")]
 
 mod active;
 mod assertion;

@@ -23,6 +23,8 @@
 //!   refetched before use, and no key set older than
 //!   [`max_stale`](JwksCacheBuilder::max_stale) is used, whether or not the
 //!   background refresher is running.
+//!
+#![doc = include_str!("../docs/jwks.md")]
 
 mod builder;
 mod fetching;

@@ -1,6 +1,8 @@
 //! Revocation (feature `revocation`): a deny-list consulted after a token
 //! verifies. [`MemoryRevocation`] in process, [`RedisRevocation`] (feature
 //! `redis`) shared between instances, or your own [`Revocation`].
+//!
+#![doc = include_str!("../docs/revocation.md")]
 
 #[cfg(feature = "redis")]
 mod redis;
