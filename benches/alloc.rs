@@ -24,9 +24,10 @@ use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, StatusCode};
 use tower::util::ServiceFn;
 use tower::{Layer, ServiceExt};
-use tower_jwt_auth::{
-    Algorithm, Issuer, JsonClaims, JwtAuth, JwtAuthLayer, Key, TokenCache, Verifier,
-};
+use tower_jwt_auth::cache::TokenCache;
+use tower_jwt_auth::layer::JwtAuth;
+use tower_jwt_auth::testing::Issuer;
+use tower_jwt_auth::{Algorithm, JsonClaims, JwtAuthLayer, Key, Verifier};
 
 /// Counts allocations (and reallocations, and bytes) while `ON` is set.
 struct Counting;

@@ -12,7 +12,9 @@ use std::time::Instant;
 use criterion::Criterion;
 use http::HeaderValue;
 use support::{Svc, call, quick, ratio, service};
-use tower_jwt_auth::{Algorithm, Issuer, JwtAuthLayer, TokenCache, Verifier};
+use tower_jwt_auth::cache::TokenCache;
+use tower_jwt_auth::testing::Issuer;
+use tower_jwt_auth::{Algorithm, JwtAuthLayer, Verifier};
 
 fn time(f: impl Fn()) -> f64 {
     let start = Instant::now();

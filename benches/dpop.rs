@@ -26,7 +26,9 @@ use http::{HeaderValue, Request, StatusCode};
 use serde_json::json;
 use support::{Svc, call, quick, ratio, service};
 use tower::ServiceExt;
-use tower_jwt_auth::{Algorithm, DpopMode, DpopPolicy, Issuer, JwtAuthLayer, Verifier};
+use tower_jwt_auth::dpop::{DpopMode, DpopPolicy};
+use tower_jwt_auth::testing::Issuer;
+use tower_jwt_auth::{Algorithm, JwtAuthLayer, Verifier};
 
 const BASE: &str = "https://api.example.com";
 

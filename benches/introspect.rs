@@ -24,7 +24,9 @@ use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, StatusCode};
 use support::{call, quick, ratio, service};
 use tower::{ServiceExt, service_fn};
-use tower_jwt_auth::{Algorithm, Introspector, Issuer, JwtAuthLayer, JwtThenIntrospect, Verifier};
+use tower_jwt_auth::introspection::{Introspector, JwtThenIntrospect};
+use tower_jwt_auth::testing::Issuer;
+use tower_jwt_auth::{Algorithm, JwtAuthLayer, Verifier};
 use tower_layer::Layer;
 
 async fn answer(State(calls): State<Arc<AtomicUsize>>) -> &'static str {

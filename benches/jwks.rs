@@ -11,7 +11,9 @@ mod support;
 use criterion::Criterion;
 use http::HeaderValue;
 use support::{call, quick, ratio, service};
-use tower_jwt_auth::{Algorithm, Issuer, JwksCache, JwtAuthLayer, Verifier};
+use tower_jwt_auth::jwks::JwksCache;
+use tower_jwt_auth::testing::Issuer;
+use tower_jwt_auth::{Algorithm, JwtAuthLayer, Verifier};
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -27,7 +27,10 @@ use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use support::Handler;
 use tower::Layer;
 use tower::util::ServiceFn;
-use tower_jwt_auth::{Algorithm, Issuer, JwtAuth, JwtAuthLayer, Key, TokenCache, Verifier};
+use tower_jwt_auth::cache::TokenCache;
+use tower_jwt_auth::layer::JwtAuth;
+use tower_jwt_auth::testing::Issuer;
+use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
 
 const AUDIENCE: &str = "api";
 const HMAC_SECRET: [u8; 32] = *b"bench-secret-0123456789abcdef!!!";

@@ -24,7 +24,8 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use tower::util::ServiceFn;
 use tower::{Layer, ServiceExt};
-use tower_jwt_auth::{Algorithm, JsonClaims, JwtAuth, JwtAuthLayer, Key, Verifier};
+use tower_jwt_auth::layer::JwtAuth;
+use tower_jwt_auth::{Algorithm, JsonClaims, JwtAuthLayer, Key, Verifier};
 
 const AUDIENCE: &str = "api";
 const ISSUER: &str = "https://issuer.test";
@@ -111,7 +112,7 @@ impl Case {
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp"]);
         validation.validate_exp = true;
-        validation.leeway = tower_jwt_auth::DEFAULT_LEEWAY.as_secs();
+        validation.leeway = tower_jwt_auth::Verifier::DEFAULT_LEEWAY.as_secs();
 
         let verifier = Verifier::builder()
             .key(key.with_kid(KID))

@@ -16,7 +16,10 @@ use serde_json::json;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
-use tower_jwt_auth::{GrpcClaims, Issuer, JwksCache, JwtAuthLayer, RequireRole, Verifier};
+use tower_jwt_auth::grpc::GrpcClaims;
+use tower_jwt_auth::jwks::JwksCache;
+use tower_jwt_auth::testing::Issuer;
+use tower_jwt_auth::{JwtAuthLayer, RequireRole, Verifier};
 
 /// The code tonic-prost-build generated from `examples/proto/demo.proto`.
 pub mod pb {

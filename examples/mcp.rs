@@ -53,9 +53,10 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
-use tower_jwt_auth::{
-    Claims, Issuer, JwksCache, JwtAuthLayer, RequireScope, ResourceMetadata, Verifier,
-};
+use tower_jwt_auth::jwks::JwksCache;
+use tower_jwt_auth::metadata::ResourceMetadata;
+use tower_jwt_auth::testing::Issuer;
+use tower_jwt_auth::{Claims, JwtAuthLayer, RequireScope, Verifier};
 
 /// The scope every MCP request needs.
 const SCOPE: &str = "mcp:tools";

@@ -54,9 +54,14 @@ use axum::routing::get;
 use axum::{Json, Router};
 use http::{StatusCode, header};
 use serde_json::{Value, json};
+use tower_jwt_auth::cache::TokenCache;
+use tower_jwt_auth::dpop::{DpopMode, DpopPolicy};
+use tower_jwt_auth::introspection::{ClientKey, Introspector};
+use tower_jwt_auth::jwks::JwksCache;
+use tower_jwt_auth::metadata::ResourceMetadata;
+use tower_jwt_auth::testing::Issuer;
 use tower_jwt_auth::{
-    Algorithm, AuthError, ClaimSource, Claims, ClientKey, DpopMode, DpopPolicy, Introspector,
-    Issuer, JwksCache, JwtAuthLayer, RequireRole, RequireScope, ResourceMetadata, TokenCache,
+    Algorithm, AuthError, ClaimSource, Claims, JwtAuthLayer, RequireRole, RequireScope,
     TokenSource, TokenVerifier, Verifier,
 };
 
@@ -330,7 +335,7 @@ fn resource(
     if env("JWT_DPOP_NONCE").is_some_and(|v| v != "0") {
         let mut secret = [0u8; 32];
         aws_lc_rs::rand::fill(&mut secret).map_err(|_| "no randomness for the nonce secret")?;
-        dpop = dpop.nonce(secret, tower_jwt_auth::DEFAULT_NONCE_PERIOD);
+        dpop = dpop.nonce(secret, tower_jwt_auth::dpop::DEFAULT_NONCE_PERIOD);
     }
     Ok((metadata, dpop.build()?))
 }

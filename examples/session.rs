@@ -32,9 +32,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use redis::aio::ConnectionManager;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tower_jwt_auth::{
-    Algorithm, Claims, JwtAuthLayer, Key, RedisRevocation, RequireRole, TokenSource, Verifier,
-};
+use tower_jwt_auth::revocation::RedisRevocation;
+use tower_jwt_auth::{Algorithm, Claims, JwtAuthLayer, Key, RequireRole, TokenSource, Verifier};
 
 const ISSUER: &str = "urn:session-demo";
 const AUDIENCE: &str = "session-demo";

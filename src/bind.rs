@@ -6,7 +6,7 @@
 //! method for this request. The methods verified today:
 //!
 //! - `jkt` (DPoP, RFC 9449): verified when the layer has a
-//!   [`DpopPolicy`](crate::DpopPolicy); the DPoP check then requires a proof
+//!   [`DpopPolicy`](crate::dpop::DpopPolicy); the DPoP check then requires a proof
 //!   by that key and refuses the token as `Bearer` (RFC 9449 §7.1).
 //!
 //! Every other member (`x5t#S256` for mTLS-bound tokens, RFC 8705 §3;

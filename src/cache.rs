@@ -1,4 +1,6 @@
 //! [`TokenCache`]: an opt-in cache of verified tokens (feature `cache`).
+//!
+#![doc = include_str!("docs/cache.md")]
 
 use std::fmt;
 use std::sync::Arc;
@@ -37,7 +39,8 @@ use crate::verify::{TokenVerifier, Verified};
 /// every new entry in its small queue) and older, less used ones go.
 ///
 /// ```
-/// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, TokenCache, Verifier};
+/// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
+/// use tower_jwt_auth::cache::TokenCache;
 ///
 /// # fn main() -> Result<(), tower_jwt_auth::BuildError> {
 /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32])?).any_audience().build()?;

@@ -339,7 +339,7 @@ impl<C> Claims<C> {
     /// groups): see [`ClaimSource`] for how each shape is read.
     ///
     /// ```
-    /// # use tower_jwt_auth::{Algorithm, Claims, ClaimSource, Key, Verifier};
+    /// # use tower_jwt_auth::{Algorithm, ClaimSource, Claims, Key, Verifier};
     /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
     /// # let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(),
     /// #     &serde_json::json!({"exp": 4102444800u64, "cognito:groups": ["ops", "dev"]}),

@@ -9,6 +9,8 @@
 //! are trailers-only gRPC answers (`grpc-status` 16, 7 or 14), chosen by
 //! the request's `application/grpc` content type. They carry the
 //! `www-authenticate` challenge of the HTTP answer as metadata.
+//!
+#![doc = include_str!("docs/grpc.md")]
 
 use tonic::{Code, Status};
 
@@ -20,7 +22,7 @@ use crate::error::AuthError;
 ///
 /// ```
 /// use tonic::{Request, Response, Status};
-/// use tower_jwt_auth::GrpcClaims;
+/// use tower_jwt_auth::grpc::GrpcClaims;
 ///
 /// async fn hello(request: Request<()>) -> Result<Response<String>, Status> {
 ///     let claims = request.claims()?; // UNAUTHENTICATED or INTERNAL if absent

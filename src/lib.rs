@@ -10,31 +10,24 @@
 #[macro_use]
 mod macros;
 
+// The core: private modules whose items are re-exported below, at the root.
 mod algorithm;
 mod b64;
 mod bind;
-#[cfg(feature = "cache")]
-mod cache;
 mod claims;
-mod clock;
 mod csrf;
-#[cfg(feature = "dpop")]
-mod dpop;
 mod error;
 mod extract;
 #[cfg(feature = "jwks")]
 mod flight;
-#[cfg(feature = "tonic")]
-mod grpc;
-mod guard;
+#[cfg(any(feature = "jwks", feature = "introspection"))]
+mod http;
+#[cfg(feature = "issuer")]
+mod issuer;
 mod key;
-mod layer;
-mod metadata;
 mod observe;
 mod path;
 mod reject;
-#[cfg(feature = "revocation")]
-mod revoke;
 #[cfg(any(feature = "issuer", feature = "test-util", feature = "introspection"))]
 mod sign;
 mod store;
@@ -43,65 +36,40 @@ mod text;
 mod token;
 mod verify;
 
+// Public modules: each holds one capability, with its docs.
 #[cfg(feature = "axum")]
-mod axum;
-#[cfg(any(feature = "jwks", feature = "introspection"))]
-mod http;
+pub mod axum;
+#[cfg(feature = "cache")]
+pub mod cache;
+pub mod clock;
+#[cfg(feature = "dpop")]
+pub mod dpop;
+#[cfg(feature = "tonic")]
+pub mod grpc;
+pub mod guard;
 #[cfg(feature = "introspection")]
-mod introspect;
-#[cfg(feature = "issuer")]
-mod issuer;
+pub mod introspection;
 #[cfg(feature = "jwks")]
-mod jwks;
+pub mod jwks;
+pub mod layer;
+pub mod manual;
+pub mod metadata;
+#[cfg(feature = "revocation")]
+pub mod revocation;
+#[cfg(any(feature = "issuer", feature = "test-util"))]
+pub mod testing;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
-#[cfg(feature = "axum")]
-pub use axum::ClaimsRejection;
-#[cfg(feature = "cache")]
-pub use cache::{CacheStats, TokenCache};
 pub use claims::{ClaimSource, Claims, JsonClaims, RegisteredClaims};
-pub use clock::{Clock, SystemClock};
 pub use csrf::CsrfPolicy;
-#[cfg(all(feature = "dpop", feature = "redis"))]
-pub use dpop::RedisReplayStore;
-#[cfg(feature = "dpop")]
-pub use dpop::{
-    DEFAULT_NONCE_PERIOD, DEFAULT_PROOF_WINDOW, DEFAULT_REPLAY_CAPACITY, DpopMode, DpopPolicy,
-    DpopPolicyBuilder, MAX_PROOF_WINDOW, MemoryReplayStore, ReplayFuture, ReplayStore,
-};
 pub use error::{AuthError, BuildError, ConfigError, ErrorKind, Outage, ShapeError};
 pub use extract::{FindToken, TokenSource};
-#[cfg(feature = "tonic")]
-pub use grpc::GrpcClaims;
-pub use guard::{Guard, GuardFuture, RequireClaims, RequireRole, RequireScope, RequireStepUp};
-#[cfg(feature = "introspection")]
-pub use introspect::{
-    ClientAuth, ClientKey, DEFAULT_INTROSPECTION_TTL, DEFAULT_NEGATIVE_TTL, Introspector,
-    IntrospectorBuilder, JwtOrIntrospect, JwtThenIntrospect,
-};
-#[cfg(feature = "issuer")]
-pub use issuer::{Issuer, IssuerFailure};
-#[cfg(feature = "jwks")]
-pub use jwks::{
-    DEFAULT_MAX_BODY, DEFAULT_MAX_STALE, DEFAULT_MIN_REFETCH_INTERVAL, DEFAULT_TIMEOUT,
-    DEFAULT_TTL, JwksCache, JwksCacheBuilder, JwksStatus,
-};
+pub use guard::rules::{RequireClaims, RequireRole, RequireScope};
+pub use guard::step_up::RequireStepUp;
 pub use key::Key;
-pub use layer::{DEFAULT_MAX_TOKEN_LEN, JwtAuth, JwtAuthLayer, ResponseFuture};
-pub use metadata::{ResourceMetadata, ResourceMetadataBuilder};
+pub use layer::builder::JwtAuthLayer;
 pub use reject::{DefaultRejection, OnRejection, Refusal};
-#[cfg(feature = "revocation")]
-pub use revoke::{
-    CheckFuture, DEFAULT_MARK_TTL, MemoryRevocation, MemoryRevocationBuilder, Revocation,
-    RevocationStatus,
-};
-#[cfg(feature = "redis")]
-pub use revoke::{RedisError, RedisRevocation, RedisRevocationBuilder};
-#[cfg(feature = "test-util")]
-pub use sign::TestSigner;
-pub use verify::{
-    DEFAULT_LEEWAY, TokenVerifier, Verified, Verifier, VerifierBuilder, VerifyFuture,
-};
+pub use verify::{TokenVerifier, Verified, Verifier, VerifierBuilder, VerifyFuture};
 
 /// The README's examples, run as doc tests when every feature they use is
 /// on (`cargo test --all-features`).

@@ -2,6 +2,8 @@
 //! document that tells a client which authorization servers issue tokens
 //! for this resource, served at its well-known location as a tower service
 //! (an axum route too).
+//!
+#![doc = include_str!("docs/metadata.md")]
 
 use std::convert::Infallible;
 use std::fmt;
@@ -33,7 +35,8 @@ const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 ///
 /// ```
 /// use axum::{routing::get, Router};
-/// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, ResourceMetadata, Verifier};
+/// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
+/// use tower_jwt_auth::metadata::ResourceMetadata;
 ///
 /// # fn main() -> Result<(), tower_jwt_auth::BuildError> {
 /// let metadata = ResourceMetadata::builder("https://api.example.com/mcp")

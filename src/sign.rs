@@ -196,7 +196,8 @@ pub(crate) fn random_id(len: usize) -> String {
 ///
 /// ```
 /// use serde_json::json;
-/// use tower_jwt_auth::{Algorithm, Claims, TestSigner, Verifier};
+/// use tower_jwt_auth::{Algorithm, Claims, Verifier};
+/// use tower_jwt_auth::testing::TestSigner;
 ///
 /// let signer = TestSigner::new(Algorithm::ES256)?;
 /// let verifier = Verifier::builder().key(signer.key()).audience("api").build()?;

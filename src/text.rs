@@ -262,7 +262,7 @@ mod secret_urls {
     async fn redis_urls_never_print_the_password() {
         let (logs, _guard) = capture();
         let url = format!("redis://user:{SECRET}@127.0.0.1:{}/0", closed_port());
-        let builder = crate::RedisRevocation::builder(&url)
+        let builder = crate::revocation::RedisRevocation::builder(&url)
             .timeout(Duration::from_millis(300))
             .local_cache(Duration::from_secs(1));
         clean("RedisRevocationBuilder Debug", &format!("{builder:?}"));
@@ -273,9 +273,9 @@ mod secret_urls {
         let e = store.revoke_subject("i", "s", 1).await.unwrap_err();
         clean_error("RedisRevocation::revoke_subject error", &e);
         let replay =
-            crate::RedisReplayStore::with_timeout(&url, Duration::from_millis(300)).unwrap();
+            crate::dpop::RedisReplayStore::with_timeout(&url, Duration::from_millis(300)).unwrap();
         clean("RedisReplayStore Debug", &format!("{replay:?}"));
-        let why = crate::ReplayStore::first_use(&replay, "k", Duration::from_secs(1))
+        let why = crate::dpop::ReplayStore::first_use(&replay, "k", Duration::from_secs(1))
             .await
             .unwrap_err();
         clean("RedisReplayStore error", &why);
@@ -284,10 +284,10 @@ mod secret_urls {
             format!("redis://user:{SECRET}@host:notaport/0"),
             format!("rediz://user:{SECRET}@host/0"),
         ] {
-            let e = crate::RedisRevocation::new(&bad).unwrap_err();
+            let e = crate::revocation::RedisRevocation::new(&bad).unwrap_err();
             clean_error("RedisRevocation::new error", &e);
             assert!(e.to_string().contains("***@"), "the URL, redacted: {e}");
-            let e = crate::RedisReplayStore::new(&bad).unwrap_err();
+            let e = crate::dpop::RedisReplayStore::new(&bad).unwrap_err();
             clean_error("RedisReplayStore::new error", &e);
         }
         clean("logs", &logs.text());
@@ -300,8 +300,8 @@ mod secret_urls {
         let jwks = format!("http://user:{SECRET}@127.0.0.1:{port}/jwks?api_key={SECRET}");
         let issuer = format!("http://user:{SECRET}@127.0.0.1:{port}/realm");
         for builder in [
-            crate::JwksCache::builder(&jwks),
-            crate::JwksCache::discover(&issuer),
+            crate::jwks::JwksCache::builder(&jwks),
+            crate::jwks::JwksCache::discover(&issuer),
         ] {
             clean("JwksCacheBuilder Debug", &format!("{builder:?}"));
             let cache = builder.timeout(Duration::from_millis(500)).build().unwrap();
@@ -320,9 +320,9 @@ mod secret_urls {
             format!("http://user:{SECRET}@idp.example/jwks"),
             format!("ftp://user:{SECRET}@idp.example/jwks"),
         ] {
-            let e = crate::JwksCache::builder(&bad).build().unwrap_err();
+            let e = crate::jwks::JwksCache::builder(&bad).build().unwrap_err();
             clean_error("JwksCache build error", &e);
-            let e = crate::JwksCache::discover(&bad).build().unwrap_err();
+            let e = crate::jwks::JwksCache::discover(&bad).build().unwrap_err();
             clean_error("JwksCache::discover build error", &e);
         }
         let logs = logs.text();
@@ -340,8 +340,8 @@ mod secret_urls {
         let endpoint = format!("http://user:{SECRET}@127.0.0.1:{port}/introspect");
         let issuer = format!("http://user:{SECRET}@127.0.0.1:{port}/realm");
         for builder in [
-            crate::Introspector::builder(&endpoint),
-            crate::Introspector::discover(&issuer),
+            crate::introspection::Introspector::builder(&endpoint),
+            crate::introspection::Introspector::discover(&issuer),
         ] {
             let builder = builder
                 .client_credentials("api", "client-pw")
@@ -365,7 +365,7 @@ mod secret_urls {
             format!("http://user:{SECRET}@[::1/introspect"),
             format!("http://user:{SECRET}@idp.example/introspect"),
         ] {
-            let e = crate::Introspector::builder(&bad)
+            let e = crate::introspection::Introspector::builder(&bad)
                 .client_credentials("api", "client-pw")
                 .any_audience()
                 .build()

@@ -29,8 +29,8 @@ use crate::key::{Fingerprint, KeySet};
 use crate::tenant::TenantIssuers;
 use crate::token::{self, is_json_object};
 
-/// The default clock-skew leeway for `exp` and `nbf`.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// The default clock-skew leeway for `exp` and `nbf` ([`Verifier::DEFAULT_LEEWAY`]).
+pub(crate) const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 /// The largest leeway a verifier accepts.
 pub(crate) const MAX_LEEWAY: Duration = Duration::from_secs(300);
 /// Longest signature accepted (RSA-8192).
@@ -131,6 +131,10 @@ impl fmt::Debug for Verifier {
 }
 
 impl Verifier {
+    /// The default clock-skew leeway for `exp` and `nbf`: 30 s (at most
+    /// 5 min with [`VerifierBuilder::leeway`]).
+    pub const DEFAULT_LEEWAY: Duration = DEFAULT_LEEWAY;
+
     /// Starts building a verifier.
     pub fn builder() -> VerifierBuilder {
         VerifierBuilder::default()

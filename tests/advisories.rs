@@ -25,10 +25,10 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower::{ServiceExt, service_fn};
-use tower_jwt_auth::{
-    Algorithm, AuthError, Claims, DpopMode, DpopPolicy, JsonClaims, JwksCache, JwtAuthLayer, Key,
-    TokenCache, Verifier,
-};
+use tower_jwt_auth::cache::TokenCache;
+use tower_jwt_auth::dpop::{DpopMode, DpopPolicy};
+use tower_jwt_auth::jwks::JwksCache;
+use tower_jwt_auth::{Algorithm, AuthError, Claims, JsonClaims, JwtAuthLayer, Key, Verifier};
 use tower_layer::Layer;
 
 // ---------------------------------------------------------------------------

@@ -372,7 +372,8 @@ fn base64_std(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn attack_jku_and_x5u_are_never_fetched() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tower_jwt_auth::{Issuer, JwksCache};
+    use tower_jwt_auth::jwks::JwksCache;
+    use tower_jwt_auth::testing::Issuer;
 
     // The attacker's key server on loopback, counting connections.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -10,7 +10,10 @@ use http::{Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 use tower::{ServiceExt, service_fn};
-use tower_jwt_auth::{Algorithm, Claims, Issuer, JwksCache, JwtAuthLayer, TokenCache, Verifier};
+use tower_jwt_auth::cache::TokenCache;
+use tower_jwt_auth::jwks::JwksCache;
+use tower_jwt_auth::testing::Issuer;
+use tower_jwt_auth::{Algorithm, Claims, JwtAuthLayer, Verifier};
 use tower_layer::Layer;
 
 const AUD: &str = "api";

@@ -11,7 +11,8 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tower_jwt_auth::{Algorithm, Claims, JwksCache, Verifier};
+use tower_jwt_auth::jwks::JwksCache;
+use tower_jwt_auth::{Algorithm, Claims, Verifier};
 
 fn data(name: &str) -> Vec<u8> {
     let path = format!("{}/tests/data/tls/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -68,7 +69,7 @@ async fn https_server(body: String, limit: usize) -> u16 {
 
 #[tokio::test]
 async fn a_custom_client_trusts_a_private_ca_the_default_one_does_not() {
-    let signer = tower_jwt_auth::TestSigner::new(Algorithm::ES256).unwrap();
+    let signer = tower_jwt_auth::testing::TestSigner::new(Algorithm::ES256).unwrap();
     let port = https_server(signer.jwks_json(), 8).await;
     let url = format!("https://127.0.0.1:{port}/jwks.json");
 

@@ -17,9 +17,8 @@ use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{Request, StatusCode};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use tower_jwt_auth::{
-    Algorithm, Claims, DpopMode, DpopPolicy, DpopPolicyBuilder, JwtAuthLayer, Verifier,
-};
+use tower_jwt_auth::dpop::{DpopMode, DpopPolicy, DpopPolicyBuilder};
+use tower_jwt_auth::{Algorithm, Claims, JwtAuthLayer, Verifier};
 
 const BASE: &str = "https://api.example.com";
 
@@ -523,7 +522,7 @@ fn duration_max_in_every_dpop_setting_is_an_error_or_clamped_never_a_panic() {
             .build()
             .is_ok()
     );
-    let store = tower_jwt_auth::MemoryReplayStore::new(10, Duration::MAX);
+    let store = tower_jwt_auth::dpop::MemoryReplayStore::new(10, Duration::MAX);
     assert!(
         policy(DpopMode::Allowed)
             .replay_store(store)
@@ -585,7 +584,7 @@ async fn get_over_tcp(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_replay_store_never_lets_a_captured_proof_replay() {
     const CAPACITY: u64 = 100;
-    let store = tower_jwt_auth::MemoryReplayStore::new(CAPACITY, Duration::from_secs(601));
+    let store = tower_jwt_auth::dpop::MemoryReplayStore::new(CAPACITY, Duration::from_secs(601));
     let addr = serve(app(policy(DpopMode::Required)
         .replay_store(store)
         .build()
@@ -627,7 +626,7 @@ mod logs;
 async fn one_dpop_key_holder_cannot_fill_the_replay_store_for_everyone() {
     let (logs, _guard) = logs::Logs::capture(tracing::Level::WARN);
     // 100 proofs in all, 10 per key holder.
-    let store = tower_jwt_auth::MemoryReplayStore::new(100, Duration::from_secs(601));
+    let store = tower_jwt_auth::dpop::MemoryReplayStore::new(100, Duration::from_secs(601));
     let app = app(policy(DpopMode::Required)
         .replay_store(store)
         .build()

@@ -16,7 +16,8 @@ use http::Request;
 use http::header::AUTHORIZATION;
 use serde_json::json;
 use tower::ServiceExt;
-use tower_jwt_auth::{Algorithm, DpopMode, DpopPolicy, JwtAuthLayer, RedisReplayStore, Verifier};
+use tower_jwt_auth::dpop::{DpopMode, DpopPolicy, RedisReplayStore};
+use tower_jwt_auth::{Algorithm, JwtAuthLayer, Verifier};
 
 #[path = "support/redis.rs"]
 mod redis;

@@ -40,7 +40,7 @@ fn check_leeway(d: Duration) {
 
 #[cfg(feature = "revocation")]
 fn check_memory_revocation(d: Duration) {
-    use tower_jwt_auth::MemoryRevocation;
+    use tower_jwt_auth::revocation::MemoryRevocation;
     let list = MemoryRevocation::builder().mark_ttl(d).build();
     list.revoke_subject("i", "s", now());
     list.revoke("i", "j", i64::MAX);
@@ -49,7 +49,8 @@ fn check_memory_revocation(d: Duration) {
 
 #[cfg(feature = "redis")]
 fn check_redis_revocation(d: Duration) {
-    use tower_jwt_auth::{Claims, RedisRevocation, Revocation, RevocationStatus};
+    use tower_jwt_auth::Claims;
+    use tower_jwt_auth::revocation::{RedisRevocation, Revocation, RevocationStatus};
     // Nothing listens on port 1: every call fails fast, whatever the timeout.
     let store = RedisRevocation::builder("redis://127.0.0.1:1/")
         .timeout(d)
@@ -124,7 +125,8 @@ mod jwks_cache {
     use std::time::Duration;
 
     use super::*;
-    use tower_jwt_auth::{Issuer, JwksCache};
+    use tower_jwt_auth::jwks::JwksCache;
+    use tower_jwt_auth::testing::Issuer;
 
     static PANICS: AtomicUsize = AtomicUsize::new(0);
 

@@ -11,9 +11,10 @@ use serde_json::{Value, json};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
 use tonic::{Code, Request, Response, Status};
-use tower_jwt_auth::{
-    GrpcClaims, Issuer, IssuerFailure, JwksCache, JwtAuthLayer, RequireRole, RequireScope, Verifier,
-};
+use tower_jwt_auth::grpc::GrpcClaims;
+use tower_jwt_auth::jwks::JwksCache;
+use tower_jwt_auth::testing::{Issuer, IssuerFailure};
+use tower_jwt_auth::{JwtAuthLayer, RequireRole, RequireScope, Verifier};
 
 mod pb {
     #![allow(clippy::all, missing_docs)]

@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
 use tonic::{Code, Request, Response, Status};
-use tower_jwt_auth::{
-    Algorithm, DpopMode, DpopPolicy, GrpcClaims, JwtAuthLayer, RequireRole, Verifier,
-};
+use tower_jwt_auth::dpop::{DpopMode, DpopPolicy};
+use tower_jwt_auth::grpc::GrpcClaims;
+use tower_jwt_auth::{Algorithm, JwtAuthLayer, RequireRole, Verifier};
 
 mod pb {
     #![allow(clippy::all, missing_docs)]

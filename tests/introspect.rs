@@ -20,10 +20,11 @@ use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, Request, Response, StatusCode};
 use serde_json::Value;
 use tower::{ServiceExt, service_fn};
-use tower_jwt_auth::{
-    Algorithm, AuthError, Claims, ClientAuth, ClientKey, Introspector, IntrospectorBuilder,
-    JwksCache, JwtAuthLayer, JwtOrIntrospect, JwtThenIntrospect, Verifier,
+use tower_jwt_auth::introspection::{
+    ClientAuth, ClientKey, Introspector, IntrospectorBuilder, JwtOrIntrospect, JwtThenIntrospect,
 };
+use tower_jwt_auth::jwks::JwksCache;
+use tower_jwt_auth::{Algorithm, AuthError, Claims, JwtAuthLayer, Verifier};
 use tower_layer::Layer;
 
 const API: &str = "urn:tower-jwt-auth:api";
@@ -1167,7 +1168,7 @@ mod dpop_client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oidc_provider_dpop_bound_opaque_tokens_need_their_proof() {
     use dpop_client::DpopKey;
-    use tower_jwt_auth::{DpopMode, DpopPolicy};
+    use tower_jwt_auth::dpop::{DpopMode, DpopPolicy};
 
     const BASE: &str = "https://api.example.com";
     let provider = oidc::start().await;

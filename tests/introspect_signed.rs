@@ -15,7 +15,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use base64::Engine;
 use serde_json::json;
-use tower_jwt_auth::{Algorithm, AuthError, Introspector, JwksCache, TokenVerifier};
+use tower_jwt_auth::introspection::Introspector;
+use tower_jwt_auth::jwks::JwksCache;
+use tower_jwt_auth::{Algorithm, AuthError, TokenVerifier};
 
 const AS: &str = "https://as.example";
 

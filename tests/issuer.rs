@@ -10,9 +10,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
-use tower_jwt_auth::{
-    Algorithm, AuthError, BuildError, Claims, Issuer, IssuerFailure, JsonClaims, Key, Verifier,
-};
+use tower_jwt_auth::testing::{Issuer, IssuerFailure};
+use tower_jwt_auth::{Algorithm, AuthError, BuildError, Claims, JsonClaims, Key, Verifier};
 
 const SUPPORTED: [Algorithm; 10] = [
     Algorithm::RS256,

@@ -10,10 +10,9 @@ use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
 use serde_json::json;
 use tower::{ServiceExt, service_fn};
-use tower_jwt_auth::{
-    Algorithm, Claims, DEFAULT_TIMEOUT, Issuer, IssuerFailure, JwksCache, JwksCacheBuilder,
-    JwtAuthLayer, Verifier,
-};
+use tower_jwt_auth::jwks::{DEFAULT_TIMEOUT, JwksCache, JwksCacheBuilder};
+use tower_jwt_auth::testing::{Issuer, IssuerFailure};
+use tower_jwt_auth::{Algorithm, Claims, JwtAuthLayer, Verifier};
 use tower_layer::Layer;
 
 const AUD: &str = "api";

@@ -12,7 +12,9 @@ use http::{Request, Response, StatusCode};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use serde_json::json;
 use tower::{Layer, ServiceExt, service_fn};
-use tower_jwt_auth::{Issuer, JwtAuthLayer, TokenCache, Verifier};
+use tower_jwt_auth::cache::TokenCache;
+use tower_jwt_auth::testing::Issuer;
+use tower_jwt_auth::{JwtAuthLayer, Verifier};
 
 /// Runs one request through `layer` synchronously (static keys never wait).
 fn call(layer: &JwtAuthLayer, token: Option<&str>) -> StatusCode {

@@ -21,7 +21,8 @@ use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
 use serde_json::Value;
 use tower::{ServiceExt, service_fn};
-use tower_jwt_auth::{Algorithm, Claims, JwksCache, JwtAuthLayer, Verifier};
+use tower_jwt_auth::jwks::JwksCache;
+use tower_jwt_auth::{Algorithm, Claims, JwtAuthLayer, Verifier};
 use tower_layer::Layer;
 
 const API: &str = "urn:tower-jwt-auth:api";
@@ -146,7 +147,7 @@ mod dpop {
     use aws_lc_rs::rand::SystemRandom;
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
     use serde_json::json;
-    use tower_jwt_auth::{DpopMode, DpopPolicy};
+    use tower_jwt_auth::dpop::{DpopMode, DpopPolicy};
 
     const BASE: &str = "https://api.example.com";
 

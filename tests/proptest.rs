@@ -268,7 +268,7 @@ mod discovery {
 
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tower_jwt_auth::JwksCache;
+    use tower_jwt_auth::jwks::JwksCache;
 
     /// A loopback server answering discovery and JWKS with the current bodies.
     struct Server {

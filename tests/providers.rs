@@ -9,7 +9,8 @@ use axum::routing::get;
 use http::{Request, StatusCode};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use tower_jwt_auth::{Algorithm, ClaimSource, Issuer, JwtAuthLayer, RequireRole, Verifier};
+use tower_jwt_auth::testing::Issuer;
+use tower_jwt_auth::{Algorithm, ClaimSource, JwtAuthLayer, RequireRole, Verifier};
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -371,7 +372,7 @@ async fn entra_v1_multi_tenant_issuer_is_checked_against_tid() {
     let idp = Issuer::start().await.unwrap();
     let template = "https://sts.windows.net/{tenantid}/";
     let verifier = |tenants: &[&str]| {
-        let keys = tower_jwt_auth::JwksCache::builder(&idp.jwks_url())
+        let keys = tower_jwt_auth::jwks::JwksCache::builder(&idp.jwks_url())
             .build()
             .unwrap();
         let builder = Verifier::builder()

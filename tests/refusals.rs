@@ -16,9 +16,11 @@ use http::{HeaderName, Method, Request, StatusCode, Version};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use tower_jwt_auth::cache::TokenCache;
+use tower_jwt_auth::revocation::MemoryRevocation;
 use tower_jwt_auth::{
-    Algorithm, AuthError, Claims, CsrfPolicy, JwtAuthLayer, MemoryRevocation, RequireClaims,
-    RequireRole, RequireScope, TokenCache, TokenSource, Verifier,
+    Algorithm, AuthError, Claims, CsrfPolicy, JwtAuthLayer, RequireClaims, RequireRole,
+    RequireScope, TokenSource, Verifier,
 };
 
 const ALG: Algorithm = Algorithm::ES256;

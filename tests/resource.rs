@@ -15,9 +15,8 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use tower_jwt_auth::{
-    Algorithm, JwtAuthLayer, RequireScope, RequireStepUp, ResourceMetadata, Verifier,
-};
+use tower_jwt_auth::metadata::ResourceMetadata;
+use tower_jwt_auth::{Algorithm, JwtAuthLayer, RequireScope, RequireStepUp, Verifier};
 
 const RESOURCE: &str = "https://api.example.com/mcp";
 

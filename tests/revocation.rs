@@ -9,10 +9,9 @@ use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tower::{ServiceExt, service_fn};
-use tower_jwt_auth::{
-    Claims, Issuer, JwtAuthLayer, MemoryRevocation, RedisRevocation, Revocation, RevocationStatus,
-    Verifier,
-};
+use tower_jwt_auth::revocation::{MemoryRevocation, RedisRevocation, Revocation, RevocationStatus};
+use tower_jwt_auth::testing::Issuer;
+use tower_jwt_auth::{Claims, JwtAuthLayer, Verifier};
 use tower_layer::Layer;
 
 const AUD: &str = "api";

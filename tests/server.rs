@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
-use tower_jwt_auth::Issuer;
+use tower_jwt_auth::testing::Issuer;
 
 struct Server {
     base: String,

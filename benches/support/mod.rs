@@ -15,7 +15,7 @@ use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, StatusCode};
 use tower::ServiceExt;
 use tower::util::ServiceFn;
-use tower_jwt_auth::JwtAuth;
+use tower_jwt_auth::layer::JwtAuth;
 
 pub type Handler = fn(Request<()>) -> std::future::Ready<Result<Response<String>, Infallible>>;
 pub type Svc = JwtAuth<ServiceFn<Handler>>;

@@ -9,6 +9,8 @@
 //! and a [`DpopPolicy`]; the layer checks the proof after the token
 //! verified and before the revocation store. The check costs one signature
 //! verification (the proof's) and one thumbprint.
+//!
+#![doc = include_str!("../docs/dpop.md")]
 
 mod nonce;
 mod proof;
@@ -57,7 +59,8 @@ pub enum DpopMode {
 /// nonces and the replay store. Built with [`DpopPolicy::builder`].
 ///
 /// ```
-/// use tower_jwt_auth::{Algorithm, DpopMode, DpopPolicy};
+/// use tower_jwt_auth::Algorithm;
+/// use tower_jwt_auth::dpop::{DpopMode, DpopPolicy};
 ///
 /// let policy = DpopPolicy::builder(DpopMode::Allowed)
 ///     .base_url("https://api.example.com")

@@ -13,7 +13,7 @@ use crate::store::redis::{DEFAULT_TIMEOUT, RedisConn};
 /// 1 NX PX <ttl>` per accepted proof, bounded by a timeout (default
 /// 250 ms). A Redis that cannot answer in time makes the layer answer 503,
 /// unless the policy says
-/// [`replay_fail_open`](crate::DpopPolicyBuilder::replay_fail_open).
+/// [`replay_fail_open`](crate::dpop::DpopPolicyBuilder::replay_fail_open).
 ///
 /// Security store: never forgets an entry inside its window, as long as
 /// Redis itself does not evict keys: run it with `maxmemory-policy
@@ -22,7 +22,7 @@ use crate::store::redis::{DEFAULT_TIMEOUT, RedisConn};
 /// policies would let that proof replay).
 ///
 /// ```no_run
-/// use tower_jwt_auth::{DpopMode, DpopPolicy, RedisReplayStore};
+/// use tower_jwt_auth::dpop::{DpopMode, DpopPolicy, RedisReplayStore};
 ///
 /// let store = RedisReplayStore::new("redis://127.0.0.1:6379/")?.prefix("api:dpop:");
 /// let policy = DpopPolicy::builder(DpopMode::Required)

@@ -21,7 +21,7 @@ pub type ReplayFuture<'a> = Pin<Box<dyn Future<Output = Result<bool, String>> + 
 /// replayed against another instance; the in-memory one
 /// ([`MemoryReplayStore`]) only within one process. A store that cannot
 /// answer makes the layer answer 503 (fail closed) unless the policy says
-/// [`replay_fail_open`](crate::DpopPolicyBuilder::replay_fail_open).
+/// [`replay_fail_open`](crate::dpop::DpopPolicyBuilder::replay_fail_open).
 pub trait ReplayStore: Send + Sync + 'static {
     /// Records `key` for `ttl`, atomically: `Ok(true)` when it was not
     /// there (first use), `Ok(false)` when it was (a replay).
@@ -55,7 +55,7 @@ pub const DEFAULT_REPLAY_CAPACITY: u64 = 100_000;
 /// logs a warning) rather than accepted and forgotten: a store that
 /// forgot would accept the same proof again. A proof already seen is a
 /// replay (401) whether the store is full or not. (Under
-/// [`replay_fail_open`](crate::DpopPolicyBuilder::replay_fail_open) a
+/// [`replay_fail_open`](crate::dpop::DpopPolicyBuilder::replay_fail_open) a
 /// refusal lets the proof through unrecorded, as a store that is down
 /// does: it can then be replayed.)
 ///
@@ -67,7 +67,7 @@ pub const DEFAULT_REPLAY_CAPACITY: u64 = 100_000;
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_jwt_auth::{DpopMode, DpopPolicy, MemoryReplayStore};
+/// use tower_jwt_auth::dpop::{DpopMode, DpopPolicy, MemoryReplayStore};
 ///
 /// let store = MemoryReplayStore::new(500_000, Duration::from_secs(601)).per_key_limit(20_000);
 /// let policy = DpopPolicy::builder(DpopMode::Required)

@@ -16,7 +16,8 @@ impl Issuer {
     /// (2048-bit RSA), `ES256`, `ES384`, `ES512` and `EdDSA` (Ed25519).
     ///
     /// ```
-    /// use tower_jwt_auth::{Algorithm, Issuer};
+    /// use tower_jwt_auth::Algorithm;
+    /// use tower_jwt_auth::testing::Issuer;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -44,7 +45,8 @@ impl Issuer {
     /// until [removed](Issuer::remove_key). Returns the new key's `kid`.
     ///
     /// ```
-    /// use tower_jwt_auth::{Algorithm, Issuer};
+    /// use tower_jwt_auth::Algorithm;
+    /// use tower_jwt_auth::testing::Issuer;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -75,7 +77,8 @@ impl Issuer {
     /// key set).
     ///
     /// ```
-    /// use tower_jwt_auth::{Algorithm, Issuer};
+    /// use tower_jwt_auth::Algorithm;
+    /// use tower_jwt_auth::testing::Issuer;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -110,7 +113,7 @@ impl Issuer {
     /// Returns whether the key exists.
     ///
     /// ```
-    /// use tower_jwt_auth::Issuer;
+    /// use tower_jwt_auth::testing::Issuer;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {
@@ -137,7 +140,7 @@ impl Issuer {
     ///
     /// ```
     /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    /// use tower_jwt_auth::Issuer;
+    /// use tower_jwt_auth::testing::Issuer;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {
@@ -169,7 +172,7 @@ impl Issuer {
     ///
     /// ```
     /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    /// use tower_jwt_auth::{Issuer, IssuerFailure};
+    /// use tower_jwt_auth::testing::{Issuer, IssuerFailure};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {
@@ -194,7 +197,7 @@ impl Issuer {
     /// valid header value is not sent.
     ///
     /// ```
-    /// use tower_jwt_auth::Issuer;
+    /// use tower_jwt_auth::testing::Issuer;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {
@@ -213,7 +216,7 @@ impl Issuer {
     /// the real issuer.
     ///
     /// ```
-    /// use tower_jwt_auth::Issuer;
+    /// use tower_jwt_auth::testing::Issuer;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {

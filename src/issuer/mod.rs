@@ -61,7 +61,8 @@ const MAX_HUGE_BODY: usize = 1 << 30;
 /// at [`Issuer::shutdown`], or when the last clone is dropped.
 ///
 /// ```
-/// use tower_jwt_auth::{Claims, Issuer, Verifier};
+/// use tower_jwt_auth::{Claims, Verifier};
+/// use tower_jwt_auth::testing::Issuer;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -89,7 +90,7 @@ pub struct Issuer {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_jwt_auth::{Issuer, IssuerFailure};
+/// use tower_jwt_auth::testing::{Issuer, IssuerFailure};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> std::io::Result<()> {
@@ -170,7 +171,7 @@ impl Issuer {
     /// Must be called inside a tokio runtime; the server runs as a spawned task.
     ///
     /// ```
-    /// use tower_jwt_auth::Issuer;
+    /// use tower_jwt_auth::testing::Issuer;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {
@@ -190,7 +191,8 @@ impl Issuer {
     /// Starts an issuer whose first signing key is for `alg`.
     ///
     /// ```
-    /// use tower_jwt_auth::{Algorithm, Issuer};
+    /// use tower_jwt_auth::Algorithm;
+    /// use tower_jwt_auth::testing::Issuer;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {
@@ -255,7 +257,7 @@ impl Issuer {
     /// the `iss` of its tokens and the base of its routes.
     ///
     /// ```
-    /// use tower_jwt_auth::Issuer;
+    /// use tower_jwt_auth::testing::Issuer;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {
@@ -272,7 +274,7 @@ impl Issuer {
     /// The URL of the key set, [`url`](Issuer::url) + `/jwks.json`.
     ///
     /// ```
-    /// use tower_jwt_auth::Issuer;
+    /// use tower_jwt_auth::testing::Issuer;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {
@@ -293,7 +295,8 @@ impl Issuer {
     /// The `kid` of the key [`Issuer::mint`] and [`Issuer::token`] sign with.
     ///
     /// ```
-    /// use tower_jwt_auth::{Algorithm, Issuer};
+    /// use tower_jwt_auth::Algorithm;
+    /// use tower_jwt_auth::testing::Issuer;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -312,7 +315,8 @@ impl Issuer {
     /// signed as given, whatever they hold. `None` for an unknown `kid`.
     ///
     /// ```
-    /// use tower_jwt_auth::{Algorithm, Issuer};
+    /// use tower_jwt_auth::Algorithm;
+    /// use tower_jwt_auth::testing::Issuer;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -339,7 +343,8 @@ impl Issuer {
     ///
     /// ```
     /// use serde_json::json;
-    /// use tower_jwt_auth::{Claims, Issuer, Verifier};
+    /// use tower_jwt_auth::{Claims, Verifier};
+    /// use tower_jwt_auth::testing::Issuer;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -378,7 +383,8 @@ impl Issuer {
     /// one hour, and a random `jti`.
     ///
     /// ```
-    /// use tower_jwt_auth::{Claims, Issuer, Verifier};
+    /// use tower_jwt_auth::{Claims, Verifier};
+    /// use tower_jwt_auth::testing::Issuer;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -413,7 +419,8 @@ impl Issuer {
     /// `kid`, `alg` and `use: "sig"`, oldest key first.
     ///
     /// ```
-    /// use tower_jwt_auth::{Issuer, Key};
+    /// use tower_jwt_auth::Key;
+    /// use tower_jwt_auth::testing::Issuer;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -434,7 +441,7 @@ impl Issuer {
     /// and the other local methods keep working.
     ///
     /// ```
-    /// use tower_jwt_auth::Issuer;
+    /// use tower_jwt_auth::testing::Issuer;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> std::io::Result<()> {

@@ -23,6 +23,8 @@
 //!   refetched before use, and no key set older than
 //!   [`max_stale`](JwksCacheBuilder::max_stale) is used, whether or not the
 //!   background refresher is running.
+//!
+#![doc = include_str!("../docs/jwks.md")]
 
 mod builder;
 mod fetching;
@@ -107,7 +109,8 @@ impl fmt::Debug for Source {
 /// [`AuthError::AmbiguousKey`].
 ///
 /// ```no_run
-/// use tower_jwt_auth::{JwksCache, JwtAuthLayer, Verifier};
+/// use tower_jwt_auth::{JwtAuthLayer, Verifier};
+/// use tower_jwt_auth::jwks::JwksCache;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let keys = JwksCache::discover("https://login.example.com/realms/acme").build()?;

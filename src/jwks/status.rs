@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-/// What a [`JwksCache`](crate::JwksCache) knows about its last fetches, for readiness probes.
+/// What a [`JwksCache`](crate::jwks::JwksCache) knows about its last fetches, for readiness probes.
 #[derive(Debug, Clone)]
 pub struct JwksStatus {
     pub(super) last_success: Option<SystemTime>,

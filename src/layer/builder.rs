@@ -143,7 +143,7 @@ impl<C, R> JwtAuthLayer<C, R> {
 
     /// Caches verified tokens (feature `cache`): a token seen before skips
     /// its signature check while it is unexpired and its key is still in
-    /// the key set. See [`TokenCache`](crate::TokenCache).
+    /// the key set. See [`TokenCache`](crate::cache::TokenCache).
     #[cfg(feature = "cache")]
     pub fn cache(mut self, cache: crate::cache::TokenCache) -> Self
     where
@@ -160,8 +160,8 @@ impl<C, R> JwtAuthLayer<C, R> {
     /// hash of its payload) and by its subject marks; refuse such tokens
     /// instead with [`require_jti`](JwtAuthLayer::require_jti).
     #[cfg(feature = "revocation")]
-    pub fn revocation(self, store: impl crate::revoke::Revocation) -> Self {
-        let revoker = crate::revoke::Revoker::new(Arc::new(store));
+    pub fn revocation(self, store: impl crate::revocation::Revocation) -> Self {
+        let revoker = crate::revocation::Revoker::new(Arc::new(store));
         self.edit(|s| s.revocation = super::stages::Revocation::new(revoker))
     }
 
@@ -251,10 +251,11 @@ impl<C, R> JwtAuthLayer<C, R> {
     /// revocation store. A bound token (`cnf.jkt`) sent as `Bearer` is
     /// refused. Refusals carry `WWW-Authenticate: DPoP algs="…"`, next to
     /// the `Bearer` challenge unless the policy is
-    /// [`Required`](crate::DpopMode::Required).
+    /// [`Required`](crate::dpop::DpopMode::Required).
     ///
     /// ```
-    /// use tower_jwt_auth::{Algorithm, DpopMode, DpopPolicy, JwtAuthLayer, Key, Verifier};
+    /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
+    /// use tower_jwt_auth::dpop::{DpopMode, DpopPolicy};
     /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
     /// let policy = DpopPolicy::builder(DpopMode::Allowed)
     ///     .base_url("https://api.example.com")
@@ -299,7 +300,7 @@ impl<C, R> JwtAuthLayer<C, R> {
 
     /// Points every 401 answer to this resource's metadata document (RFC
     /// 9728): `resource_metadata="<url>"` in each `WWW-Authenticate`
-    /// challenge. See [`ResourceMetadata::url`](crate::ResourceMetadata::url).
+    /// challenge. See [`ResourceMetadata::url`](crate::metadata::ResourceMetadata::url).
     pub fn resource_metadata(self, url: impl Into<String>) -> Self {
         let url: String = url.into();
         self.edit_extras(|e| e.resource_metadata = Some(url.into()))
@@ -330,7 +331,8 @@ impl<C: Send + Sync + 'static, R> JwtAuthLayer<C, R> {
     /// services it made, share one cache.
     ///
     /// ```
-    /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, TokenCache, Verifier};
+    /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
+    /// use tower_jwt_auth::cache::TokenCache;
     /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
     /// let layer = JwtAuthLayer::new(verifier).cache(TokenCache::new());
     /// assert_eq!(layer.cache_stats().unwrap().hits, 0);

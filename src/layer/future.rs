@@ -15,7 +15,7 @@ use crate::reject::{Extras, OnRejection, Refusal, Unrendered};
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 pin_project! {
-    /// The response future of [`JwtAuth`](crate::JwtAuth).
+    /// The response future of [`JwtAuth`](crate::layer::JwtAuth).
     pub struct ResponseFuture<F, R, B, E> {
         #[pin]
         kind: Kind<F, R, B, E>,

@@ -1,4 +1,4 @@
-//! The auth layer: [`JwtAuthLayer`] (the builder), its service [`JwtAuth`]
+//! The auth layer: [`JwtAuthLayer`](crate::JwtAuthLayer) (the builder), its service [`JwtAuth`]
 //! and [`ResponseFuture`].
 //!
 //! A request takes one path, written once in `service.rs` as a step
@@ -29,13 +29,12 @@
 //!
 //! [`TokenVerifier`]: crate::TokenVerifier
 
-mod builder;
+pub(crate) mod builder;
 mod future;
 mod service;
 mod settings;
 mod stages;
 
-pub use builder::JwtAuthLayer;
 pub use future::ResponseFuture;
 pub use service::JwtAuth;
 pub use settings::DEFAULT_MAX_TOKEN_LEN;

@@ -322,17 +322,17 @@ pub(super) type Recheck = ();
 /// one.
 #[cfg(feature = "revocation")]
 #[derive(Clone, Default)]
-pub(super) struct Revocation(Option<crate::revoke::Revoker>);
+pub(super) struct Revocation(Option<crate::revocation::Revoker>);
 
 #[cfg(feature = "revocation")]
 impl Revocation {
-    pub(super) fn new(revoker: crate::revoke::Revoker) -> Self {
+    pub(super) fn new(revoker: crate::revocation::Revoker) -> Self {
         Revocation(Some(revoker))
     }
 
     /// Refuses tokens without `jti` (with a store set).
     pub(super) fn require_jti(self) -> Self {
-        Revocation(self.0.map(crate::revoke::Revoker::require_jti))
+        Revocation(self.0.map(crate::revocation::Revoker::require_jti))
     }
 
     /// The store's answer, if it has one without I/O.

@@ -15,7 +15,7 @@ use crate::tenant::TenantIssuers;
 ///
 /// Defaults: `exp` required, `nbf` and `iat` checked when present (a token
 /// is not valid before `nbf`, nor issued after now), leeway
-/// [`DEFAULT_LEEWAY`] (30 s), the allowed algorithms are exactly those of the
+/// [`Verifier::DEFAULT_LEEWAY`](crate::Verifier::DEFAULT_LEEWAY) (30 s), the allowed algorithms are exactly those of the
 /// keys given, and an audience must be configured (or
 /// [`any_audience`](VerifierBuilder::any_audience) called) so that a token
 /// minted for another service is not accepted by accident.
@@ -78,7 +78,7 @@ impl VerifierBuilder {
 
     /// Takes keys from a remote JWKS, fetched and cached by `cache`. The
     /// allowed algorithms are then the cache's (see
-    /// [`JwksCacheBuilder::algorithms`](crate::JwksCacheBuilder::algorithms),
+    /// [`JwksCacheBuilder::algorithms`](crate::jwks::JwksCacheBuilder::algorithms),
     /// which also binds JWKs without `alg`) unless narrowed with
     /// [`algorithms`](Self::algorithms). A token without `kid` is verified
     /// only when exactly one key of the set fits its algorithm. Static keys

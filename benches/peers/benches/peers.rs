@@ -33,9 +33,10 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use jsonwebtoken::{DecodingKey, Validation};
 use tokio::runtime::Runtime;
 use tower::{Layer, Service, ServiceExt};
-use tower_jwt_auth::{
-    Algorithm, Issuer, JsonClaims, JwksCache, JwtAuthLayer, Key, TokenCache, Verifier,
-};
+use tower_jwt_auth::{Algorithm, JsonClaims, JwtAuthLayer, Key, Verifier};
+use tower_jwt_auth::cache::TokenCache;
+use tower_jwt_auth::jwks::JwksCache;
+use tower_jwt_auth::testing::Issuer;
 
 const AUDIENCE: &str = "api";
 const HMAC_SECRET: &str = "bench-secret-0123456789abcdef!!!";

@@ -9,7 +9,8 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use tower_jwt_auth::{Algorithm, Issuer};
+use tower_jwt_auth::Algorithm;
+use tower_jwt_auth::testing::Issuer;
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -1,6 +1,8 @@
 //! Revocation (feature `revocation`): a deny-list consulted after a token
 //! verifies. [`MemoryRevocation`] in process, [`RedisRevocation`] (feature
 //! `redis`) shared between instances, or your own [`Revocation`].
+//!
+#![doc = include_str!("../docs/revocation.md")]
 
 #[cfg(feature = "redis")]
 mod redis;
@@ -40,7 +42,8 @@ pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = RevocationStatus> + Send 
 /// [`JwtAuthLayer::revocation`](crate::JwtAuthLayer::revocation).
 ///
 /// ```
-/// use tower_jwt_auth::{CheckFuture, RegisteredClaims, Revocation, RevocationStatus};
+/// use tower_jwt_auth::RegisteredClaims;
+/// use tower_jwt_auth::revocation::{CheckFuture, Revocation, RevocationStatus};
 ///
 /// /// Revokes every token whose subject is "mallory".
 /// struct NoMallory;
@@ -270,7 +273,8 @@ pub(crate) fn keep_until(exp: i64) -> i64 {
 /// A token without `iss` is scoped under the empty issuer `""`.
 ///
 /// ```
-/// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, MemoryRevocation, Verifier};
+/// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
+/// use tower_jwt_auth::revocation::MemoryRevocation;
 ///
 /// # fn main() -> Result<(), tower_jwt_auth::BuildError> {
 /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32])?).any_audience().build()?;
@@ -375,7 +379,7 @@ impl MemoryRevocation {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tower_jwt_auth::MemoryRevocation;
+    /// use tower_jwt_auth::revocation::MemoryRevocation;
     ///
     /// let list = MemoryRevocation::builder()
     ///     .mark_ttl(Duration::from_secs(12 * 3600))

@@ -40,7 +40,8 @@ const DEFAULT_LOCAL_CAPACITY: u64 = 100_000;
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, RedisRevocation, Verifier};
+/// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
+/// use tower_jwt_auth::revocation::RedisRevocation;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32])?).any_audience().build()?;

@@ -6,7 +6,7 @@ use crate::verify::{TokenVerifier, Verified, VerifyFuture};
 
 /// Verifies a JWT locally, then asks the introspection endpoint whether it
 /// is still active: revocation at the authorization server is seen within
-/// the introspector's [`max_ttl`](crate::IntrospectorBuilder::max_ttl)
+/// the introspector's [`max_ttl`](crate::introspection::IntrospectorBuilder::max_ttl)
 /// (default 60 s) instead of at the token's `exp`.
 ///
 /// - The token must pass the JWT verifier first; a token it refuses (a
@@ -16,7 +16,7 @@ use crate::verify::{TokenVerifier, Verified, VerifyFuture};
 ///   introspector caches, keyed by the token's hash, shared among
 ///   concurrent requests); an inactive answer refuses the token with 401
 ///   `invalid_token`, an unreachable endpoint with 503 (fail closed, or as
-///   [`stale_if_error`](crate::IntrospectorBuilder::stale_if_error) says).
+///   [`stale_if_error`](crate::introspection::IntrospectorBuilder::stale_if_error) says).
 /// - The claims are the JWT's, verified locally; the introspection answer
 ///   only decides whether the token is still active. A verified result is
 ///   reused (by the layer's token cache) no longer than the introspection
@@ -28,7 +28,9 @@ use crate::verify::{TokenVerifier, Verified, VerifyFuture};
 /// yours does (Keycloak, Okta and Ory Hydra do).
 ///
 /// ```no_run
-/// use tower_jwt_auth::{Introspector, JwksCache, JwtAuthLayer, JwtThenIntrospect, Verifier};
+/// use tower_jwt_auth::{JwtAuthLayer, Verifier};
+/// use tower_jwt_auth::introspection::{Introspector, JwtThenIntrospect};
+/// use tower_jwt_auth::jwks::JwksCache;
 ///
 /// let jwt = Verifier::builder()
 ///     .jwks_cache(JwksCache::discover("https://idp.example").build()?)

@@ -10,7 +10,9 @@ use crate::verify::{TokenVerifier, Verified, VerifyFuture};
 /// the introspection endpoint, so a forged JWT is refused locally.
 ///
 /// ```no_run
-/// use tower_jwt_auth::{Introspector, JwksCache, JwtAuthLayer, JwtOrIntrospect, Verifier};
+/// use tower_jwt_auth::{JwtAuthLayer, Verifier};
+/// use tower_jwt_auth::introspection::{Introspector, JwtOrIntrospect};
+/// use tower_jwt_auth::jwks::JwksCache;
 ///
 /// let jwt = Verifier::builder()
 ///     .jwks_cache(JwksCache::discover("https://idp.example").build()?)

@@ -18,12 +18,13 @@ pub(super) const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-
 
 /// The resource server's private key for `private_key_jwt` client
 /// authentication at the introspection endpoint (give it to
-/// [`IntrospectorBuilder::private_key_jwt`](crate::IntrospectorBuilder::private_key_jwt)).
+/// [`IntrospectorBuilder::private_key_jwt`](crate::introspection::IntrospectorBuilder::private_key_jwt)).
 /// Its public half is registered with the authorization server (the
 /// client's `jwks` or `jwks_uri`).
 ///
 /// ```no_run
-/// use tower_jwt_auth::{Algorithm, ClientKey, Introspector};
+/// use tower_jwt_auth::Algorithm;
+/// use tower_jwt_auth::introspection::{ClientKey, Introspector};
 ///
 /// let pem = std::fs::read("client-key.pem")?; // -----BEGIN PRIVATE KEY-----
 /// let key = ClientKey::from_pem(Algorithm::ES256, &pem)?.with_kid("api-2026");

@@ -3,6 +3,8 @@
 //! [`JwtOrIntrospect`], local JWT verification for tokens that look like a
 //! JWS and introspection for the others; and [`JwtThenIntrospect`], local
 //! JWT verification followed by introspection (real-time revocation).
+//!
+#![doc = include_str!("../docs/introspection.md")]
 
 mod active;
 mod assertion;
@@ -33,7 +35,7 @@ const DISCOVERY_RETRY: Duration = Duration::from_secs(1);
 const SIGNED_ANSWER: &str = "application/token-introspection+jwt";
 
 /// How long an active answer is reused at most, by default.
-pub const DEFAULT_INTROSPECTION_TTL: Duration = Duration::from_secs(60);
+pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
 /// How long a negative answer (inactive, or claims refused) is reused, by default.
 pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
 /// Timeout of one introspection call, by default.
@@ -103,7 +105,8 @@ pub enum ClientAuth {
 /// - An answer's `cnf.jkt` binds the token to a DPoP key, as a JWT's does.
 ///
 /// ```no_run
-/// use tower_jwt_auth::{Introspector, JwtAuthLayer};
+/// use tower_jwt_auth::JwtAuthLayer;
+/// use tower_jwt_auth::introspection::Introspector;
 ///
 /// let introspector = Introspector::builder("https://idp.example/oauth2/introspect")
 ///     .client_credentials("my-api", "its-secret")
@@ -224,7 +227,7 @@ impl Introspector {
             audiences: Vec::new(),
             any_audience: false,
             leeway: crate::verify::DEFAULT_LEEWAY,
-            max_ttl: DEFAULT_INTROSPECTION_TTL,
+            max_ttl: DEFAULT_TTL,
             negative_ttl: DEFAULT_NEGATIVE_TTL,
             stale_if_error: Duration::ZERO,
             max_entries: DEFAULT_MAX_ENTRIES,
@@ -250,7 +253,7 @@ impl Introspector {
     /// `iss`: call [`issuer`](IntrospectorBuilder::issuer) for that.
     ///
     /// ```no_run
-    /// use tower_jwt_auth::Introspector;
+    /// use tower_jwt_auth::introspection::Introspector;
     ///
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// let introspector = Introspector::discover("https://idp.example")
@@ -783,10 +786,10 @@ impl TokenVerifier for Introspector {
 ///
 /// Defaults: `client_secret_basic`, a 5 s timeout per call, answers up to
 /// 64 KiB, HTTPS unless the endpoint is on a loopback address, active
-/// answers reused for at most [`DEFAULT_INTROSPECTION_TTL`] (60 s), negative
+/// answers reused for at most [`DEFAULT_TTL`] (60 s), negative
 /// ones for [`DEFAULT_NEGATIVE_TTL`] (5 s), 10 000 cached active answers
 /// and as many negative ones at most, 64 calls in flight at most, tokens
-/// of 8 KiB at most, answers that name an access token, leeway 30 s. As with [`Verifier`](crate::Verifier), an audience must be
+/// of 8 KiB at most, answers that name an access token, leeway 30 s. As with [`Verifier`], an audience must be
 /// configured (or [`any_audience`](IntrospectorBuilder::any_audience)
 /// called).
 #[must_use]
@@ -984,7 +987,7 @@ impl IntrospectorBuilder {
     /// token take no more. At least 1.
     ///
     /// ```
-    /// # use tower_jwt_auth::Introspector;
+    /// # use tower_jwt_auth::introspection::Introspector;
     /// let introspector = Introspector::builder("https://idp.example/oauth2/introspect")
     ///     .client_credentials("my-api", "its-secret")
     ///     .audience("my-api")
@@ -1006,7 +1009,7 @@ impl IntrospectorBuilder {
     /// ([`AuthError::Malformed`]).
     ///
     /// ```
-    /// # use tower_jwt_auth::Introspector;
+    /// # use tower_jwt_auth::introspection::Introspector;
     /// let introspector = Introspector::builder("https://idp.example/oauth2/introspect")
     ///     .client_credentials("my-api", "its-secret")
     ///     .audience("my-api")
@@ -1034,7 +1037,7 @@ impl IntrospectorBuilder {
     /// `Refresh`, `Offline` or `ID`...) is refused whatever this says.
     ///
     /// ```
-    /// # use tower_jwt_auth::Introspector;
+    /// # use tower_jwt_auth::introspection::Introspector;
     /// let introspector = Introspector::builder("https://idp.example/o/introspect/")
     ///     .client_credentials("my-api", "its-secret")
     ///     .audience("my-api")
