@@ -87,7 +87,7 @@ impl<C, R: fmt::Debug> fmt::Debug for JwtAuthLayer<C, R> {
 impl JwtAuthLayer {
     /// A layer that verifies with `verifier` (a [`Verifier`](crate::Verifier)
     /// or any [`TokenVerifier`]), reads `Authorization: Bearer`, limits
-    /// tokens to [`DEFAULT_MAX_TOKEN_LEN`](crate::DEFAULT_MAX_TOKEN_LEN) and puts [`Claims`](crate::Claims)
+    /// tokens to [`DEFAULT_MAX_TOKEN_LEN`](crate::layer::DEFAULT_MAX_TOKEN_LEN) and puts [`Claims`](crate::Claims)
     /// (a JSON map) into the extensions. Choose your own claims type with
     /// [`claims`](JwtAuthLayer::claims).
     pub fn new(verifier: impl TokenVerifier) -> Self {
@@ -136,7 +136,7 @@ impl<C, R> JwtAuthLayer<C, R> {
     }
 
     /// Refuses tokens longer than `bytes` before decoding anything
-    /// (default [`DEFAULT_MAX_TOKEN_LEN`](crate::DEFAULT_MAX_TOKEN_LEN), 16 KiB).
+    /// (default [`DEFAULT_MAX_TOKEN_LEN`](crate::layer::DEFAULT_MAX_TOKEN_LEN), 16 KiB).
     pub fn max_token_len(self, bytes: usize) -> Self {
         self.edit(|s| s.max_token_len = bytes)
     }
