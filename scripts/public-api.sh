@@ -75,6 +75,12 @@ def impls(owner, item_path, b):
                 lines.add(f"{kind_of(m)} {item_path}::{m['name']}")
         else:
             name = trait.get("path") or trait.get("name", "?")
+            if name in ("Freeze", "UnsafeUnpin", "StructuralPartialEq"):  # compiler-internal
+                continue
+            args = (trait.get("args") or {}).get("angle_bracketed", {}).get("args", [])
+            types = [type_name(a["type"]) for a in args if isinstance(a, dict) and "type" in a]
+            if types:
+                name += "<" + ", ".join(types) + ">"
             neg = "!" if ib.get("is_negative") else ""
             lines.add(f"impl {neg}{name} for {item_path}")
 
