@@ -30,7 +30,13 @@ mod grpc;
 mod grpc_dpop;
 #[cfg(feature = "axum")]
 mod guard;
-#[cfg(all(feature = "axum", feature = "jwks", feature = "issuer", feature = "cache", feature = "introspection"))]
+#[cfg(all(
+    feature = "axum",
+    feature = "jwks",
+    feature = "issuer",
+    feature = "cache",
+    feature = "introspection"
+))]
 mod introspect;
 #[cfg(all(feature = "axum", feature = "jwks", feature = "introspection"))]
 mod introspect_signed;
@@ -54,7 +60,14 @@ mod refusals;
 mod resource;
 #[cfg(all(feature = "redis", feature = "issuer"))]
 mod revocation;
-#[cfg(all(feature = "axum", feature = "jwks", feature = "issuer", feature = "cache", feature = "introspection", feature = "dpop"))]
+#[cfg(all(
+    feature = "axum",
+    feature = "jwks",
+    feature = "issuer",
+    feature = "cache",
+    feature = "introspection",
+    feature = "dpop"
+))]
 mod server;
 #[cfg(all(feature = "axum", feature = "redis"))]
 mod session;
