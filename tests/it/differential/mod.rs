@@ -600,7 +600,7 @@ fn render_table() -> String {
 #[test]
 fn decision_record_shows_the_table() {
     let (begin, end) = (
-        "<!-- table:begin (tests/differential/table.rs) -->\n",
+        "<!-- table:begin (tests/it/differential/table.rs) -->\n",
         "<!-- table:end -->",
     );
     let doc = std::fs::read_to_string(RECORD).unwrap();
