@@ -944,7 +944,7 @@ mod tests {
         assert!(raw(r#"{"sub":"a","sub":"b"}"#).is_err(), "duplicate");
         // `null` is not a NumericDate, a string or an audience: a registered
         // claim given as null is of the wrong type, not absent (jose and
-        // jsonwebtoken refuse `"nbf": null`; found by tests/differential).
+        // jsonwebtoken refuse `"nbf": null`; found by tests/it/differential).
         for claim in ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"] {
             let json = format!(r#"{{"{claim}":null}}"#);
             assert!(raw(&json).is_err(), "{json} accepted");
@@ -981,7 +981,7 @@ mod tests {
         // Any JSON number in double range is a NumericDate (RFC 7519 §2),
         // however it is written: the largest double spelled out in digits
         // is read, not refused as out of range (found by the RFC 7519 model
-        // in tests/differential; jose reads it).
+        // in tests/it/differential; jose reads it).
         let max = format!(r#"{{"exp":{}}}"#, f64::MAX);
         assert_eq!(raw(&max).unwrap().exp, Some(NumericDate(f64::MAX)));
         let max_dot = format!(r#"{{"nbf":{}.0}}"#, f64::MAX);

@@ -6,7 +6,11 @@
 //! The binary's global allocator counts the allocations of the current
 //! thread while a test asks it to (see [`counted`]), for the size limits.
 
-mod common;
+// The helpers of the `it` test binary; this file is its own binary because
+// of its counting `#[global_allocator]` and its process-wide panic hook.
+#[path = "it/support/mod.rs"]
+mod support;
+use support as common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -1,0 +1,532 @@
+//! Runs the reference server (`examples/server.rs`) as a process and drives
+//! it over HTTP on 127.0.0.1: with its built-in issuer (the README demo),
+//! and pointed at an identity provider by `JWT_ISSUER`.
+
+use crate::support::example;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+use tower_jwt_auth::testing::Issuer;
+
+struct Server {
+    base: String,
+    /// `NAME=value` lines printed before `listening on`.
+    exports: Vec<(String, String)>,
+    _child: Child,
+}
+
+impl Server {
+    async fn start(env: &[(&str, &str)]) -> Server {
+        let started = example::start("server", |cmd| {
+            for var in [
+                "JWT_ISSUER",
+                "JWT_AUDIENCE",
+                "JWT_JWKS_URL",
+                "JWT_COOKIE",
+                "JWT_ALGORITHMS",
+                "JWT_TOKEN_CACHE",
+                "JWT_RESOURCE",
+                "JWT_DPOP_NONCE",
+            ] {
+                cmd.env_remove(var);
+            }
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+        })
+        .await;
+        let addr = started.addr;
+        assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+        Server {
+            base: format!("http://{addr}"),
+            exports: started.exports,
+            _child: started.child,
+        }
+    }
+
+    fn export(&self, name: &str) -> &str {
+        example::export(&self.exports, name)
+    }
+}
+
+struct Answer {
+    status: u16,
+    challenge: String,
+    body: Value,
+}
+
+async fn get(server: &Server, path: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut req = reqwest::Client::new().get(format!("{}{path}", server.base));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = res.text().await.unwrap();
+    Answer {
+        status,
+        challenge,
+        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    }
+}
+
+fn bearer(token: &str) -> [(&'static str, String); 1] {
+    [("authorization", format!("Bearer {token}"))]
+}
+
+async fn with(server: &Server, path: &str, token: &str) -> Answer {
+    let h = bearer(token);
+    get(server, path, &[(h[0].0, &h[0].1)]).await
+}
+
+#[tokio::test]
+async fn builtin_issuer_demo_end_to_end() {
+    let server = Server::start(&[]).await;
+    let user = server.export("USER_TOKEN").to_owned();
+    let admin = server.export("ADMIN_TOKEN").to_owned();
+    let writer = server.export("WRITE_TOKEN").to_owned();
+
+    let a = get(&server, "/health", &[]).await;
+    assert_eq!(a.status, 200);
+    let a = get(&server, "/ready", &[]).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["ready"], true);
+
+    // /me: any valid token; missing and bad tokens are 401.
+    let a = with(&server, "/me", &user).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body["sub"], "user");
+    assert_eq!(a.body["aud"], "demo-api");
+    let a = get(&server, "/me", &[]).await;
+    assert_eq!(a.status, 401);
+    // Bearer first, with no error code; DPoP is offered too, and both
+    // point to the resource metadata (issue 18's contract extension).
+    assert!(
+        a.challenge
+            .starts_with(r#"Bearer realm="tower-jwt-auth", resource_metadata=""#)
+            && !a.challenge.contains("error="),
+        "{}",
+        a.challenge
+    );
+    let mut forged = user.clone();
+    forged.truncate(forged.len() - 4);
+    forged.push_str("AAAA");
+    let a = with(&server, "/me", &forged).await;
+    assert_eq!(a.status, 401);
+    assert!(
+        a.challenge.contains(r#"error="invalid_token""#),
+        "{}",
+        a.challenge
+    );
+    // The scheme is case-insensitive.
+    let a = get(
+        &server,
+        "/me",
+        &[("authorization", &format!("bEaReR {user}"))],
+    )
+    .await;
+    assert_eq!(a.status, 200);
+
+    // Roles and scopes.
+    assert_eq!(with(&server, "/admin", &user).await.status, 403);
+    let a = with(&server, "/admin", &admin).await;
+    assert_eq!((a.status, &a.body["sub"]), (200, &json!("admin")));
+    let a = with(&server, "/write", &user).await;
+    assert_eq!(a.status, 403);
+    assert!(
+        a.challenge.contains(r#"error="insufficient_scope""#)
+            && a.challenge.contains(r#"scope="write""#),
+        "{}",
+        a.challenge
+    );
+    assert_eq!(with(&server, "/write", &writer).await.status, 200);
+    assert_eq!(with(&server, "/write", &admin).await.status, 403);
+
+    // The default cookie source.
+    let cookie = format!("theme=dark; access_token={writer}");
+    let a = get(&server, "/write", &[("cookie", &cookie)]).await;
+    assert_eq!(a.status, 200, "{}", a.challenge);
+
+    // /maybe: optional authentication.
+    let a = get(&server, "/maybe", &[]).await;
+    assert_eq!((a.status, &a.body), (200, &json!({"sub": null})));
+    let a = with(&server, "/maybe", &admin).await;
+    assert_eq!((a.status, &a.body), (200, &json!({"sub": "admin"})));
+    assert_eq!(with(&server, "/maybe", &forged).await.status, 401);
+    assert_eq!(with(&server, "/maybe", "garbage").await.status, 401);
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pointed_at_an_identity_provider() {
+    let idp = Issuer::start().await.unwrap();
+    let url = idp.url();
+    let server = Server::start(&[
+        ("JWT_ISSUER", &url),
+        ("JWT_AUDIENCE", "orders"),
+        ("JWT_COOKIE", "session"),
+    ])
+    .await;
+    assert!(server.exports.is_empty(), "no demo tokens with JWT_ISSUER");
+    let mint = |extra: Value| {
+        let mut c = json!({"iss": url, "sub": "kc-user", "aud": ["account", "orders"],
+                           "exp": now() + 600, "iat": now()});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        idp.mint(&c)
+    };
+    // Keycloak layout: realm_access.roles; Entra layout: scp.
+    let kc_admin = mint(json!({"realm_access": {"roles": ["offline_access", "admin"]}}));
+    let entra_writer = mint(json!({"scp": "orders.read write"}));
+    let plain = mint(json!({}));
+
+    let a = with(&server, "/me", &plain).await;
+    assert_eq!((a.status, &a.body["sub"]), (200, &json!("kc-user")));
+    assert_eq!(with(&server, "/admin", &kc_admin).await.status, 200);
+    assert_eq!(with(&server, "/admin", &entra_writer).await.status, 403);
+    assert_eq!(with(&server, "/write", &entra_writer).await.status, 200);
+    assert_eq!(with(&server, "/write", &kc_admin).await.status, 403);
+
+    // The configured cookie name, not the default one.
+    let a = get(&server, "/me", &[("cookie", &format!("session={plain}"))]).await;
+    assert_eq!(a.status, 200);
+    let a = get(
+        &server,
+        "/me",
+        &[("cookie", &format!("access_token={plain}"))],
+    )
+    .await;
+    assert_eq!(a.status, 401);
+
+    // Another audience, another issuer, an expired token.
+    let wrong_aud = mint(json!({"aud": "billing"}));
+    let a = with(&server, "/me", &wrong_aud).await;
+    assert_eq!(a.status, 401);
+    assert!(a.challenge.contains("audience"), "{}", a.challenge);
+    let other = Issuer::start().await.unwrap();
+    let foreign = other.token("x", "orders");
+    assert_eq!(with(&server, "/me", &foreign).await.status, 401);
+    let expired = mint(json!({"exp": now() - 3600}));
+    let a = with(&server, "/me", &expired).await;
+    assert_eq!(a.status, 401);
+    assert!(a.challenge.contains("expired"), "{}", a.challenge);
+
+    assert_eq!(with(&server, "/me", &plain).await.status, 200);
+
+    // A valid token without `sub`: the contract's `"sub"` is there, null.
+    let mut anonymous = json!({"iss": url, "aud": "orders", "exp": now() + 600, "iat": now()});
+    anonymous["client_id"] = json!("svc");
+    let a = with(&server, "/me", &idp.mint(&anonymous)).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body["sub"], Value::Null);
+    assert!(
+        a.body.as_object().unwrap().contains_key("sub"),
+        "{}",
+        a.body
+    );
+    assert_eq!(a.body["client_id"], "svc");
+}
+
+#[tokio::test]
+async fn an_issuer_without_an_audience_is_refused_at_start() {
+    let out = Command::new(example::path("server"))
+        .env("BIND", "127.0.0.1:0")
+        .env("JWT_ISSUER", "https://login.example.com")
+        .env_remove("JWT_AUDIENCE")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("JWT_AUDIENCE"), "{stderr}");
+}
+
+#[tokio::test]
+async fn with_the_token_cache_on() {
+    let server = Server::start(&[("JWT_TOKEN_CACHE", "1")]).await;
+    let user = server.export("USER_TOKEN").to_owned();
+    for _ in 0..3 {
+        let a = with(&server, "/me", &user).await;
+        assert_eq!((a.status, &a.body["sub"]), (200, &json!("user")));
+        assert_eq!(with(&server, "/admin", &user).await.status, 403);
+    }
+    let (head, _) = user.rsplit_once('.').unwrap();
+    let forged = format!("{head}.AAAA");
+    assert_eq!(with(&server, "/me", &forged).await.status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_jwks_url() {
+    let idp = Issuer::start().await.unwrap();
+    let jwks = idp.jwks_url();
+    // With an issuer too: the JWKS URL is used instead of discovery.
+    let server = Server::start(&[
+        ("JWT_ISSUER", &idp.url()),
+        ("JWT_JWKS_URL", &jwks),
+        ("JWT_AUDIENCE", "orders"),
+    ])
+    .await;
+    assert_eq!(
+        with(&server, "/me", &idp.token("ada", "orders"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        with(&server, "/me", &idp.token("ada", "billing"))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(idp.discovery_requests(), 0);
+    let other = Issuer::start().await.unwrap();
+    assert_eq!(
+        with(&server, "/me", &other.token("ada", "orders"))
+            .await
+            .status,
+        401
+    );
+
+    // Alone: signature, audience and lifetime are checked.
+    let server = Server::start(&[("JWT_JWKS_URL", &jwks), ("JWT_AUDIENCE", "orders")]).await;
+    assert!(server.exports.is_empty(), "no built-in issuer");
+    let a = with(&server, "/me", &idp.token("ada", "orders")).await;
+    assert_eq!((a.status, &a.body["sub"]), (200, &json!("ada")));
+    assert_eq!(
+        with(&server, "/me", &idp.token("ada", "billing"))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        with(&server, "/me", &other.token("ada", "orders"))
+            .await
+            .status,
+        401
+    );
+}
+
+/// A client's DPoP key and proofs (RFC 9449), signed here with aws-lc.
+struct DpopClient {
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
+}
+
+impl DpopClient {
+    fn new() -> Self {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        DpopClient {
+            pair: EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap(),
+        }
+    }
+
+    fn b64(bytes: impl AsRef<[u8]>) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn jwk(&self) -> Value {
+        use aws_lc_rs::signature::KeyPair;
+        let p = self.pair.public_key().as_ref();
+        json!({"kty": "EC", "crv": "P-256", "x": Self::b64(&p[1..33]), "y": Self::b64(&p[33..65])})
+    }
+
+    fn jkt(&self) -> String {
+        let j = self.jwk();
+        let canonical = format!(
+            r#"{{"crv":"P-256","kty":"EC","x":{},"y":{}}}"#,
+            j["x"], j["y"]
+        );
+        Self::b64(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            canonical.as_bytes(),
+        ))
+    }
+
+    fn proof(&self, method: &str, url: &str, token: &str, jti: &str) -> String {
+        self.proof_with_nonce(method, url, token, jti, None)
+    }
+
+    fn proof_with_nonce(
+        &self,
+        method: &str,
+        url: &str,
+        token: &str,
+        jti: &str,
+        nonce: Option<&str>,
+    ) -> String {
+        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk()});
+        let ath = Self::b64(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            token.as_bytes(),
+        ));
+        let mut payload = json!({"jti": jti, "htm": method, "htu": url, "iat": now(), "ath": ath});
+        if let Some(n) = nonce {
+            payload["nonce"] = json!(n);
+        }
+        let input = format!(
+            "{}.{}",
+            Self::b64(header.to_string()),
+            Self::b64(payload.to_string())
+        );
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let sig = self.pair.sign(&rng, input.as_bytes()).unwrap();
+        format!("{input}.{}", Self::b64(sig))
+    }
+}
+
+async fn send(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let mut req = reqwest::Client::new().request(method, format!("{}{path}", server.base));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = res.text().await.unwrap();
+    Answer {
+        status,
+        challenge,
+        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_metadata_dpop_and_every_other_path_protected() {
+    let idp = Issuer::start().await.unwrap();
+    let url = idp.url();
+    let server = Server::start(&[("JWT_ISSUER", &url), ("JWT_AUDIENCE", "orders")]).await;
+    let base = server.base.clone();
+    let mint = |extra: Value| {
+        let mut c = json!({"iss": url, "sub": "agent", "aud": "orders",
+                           "exp": now() + 600, "iat": now()});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        idp.mint(&c)
+    };
+
+    // RFC 9728: the document at the root resource's well-known location.
+    let a = get(&server, "/.well-known/oauth-protected-resource", &[]).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body["resource"], json!(base));
+    assert_eq!(a.body["authorization_servers"], json!([url]));
+    assert!(a.body["dpop_signing_alg_values_supported"].is_array());
+    // Every 401 points to it, and offers DPoP next to Bearer.
+    let pointer = format!(r#"resource_metadata="{base}/.well-known/oauth-protected-resource""#);
+    for path in ["/me", "/admin", "/mcp", "/anything/else"] {
+        let a = get(&server, path, &[]).await;
+        assert_eq!(a.status, 401, "{path}");
+        assert!(a.challenge.contains(&pointer), "{path}: {}", a.challenge);
+        assert!(
+            a.challenge.contains("DPoP realm"),
+            "{path}: {}",
+            a.challenge
+        );
+    }
+
+    // Any other path, any method: protected like /me.
+    let plain = mint(json!({}));
+    let h = bearer(&plain);
+    let a = send(&server, reqwest::Method::POST, "/mcp", &[(h[0].0, &h[0].1)]).await;
+    assert_eq!((a.status, &a.body["sub"]), (200, &json!("agent")));
+    let a = send(&server, reqwest::Method::POST, "/mcp", &[]).await;
+    assert_eq!(a.status, 401);
+    assert_eq!(get(&server, "/health", &[]).await.status, 200);
+
+    // DPoP: a bound token with fresh proofs is accepted, as Bearer refused,
+    // a replayed proof refused.
+    let client = DpopClient::new();
+    let bound = mint(json!({"cnf": {"jkt": client.jkt()}}));
+    let auth = format!("DPoP {bound}");
+    let p1 = client.proof("GET", &format!("{base}/me"), &bound, "p1");
+    let a = get(&server, "/me", &[("authorization", &auth), ("dpop", &p1)]).await;
+    assert_eq!(
+        (a.status, &a.body["sub"]),
+        (200, &json!("agent")),
+        "{}",
+        a.challenge
+    );
+    let p2 = client.proof("POST", &format!("{base}/mcp"), &bound, "p2");
+    let a = send(
+        &server,
+        reqwest::Method::POST,
+        "/mcp",
+        &[("authorization", &auth), ("dpop", &p2)],
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.challenge);
+    let a = get(&server, "/me", &[("authorization", &auth), ("dpop", &p1)]).await;
+    assert_eq!(a.status, 401);
+    assert!(
+        a.challenge.contains("invalid_dpop_proof"),
+        "{}",
+        a.challenge
+    );
+    let a = with(&server, "/me", &bound).await;
+    assert_eq!(a.status, 401);
+    assert!(a.challenge.contains("invalid_token"), "{}", a.challenge);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dpop_nonces_when_asked_for() {
+    let idp = Issuer::start().await.unwrap();
+    let url = idp.url();
+    let server = Server::start(&[
+        ("JWT_ISSUER", &url),
+        ("JWT_AUDIENCE", "orders"),
+        ("JWT_DPOP_NONCE", "1"),
+        ("JWT_RESOURCE", "https://api.example.com/mcp"),
+    ])
+    .await;
+    let client = DpopClient::new();
+    let bound = idp.mint(&json!({"iss": url, "sub": "agent", "aud": "orders",
+        "exp": now() + 600, "iat": now(), "cnf": {"jkt": client.jkt()}}));
+    // The metadata follows JWT_RESOURCE, and htu names its origin.
+    let a = get(&server, "/.well-known/oauth-protected-resource/mcp", &[]).await;
+    assert_eq!(a.body["resource"], "https://api.example.com/mcp");
+    let auth = format!("DPoP {bound}");
+    let p = client.proof("GET", "https://api.example.com/me", &bound, "n1");
+    let res = reqwest::Client::new()
+        .get(format!("{}/me", server.base))
+        .header("authorization", &auth)
+        .header("dpop", &p)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let challenge = res.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("use_dpop_nonce"), "{challenge}");
+    let nonce = res.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+    let p = client.proof_with_nonce(
+        "GET",
+        "https://api.example.com/me",
+        &bound,
+        "n2",
+        Some(&nonce),
+    );
+    let a = get(&server, "/me", &[("authorization", &auth), ("dpop", &p)]).await;
+    assert_eq!(a.status, 200, "{}", a.challenge);
+}
