@@ -67,7 +67,7 @@ impl JwksCacheBuilder {
     ///
     /// ```
     /// use std::time::{Duration, UNIX_EPOCH};
-    /// use tower_jwt_auth::JwksCache;
+    /// use tower_jwt_auth::jwks::JwksCache;
     ///
     /// let keys = JwksCache::builder("https://login.example.com/jwks.json")
     ///     .clock(|| UNIX_EPOCH + Duration::from_secs(1_700_000_000))

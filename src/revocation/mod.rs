@@ -346,7 +346,7 @@ impl MemoryRevocationBuilder {
     ///
     /// ```
     /// use std::time::{Duration, UNIX_EPOCH};
-    /// use tower_jwt_auth::MemoryRevocation;
+    /// use tower_jwt_auth::revocation::MemoryRevocation;
     ///
     /// let list = MemoryRevocation::builder()
     ///     .clock(|| UNIX_EPOCH + Duration::from_secs(1_700_000_000))
