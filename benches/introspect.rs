@@ -32,7 +32,7 @@ use tower_layer::Layer;
 async fn answer(State(calls): State<Arc<AtomicUsize>>) -> &'static str {
     calls.fetch_add(1, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(20)).await;
-    r#"{"active":true,"sub":"bench","aud":"api","scope":"read","exp":4102444800}"#
+    r#"{"active":true,"token_type":"Bearer","sub":"bench","aud":"api","scope":"read","exp":4102444800}"#
 }
 
 fn main() {
