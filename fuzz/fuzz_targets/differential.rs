@@ -1,7 +1,7 @@
 //! Differential fuzzing: the same token through our verifier and through
 //! jsonwebtoken 11, in process, with the same keys and settings (see
-//! tests/differential/oracles.rs). Whenever they answer differently, a row
-//! of the table of intended differences (tests/differential/table.rs, the
+//! tests/it/differential/oracles.rs). Whenever they answer differently, a row
+//! of the table of intended differences (tests/it/differential/table.rs, the
 //! one the test suite enforces) must explain it; otherwise this target
 //! crashes and prints both answers.
 //!
@@ -17,11 +17,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../tests/differential/facts.rs"]
+#[path = "../../tests/it/differential/facts.rs"]
 mod facts;
-#[path = "../../tests/differential/oracles.rs"]
+#[path = "../../tests/it/differential/oracles.rs"]
 mod oracles;
-#[path = "../../tests/differential/table.rs"]
+#[path = "../../tests/it/differential/table.rs"]
 mod table;
 
 use facts::Facts;

@@ -8,8 +8,8 @@
 //! (included by path).
 #![allow(dead_code)]
 
-use crate::differential::facts::{Facts, Json};
-use crate::differential::oracles::Verdict;
+use super::facts::{Facts, Json};
+use super::oracles::Verdict;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Peer {
