@@ -86,41 +86,6 @@ fn attacker_rs256(header: &Value) -> String {
     format!("{input}.{}", b64(sig))
 }
 
-fn hs256_with_secret(header: &Value, secret: &[u8]) -> String {
-    let input = format!("{}.{}", b64(header.to_string()), b64(claims().to_string()));
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
-    format!(
-        "{input}.{}",
-        b64(aws_lc_rs::hmac::sign(&key, input.as_bytes()))
-    )
-}
-
-/// The modulus and exponent of a PKCS#1 `RSAPublicKey` (just enough DER).
-fn rsa_n_e(der: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    fn tlv(d: &[u8]) -> (&[u8], &[u8]) {
-        let (len, skip) = if d[1] & 0x80 == 0 {
-            (d[1] as usize, 2)
-        } else {
-            let n = (d[1] & 0x7f) as usize;
-            (
-                d[2..2 + n].iter().fold(0, |a, b| a << 8 | *b as usize),
-                2 + n,
-            )
-        };
-        (&d[skip..skip + len], &d[skip + len..])
-    }
-    let (seq, _) = tlv(der);
-    let (n, rest) = tlv(seq);
-    let (e, _) = tlv(rest);
-    let strip = |v: &[u8]| {
-        v.iter()
-            .skip_while(|b| **b == 0)
-            .copied()
-            .collect::<Vec<u8>>()
-    };
-    (strip(n), strip(e))
-}
-
 fn rsa_jwk(kid: &str, alg: &str) -> Value {
     let (n, e) = rsa_n_e(&pem_der(&read("rsa.pkcs1.pub")));
     json!({"kty": "RSA", "kid": kid, "alg": alg, "use": "sig", "n": b64(n), "e": b64(e)})
@@ -225,7 +190,7 @@ async fn attack_hs256_keyed_with_the_rsa_public_key() {
         ] {
             attacks.push((
                 format!("HS256 with the RSA key as {what}, {h}"),
-                hs256_with_secret(&h, secret),
+                hs256_with(&h, &claims(), secret),
             ));
         }
     }

@@ -191,3 +191,39 @@ pub fn claims() -> Value {
         "roles": ["user"],
     })
 }
+
+/// An HS256 token over `header` and `claims`, MAC'd with `secret`.
+pub fn hs256_with(header: &Value, claims: &Value, secret: &[u8]) -> String {
+    let input = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    format!(
+        "{input}.{}",
+        b64(aws_lc_rs::hmac::sign(&key, input.as_bytes()))
+    )
+}
+
+/// The modulus and exponent of a PKCS#1 `RSAPublicKey` (just enough DER).
+pub fn rsa_n_e(der: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    fn tlv(d: &[u8]) -> (&[u8], &[u8]) {
+        let (len, skip) = if d[1] & 0x80 == 0 {
+            (d[1] as usize, 2)
+        } else {
+            let n = (d[1] & 0x7f) as usize;
+            (
+                d[2..2 + n].iter().fold(0, |a, b| a << 8 | *b as usize),
+                2 + n,
+            )
+        };
+        (&d[skip..skip + len], &d[skip + len..])
+    }
+    let (seq, _) = tlv(der);
+    let (n, rest) = tlv(seq);
+    let (e, _) = tlv(rest);
+    let strip = |v: &[u8]| {
+        v.iter()
+            .skip_while(|b| **b == 0)
+            .copied()
+            .collect::<Vec<u8>>()
+    };
+    (strip(n), strip(e))
+}
