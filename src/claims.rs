@@ -101,6 +101,8 @@ impl Deref for SharedClaims {
 }
 
 impl SharedClaims {
+    // The introspection answers' claims; the variant it makes is matched
+    // in every feature set.
     #[cfg_attr(not(feature = "introspection"), allow(dead_code))]
     pub(crate) fn new(token: TokenClaims) -> Self {
         SharedClaims(Arc::new(token))
@@ -550,7 +552,7 @@ impl RegisteredClaims {
             .unwrap_or_default()
     }
 
-    #[cfg_attr(not(feature = "revocation"), allow(dead_code))]
+    #[cfg(feature = "revocation")]
     pub(crate) fn set_jti(&mut self, jti: String) {
         let mut text = String::with_capacity(self.text.len() + jti.len());
         text.push_str(&self.text);
@@ -560,6 +562,7 @@ impl RegisteredClaims {
 }
 
 /// Appends `value` to `text`, returning where it lies.
+#[cfg(feature = "revocation")]
 fn push(text: &mut String, value: &str) -> Span {
     let at = span(text.len(), value.len());
     text.push_str(value);

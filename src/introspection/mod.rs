@@ -22,11 +22,12 @@ use crate::flight::{Flight, Flights, Joined};
 use crate::store::PerformanceCache;
 use reqwest::{Client, Url};
 
+use crate::BoxFuture;
 use crate::clock::{Clock, SystemClock, unix_secs};
 use crate::error::{AuthError, BuildError};
 use crate::http;
 use crate::jwks::JwksCache;
-use crate::verify::{ClaimRules, TokenVerifier, Verified, Verifier, VerifyFuture, read_registered};
+use crate::verify::{ClaimRules, TokenVerifier, Verified, Verifier, read_registered};
 
 /// How long after a failed discovery calls fail at once, without asking.
 const DISCOVERY_RETRY: Duration = Duration::from_secs(1);
@@ -574,7 +575,7 @@ impl Inner {
             return Err(refused(&"its `iat` is missing or too old"));
         }
         let payload: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(verified.payload()).map_err(|e| refused(&e))?;
+            serde_json::from_str(verified.json()).map_err(|e| refused(&e))?;
         match payload.get("token_introspection") {
             Some(answer @ serde_json::Value::Object(_)) => Ok(answer.to_string().into_bytes()),
             _ => Err(refused(&"no `token_introspection` object")),
@@ -772,7 +773,7 @@ impl TokenVerifier for Introspector {
         self.cached(&hash(token))
     }
 
-    fn verify_later<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
+    fn verify_later<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Verified, AuthError>> {
         Box::pin(self.verify_shared(token))
     }
 
@@ -1224,7 +1225,7 @@ mod tests {
                 .unwrap();
         assert_eq!(v.registered().sub(), Some("u"));
         assert_eq!(v.reuse_until, Some(1_000_030.0));
-        assert!(v.payload().contains("\"scope\":\"a b\""));
+        assert!(v.json().contains("\"scope\":\"a b\""));
         let v = judge(r#"{"active":true,"iss":"https://idp.example","aud":["x","api"]}"#).unwrap();
         assert_eq!(v.reuse_until, Some(1_000_060.0));
     }
