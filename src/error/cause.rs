@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 /// Why something the verification needs (keys, the introspection endpoint,
 /// the revocation or replay store) cannot be had right now: the payload of
-/// the outage variants of [`AuthError`], and their
+/// the outage variants of [`AuthError`](crate::AuthError), and their
 /// [`source`](std::error::Error::source).
 ///
 /// Its message is safe to log: every URL in it has its password and its
