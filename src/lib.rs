@@ -44,6 +44,7 @@ pub mod cache;
 pub mod clock;
 #[cfg(feature = "dpop")]
 pub mod dpop;
+pub mod forward;
 #[cfg(feature = "tonic")]
 pub mod grpc;
 pub mod guard;

@@ -24,6 +24,8 @@ mod dpop;
 #[cfg(all(feature = "axum", feature = "dpop", feature = "redis"))]
 mod dpop_redis;
 mod durations;
+#[cfg(feature = "axum")]
+mod forward;
 #[cfg(all(feature = "tonic", feature = "jwks", feature = "issuer"))]
 mod grpc;
 #[cfg(all(feature = "tonic", feature = "dpop"))]

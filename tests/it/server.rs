@@ -29,6 +29,7 @@ impl Server {
                 "JWT_TOKEN_CACHE",
                 "JWT_RESOURCE",
                 "JWT_DPOP_NONCE",
+                "JWT_TRUST_FORWARDED",
             ] {
                 cmd.env_remove(var);
             }
@@ -529,4 +530,71 @@ async fn dpop_nonces_when_asked_for() {
     );
     let a = get(&server, "/me", &[("authorization", &auth), ("dpop", &p)]).await;
     assert_eq!(a.status, 200, "{}", a.challenge);
+}
+
+/// `GET /auth` (issue 31): status, challenge and the claim headers of a
+/// forward-auth subrequest for `original` (`None`: no proxy headers).
+async fn forward(
+    server: &Server,
+    token: Option<&str>,
+    original: Option<&str>,
+) -> (u16, String, http::HeaderMap) {
+    let mut req = reqwest::Client::new().get(format!("{}/auth", server.base));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(uri) = original {
+        req = req
+            .header("x-original-method", "GET")
+            .header("x-original-uri", uri);
+    }
+    let res = req.send().await.unwrap();
+    let headers = res.headers().clone();
+    let challenge = headers
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (res.status().as_u16(), challenge, headers)
+}
+
+#[tokio::test]
+async fn forward_auth_applies_admin_and_write_rules_to_the_original_path_when_trusted() {
+    let server = Server::start(&[("JWT_TRUST_FORWARDED", "1")]).await;
+    let user = server.export("USER_TOKEN").to_owned();
+    let admin = server.export("ADMIN_TOKEN").to_owned();
+    let writer = server.export("WRITE_TOKEN").to_owned();
+
+    let (status, _, h) = forward(&server, Some(&user), Some("/me")).await;
+    assert_eq!(status, 200);
+    assert_eq!(h["x-auth-request-user"], "user");
+    assert_eq!(h["x-auth-request-groups"], "user");
+    assert_eq!(forward(&server, Some(&user), Some("/admin")).await.0, 403);
+    let (status, _, h) = forward(&server, Some(&admin), Some("/admin/x?y=1")).await;
+    assert_eq!(status, 200);
+    assert_eq!(h["x-auth-request-user"], "admin");
+    let (status, challenge, _) = forward(&server, Some(&user), Some("/write")).await;
+    assert_eq!(status, 403);
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
+    assert_eq!(forward(&server, Some(&writer), Some("/write")).await.0, 200);
+    // No token: the layer's challenge, resource metadata and all.
+    let (status, challenge, _) = forward(&server, None, Some("/me")).await;
+    assert_eq!(status, 401);
+    assert!(
+        challenge.starts_with(r#"Bearer realm="tower-jwt-auth", resource_metadata=""#),
+        "{challenge}"
+    );
+    // A trusted proxy that did not name the original request: 400, never
+    // judged as /auth.
+    assert_eq!(forward(&server, Some(&user), None).await.0, 400);
+
+    // Not trusted: the headers are anyone's, /auth judges itself.
+    let untrusted = Server::start(&[]).await;
+    let user = untrusted.export("USER_TOKEN").to_owned();
+    assert_eq!(
+        forward(&untrusted, Some(&user), Some("/admin")).await.0,
+        200
+    );
 }

@@ -3,6 +3,7 @@
 //! and captures the tests drive.
 #![allow(dead_code)] // each test module uses part of it
 
+pub mod apt;
 pub mod example;
 pub mod logs;
 pub mod oidc;
