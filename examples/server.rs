@@ -36,6 +36,7 @@
 //! | `GET /write` | scope `write` in `scope` or `scp`, else 403 `insufficient_scope` |
 //! | `GET /maybe` | optional: `{"sub": null}` without a token, the `sub` with a valid one, 401 with a bad one |
 //! | `GET /.well-known/oauth-protected-resource{path of JWT_RESOURCE}` | the RFC 9728 metadata, listing `JWT_ISSUER` (or the built-in issuer) |
+//! | `GET /ws` | WebSocket echo (subprotocol `echo` selected when offered); token from `Authorization`, the cookie, or `Sec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io.<token>`; closed with 1008 when the token expires |
 //! | `GET /auth` (any method) | forward-auth for nginx `auth_request` / Traefik `ForwardAuth`: 200 with `X-Auth-Request-User`/`-Email`/`-Groups`, or the 401/403 of the layer and of `/admin`'s and `/write`'s rules applied to the original path (with `JWT_TRUST_FORWARDED`) |
 //! | any other path, any method (`POST /mcp`) | protected like `/me`: the claims as JSON for a valid token, 401 otherwise |
 //!
@@ -63,6 +64,7 @@ use tower_jwt_auth::introspection::{ClientKey, Introspector};
 use tower_jwt_auth::jwks::JwksCache;
 use tower_jwt_auth::metadata::ResourceMetadata;
 use tower_jwt_auth::testing::Issuer;
+use tower_jwt_auth::ws::{ExpiringSocket, ExpiringUpgrade};
 use tower_jwt_auth::{
     Algorithm, AuthError, ClaimSource, Claims, JwtAuthLayer, RequireRole, RequireScope,
     TokenSource, TokenVerifier, Verifier,
@@ -112,6 +114,21 @@ async fn maybe(claims: Option<Claims>) -> Json<Value> {
     Json(json!({ "sub": claims.as_ref().and_then(|c| c.sub()) }))
 }
 
+/// `GET /ws`: an echo of text and binary messages, subprotocol `echo`,
+/// closed with 1008 when the token expires.
+async fn ws(upgrade: ExpiringUpgrade) -> axum::response::Response {
+    upgrade.protocols(["echo"]).on_upgrade(echo)
+}
+
+async fn echo(mut socket: ExpiringSocket) {
+    use axum::extract::ws::Message;
+    while let Some(Ok(msg)) = socket.recv().await {
+        if matches!(msg, Message::Text(_) | Message::Binary(_)) && socket.send(msg).await.is_err() {
+            break;
+        }
+    }
+}
+
 /// The app, given a verifier and the cookie name; `cache` feeds `/ready`
 /// (none with introspection: always ready); `metadata` is served and named
 /// in 401s; `dpop` is the DPoP policy.
@@ -151,6 +168,14 @@ fn app(
         .route("/maybe", get(maybe))
         .route_layer(auth.clone().optional());
     let forward = forward_auth(auth.clone(), &admins, &writers);
+    // WebSocket clients in a browser offer the token as a subprotocol.
+    let websocket = Router::new()
+        .route("/ws", get(ws))
+        .route_layer(auth.clone().sources([
+            TokenSource::Bearer,
+            TokenSource::cookie(cookie),
+            TokenSource::websocket_protocol(TokenSource::KUBERNETES_PROTOCOL),
+        ]));
     let ready = move || {
         let status = cache.as_ref().map(JwksCache::status);
         async move {
@@ -178,6 +203,7 @@ fn app(
         .route_service("/auth", forward)
         .merge(protected)
         .merge(optional)
+        .merge(websocket)
         // Every other path, any method: protected like /me.
         .fallback(me.layer(auth))
 }

@@ -59,6 +59,8 @@ pub mod metadata;
 pub mod revocation;
 #[cfg(any(feature = "issuer", feature = "test-util"))]
 pub mod testing;
+#[cfg(feature = "ws")]
+pub mod ws;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use claims::{ClaimSource, Claims, JsonClaims, RegisteredClaims};
