@@ -36,6 +36,7 @@
 //! | `GET /write` | scope `write` in `scope` or `scp`, else 403 `insufficient_scope` |
 //! | `GET /maybe` | optional: `{"sub": null}` without a token, the `sub` with a valid one, 401 with a bad one |
 //! | `GET /.well-known/oauth-protected-resource{path of JWT_RESOURCE}` | the RFC 9728 metadata, listing `JWT_ISSUER` (or the built-in issuer) |
+//! | `GET /openapi.json` | the OpenAPI 3.1 document of `/me`, `/admin`, `/write` and `/maybe`: security schemes from the issuer, each operation's requirement from the routes' own guards; no authentication |
 //! | `GET /ws` | WebSocket echo (subprotocol `echo` selected when offered); token from `Authorization`, the cookie, or `Sec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io.<token>`; closed with 1008 when the token expires |
 //! | `GET /auth` (any method) | forward-auth for nginx `auth_request` / Traefik `ForwardAuth`: 200 with `X-Auth-Request-User`/`-Email`/`-Groups`, or the 401/403 of the layer and of `/admin`'s and `/write`'s rules applied to the original path (with `JWT_TRUST_FORWARDED`) |
 //! | any other path, any method (`POST /mcp`) | protected like `/me`: the claims as JSON for a valid token, 401 otherwise |
@@ -63,6 +64,7 @@ use tower_jwt_auth::forward::{ForwardAuth, Proxy};
 use tower_jwt_auth::introspection::{ClientKey, Introspector};
 use tower_jwt_auth::jwks::JwksCache;
 use tower_jwt_auth::metadata::ResourceMetadata;
+use tower_jwt_auth::openapi::{Requirement, Security};
 use tower_jwt_auth::testing::Issuer;
 use tower_jwt_auth::ws::{ExpiringSocket, ExpiringUpgrade};
 use tower_jwt_auth::{
@@ -167,6 +169,7 @@ fn app(
     let optional = Router::new()
         .route("/maybe", get(maybe))
         .route_layer(auth.clone().optional());
+    let openapi = openapi(&metadata, &admins, &writers);
     let forward = forward_auth(auth.clone(), &admins, &writers);
     // WebSocket clients in a browser offer the token as a subprotocol.
     let websocket = Router::new()
@@ -201,11 +204,45 @@ fn app(
         .route("/ready", get(ready))
         .route_service(metadata.path(), metadata.clone())
         .route_service("/auth", forward)
+        .route(
+            "/openapi.json",
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi) }),
+        )
         .merge(protected)
         .merge(optional)
         .merge(websocket)
         // Every other path, any method: protected like /me.
         .fallback(me.layer(auth))
+}
+
+/// `GET /openapi.json`: the routes' document (utoipa), the security
+/// schemes from the resource metadata's issuer, each operation's
+/// requirement read from the guards that protect it.
+fn openapi(metadata: &ResourceMetadata, admins: &RequireRole, writers: &RequireScope) -> String {
+    use utoipa::openapi::{InfoBuilder, OpenApiBuilder};
+    let get = http::Method::GET;
+    let security = Security::from_metadata(metadata)
+        .route("/me", get.clone(), Requirement::authenticated())
+        .route(
+            "/admin",
+            get.clone(),
+            Requirement::authenticated().guard(admins),
+        )
+        .route(
+            "/write",
+            get.clone(),
+            Requirement::authenticated().guard(writers),
+        )
+        .route("/maybe", get, Requirement::optional());
+    let info = InfoBuilder::new()
+        .title("tower-jwt-auth reference server")
+        .version(env!("CARGO_PKG_VERSION"))
+        .build();
+    let mut doc = OpenApiBuilder::new().info(info).build();
+    if let Err(e) = security.apply_utoipa(&mut doc) {
+        eprintln!("warning: /openapi.json: {e}");
+    }
+    doc.to_json().unwrap_or_default()
 }
 
 /// `GET /auth`: forward-auth with the routes' own layer, and `/admin`'s

@@ -55,6 +55,8 @@ pub mod jwks;
 pub mod layer;
 pub mod manual;
 pub mod metadata;
+#[cfg(any(feature = "utoipa", feature = "aide"))]
+pub mod openapi;
 #[cfg(feature = "revocation")]
 pub mod revocation;
 #[cfg(any(feature = "issuer", feature = "test-util"))]

@@ -53,6 +53,8 @@ mod mcp;
 mod observe;
 #[cfg(feature = "jwks")]
 mod oidc_provider;
+#[cfg(all(feature = "axum", feature = "utoipa", feature = "aide"))]
+mod openapi;
 mod proptest;
 #[cfg(all(feature = "axum", feature = "jwks", feature = "issuer"))]
 mod providers;

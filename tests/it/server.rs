@@ -753,3 +753,40 @@ async fn headless_chromium_offers_the_token_as_a_subprotocol_and_sees_the_close_
     let seen: Value = serde_json::from_str(&report).unwrap();
     assert_closed_at_exp(&seen, closed_at, exp);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_json_validates_and_its_scopes_are_the_guards() {
+    let (_idp, server) = with_issuer().await;
+    let a = get(&server, "/openapi.json", &[]).await;
+    assert_eq!(a.status, 200);
+    let doc = a.body;
+    let file = std::env::temp_dir().join(format!("tjwt-openapi-{}.json", std::process::id()));
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let report = crate::support::pip::validate_openapi(&file);
+    let _ = std::fs::remove_file(&file);
+    let report = report.unwrap_or_else(|r| panic!("openapi-spec-validator: {r}\n{doc:#}"));
+    assert!(report.contains("OK"), "{report}");
+
+    // The schemes: bearer JWT, and the issuer's discovery document.
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["bearerFormat"], "JWT");
+    let discovery = format!("{}/.well-known/openid-configuration", _idp.url());
+    assert_eq!(schemes["oidc"]["openIdConnectUrl"], discovery.as_str());
+    // Each operation's requirements are its guards': /write the `write`
+    // scope, /admin the `admin` role, /me a token, /maybe a token or none.
+    let security = |path: &str| doc["paths"][path]["get"]["security"].clone();
+    assert_eq!(
+        security("/write"),
+        json!([{"bearer": ["write"]}, {"oidc": ["write"]}])
+    );
+    assert_eq!(
+        security("/admin"),
+        json!([{"bearer": ["admin"]}, {"oidc": []}])
+    );
+    assert_eq!(security("/me"), json!([{"bearer": []}, {"oidc": []}]));
+    assert_eq!(
+        security("/maybe"),
+        json!([{}, {"bearer": []}, {"oidc": []}])
+    );
+    assert!(doc["paths"]["/write"]["get"]["responses"]["403"].is_object());
+}

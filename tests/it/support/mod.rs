@@ -7,6 +7,7 @@ pub mod apt;
 pub mod example;
 pub mod logs;
 pub mod oidc;
+pub mod pip;
 pub mod raw_http;
 pub mod redis;
 
