@@ -22,6 +22,7 @@
 //! | `JWT_INTROSPECTION_SIGNED` | `1`: ask for signed answers (RFC 9701) and verify them with `JWT_ISSUER`'s keys | off |
 //! | `JWT_RESOURCE` | the resource identifier (RFC 9728), also the DPoP `htu` base | `http://{BIND}` (the bound address) |
 //! | `JWT_DPOP_NONCE` | `1`: DPoP proofs must carry a server nonce | off |
+//! | `JWT_TRUST_FORWARDED` | `1` or `nginx`: `/auth` judges the original request named by `X-Original-Method`/`X-Original-URI`; `traefik`: by `X-Forwarded-Method`/`X-Forwarded-Uri` | off: `/auth` judges itself |
 //! | `BIND` | listen address (`127.0.0.1:0`: any free port) | `127.0.0.1:3000` |
 //!
 //! Routes:
@@ -35,6 +36,9 @@
 //! | `GET /write` | scope `write` in `scope` or `scp`, else 403 `insufficient_scope` |
 //! | `GET /maybe` | optional: `{"sub": null}` without a token, the `sub` with a valid one, 401 with a bad one |
 //! | `GET /.well-known/oauth-protected-resource{path of JWT_RESOURCE}` | the RFC 9728 metadata, listing `JWT_ISSUER` (or the built-in issuer) |
+//! | `GET /openapi.json` | the OpenAPI 3.1 document of `/me`, `/admin`, `/write` and `/maybe`: security schemes from the issuer, each operation's requirement from the routes' own guards; no authentication |
+//! | `GET /ws` | WebSocket echo (subprotocol `echo` selected when offered); token from `Authorization`, the cookie, or `Sec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io.<token>`; closed with 1008 when the token expires |
+//! | `GET /auth` (any method) | forward-auth for nginx `auth_request` / Traefik `ForwardAuth`: 200 with `X-Auth-Request-User`/`-Email`/`-Groups`, or the 401/403 of the layer and of `/admin`'s and `/write`'s rules applied to the original path (with `JWT_TRUST_FORWARDED`) |
 //! | any other path, any method (`POST /mcp`) | protected like `/me`: the claims as JSON for a valid token, 401 otherwise |
 //!
 //! Every protected route accepts `Authorization: Bearer` and
@@ -56,10 +60,13 @@ use http::{StatusCode, header};
 use serde_json::{Value, json};
 use tower_jwt_auth::cache::TokenCache;
 use tower_jwt_auth::dpop::{DpopMode, DpopPolicy};
+use tower_jwt_auth::forward::{ForwardAuth, Proxy};
 use tower_jwt_auth::introspection::{ClientKey, Introspector};
 use tower_jwt_auth::jwks::JwksCache;
 use tower_jwt_auth::metadata::ResourceMetadata;
+use tower_jwt_auth::openapi::{Requirement, Security};
 use tower_jwt_auth::testing::Issuer;
+use tower_jwt_auth::ws::{ExpiringSocket, ExpiringUpgrade};
 use tower_jwt_auth::{
     Algorithm, AuthError, ClaimSource, Claims, JwtAuthLayer, RequireRole, RequireScope,
     TokenSource, TokenVerifier, Verifier,
@@ -109,6 +116,21 @@ async fn maybe(claims: Option<Claims>) -> Json<Value> {
     Json(json!({ "sub": claims.as_ref().and_then(|c| c.sub()) }))
 }
 
+/// `GET /ws`: an echo of text and binary messages, subprotocol `echo`,
+/// closed with 1008 when the token expires.
+async fn ws(upgrade: ExpiringUpgrade) -> axum::response::Response {
+    upgrade.protocols(["echo"]).on_upgrade(echo)
+}
+
+async fn echo(mut socket: ExpiringSocket) {
+    use axum::extract::ws::Message;
+    while let Some(Ok(msg)) = socket.recv().await {
+        if matches!(msg, Message::Text(_) | Message::Binary(_)) && socket.send(msg).await.is_err() {
+            break;
+        }
+    }
+}
+
 /// The app, given a verifier and the cookie name; `cache` feeds `/ready`
 /// (none with introspection: always ready); `metadata` is served and named
 /// in 401s; `dpop` is the DPoP policy.
@@ -136,17 +158,27 @@ fn app(
         .merge(
             Router::new()
                 .route("/admin", get(admin))
-                .route_layer(admins),
+                .route_layer(admins.clone()),
         )
         .merge(
             Router::new()
                 .route("/write", get(write))
-                .route_layer(writers),
+                .route_layer(writers.clone()),
         )
         .route_layer(auth.clone());
     let optional = Router::new()
         .route("/maybe", get(maybe))
         .route_layer(auth.clone().optional());
+    let openapi = openapi(&metadata, &admins, &writers);
+    let forward = forward_auth(auth.clone(), &admins, &writers);
+    // WebSocket clients in a browser offer the token as a subprotocol.
+    let websocket = Router::new()
+        .route("/ws", get(ws))
+        .route_layer(auth.clone().sources([
+            TokenSource::Bearer,
+            TokenSource::cookie(cookie),
+            TokenSource::websocket_protocol(TokenSource::KUBERNETES_PROTOCOL),
+        ]));
     let ready = move || {
         let status = cache.as_ref().map(JwksCache::status);
         async move {
@@ -171,10 +203,76 @@ fn app(
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
         .route_service(metadata.path(), metadata.clone())
+        .route_service("/auth", forward)
+        .route(
+            "/openapi.json",
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi) }),
+        )
         .merge(protected)
         .merge(optional)
+        .merge(websocket)
         // Every other path, any method: protected like /me.
         .fallback(me.layer(auth))
+}
+
+/// `GET /openapi.json`: the routes' document (utoipa), the security
+/// schemes from the resource metadata's issuer, each operation's
+/// requirement read from the guards that protect it.
+fn openapi(metadata: &ResourceMetadata, admins: &RequireRole, writers: &RequireScope) -> String {
+    use utoipa::openapi::{InfoBuilder, OpenApiBuilder};
+    let get = http::Method::GET;
+    let security = Security::from_metadata(metadata)
+        .route("/me", get.clone(), Requirement::authenticated())
+        .route(
+            "/admin",
+            get.clone(),
+            Requirement::authenticated().guard(admins),
+        )
+        .route(
+            "/write",
+            get.clone(),
+            Requirement::authenticated().guard(writers),
+        )
+        .route("/maybe", get, Requirement::optional());
+    let info = InfoBuilder::new()
+        .title("tower-jwt-auth reference server")
+        .version(env!("CARGO_PKG_VERSION"))
+        .build();
+    let mut doc = OpenApiBuilder::new().info(info).build();
+    if let Err(e) = security.apply_utoipa(&mut doc) {
+        eprintln!("warning: /openapi.json: {e}");
+    }
+    doc.to_json().unwrap_or_default()
+}
+
+/// `GET /auth`: forward-auth with the routes' own layer, and `/admin`'s
+/// and `/write`'s rules limited to those paths of the original request
+/// (read from the proxy's headers when `JWT_TRUST_FORWARDED` names it).
+fn forward_auth<C, R: Clone>(
+    auth: JwtAuthLayer<C, R>,
+    admins: &RequireRole,
+    writers: &RequireScope,
+) -> ForwardAuth<C, R> {
+    // Constant paths, in normal form: accepted.
+    let on = |paths: &str| [paths.to_owned()];
+    let mut forward = ForwardAuth::new(auth)
+        .guard(admins.clone().paths(on("/admin")).expect("a valid path"))
+        .guard(writers.clone().paths(on("/write")).expect("a valid path"));
+    // (Checked at start by `main`.)
+    if let Ok(Some(proxy)) = trusted_proxy() {
+        forward = forward.trust(proxy);
+    }
+    forward
+}
+
+/// The proxy `JWT_TRUST_FORWARDED` declares trusted, if any.
+fn trusted_proxy() -> Result<Option<Proxy>, Box<dyn Error>> {
+    match env("JWT_TRUST_FORWARDED").as_deref() {
+        None | Some("0") => Ok(None),
+        Some("1" | "nginx") => Ok(Some(Proxy::Nginx)),
+        Some("traefik") => Ok(Some(Proxy::Traefik)),
+        Some(other) => Err(format!("JWT_TRUST_FORWARDED={other}: use 1, nginx or traefik").into()),
+    }
 }
 
 /// The introspection client the environment asks for, if any.
@@ -239,6 +337,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let bind = env("BIND").unwrap_or_else(|| "127.0.0.1:3000".into());
     let cookie = env("JWT_COOKIE").unwrap_or_else(|| "access_token".into());
     let algs = algorithms()?;
+    trusted_proxy()?;
 
     // With JWT_INTROSPECTION_URL (or _DISCOVER): opaque tokens, asked
     // about at the authorization server.

@@ -375,6 +375,14 @@ auth_errors! {
         ("a state-changing request from another site carried its token in a cookie \
           (configure JwtAuthLayer::csrf to trust that origin)");
 
+    /// A forward-auth subrequest from a proxy declared trusted lacks the
+    /// original method or URI header, repeats one, or carries one that does
+    /// not parse (see [`ForwardAuth`](crate::forward::ForwardAuth)).
+    ForwardedRequest(why: &'static str) => BadRequest, INVALID_REQUEST, "forwarded_request",
+        "the forwarded method or URI is missing or malformed",
+        ("forward-auth: {why} (the trusted proxy must set the original method and URI headers)"),
+        sample = AuthError::ForwardedRequest("x");
+
     /// The caller lacks a required role or permission.
     Forbidden(why: String) => Forbidden, INSUFFICIENT_SCOPE, "forbidden",
         "the caller is not allowed to access this resource",

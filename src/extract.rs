@@ -5,7 +5,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use http::header::{AUTHORIZATION, COOKIE};
+use http::header::{AUTHORIZATION, COOKIE, SEC_WEBSOCKET_PROTOCOL};
 use http::{HeaderMap, HeaderName, Uri};
 
 use crate::error::AuthError;
@@ -125,6 +125,24 @@ pub enum TokenSource {
     /// values are refused with 400 `invalid_request`; the value is taken as
     /// it is, without percent-decoding.
     Query(String),
+    /// An entry of the WebSocket handshake's `Sec-WebSocket-Protocol`
+    /// list that starts with this prefix, the token after it: browsers
+    /// cannot set `Authorization` on a WebSocket, but can offer
+    /// subprotocols (`new WebSocket(url, [prefix + token, "echo"])`).
+    /// [`TokenSource::KUBERNETES_PROTOCOL`] is the Kubernetes prefix.
+    ///
+    /// The token follows the prefix as it is: a compact JWS (base64url
+    /// segments joined by `.`) is already a valid subprotocol name.
+    /// (Kubernetes' own clients base64url-encode the token once more; that
+    /// form is not decoded here, and is refused as malformed.) Two entries
+    /// with the prefix are refused with 400 `invalid_request`. The
+    /// handshake answer never names the token entry: axum's
+    /// `WebSocketUpgrade::protocols` selects only a protocol the server
+    /// lists, so list the application's own protocol and have clients
+    /// offer it too (a browser fails a handshake whose answer selects no
+    /// protocol it offered). Not ambient: a page of another site can open
+    /// a WebSocket but cannot know the token to put there.
+    WebSocketProtocol(String),
     /// The application's own [`FindToken`]. Unless it declares otherwise
     /// ([`FindToken::ambient`]), its tokens are checked against cross-site
     /// requests as cookie tokens are.
@@ -138,6 +156,9 @@ impl fmt::Debug for TokenSource {
             TokenSource::Cookie(name) => f.debug_tuple("Cookie").field(name).finish(),
             TokenSource::Header(name) => f.debug_tuple("Header").field(name).finish(),
             TokenSource::Query(name) => f.debug_tuple("Query").field(name).finish(),
+            TokenSource::WebSocketProtocol(prefix) => {
+                f.debug_tuple("WebSocketProtocol").field(prefix).finish()
+            }
             TokenSource::Custom(_) => f.write_str("Custom(..)"),
         }
     }
@@ -166,6 +187,29 @@ impl TokenSource {
         TokenSource::Query(name.into())
     }
 
+    /// The Kubernetes prefix of a token in `Sec-WebSocket-Protocol`:
+    /// `base64url.bearer.authorization.k8s.io.` (see
+    /// [`TokenSource::WebSocketProtocol`]).
+    pub const KUBERNETES_PROTOCOL: &'static str = "base64url.bearer.authorization.k8s.io.";
+
+    /// A `Sec-WebSocket-Protocol` source with this prefix (for example
+    /// [`TokenSource::KUBERNETES_PROTOCOL`]); see
+    /// [`TokenSource::WebSocketProtocol`].
+    ///
+    /// ```
+    /// use tower_jwt_auth::TokenSource;
+    /// // On the WebSocket route: a browser offers
+    /// // ["base64url.bearer.authorization.k8s.io.<token>", "echo"].
+    /// let ws_sources = [
+    ///     TokenSource::Bearer,
+    ///     TokenSource::websocket_protocol(TokenSource::KUBERNETES_PROTOCOL),
+    /// ];
+    /// # let _ = ws_sources;
+    /// ```
+    pub fn websocket_protocol(prefix: impl Into<String>) -> TokenSource {
+        TokenSource::WebSocketProtocol(prefix.into())
+    }
+
     /// The application's own [`FindToken`].
     pub fn custom(find: impl FindToken) -> TokenSource {
         TokenSource::Custom(Arc::new(find))
@@ -178,7 +222,10 @@ impl TokenSource {
         match self {
             TokenSource::Cookie(_) => true,
             TokenSource::Custom(find) => find.ambient(),
-            TokenSource::Bearer | TokenSource::Header(_) | TokenSource::Query(_) => false,
+            TokenSource::Bearer
+            | TokenSource::Header(_)
+            | TokenSource::Query(_)
+            | TokenSource::WebSocketProtocol(_) => false,
         }
     }
 
@@ -222,6 +269,7 @@ impl TokenSource {
             },
             TokenSource::Cookie(name) => cookie(headers, name),
             TokenSource::Query(name) => query(uri, name),
+            TokenSource::WebSocketProtocol(prefix) => subprotocol(headers, prefix),
             TokenSource::Custom(find) => find.find(uri, headers),
         }
     }
@@ -323,6 +371,34 @@ fn query<'r>(uri: &'r Uri, name: &str) -> Result<Option<&'r str>, AuthError> {
         }
     }
     Ok(found.filter(|v| !v.is_empty()))
+}
+
+/// The token of the one `Sec-WebSocket-Protocol` entry that starts with
+/// `prefix` (entries are comma-separated, in one or more header lines);
+/// two such entries are an ambiguous credential, even with one value.
+fn subprotocol<'r>(headers: &'r HeaderMap, prefix: &str) -> Result<Option<&'r str>, AuthError> {
+    let mut found: Option<&'r str> = None;
+    let entries = headers
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim_ascii);
+    for entry in entries {
+        let Some(token) = entry.strip_prefix(prefix) else {
+            continue;
+        };
+        if found.is_some() {
+            return Err(AuthError::MultipleTokens);
+        }
+        if token.is_empty() {
+            return Err(AuthError::Malformed(
+                "empty token after the subprotocol prefix",
+            ));
+        }
+        found = Some(token);
+    }
+    Ok(found)
 }
 
 /// A token, and whether it came from an ambient source (a cookie, which a
@@ -527,6 +603,55 @@ mod tests {
                 .unwrap();
             assert_eq!(found.ambient, ambient, "{source:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod subprotocol_tests {
+    use super::*;
+    use http::HeaderValue;
+
+    const K8S: &str = TokenSource::KUBERNETES_PROTOCOL;
+
+    fn offered(lines: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for line in lines {
+            h.append(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_str(line).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_token_entry_among_the_offered_protocols() {
+        let line = format!("echo, {K8S}a.b.c , chat");
+        assert_eq!(subprotocol(&offered(&[&line]), K8S).unwrap(), Some("a.b.c"));
+        let split = format!("{K8S}a.b.c");
+        assert_eq!(
+            subprotocol(&offered(&["echo", &split]), K8S).unwrap(),
+            Some("a.b.c")
+        );
+        assert_eq!(subprotocol(&offered(&["echo, chat"]), K8S).unwrap(), None);
+        assert_eq!(subprotocol(&HeaderMap::new(), K8S).unwrap(), None);
+        // Another prefix is another source.
+        assert_eq!(
+            subprotocol(&offered(&[&line]), "quarkus-http-upgrade#").unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn two_token_entries_or_an_empty_one_are_refused() {
+        for lines in [
+            vec![format!("{K8S}a.b.c, {K8S}d.e.f")],
+            vec![format!("{K8S}a.b.c, {K8S}a.b.c")],
+            vec![format!("{K8S}a.b.c"), format!("echo, {K8S}d.e.f")],
+        ] {
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            let err = subprotocol(&offered(&lines), K8S).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::BadRequest, "{lines:?}");
+        }
+        let err = subprotocol(&offered(&[&format!("echo, {K8S}")]), K8S).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Unauthenticated);
     }
 }
 

@@ -44,6 +44,7 @@ pub mod cache;
 pub mod clock;
 #[cfg(feature = "dpop")]
 pub mod dpop;
+pub mod forward;
 #[cfg(feature = "tonic")]
 pub mod grpc;
 pub mod guard;
@@ -54,10 +55,14 @@ pub mod jwks;
 pub mod layer;
 pub mod manual;
 pub mod metadata;
+#[cfg(any(feature = "utoipa", feature = "aide"))]
+pub mod openapi;
 #[cfg(feature = "revocation")]
 pub mod revocation;
 #[cfg(any(feature = "issuer", feature = "test-util"))]
 pub mod testing;
+#[cfg(feature = "ws")]
+pub mod ws;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use claims::{ClaimSource, Claims, JsonClaims, RegisteredClaims};

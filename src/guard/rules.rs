@@ -508,3 +508,24 @@ where
         )
     }
 }
+
+/// What a rule guard demands, for the OpenAPI document: its values and
+/// whether all of them are needed.
+#[cfg(any(feature = "utoipa", feature = "aide"))]
+macro_rules! wanted {
+    ($name:ident) => {
+        impl<R> $name<R> {
+            pub(crate) fn wanted(&self) -> (Vec<String>, bool) {
+                (
+                    self.rule.wanted.iter().map(|w| w.to_string()).collect(),
+                    self.rule.all,
+                )
+            }
+        }
+    };
+}
+
+#[cfg(any(feature = "utoipa", feature = "aide"))]
+wanted!(RequireRole);
+#[cfg(any(feature = "utoipa", feature = "aide"))]
+wanted!(RequireScope);

@@ -66,8 +66,22 @@ impl<S, R> Guard<S, R> {
 
     define_inner_service_accessors!();
 
-    fn applies_to(&self, path: &str) -> bool {
-        crate::path::guards(self.paths.as_deref(), path)
+    /// The guard's decision on a request for `path` with these
+    /// extensions: `Allow` for a path outside its paths (matched by the
+    /// one path matcher, `crate::path`). The guard service and
+    /// forward-auth both decide here.
+    pub(crate) fn judge(&self, path: &str, ext: &http::Extensions) -> Verdict {
+        if crate::path::guards(self.paths.as_deref(), path) {
+            (self.check)(ext)
+        } else {
+            Verdict::Allow
+        }
+    }
+
+    /// The rule alone, without the inner service or the rejection (for
+    /// forward-auth, which answers with its layer's rejection).
+    pub(crate) fn rule(self) -> Guard<(), ()> {
+        Guard::new((), (), self.paths, self.check)
     }
 }
 
@@ -106,10 +120,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        if !self.applies_to(req.uri().path()) {
-            return GuardFuture::inner(self.inner.call(req));
-        }
-        match (self.check)(req.extensions()) {
+        match self.judge(req.uri().path(), req.extensions()) {
             Verdict::Allow => GuardFuture::inner(self.inner.call(req)),
             Verdict::Deny(error) => {
                 let refusal = Refusal::new(&error)

@@ -308,6 +308,24 @@ where
     }
 }
 
+impl<C, R> JwtAuthLayer<C, R> {
+    /// A refusal made in front of the request path (forward-auth cannot
+    /// read the forwarded request), rendered as the layer renders its own.
+    pub(crate) fn refuse<F, B, E>(
+        &self,
+        error: &AuthError,
+        headers: &http::HeaderMap,
+    ) -> ResponseFuture<F, R, B, E>
+    where
+        R: OnRejection<B>,
+    {
+        let refusal = Refusal::new(error)
+            .headers(headers)
+            .extras(self.settings.extras.as_deref());
+        ResponseFuture::rejected(render(&self.rejection, &refusal))
+    }
+}
+
 impl<S, C, R> JwtAuth<S, C, R> {
     /// The path of a request that waits, from `wait` on, in one boxed
     /// future; then on to the inner service that was made ready, or

@@ -24,6 +24,8 @@ mod dpop;
 #[cfg(all(feature = "axum", feature = "dpop", feature = "redis"))]
 mod dpop_redis;
 mod durations;
+#[cfg(feature = "axum")]
+mod forward;
 #[cfg(all(feature = "tonic", feature = "jwks", feature = "issuer"))]
 mod grpc;
 #[cfg(all(feature = "tonic", feature = "dpop"))]
@@ -51,6 +53,8 @@ mod mcp;
 mod observe;
 #[cfg(feature = "jwks")]
 mod oidc_provider;
+#[cfg(all(feature = "axum", feature = "utoipa", feature = "aide"))]
+mod openapi;
 mod proptest;
 #[cfg(all(feature = "axum", feature = "jwks", feature = "issuer"))]
 mod providers;

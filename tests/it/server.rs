@@ -29,6 +29,7 @@ impl Server {
                 "JWT_TOKEN_CACHE",
                 "JWT_RESOURCE",
                 "JWT_DPOP_NONCE",
+                "JWT_TRUST_FORWARDED",
             ] {
                 cmd.env_remove(var);
             }
@@ -529,4 +530,263 @@ async fn dpop_nonces_when_asked_for() {
     );
     let a = get(&server, "/me", &[("authorization", &auth), ("dpop", &p)]).await;
     assert_eq!(a.status, 200, "{}", a.challenge);
+}
+
+/// `GET /auth` (issue 31): status, challenge and the claim headers of a
+/// forward-auth subrequest for `original` (`None`: no proxy headers).
+async fn forward(
+    server: &Server,
+    token: Option<&str>,
+    original: Option<&str>,
+) -> (u16, String, http::HeaderMap) {
+    let mut req = reqwest::Client::new().get(format!("{}/auth", server.base));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(uri) = original {
+        req = req
+            .header("x-original-method", "GET")
+            .header("x-original-uri", uri);
+    }
+    let res = req.send().await.unwrap();
+    let headers = res.headers().clone();
+    let challenge = headers
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (res.status().as_u16(), challenge, headers)
+}
+
+#[tokio::test]
+async fn forward_auth_applies_admin_and_write_rules_to_the_original_path_when_trusted() {
+    let server = Server::start(&[("JWT_TRUST_FORWARDED", "1")]).await;
+    let user = server.export("USER_TOKEN").to_owned();
+    let admin = server.export("ADMIN_TOKEN").to_owned();
+    let writer = server.export("WRITE_TOKEN").to_owned();
+
+    let (status, _, h) = forward(&server, Some(&user), Some("/me")).await;
+    assert_eq!(status, 200);
+    assert_eq!(h["x-auth-request-user"], "user");
+    assert_eq!(h["x-auth-request-groups"], "user");
+    assert_eq!(forward(&server, Some(&user), Some("/admin")).await.0, 403);
+    let (status, _, h) = forward(&server, Some(&admin), Some("/admin/x?y=1")).await;
+    assert_eq!(status, 200);
+    assert_eq!(h["x-auth-request-user"], "admin");
+    let (status, challenge, _) = forward(&server, Some(&user), Some("/write")).await;
+    assert_eq!(status, 403);
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
+    assert_eq!(forward(&server, Some(&writer), Some("/write")).await.0, 200);
+    // No token: the layer's challenge, resource metadata and all.
+    let (status, challenge, _) = forward(&server, None, Some("/me")).await;
+    assert_eq!(status, 401);
+    assert!(
+        challenge.starts_with(r#"Bearer realm="tower-jwt-auth", resource_metadata=""#),
+        "{challenge}"
+    );
+    // A trusted proxy that did not name the original request: 400, never
+    // judged as /auth.
+    assert_eq!(forward(&server, Some(&user), None).await.0, 400);
+
+    // Not trusted: the headers are anyone's, /auth judges itself.
+    let untrusted = Server::start(&[]).await;
+    let user = untrusted.export("USER_TOKEN").to_owned();
+    assert_eq!(
+        forward(&untrusted, Some(&user), Some("/admin")).await.0,
+        200
+    );
+}
+
+/// The reference server pointed at an in-test issuer (so that a test can
+/// mint short-lived tokens), and a token for it living `ttl` seconds.
+async fn with_issuer() -> (Issuer, Server) {
+    let idp = Issuer::start().await.unwrap();
+    let url = idp.url();
+    let server = Server::start(&[("JWT_ISSUER", &url), ("JWT_AUDIENCE", "ws-api")]).await;
+    (idp, server)
+}
+
+fn short_lived(idp: &Issuer, ttl: i64) -> (String, i64) {
+    let exp = now() as i64 + ttl;
+    let token = idp.mint(
+        &json!({"iss": idp.url(), "sub": "ws-user", "aud": "ws-api", "exp": exp, "iat": now()}),
+    );
+    (token, exp)
+}
+
+/// What a WebSocket client saw, as the client scripts print it.
+fn assert_closed_at_exp(seen: &Value, closed_at: i64, exp: i64) {
+    assert_eq!(seen["protocol"], "echo", "{seen}");
+    assert_eq!(seen["echoed"], "hello", "{seen}");
+    assert_eq!(seen["code"], 1008, "{seen}");
+    assert_eq!(seen["reason"], "token expired", "{seen}");
+    assert!(
+        (exp..=exp + 2).contains(&closed_at),
+        "closed at {closed_at}, token exp {exp}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_handshake_selects_echo_never_the_token_and_refuses_two_tokens() {
+    let (idp, server) = with_issuer().await;
+    let (token, _) = short_lived(&idp, 600);
+    let entry = |t: &str| format!("base64url.bearer.authorization.k8s.io.{t}");
+    let handshake = |protocols: String| {
+        reqwest::Client::new()
+            .get(format!("{}/ws", server.base))
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("sec-websocket-protocol", protocols)
+            .send()
+    };
+    let res = handshake(format!("{}, echo", entry(&token))).await.unwrap();
+    assert_eq!(res.status().as_u16(), 101);
+    let selected: Vec<_> = res
+        .headers()
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .collect();
+    assert_eq!(selected, ["echo"]);
+    // Two token entries: 400, whatever they hold.
+    let two = format!("{}, {}, echo", entry(&token), entry(&token));
+    let res = handshake(two).await.unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    // No token, or a bad one: 401, with the challenge.
+    let res = handshake("echo".into()).await.unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    assert!(res.headers().contains_key("www-authenticate"));
+    let res = handshake(format!("{}, echo", entry("a.b.c")))
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_websocket_client_is_closed_with_1008_when_its_token_expires() {
+    let node = crate::support::apt::ensure("node", "nodejs");
+    let (idp, server) = with_issuer().await;
+    let (token, exp) = short_lived(&idp, 3);
+    // Node 20 has the browser WebSocket behind a flag; 22 on, by default.
+    let has_websocket = std::process::Command::new(&node)
+        .args([
+            "-e",
+            "process.exit(typeof WebSocket === 'undefined' ? 1 : 0)",
+        ])
+        .status()
+        .unwrap()
+        .success();
+    let mut cmd = Command::new(&node);
+    if !has_websocket {
+        cmd.arg("--experimental-websocket");
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ws/client.mjs");
+    let ws_url = server.base.replace("http://", "ws://") + "/ws";
+    let out = cmd
+        .arg(script)
+        .arg(&ws_url)
+        .arg(&token)
+        .output()
+        .await
+        .unwrap();
+    let closed_at = now() as i64;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_closed_at_exp(&seen, closed_at, exp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headless_chromium_offers_the_token_as_a_subprotocol_and_sees_the_close_at_exp() {
+    use axum::routing::{get as route_get, post};
+    let chromium = crate::support::apt::ensure("chromium", "chromium");
+    let (idp, server) = with_issuer().await;
+    let (token, exp) = short_lived(&idp, 5);
+    // The page, on its own 127.0.0.1 origin; it posts what it saw.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1);
+    let page = include_str!("../data/ws/page.html");
+    let site = axum::Router::new()
+        .route(
+            "/page",
+            route_get(move || async move { axum::response::Html(page) }),
+        )
+        .route(
+            "/report",
+            post(move |body: String| async move {
+                let _ = tx.send(body).await;
+            }),
+        );
+    let site = crate::support::raw_http::serve(site).await;
+    let ws_url = server.base.replace("http://", "ws://") + "/ws";
+    let page_url = format!("http://{site}/page?ws={ws_url}&token={token}");
+    let profile = std::env::temp_dir().join(format!("tjwt-chromium-{}", std::process::id()));
+    let _browser = Command::new(&chromium)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--no-default-browser-check",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(&page_url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {chromium}: {e}"));
+    let report = tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+        .await
+        .expect("no report from the page within 30 s")
+        .unwrap();
+    let closed_at = now() as i64;
+    drop(_browser);
+    let _ = std::fs::remove_dir_all(&profile);
+    let seen: Value = serde_json::from_str(&report).unwrap();
+    assert_closed_at_exp(&seen, closed_at, exp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_json_validates_and_its_scopes_are_the_guards() {
+    let (_idp, server) = with_issuer().await;
+    let a = get(&server, "/openapi.json", &[]).await;
+    assert_eq!(a.status, 200);
+    let doc = a.body;
+    let file = std::env::temp_dir().join(format!("tjwt-openapi-{}.json", std::process::id()));
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let report = crate::support::pip::validate_openapi(&file);
+    let _ = std::fs::remove_file(&file);
+    let report = report.unwrap_or_else(|r| panic!("openapi-spec-validator: {r}\n{doc:#}"));
+    assert!(report.contains("OK"), "{report}");
+
+    // The schemes: bearer JWT, and the issuer's discovery document.
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["bearerFormat"], "JWT");
+    let discovery = format!("{}/.well-known/openid-configuration", _idp.url());
+    assert_eq!(schemes["oidc"]["openIdConnectUrl"], discovery.as_str());
+    // Each operation's requirements are its guards': /write the `write`
+    // scope, /admin the `admin` role, /me a token, /maybe a token or none.
+    let security = |path: &str| doc["paths"][path]["get"]["security"].clone();
+    assert_eq!(
+        security("/write"),
+        json!([{"bearer": ["write"]}, {"oidc": ["write"]}])
+    );
+    assert_eq!(
+        security("/admin"),
+        json!([{"bearer": ["admin"]}, {"oidc": []}])
+    );
+    assert_eq!(security("/me"), json!([{"bearer": []}, {"oidc": []}]));
+    assert_eq!(
+        security("/maybe"),
+        json!([{}, {"bearer": []}, {"oidc": []}])
+    );
+    assert!(doc["paths"]["/write"]["get"]["responses"]["403"].is_object());
 }

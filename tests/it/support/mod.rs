@@ -3,9 +3,11 @@
 //! and captures the tests drive.
 #![allow(dead_code)] // each test module uses part of it
 
+pub mod apt;
 pub mod example;
 pub mod logs;
 pub mod oidc;
+pub mod pip;
 pub mod raw_http;
 pub mod redis;
 

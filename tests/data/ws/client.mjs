@@ -1,0 +1,27 @@
+// A WebSocket client for tests/it/server.rs (Node's own WebSocket, the
+// browser API): offers the token as a Kubernetes subprotocol entry next to
+// `echo`, sends one message, and prints one JSON line when the socket closes.
+// Usage: node client.mjs <ws-url> <token>
+const [url, token] = process.argv.slice(2);
+const out = { protocol: null, echoed: null };
+const ws = new WebSocket(url, [`base64url.bearer.authorization.k8s.io.${token}`, 'echo']);
+ws.onopen = () => {
+  out.protocol = ws.protocol;
+  ws.send('hello');
+};
+ws.onmessage = (e) => {
+  out.echoed = String(e.data);
+};
+ws.onerror = () => {
+  out.error = true;
+};
+ws.onclose = (e) => {
+  out.code = e.code;
+  out.reason = e.reason;
+  console.log(JSON.stringify(out));
+  process.exit(0);
+};
+setTimeout(() => {
+  console.log(JSON.stringify({ ...out, timeout: true }));
+  process.exit(1);
+}, 20000);
