@@ -49,6 +49,8 @@ pub mod grpc;
 pub mod guard;
 #[cfg(feature = "introspection")]
 pub mod introspection;
+#[cfg(feature = "jsonrpc")]
+pub mod jsonrpc;
 #[cfg(feature = "jwks")]
 pub mod jwks;
 pub mod layer;

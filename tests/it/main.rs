@@ -42,10 +42,12 @@ mod introspect;
 mod introspect_signed;
 #[cfg(feature = "issuer")]
 mod issuer;
+#[cfg(all(feature = "axum", feature = "jsonrpc"))]
+mod jsonrpc;
 #[cfg(all(feature = "jwks", feature = "issuer"))]
 mod jwks;
 mod layer;
-#[cfg(all(feature = "issuer", feature = "jwks"))]
+#[cfg(all(feature = "issuer", feature = "jwks", feature = "jsonrpc"))]
 mod mcp;
 #[cfg(all(feature = "metrics", feature = "issuer", feature = "cache"))]
 mod observe;
