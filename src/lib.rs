@@ -62,10 +62,11 @@ pub mod revocation;
 pub mod testing;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
-pub use claims::{ClaimSource, Claims, JsonClaims, RegisteredClaims};
+pub use claims::{Actor, ActorChain, ClaimSource, Claims, JsonClaims, RegisteredClaims};
 pub use csrf::CsrfPolicy;
 pub use error::{AuthError, BuildError, ConfigError, ErrorKind, Outage, ShapeError};
 pub use extract::{FindToken, TokenSource};
+pub use guard::actor::RequireActor;
 pub use guard::rules::{RequireClaims, RequireRole, RequireScope};
 pub use guard::step_up::RequireStepUp;
 pub use key::Key;

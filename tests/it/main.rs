@@ -18,6 +18,8 @@ mod axum;
 mod cache;
 #[cfg(all(feature = "jwks", feature = "test-util"))]
 mod custom_client;
+#[cfg(feature = "axum")]
+mod delegation;
 mod differential;
 #[cfg(all(feature = "axum", feature = "dpop"))]
 mod dpop;
