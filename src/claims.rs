@@ -394,7 +394,7 @@ impl<C> Claims<C> {
     /// ```
     ///
     /// # Errors
-    /// [`AuthError::InvalidClaim`] when `act` (or a nested one) is not an
+    /// [`AuthError::InvalidClaim`](crate::AuthError::InvalidClaim) when `act` (or a nested one) is not an
     /// object, its `sub` or `iss` is not a string, or the chain is deeper
     /// than 32.
     pub fn act(&self) -> Result<ActorChain, crate::AuthError> {
@@ -416,7 +416,7 @@ impl<C> Claims<C> {
     /// ```
     ///
     /// # Errors
-    /// [`AuthError::InvalidClaim`] when `may_act` is not an object, or its
+    /// [`AuthError::InvalidClaim`](crate::AuthError::InvalidClaim) when `may_act` is not an object, or its
     /// `sub` or `iss` is not a string.
     pub fn may_act(&self) -> Result<Option<Actor>, crate::AuthError> {
         actor::may_act(self.payload())
