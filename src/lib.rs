@@ -44,6 +44,8 @@ pub mod cache;
 pub mod clock;
 #[cfg(feature = "dpop")]
 pub mod dpop;
+#[cfg(feature = "exchange")]
+pub mod exchange;
 #[cfg(feature = "tonic")]
 pub mod grpc;
 pub mod guard;

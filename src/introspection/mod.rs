@@ -7,7 +7,7 @@
 #![doc = include_str!("../docs/introspection.md")]
 
 mod active;
-mod assertion;
+pub(crate) mod assertion;
 mod either;
 
 pub use active::JwtThenIntrospect;
@@ -491,27 +491,17 @@ impl Inner {
         form.push_str("token=");
         http::form_encode(token, &mut form);
         form.push_str("&token_type_hint=access_token");
-        match (self.auth, &self.key) {
-            (ClientAuth::SecretPost, _) => {
-                form.push_str("&client_id=");
-                http::form_encode(&self.client_id, &mut form);
-                form.push_str("&client_secret=");
-                http::form_encode(&self.client_secret, &mut form);
-            }
-            (ClientAuth::PrivateKeyJwt, Some(key)) => {
-                let audience = self.assertion_audience.as_deref().unwrap_or(url.as_str());
-                let assertion = match unix_secs(&*self.clock)
-                    .and_then(|now| key.assertion(&self.client_id, audience, now))
-                {
-                    Ok(assertion) => assertion,
-                    Err(e) => return Ok(Err(e)),
-                };
-                form.push_str("&client_assertion_type=");
-                http::form_encode(assertion::ASSERTION_TYPE, &mut form);
-                form.push_str("&client_assertion=");
-                form.push_str(&assertion);
-            }
-            _ => {}
+        let audience = self.assertion_audience.as_deref().unwrap_or(url.as_str());
+        if let Err(e) = assertion::add_client_auth(
+            &mut form,
+            self.auth,
+            &self.client_id,
+            &self.client_secret,
+            self.key.as_ref(),
+            audience,
+            || unix_secs(&*self.clock),
+        ) {
+            return Ok(Err(e));
         }
         let post = http::Post {
             client: &self.client,
@@ -1103,13 +1093,8 @@ impl IntrospectorBuilder {
             None => http::default_client(self.limits.timeout)
                 .map_err(|e| BuildError::config("client", e))?,
         };
-        let basic = (self.auth == ClientAuth::SecretBasic).then(|| {
-            let mut pair = String::new();
-            http::form_encode(&client_id, &mut pair);
-            pair.push(':');
-            http::form_encode(&self.client_secret, &mut pair);
-            format!("Basic {}", crate::b64::encode_standard(pair))
-        });
+        let basic = (self.auth == ClientAuth::SecretBasic)
+            .then(|| assertion::basic_authorization(&client_id, &self.client_secret));
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let signed_answers = match self.signed_answers {
             None => None,

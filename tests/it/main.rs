@@ -26,6 +26,8 @@ mod dpop;
 #[cfg(all(feature = "axum", feature = "dpop", feature = "redis"))]
 mod dpop_redis;
 mod durations;
+#[cfg(feature = "exchange")]
+mod exchange;
 #[cfg(all(feature = "tonic", feature = "jwks", feature = "issuer"))]
 mod grpc;
 #[cfg(all(feature = "tonic", feature = "dpop"))]
