@@ -1,6 +1,7 @@
 //! A minimal MCP server protected as the MCP authorization specification
-//! (2025-06-18) asks: the `rmcp` crate's streamable HTTP transport on an
-//! axum route, behind the auth layer, with a built-in issuer on 127.0.0.1
+//! (2025-11-25) asks: the `rmcp` crate's streamable HTTP transport on an
+//! axum route, behind the auth layer, with scopes per tool and the step-up
+//! challenge. Without `JWT_ISSUER` it starts a built-in issuer on 127.0.0.1
 //! so it needs no outside service.
 //!
 //! Run: `cargo run --all-features --example mcp`
@@ -10,17 +11,26 @@
 //! - **RFC 9728 metadata** at the well-known location derived from the
 //!   resource URL (`http://127.0.0.1:3001/mcp` →
 //!   `/.well-known/oauth-protected-resource/mcp`), naming the authorization
-//!   server: [`ResourceMetadata`], served with `route_service`.
+//!   server and every scope of the map below: [`ResourceMetadata`], served
+//!   with `route_service`.
 //! - **Every 401 points to it**: `WWW-Authenticate: Bearer …,
 //!   resource_metadata="…"` ([`JwtAuthLayer::resource_metadata`]).
 //! - **Audience = the resource identifier** (RFC 8707): a token issued for
 //!   another server is refused, so it cannot be passed through.
-//! - **Scopes**: `POST /mcp` needs scope `mcp:tools`, checked by a
-//!   [`RequireScope`] guard on the route; a token without it gets 403
-//!   `error="insufficient_scope", scope="mcp:tools"`. Tools share one
-//!   endpoint (the tool name is in the JSON-RPC body), so a finer check
-//!   belongs in the tool: it reads the verified claims from the request
-//!   (`whoami` below).
+//! - **Scopes per tool, with step-up** ([`RequireToolScopes`], which reads
+//!   the tool name from the JSON-RPC body):
+//!
+//!   | request | scope |
+//!   |---|---|
+//!   | every request (`initialize`, `tools/list`, notifications) | `mcp:tools` ([`RequireScope`] on the route) |
+//!   | `tools/call` `whoami` (answers the token's `sub`) | `mcp:tools` |
+//!   | `tools/call` `admin_echo` (echoes its `text` argument) | `mcp:admin` |
+//!   | any other tool | refused (no entry in the map) |
+//!
+//!   A call the token's scopes do not cover gets 403
+//!   `error="insufficient_scope", scope="<needed and held scopes>",
+//!   resource_metadata="…"`; the client gets a token with those scopes
+//!   and retries.
 //!
 //! `rmcp` is a dev-dependency of tower-jwt-auth, for this example only: the
 //! crate itself does not depend on it, and any MCP server framework on
@@ -34,11 +44,13 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `MCP_RESOURCE` | the resource identifier (the URL clients use for the MCP endpoint) | `http://{BIND}/mcp` |
 //! | `BIND` | listen address (`127.0.0.1:0`: any free port) | `127.0.0.1:3001` |
+//! | `JWT_RESOURCE` (or `MCP_RESOURCE`) | the resource identifier: the URL clients use for the MCP endpoint; the tokens' audience | `http://{BIND}/mcp` |
+//! | `JWT_ISSUER` | the authorization server (keys by OIDC discovery; tokens signed RS256, PS256, ES256 or EdDSA) | a built-in issuer on 127.0.0.1 |
+//! | `JWT_JWKS_URL` | the key set, instead of discovery | |
 //!
-//! It prints tokens from the built-in issuer (`export NAME=token` lines)
-//! and curl lines, then `listening on <address>`.
+//! With the built-in issuer it prints tokens (`export NAME=token` lines)
+//! and curl lines; then, always, `listening on <address>`.
 
 use std::error::Error;
 use std::sync::Arc;
@@ -53,18 +65,28 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
+use tower_jwt_auth::jsonrpc::RequireToolScopes;
 use tower_jwt_auth::jwks::JwksCache;
 use tower_jwt_auth::metadata::ResourceMetadata;
 use tower_jwt_auth::testing::Issuer;
-use tower_jwt_auth::{Claims, JwtAuthLayer, RequireScope, Verifier};
+use tower_jwt_auth::{Algorithm, Claims, JwtAuthLayer, RequireScope, Verifier};
 
 /// The scope every MCP request needs.
 const SCOPE: &str = "mcp:tools";
+/// The scope of the admin tool.
+const ADMIN: &str = "mcp:admin";
 
-/// The MCP server: one tool, `whoami`, answering with the caller's `sub`
-/// and scopes.
+/// The MCP server: `whoami`, answering with the caller's `sub` and
+/// scopes, and `admin_echo`, echoing its `text` argument.
 #[derive(Clone)]
 struct Tools;
+
+fn object(schema: Value) -> Arc<serde_json::Map<String, Value>> {
+    let Value::Object(schema) = schema else {
+        unreachable!("an object literal")
+    };
+    Arc::new(schema)
+}
 
 impl ServerHandler for Tools {
     fn get_info(&self) -> ServerConfig {
@@ -78,15 +100,22 @@ impl ServerHandler for Tools {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let schema = json!({"type": "object", "properties": {}});
-        let Value::Object(schema) = schema else {
-            unreachable!("an object literal")
-        };
-        Ok(ListToolsResult::with_all_items(vec![Tool::new(
-            "whoami",
-            "The subject and scopes of the access token this call carries.",
-            Arc::new(schema),
-        )]))
+        Ok(ListToolsResult::with_all_items(vec![
+            Tool::new(
+                "whoami",
+                "The subject and scopes of the access token this call carries.",
+                object(json!({"type": "object", "properties": {}})),
+            ),
+            Tool::new(
+                "admin_echo",
+                "Echoes `text` (needs the scope mcp:admin).",
+                object(json!({
+                    "type": "object",
+                    "properties": {"text": {"type": "string"}},
+                    "required": ["text"]
+                })),
+            ),
+        ]))
     }
 
     async fn call_tool(
@@ -94,6 +123,16 @@ impl ServerHandler for Tools {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        if request.name == "admin_echo" {
+            let text = request
+                .arguments
+                .as_ref()
+                .and_then(|a| a.get("text"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            return Ok(CallToolResult::success(vec![ContentBlock::text(text)]).into());
+        }
         if request.name != "whoami" {
             return Err(ErrorData::invalid_params(
                 format!("no tool named {:?}", request.name),
@@ -136,23 +175,49 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let bind = env("BIND").unwrap_or_else(|| "127.0.0.1:3001".into());
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     let addr = listener.local_addr()?;
-    let resource = env("MCP_RESOURCE").unwrap_or_else(|| format!("http://{addr}/mcp"));
+    let resource = env("JWT_RESOURCE")
+        .or_else(|| env("MCP_RESOURCE"))
+        .unwrap_or_else(|| format!("http://{addr}/mcp"));
 
-    // The authorization server: a built-in issuer on 127.0.0.1 (OIDC
-    // discovery and JWKS), so the example needs no outside service.
-    let issuer = Issuer::start().await?;
+    // The authorization server: the one named by JWT_ISSUER, or a built-in
+    // issuer on 127.0.0.1 (OIDC discovery and JWKS), so the example needs
+    // no outside service.
+    let (issuer_url, builtin) = match env("JWT_ISSUER") {
+        Some(url) => (url, None),
+        None => {
+            let issuer = Issuer::start().await?;
+            (issuer.url(), Some(issuer))
+        }
+    };
+
+    // Scopes per tool (the tool name is in the JSON-RPC body).
+    let tools = RequireToolScopes::builder()
+        .tool("whoami", [SCOPE])
+        .tool("admin_echo", [ADMIN])
+        .build()?;
 
     // RFC 9728: the metadata document, at the location derived from the
-    // resource identifier.
+    // resource identifier; every scope of the map is listed.
     let metadata = ResourceMetadata::builder(&resource)
-        .authorization_servers([issuer.url()])
-        .scopes_supported([SCOPE])
+        .authorization_servers([issuer_url.clone()])
+        .scopes_supported(tools.scopes())
         .build()?;
     // RFC 8707: the audience is the resource identifier.
-    let cache = JwksCache::discover(&issuer.url()).build()?;
+    let keys = match env("JWT_JWKS_URL") {
+        Some(url) => JwksCache::builder(&url),
+        None => JwksCache::discover(&issuer_url),
+    };
+    let cache = keys
+        .algorithms([
+            Algorithm::RS256,
+            Algorithm::PS256,
+            Algorithm::ES256,
+            Algorithm::EdDSA,
+        ])
+        .build()?;
     let verifier = Verifier::builder()
         .jwks_cache(cache.clone())
-        .issuer(issuer.url())
+        .issuer(issuer_url.clone())
         .audience(metadata.resource())
         .build()?;
     if let Err(e) = cache.prefetch().await {
@@ -176,12 +241,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let auth = JwtAuthLayer::new(verifier).resource_metadata(metadata.url());
     let app = axum::Router::new()
         .route_service(&path_of(&resource), mcp)
-        // The guard runs after the auth layer (added last, runs first).
+        // The guards run after the auth layer (added last, runs first):
+        // the scope per tool, inside the scope every request needs.
+        .route_layer(tools)
         .route_layer(RequireScope::any([SCOPE]))
         .route_layer(auth)
         .route_service(metadata.path(), metadata.clone());
 
-    print_demo(&issuer, &resource, &metadata, addr);
+    if let Some(issuer) = &builtin {
+        print_demo(issuer, &resource, &metadata, addr);
+    }
     println!("listening on {addr}");
     axum::serve(listener, app).await?;
     Ok(())
@@ -216,6 +285,10 @@ fn print_demo(
     println!("metadata: {}", metadata.url());
     println!("tokens (valid for one hour):");
     println!("export MCP_TOKEN={}", mint(resource, SCOPE));
+    println!(
+        "export ADMIN_TOKEN={}",
+        mint(resource, &format!("{SCOPE} {ADMIN}"))
+    );
     println!("export NO_SCOPE_TOKEN={}", mint(resource, "profile"));
     println!(
         "export OTHER_AUDIENCE_TOKEN={}",
@@ -234,5 +307,9 @@ fn print_demo(
     println!(
         "  {post} -H \"Authorization: Bearer $MCP_TOKEN\" -H 'mcp-protocol-version: 2025-06-18' \
          -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{{\"name\":\"whoami\"}}}}'"
+    );
+    println!(
+        "  {post} -H \"Authorization: Bearer $MCP_TOKEN\" -H 'mcp-protocol-version: 2025-06-18' \
+         -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{{\"name\":\"admin_echo\",\"arguments\":{{\"text\":\"hi\"}}}}}}'   # 403, step-up: use $ADMIN_TOKEN"
     );
 }

@@ -6,10 +6,15 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+mod actor;
 mod plain;
 mod registered;
 mod source;
 
+pub use actor::{Actor, ActorChain};
 pub use registered::RegisteredClaims;
 pub(crate) use registered::*;
 pub use source::ClaimSource;
@@ -375,6 +380,51 @@ impl<C> Claims<C> {
     pub fn has_scope(&self, scope: &str) -> bool {
         let payload = self.payload();
         ClaimSource::scope().contains(payload, scope) || ClaimSource::scp().contains(payload, scope)
+    }
+
+    /// The token's `act` chain (RFC 8693 §4.1): who acts for the subject,
+    /// the current actor first; empty without `act`. The actors are
+    /// information: the principal is the token's own `sub`, and guards
+    /// judge the token's own claims, never an actor's.
+    ///
+    /// ```
+    /// # use tower_jwt_auth::{Algorithm, Claims, Key, Verifier};
+    /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
+    /// # let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(),
+    /// #     &serde_json::json!({"exp": 4102444800u64, "sub": "alice", "act": {"sub": "agent-1"}}),
+    /// #     &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32])).unwrap();
+    /// let claims: Claims = verifier.verify(&token).unwrap();
+    /// assert_eq!(claims.act()?.current().and_then(|a| a.sub()), Some("agent-1"));
+    /// # Ok::<(), tower_jwt_auth::AuthError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidClaim`](crate::AuthError::InvalidClaim) when `act` (or a nested one) is not an
+    /// object, its `sub` or `iss` is not a string, or the chain is deeper
+    /// than 32.
+    pub fn act(&self) -> Result<ActorChain, crate::AuthError> {
+        ActorChain::read(self.payload())
+    }
+
+    /// The token's `may_act` (RFC 8693 §4.4): the party that may act for
+    /// the subject (a token exchange's authorization server reads it).
+    ///
+    /// ```
+    /// # use tower_jwt_auth::{Algorithm, Claims, Key, Verifier};
+    /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
+    /// # let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(),
+    /// #     &serde_json::json!({"exp": 4102444800u64, "sub": "alice", "may_act": {"sub": "agent-1"}}),
+    /// #     &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32])).unwrap();
+    /// let claims: Claims = verifier.verify(&token).unwrap();
+    /// assert_eq!(claims.may_act()?.unwrap().sub(), Some("agent-1"));
+    /// # Ok::<(), tower_jwt_auth::AuthError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidClaim`](crate::AuthError::InvalidClaim) when `may_act` is not an object, or its
+    /// `sub` or `iss` is not a string.
+    pub fn may_act(&self) -> Result<Option<Actor>, crate::AuthError> {
+        actor::may_act(self.payload())
     }
 }
 

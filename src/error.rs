@@ -354,6 +354,14 @@ auth_errors! {
         ("the token introspection endpoint cannot be asked ({why}); failing closed"),
         sample = AuthError::IntrospectionUnavailable(Outage::new("down"));
 
+    /// The token exchange endpoint (RFC 8693) cannot be asked for a token
+    /// to call another API: unreachable, a timeout, an error status, an
+    /// answer that is no token, or refused client credentials.
+    ExchangeUnavailable(why: Outage) => Unavailable, NONE, "exchange_unavailable",
+        "a token for the downstream API cannot be obtained right now",
+        ("the token exchange endpoint cannot be asked ({why}); failing closed"),
+        sample = AuthError::ExchangeUnavailable(Outage::new("down"));
+
     /// The token was revoked (its `jti`, or every token of its subject
     /// issued before a time), see `Revocation` (feature `revocation`).
     Revoked => Unauthenticated, INVALID_TOKEN, "revoked", "token revoked",
@@ -484,6 +492,7 @@ impl std::error::Error for AuthError {
             AuthError::ClaimsShape(e) => Some(e),
             AuthError::KeysUnavailable(why)
             | AuthError::IntrospectionUnavailable(why)
+            | AuthError::ExchangeUnavailable(why)
             | AuthError::RevocationUnavailable(why)
             | AuthError::ReplayUnavailable(why) => Some(why),
             _ => None,
@@ -507,6 +516,7 @@ impl AuthError {
         match self {
             AuthError::KeysUnavailable(why)
             | AuthError::IntrospectionUnavailable(why)
+            | AuthError::ExchangeUnavailable(why)
             | AuthError::RevocationUnavailable(why)
             | AuthError::ReplayUnavailable(why) => Some(why),
             _ => None,

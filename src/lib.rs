@@ -44,12 +44,16 @@ pub mod cache;
 pub mod clock;
 #[cfg(feature = "dpop")]
 pub mod dpop;
+#[cfg(feature = "exchange")]
+pub mod exchange;
 pub mod forward;
 #[cfg(feature = "tonic")]
 pub mod grpc;
 pub mod guard;
 #[cfg(feature = "introspection")]
 pub mod introspection;
+#[cfg(feature = "jsonrpc")]
+pub mod jsonrpc;
 #[cfg(feature = "jwks")]
 pub mod jwks;
 pub mod layer;
@@ -65,10 +69,11 @@ pub mod testing;
 pub mod ws;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
-pub use claims::{ClaimSource, Claims, JsonClaims, RegisteredClaims};
+pub use claims::{Actor, ActorChain, ClaimSource, Claims, JsonClaims, RegisteredClaims};
 pub use csrf::CsrfPolicy;
 pub use error::{AuthError, BuildError, ConfigError, ErrorKind, Outage, ShapeError};
 pub use extract::{FindToken, TokenSource};
+pub use guard::actor::RequireActor;
 pub use guard::rules::{RequireClaims, RequireRole, RequireScope};
 pub use guard::step_up::RequireStepUp;
 pub use key::Key;

@@ -76,7 +76,8 @@ impl<'a> Refusal<'a> {
     /// configuration: the `Bearer` challenge (with `error`,
     /// `error_description` and `scope`, `acr_values`, `max_age` where they
     /// apply), the `DPoP` one when the layer accepts DPoP,
-    /// `resource_metadata` on 401s when configured. The one place a
+    /// `resource_metadata` on 401s and `insufficient_scope` 403s when
+    /// configured. The one place a
     /// challenge is made: [`DefaultRejection`] answers with it too, so a
     /// rejection of the application's own making sends the same challenge.
     pub fn www_authenticate(&self, realm: &str) -> HeaderValue {
@@ -362,8 +363,12 @@ fn challenges(refusal: &Refusal<'_>, realm: &str) -> Vec<Challenge> {
         }
         out.push(dpop);
     }
+    // RFC 9728 §5.1 on every 401; and on a missing scope, the MCP step-up
+    // challenge (MCP authorization 2025-11-25, Runtime Insufficient Scope
+    // Errors): the client finds there where to ask for the larger token.
     if let Some(url) = &extras.resource_metadata
-        && error.kind() == ErrorKind::Unauthenticated
+        && (error.kind() == ErrorKind::Unauthenticated
+            || matches!(error, AuthError::InsufficientScope { .. }))
     {
         for c in &mut out {
             c.params.push(("resource_metadata", sanitize(url)));

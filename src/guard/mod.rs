@@ -1,12 +1,14 @@
 //! Authorization after authentication: the guard layers
 //! ([`RequireRole`](crate::RequireRole), [`RequireScope`](crate::RequireScope),
 //! [`RequireClaims`](crate::RequireClaims),
-//! [`RequireStepUp`](crate::RequireStepUp)), their service [`Guard`] and its
+//! [`RequireStepUp`](crate::RequireStepUp), [`RequireActor`](crate::RequireActor)),
+//! their service [`Guard`] and its
 //! [`GuardFuture`]. What a guard answers, and whose claims it judges, is
 //! documented on [`Guard`].
 //!
 #![doc = include_str!("../docs/guard.md")]
 
+pub(crate) mod actor;
 pub(crate) mod rules;
 mod service;
 pub(crate) mod step_up;

@@ -42,6 +42,17 @@ pub(crate) struct Post<'a> {
 impl Post<'_> {
     /// The body of a 200 answer.
     pub(crate) async fn send(self) -> Result<Vec<u8>, String> {
+        self.send_for(false).await.map(|(_, body)| body)
+    }
+
+    /// The status and body of a 200 answer, or of a 400 one (a token
+    /// endpoint's OAuth error, RFC 6749 §5.2: a refusal, not an outage).
+    #[cfg_attr(not(feature = "exchange"), allow(dead_code))]
+    pub(crate) async fn send_token_request(self) -> Result<(StatusCode, Vec<u8>), String> {
+        self.send_for(true).await
+    }
+
+    async fn send_for(self, oauth_errors: bool) -> Result<(StatusCode, Vec<u8>), String> {
         let url = self.url;
         let shown = redact_url(url.as_str());
         let work = async {
@@ -74,8 +85,10 @@ impl Post<'_> {
                     redact_url(res.url().as_str())
                 ));
             }
-            match res.status() {
+            let status = res.status();
+            match status {
                 StatusCode::OK => {}
+                StatusCode::BAD_REQUEST if oauth_errors => {}
                 status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
                     return Err(format!(
                         "POST {shown}: status {status}: the endpoint refused this client's \
@@ -112,7 +125,7 @@ impl Post<'_> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(body)
+            Ok((status, body))
         };
         tokio::time::timeout(self.limits.timeout, work)
             .await

@@ -121,6 +121,50 @@ impl ClientKey {
     }
 }
 
+/// Adds the client authentication of `auth` to a token-endpoint or
+/// introspection form (RFC 6749 §2.3.1, RFC 7523 §2.2): `client_id` and
+/// `client_secret` for `client_secret_post`, a fresh assertion towards
+/// `audience` for `private_key_jwt`, nothing for `client_secret_basic`
+/// (its header is [`basic_authorization`]). The one home of the rule, for
+/// the introspection and token exchange clients.
+pub(crate) fn add_client_auth(
+    form: &mut String,
+    auth: super::ClientAuth,
+    client_id: &str,
+    client_secret: &str,
+    key: Option<&ClientKey>,
+    audience: &str,
+    now: impl FnOnce() -> Result<f64, AuthError>,
+) -> Result<(), AuthError> {
+    match (auth, key) {
+        (super::ClientAuth::SecretPost, _) => {
+            form.push_str("&client_id=");
+            crate::http::form_encode(client_id, form);
+            form.push_str("&client_secret=");
+            crate::http::form_encode(client_secret, form);
+        }
+        (super::ClientAuth::PrivateKeyJwt, Some(key)) => {
+            let assertion = key.assertion(client_id, audience, now()?)?;
+            form.push_str("&client_assertion_type=");
+            crate::http::form_encode(ASSERTION_TYPE, form);
+            form.push_str("&client_assertion=");
+            form.push_str(&assertion);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The `Authorization` value of `client_secret_basic`: the form-encoded id
+/// and secret (RFC 6749 §2.3.1).
+pub(crate) fn basic_authorization(client_id: &str, client_secret: &str) -> String {
+    let mut pair = String::new();
+    crate::http::form_encode(client_id, &mut pair);
+    pair.push(':');
+    crate::http::form_encode(client_secret, &mut pair);
+    format!("Basic {}", crate::b64::encode_standard(pair))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -357,13 +357,8 @@ impl IntrospectorBuilder {
             None => http::default_client(self.limits.timeout)
                 .map_err(|e| BuildError::config("client", e))?,
         };
-        let basic = (self.auth == ClientAuth::SecretBasic).then(|| {
-            let mut pair = String::new();
-            http::form_encode(&client_id, &mut pair);
-            pair.push(':');
-            http::form_encode(&self.client_secret, &mut pair);
-            format!("Basic {}", crate::b64::encode_standard(pair))
-        });
+        let basic = (self.auth == ClientAuth::SecretBasic)
+            .then(|| assertion::basic_authorization(&client_id, &self.client_secret));
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let signed_answers = match self.signed_answers {
             None => None,

@@ -134,27 +134,17 @@ impl Inner {
         form.push_str("token=");
         http::form_encode(token, &mut form);
         form.push_str("&token_type_hint=access_token");
-        match (self.auth, &self.key) {
-            (ClientAuth::SecretPost, _) => {
-                form.push_str("&client_id=");
-                http::form_encode(&self.client_id, &mut form);
-                form.push_str("&client_secret=");
-                http::form_encode(&self.client_secret, &mut form);
-            }
-            (ClientAuth::PrivateKeyJwt, Some(key)) => {
-                let audience = self.assertion_audience.as_deref().unwrap_or(url.as_str());
-                let assertion = match unix_secs(&*self.clock)
-                    .and_then(|now| key.assertion(&self.client_id, audience, now))
-                {
-                    Ok(assertion) => assertion,
-                    Err(e) => return Ok(Err(e)),
-                };
-                form.push_str("&client_assertion_type=");
-                http::form_encode(assertion::ASSERTION_TYPE, &mut form);
-                form.push_str("&client_assertion=");
-                form.push_str(&assertion);
-            }
-            _ => {}
+        let audience = self.assertion_audience.as_deref().unwrap_or(url.as_str());
+        if let Err(e) = assertion::add_client_auth(
+            &mut form,
+            self.auth,
+            &self.client_id,
+            &self.client_secret,
+            self.key.as_ref(),
+            audience,
+            || unix_secs(&*self.clock),
+        ) {
+            return Ok(Err(e));
         }
         let post = http::Post {
             client: &self.client,

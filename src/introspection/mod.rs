@@ -7,7 +7,7 @@
 #![doc = include_str!("../docs/introspection.md")]
 
 mod active;
-mod assertion;
+pub(crate) mod assertion;
 mod builder;
 mod call;
 

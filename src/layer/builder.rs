@@ -300,7 +300,8 @@ impl<C, R> JwtAuthLayer<C, R> {
 
     /// Points every 401 answer to this resource's metadata document (RFC
     /// 9728): `resource_metadata="<url>"` in each `WWW-Authenticate`
-    /// challenge. See [`ResourceMetadata::url`](crate::metadata::ResourceMetadata::url).
+    /// challenge; every `insufficient_scope` 403 too (the MCP step-up
+    /// challenge, MCP authorization 2025-11-25). See [`ResourceMetadata::url`](crate::metadata::ResourceMetadata::url).
     pub fn resource_metadata(self, url: impl Into<String>) -> Self {
         let url: String = url.into();
         self.edit_extras(|e| e.resource_metadata = Some(url.into()))

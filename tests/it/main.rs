@@ -18,12 +18,16 @@ mod axum;
 mod cache;
 #[cfg(all(feature = "jwks", feature = "test-util"))]
 mod custom_client;
+#[cfg(feature = "axum")]
+mod delegation;
 mod differential;
 #[cfg(all(feature = "axum", feature = "dpop"))]
 mod dpop;
 #[cfg(all(feature = "axum", feature = "dpop", feature = "redis"))]
 mod dpop_redis;
 mod durations;
+#[cfg(feature = "exchange")]
+mod exchange;
 #[cfg(feature = "axum")]
 mod forward;
 #[cfg(all(feature = "tonic", feature = "jwks", feature = "issuer"))]
@@ -44,10 +48,12 @@ mod introspect;
 mod introspect_signed;
 #[cfg(feature = "issuer")]
 mod issuer;
+#[cfg(all(feature = "axum", feature = "jsonrpc"))]
+mod jsonrpc;
 #[cfg(all(feature = "jwks", feature = "issuer"))]
 mod jwks;
 mod layer;
-#[cfg(all(feature = "issuer", feature = "jwks"))]
+#[cfg(all(feature = "issuer", feature = "jwks", feature = "jsonrpc"))]
 mod mcp;
 #[cfg(all(feature = "metrics", feature = "issuer", feature = "cache"))]
 mod observe;

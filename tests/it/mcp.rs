@@ -125,7 +125,7 @@ async fn an_mcp_client_finds_the_metadata_and_calls_a_tool() {
     assert_eq!(servers.len(), 1, "{doc}");
     let issuer = servers[0].as_str().unwrap();
     assert!(issuer.starts_with("http://127.0.0.1:"), "{issuer}");
-    assert_eq!(doc["scopes_supported"], json!(["mcp:tools"]));
+    assert_eq!(doc["scopes_supported"], json!(["mcp:tools", "mcp:admin"]));
     // ... and that server is reachable: its OIDC discovery answers.
     let discovery = reqwest::get(format!("{issuer}/.well-known/openid-configuration"))
         .await
@@ -192,6 +192,7 @@ async fn an_mcp_client_finds_the_metadata_and_calls_a_tool() {
     assert_eq!(a.status, 200, "{}", a.body);
     let tools = a.json();
     assert_eq!(tools["result"]["tools"][0]["name"], "whoami", "{tools}");
+    assert_eq!(tools["result"]["tools"][1]["name"], "admin_echo", "{tools}");
 
     // The tool sees the verified claims.
     let a = post(
@@ -220,4 +221,44 @@ async fn an_mcp_client_finds_the_metadata_and_calls_a_tool() {
     .await;
     assert_eq!(a.status, 401);
     assert_eq!(metadata_url(&a.challenge), url);
+}
+
+fn tool_call(id: u64, name: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": name, "arguments": {"text": "hi"}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_beyond_the_tokens_scope_answers_the_step_up_challenge() {
+    let mcp = Mcp::start().await;
+    let metadata = format!("{}/.well-known/oauth-protected-resource/mcp", mcp.base);
+
+    // mcp:tools calls whoami, but admin_echo needs mcp:admin: 403 naming
+    // the scopes to ask for (needed and held) and where to ask.
+    let token = mcp.token("MCP_TOKEN");
+    let a = post(&mcp, Some(token), &tool_call(1, "admin_echo")).await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(
+        a.challenge.contains(r#"error="insufficient_scope""#)
+            && a.challenge.contains(r#"scope="mcp:admin mcp:tools""#),
+        "{}",
+        a.challenge
+    );
+    assert_eq!(metadata_url(&a.challenge), metadata);
+    // A batch that hides the call among allowed ones: refused whole.
+    let batch = json!([tool_call(2, "whoami"), tool_call(3, "admin_echo")]);
+    assert_eq!(post(&mcp, Some(token), &batch).await.status, 403);
+    // A lookalike name is not the tool, and has no entry: refused.
+    let admin = mcp.token("ADMIN_TOKEN");
+    for name in ["Admin_echo", "\u{430}dmin_echo"] {
+        let a = post(&mcp, Some(admin), &tool_call(4, name)).await;
+        assert_eq!(a.status, 403, "{name}: {}", a.body);
+    }
+
+    // The token with the larger scope: the call goes through.
+    let a = post(&mcp, Some(admin), &tool_call(5, "admin_echo")).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let call = a.json();
+    assert_eq!(call["result"]["isError"], false, "{call}");
+    assert_eq!(call["result"]["content"][0]["text"], "hi");
 }

@@ -107,7 +107,7 @@ async fn the_document_is_served_at_the_well_known_location() {
 }
 
 #[tokio::test]
-async fn every_401_points_to_the_metadata_and_403s_do_not() {
+async fn every_401_and_every_scope_403_point_to_the_metadata() {
     let app = app();
     let url = format!(r#"resource_metadata="{}""#, metadata().url());
     // No token, a bad token, a refusal by a guard inside the layer.
@@ -123,10 +123,14 @@ async fn every_401_points_to_the_metadata_and_403s_do_not() {
     let (status, challenge, _) = send(&app, "/mcp", Some(&token_with(json!({})))).await;
     assert_eq!(status, 401);
     assert!(challenge.contains(&url), "{challenge}");
-    // A missing scope is 403: no resource_metadata.
+    // A missing scope is 403 with the metadata (the MCP step-up challenge,
+    // MCP authorization 2025-11-25): the client re-authorizes there.
     let (status, challenge, _) = send(&app, "/scoped", Some(&token_with(json!({})))).await;
     assert_eq!(status, 403);
-    assert!(!challenge.contains("resource_metadata"), "{challenge}");
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#) && challenge.contains(&url),
+        "{challenge}"
+    );
 }
 
 #[tokio::test]

@@ -29,13 +29,29 @@
 // It answers {"kids": {...}} with the new signing kids. The provider is
 // rebuilt with the new keystore under the same issuer.
 //
+// With OIDC_MCP=1 (tests/it/exchange.rs, tests/it/mcp.rs) it also knows
+// MCP servers and token exchange, and nothing above changes:
+//   - resources http://127.0.0.1:PORT/mcp (scopes mcp:tools mcp:admin) and
+//     urn:tower-jwt-auth:downstream (scope downstream:read), JWT RS256;
+//   - the client `mcp-client` (client_credentials, those scopes);
+//   - the RFC 8693 token exchange grant
+//     (urn:ietf:params:oauth:grant-type:token-exchange, registered with
+//     registerGrantType) for the clients `exchanger` (client_secret_basic)
+//     and `exchanger-jwt` (private_key_jwt, the key of the READY line): the
+//     subject token must be an access token this provider signed; the new
+//     token keeps its `sub` and carries `act: {sub: <client id>}` (nesting
+//     the subject token's own `act`);
+//   - GET /__exchanges answers {"count": N}, the exchanges granted so far.
+//
 // Exits when its standard input closes (the test is gone) and after
 // 5 minutes whatever happens.
 
 import { createServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
 
-import { generateKeyPair, exportJWK, exportPKCS8 } from 'jose';
+import {
+  generateKeyPair, exportJWK, exportPKCS8, createLocalJWKSet, jwtVerify,
+} from 'jose';
 import Provider, { errors } from 'oidc-provider';
 
 const ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'];
@@ -99,6 +115,107 @@ clients.push({
   jwks: { keys: [clientKey.jwk] },
 });
 
+// OIDC_MCP=1: MCP resources, their client, and token exchange.
+const MCP = process.env.OIDC_MCP === '1';
+const MCP_SCOPES = 'mcp:tools mcp:admin';
+const DOWNSTREAM = 'urn:tower-jwt-auth:downstream';
+const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+let exchanges = 0;
+/** An MCP endpoint on this machine, as the MCP example serves it. */
+const mcpResource = (r) => /^http:\/\/127\.0\.0\.1:\d+\/mcp$/.test(r);
+if (MCP) {
+  clients.push({
+    client_id: 'mcp-client',
+    client_secret: 'secret-of-mcp-client',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+    scope: `${MCP_SCOPES} downstream:read`,
+  });
+  clients.push({
+    client_id: 'exchanger',
+    client_secret: 'secret-of-exchanger',
+    grant_types: [EXCHANGE, 'client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+    scope: 'downstream:read',
+  });
+  clients.push({
+    client_id: 'exchanger-jwt',
+    grant_types: [EXCHANGE],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'private_key_jwt',
+    jwks: { keys: [clientKey.jwk] },
+    scope: 'downstream:read',
+  });
+}
+
+/** The resource server info of an MCP-mode resource, or undefined. */
+function mcpResourceInfo(resourceIndicator) {
+  if (!MCP) return undefined;
+  let scope;
+  if (mcpResource(resourceIndicator)) scope = MCP_SCOPES;
+  else if (resourceIndicator === DOWNSTREAM) scope = 'downstream:read';
+  else return undefined;
+  return {
+    scope,
+    audience: resourceIndicator,
+    accessTokenTTL: 300,
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg: 'RS256' } },
+  };
+}
+
+/**
+ * RFC 8693 token exchange: an access token of this provider (the subject
+ * token) for one to another resource, acting for the same subject.
+ */
+async function tokenExchange(ctx) {
+  const { params, client } = ctx.oidc;
+  if (params.subject_token_type !== ACCESS_TOKEN_TYPE) {
+    throw new errors.InvalidRequest('subject_token_type must be an access token');
+  }
+  const publicKeys = keys.map(({ d, p, q, dp, dq, qi, ...pub }) => pub);
+  let subject;
+  try {
+    ({ payload: subject } = await jwtVerify(params.subject_token, createLocalJWKSet({ keys: publicKeys }), {
+      issuer: ctx.oidc.provider.issuer,
+    }));
+  } catch (err) {
+    throw new errors.InvalidGrant(`subject_token refused: ${err.message}`);
+  }
+  const resource = params.resource || DOWNSTREAM;
+  const info = mcpResourceInfo(resource);
+  if (!info) throw new errors.InvalidTarget();
+  const allowed = new Set(info.scope.split(' '));
+  const wanted = (params.scope || info.scope).split(' ').filter(Boolean);
+  if (!wanted.every((s) => allowed.has(s))) throw new errors.InvalidScope('scope not allowed', params.scope);
+  const act = { sub: client.clientId };
+  if (subject.act) act.act = subject.act;
+  const token = new ctx.oidc.provider.AccessToken({
+    accountId: subject.sub,
+    client,
+    gty: 'token_exchange',
+    scope: wanted.join(' '),
+  });
+  // Read by extraTokenClaims below when the token is formatted.
+  token.exchangeAct = act;
+  token.resourceServer = new ctx.oidc.provider.ResourceServer(resource, info);
+  const value = await token.save();
+  exchanges += 1;
+  ctx.body = {
+    access_token: value,
+    issued_token_type: ACCESS_TOKEN_TYPE,
+    token_type: 'Bearer',
+    expires_in: token.expiration,
+    scope: token.scope,
+  };
+}
+
 let generation = 0;
 
 /** One fresh private signing JWK per algorithm. */
@@ -117,11 +234,12 @@ async function newKeys() {
 }
 
 function buildProvider(issuer, keys) {
-  return new Provider(issuer, {
+  const built = new Provider(issuer, {
     clients,
     jwks: { keys },
-    scopes: ['openid', 'offline_access', SCOPE],
+    scopes: ['openid', 'offline_access', SCOPE, ...(MCP ? [...MCP_SCOPES.split(' '), 'downstream:read'] : [])],
     rotateRefreshToken: true,
+    ...(MCP ? { extraTokenClaims: (ctx, token) => (token.exchangeAct ? { act: token.exchangeAct } : undefined) } : {}),
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -132,6 +250,8 @@ function buildProvider(issuer, keys) {
         enabled: true,
         defaultResource: () => RESOURCES[0],
         getResourceServerInfo(ctx, resourceIndicator, client) {
+          const mcp = mcpResourceInfo(resourceIndicator);
+          if (mcp) return mcp;
           if (resourceIndicator === OPAQUE) {
             return {
               scope: SCOPE,
@@ -154,6 +274,13 @@ function buildProvider(issuer, keys) {
       },
     },
   });
+  if (MCP) {
+    built.registerGrantType(EXCHANGE, tokenExchange, [
+      'subject_token', 'subject_token_type', 'actor_token', 'actor_token_type',
+      'requested_token_type', 'resource', 'audience', 'scope',
+    ]);
+  }
+  return built;
 }
 
 /**
@@ -200,6 +327,11 @@ const server = createServer((req, res) => {
       console.error(err);
       res.writeHead(500).end(String(err));
     });
+    return;
+  }
+  if (MCP && url.pathname === '/__exchanges' && req.method === 'GET') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ count: exchanges }));
     return;
   }
   if (url.pathname === '/__rotate' && req.method === 'POST') {

@@ -45,9 +45,21 @@ pub struct Provider {
 }
 
 pub async fn start() -> Provider {
+    start_with(false).await
+}
+
+/// The provider with `OIDC_MCP=1`: MCP resources, the client `mcp-client`,
+/// and the token exchange grant (see `tests/oidc/provider.mjs`).
+#[allow(dead_code)] // only the MCP and exchange tests
+pub async fn start_mcp() -> Provider {
+    start_with(true).await
+}
+
+async fn start_with(mcp: bool) -> Provider {
     install();
     let mut child = Command::new("node")
         .arg("provider.mjs")
+        .env("OIDC_MCP", if mcp { "1" } else { "0" })
         .current_dir(dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
