@@ -4,6 +4,8 @@
 
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+#[cfg(feature = "redis")]
+pub(crate) mod tracking;
 
 use std::time::Duration;
 
