@@ -22,6 +22,9 @@
 //! | `JWT_INTROSPECTION_SIGNED` | `1`: ask for signed answers (RFC 9701) and verify them with `JWT_ISSUER`'s keys | off |
 //! | `JWT_RESOURCE` | the resource identifier (RFC 9728), also the DPoP `htu` base | `http://{BIND}` (the bound address) |
 //! | `JWT_DPOP_NONCE` | `1`: DPoP proofs must carry a server nonce | off |
+//! | `JWT_REDIS_URL` | revocation shared by a fleet: `redis://host:port/`, or a comma list of `redis://` node URLs of a Redis Cluster; servers given the same URL form one fleet | unset: no revocation |
+//! | `JWT_REDIS_PREFIX` | the prefix of the revocation keys | `jwt:` |
+//! | `JWT_REDIS_REPLICAS` | replicas a revocation must reach before it is answered (Redis `WAIT`) | `0` |
 //! | `BIND` | listen address (`127.0.0.1:0`: any free port) | `127.0.0.1:3000` |
 //!
 //! Routes:
@@ -35,6 +38,8 @@
 //! | `GET /write` | scope `write` in `scope` or `scp`, else 403 `insufficient_scope` |
 //! | `GET /maybe` | optional: `{"sub": null}` without a token, the `sub` with a valid one, 401 with a bad one |
 //! | `GET /.well-known/oauth-protected-resource{path of JWT_RESOURCE}` | the RFC 9728 metadata, listing `JWT_ISSUER` (or the built-in issuer) |
+//! | `POST /logout` | with `JWT_REDIS_URL`: revokes the calling token (its `jti`, or its token id when it has none) for every server of the fleet; 204 |
+//! | `POST /admin/revoke-subject` | with `JWT_REDIS_URL`: `{"sub": "..."}`, role `admin`: revokes every token of that subject issued up to now; 204 (403 without the role) |
 //! | any other path, any method (`POST /mcp`) | protected like `/me`: the claims as JSON for a valid token, 401 otherwise |
 //!
 //! Every protected route accepts `Authorization: Bearer` and
@@ -50,7 +55,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::handler::Handler;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::{StatusCode, header};
 use serde_json::{Value, json};
@@ -59,6 +64,7 @@ use tower_jwt_auth::dpop::{DpopMode, DpopPolicy};
 use tower_jwt_auth::introspection::{ClientKey, Introspector};
 use tower_jwt_auth::jwks::JwksCache;
 use tower_jwt_auth::metadata::ResourceMetadata;
+use tower_jwt_auth::revocation::RedisRevocation;
 use tower_jwt_auth::testing::Issuer;
 use tower_jwt_auth::{
     Algorithm, AuthError, ClaimSource, Claims, JwtAuthLayer, RequireRole, RequireScope,
@@ -127,6 +133,14 @@ fn app(
     if env("JWT_TOKEN_CACHE").is_some_and(|v| v != "0") {
         auth = auth.cache(TokenCache::new());
     }
+    // JWT_REDIS_URL: revocation shared by the fleet, and its two routes.
+    let revoked = fleet_revocation().unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(2)
+    });
+    if let Some(store) = &revoked {
+        auth = auth.revocation(store.clone());
+    }
     let admins = RequireRole::any(["admin"])
         .sources([ClaimSource::roles(), ClaimSource::keycloak_realm_roles()]);
     let writers = RequireScope::any(["write"]);
@@ -173,8 +187,71 @@ fn app(
         .route_service(metadata.path(), metadata.clone())
         .merge(protected)
         .merge(optional)
+        .merge(revocation_routes(revoked, &auth))
         // Every other path, any method: protected like /me.
         .fallback(me.layer(auth))
+}
+
+/// The Redis deny-list `JWT_REDIS_URL` asks for, if any.
+fn fleet_revocation() -> Result<Option<RedisRevocation>, Box<dyn Error>> {
+    let Some(url) = env("JWT_REDIS_URL") else {
+        return Ok(None);
+    };
+    let mut store = RedisRevocation::builder(&url);
+    if let Some(prefix) = env("JWT_REDIS_PREFIX") {
+        store = store.prefix(prefix);
+    }
+    if let Some(n) = env("JWT_REDIS_REPLICAS") {
+        store = store.replicas(n.parse().map_err(|e| format!("JWT_REDIS_REPLICAS: {e}"))?);
+    }
+    Ok(Some(
+        store.build().map_err(|e| format!("JWT_REDIS_URL: {e}"))?,
+    ))
+}
+
+/// `POST /logout` and `POST /admin/revoke-subject`, with a deny-list.
+fn revocation_routes(revoked: Option<RedisRevocation>, auth: &JwtAuthLayer) -> Router {
+    let Some(store) = revoked else {
+        return Router::new();
+    };
+    let answer = |result: Result<(), tower_jwt_auth::revocation::RedisError>| match result {
+        Ok(()) => StatusCode::NO_CONTENT,
+        Err(e) => {
+            eprintln!("revocation not stored: {e}");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    };
+    let on_logout = store.clone();
+    let logout = move |claims: Claims| async move {
+        let iss = claims.iss().unwrap_or("");
+        // A token without exp is kept a day (the longest this server
+        // expects a token to live).
+        let exp = claims.exp().unwrap_or_else(|| unix_now() + 86_400);
+        answer(on_logout.revoke(iss, &claims.token_id(), exp).await)
+    };
+    let revoke_subject = move |claims: Claims, Json(body): Json<Value>| async move {
+        let Some(sub) = body.get("sub").and_then(Value::as_str) else {
+            return StatusCode::BAD_REQUEST;
+        };
+        let iss = claims.iss().unwrap_or("");
+        answer(store.revoke_subject(iss, sub, unix_now()).await)
+    };
+    let admins = RequireRole::any(["admin"])
+        .sources([ClaimSource::roles(), ClaimSource::keycloak_realm_roles()]);
+    Router::new()
+        .route("/logout", post(logout))
+        .merge(
+            Router::new()
+                .route("/admin/revoke-subject", post(revoke_subject))
+                .route_layer(admins),
+        )
+        .route_layer(auth.clone())
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The introspection client the environment asks for, if any.

@@ -68,7 +68,8 @@ mod revocation_fleet;
     feature = "issuer",
     feature = "cache",
     feature = "introspection",
-    feature = "dpop"
+    feature = "dpop",
+    feature = "redis"
 ))]
 mod server;
 #[cfg(all(feature = "axum", feature = "redis"))]
