@@ -60,6 +60,8 @@ mod refusals;
 mod resource;
 #[cfg(all(feature = "redis", feature = "issuer"))]
 mod revocation;
+#[cfg(all(feature = "redis", feature = "issuer", feature = "dpop"))]
+mod revocation_cluster;
 #[cfg(all(feature = "redis", feature = "issuer"))]
 mod revocation_fleet;
 #[cfg(all(
