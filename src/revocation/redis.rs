@@ -26,7 +26,7 @@ const DEFAULT_LOCAL_CAPACITY: u64 = 100_000;
 /// or `jti` at two issuers are different entries. The braces are a Redis
 /// Cluster hash tag: the keys of one issuer share a slot, so a check reads
 /// both in one script on any cluster. An operator revokes from `redis-cli`
-/// with `SET 'jwt:{27:https://login.example.com}:jti:the-jti' 1 EX 3900`
+/// with `SET 'jwt:{25:https://login.example.com}:jti:the-jti' 1 EX 3900`
 /// (the number is the issuer's length in bytes).
 ///
 /// `url` is one `redis://` URL, or a comma list of the nodes of a Redis
