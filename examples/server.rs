@@ -23,6 +23,9 @@
 //! | `JWT_RESOURCE` | the resource identifier (RFC 9728), also the DPoP `htu` base | `http://{BIND}` (the bound address) |
 //! | `JWT_DPOP_NONCE` | `1`: DPoP proofs must carry a server nonce | off |
 //! | `JWT_TRUST_FORWARDED` | `1` or `nginx`: `/auth` judges the original request named by `X-Original-Method`/`X-Original-URI`; `traefik`: by `X-Forwarded-Method`/`X-Forwarded-Uri` | off: `/auth` judges itself |
+//! | `JWT_REDIS_URL` | revocation shared by a fleet: `redis://host:port/`, or a comma list of `redis://` node URLs of a Redis Cluster; servers given the same URL form one fleet | unset: no revocation |
+//! | `JWT_REDIS_PREFIX` | the prefix of the revocation keys | `jwt:` |
+//! | `JWT_REDIS_REPLICAS` | replicas a revocation must reach before it is answered (Redis `WAIT`) | `0` |
 //! | `BIND` | listen address (`127.0.0.1:0`: any free port) | `127.0.0.1:3000` |
 //!
 //! Routes:
@@ -39,6 +42,8 @@
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of `/me`, `/admin`, `/write` and `/maybe`: security schemes from the issuer, each operation's requirement from the routes' own guards; no authentication |
 //! | `GET /ws` | WebSocket echo (subprotocol `echo` selected when offered); token from `Authorization`, the cookie, or `Sec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io.<token>`; closed with 1008 when the token expires |
 //! | `GET /auth` (any method) | forward-auth for nginx `auth_request` / Traefik `ForwardAuth`: 200 with `X-Auth-Request-User`/`-Email`/`-Groups`, or the 401/403 of the layer and of `/admin`'s and `/write`'s rules applied to the original path (with `JWT_TRUST_FORWARDED`) |
+//! | `POST /logout` | with `JWT_REDIS_URL`: revokes the calling token (its `jti`, or its token id when it has none) for every server of the fleet; 204 |
+//! | `POST /admin/revoke-subject` | with `JWT_REDIS_URL`: `{"sub": "..."}`, role `admin`: revokes every token of that subject issued up to now; 204 (403 without the role) |
 //! | any other path, any method (`POST /mcp`) | protected like `/me`: the claims as JSON for a valid token, 401 otherwise |
 //!
 //! Every protected route accepts `Authorization: Bearer` and
@@ -54,7 +59,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::handler::Handler;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::{StatusCode, header};
 use serde_json::{Value, json};
@@ -65,6 +70,7 @@ use tower_jwt_auth::introspection::{ClientKey, Introspector};
 use tower_jwt_auth::jwks::JwksCache;
 use tower_jwt_auth::metadata::ResourceMetadata;
 use tower_jwt_auth::openapi::{Requirement, Security};
+use tower_jwt_auth::revocation::RedisRevocation;
 use tower_jwt_auth::testing::Issuer;
 use tower_jwt_auth::ws::{ExpiringSocket, ExpiringUpgrade};
 use tower_jwt_auth::{
@@ -149,6 +155,14 @@ fn app(
     if env("JWT_TOKEN_CACHE").is_some_and(|v| v != "0") {
         auth = auth.cache(TokenCache::new());
     }
+    // JWT_REDIS_URL: revocation shared by the fleet, and its two routes.
+    let revoked = fleet_revocation().unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(2)
+    });
+    if let Some(store) = &revoked {
+        auth = auth.revocation(store.clone());
+    }
     let admins = RequireRole::any(["admin"])
         .sources([ClaimSource::roles(), ClaimSource::keycloak_realm_roles()]);
     let writers = RequireScope::any(["write"]);
@@ -211,6 +225,7 @@ fn app(
         .merge(protected)
         .merge(optional)
         .merge(websocket)
+        .merge(revocation_routes(revoked, &auth))
         // Every other path, any method: protected like /me.
         .fallback(me.layer(auth))
 }
@@ -273,6 +288,68 @@ fn trusted_proxy() -> Result<Option<Proxy>, Box<dyn Error>> {
         Some("traefik") => Ok(Some(Proxy::Traefik)),
         Some(other) => Err(format!("JWT_TRUST_FORWARDED={other}: use 1, nginx or traefik").into()),
     }
+}
+
+/// The Redis deny-list `JWT_REDIS_URL` asks for, if any.
+fn fleet_revocation() -> Result<Option<RedisRevocation>, Box<dyn Error>> {
+    let Some(url) = env("JWT_REDIS_URL") else {
+        return Ok(None);
+    };
+    let mut store = RedisRevocation::builder(&url);
+    if let Some(prefix) = env("JWT_REDIS_PREFIX") {
+        store = store.prefix(prefix);
+    }
+    if let Some(n) = env("JWT_REDIS_REPLICAS") {
+        store = store.replicas(n.parse().map_err(|e| format!("JWT_REDIS_REPLICAS: {e}"))?);
+    }
+    Ok(Some(
+        store.build().map_err(|e| format!("JWT_REDIS_URL: {e}"))?,
+    ))
+}
+
+/// `POST /logout` and `POST /admin/revoke-subject`, with a deny-list.
+fn revocation_routes(revoked: Option<RedisRevocation>, auth: &JwtAuthLayer) -> Router {
+    let Some(store) = revoked else {
+        return Router::new();
+    };
+    let answer = |result: Result<(), tower_jwt_auth::revocation::RedisError>| match result {
+        Ok(()) => StatusCode::NO_CONTENT,
+        Err(e) => {
+            eprintln!("revocation not stored: {e}");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    };
+    let on_logout = store.clone();
+    let logout = move |claims: Claims| async move {
+        let iss = claims.iss().unwrap_or("");
+        // A token without exp is kept a day (the longest this server
+        // expects a token to live).
+        let exp = claims.exp().unwrap_or_else(|| unix_now() + 86_400);
+        answer(on_logout.revoke(iss, &claims.token_id(), exp).await)
+    };
+    let revoke_subject = move |claims: Claims, Json(body): Json<Value>| async move {
+        let Some(sub) = body.get("sub").and_then(Value::as_str) else {
+            return StatusCode::BAD_REQUEST;
+        };
+        let iss = claims.iss().unwrap_or("");
+        answer(store.revoke_subject(iss, sub, unix_now()).await)
+    };
+    let admins = RequireRole::any(["admin"])
+        .sources([ClaimSource::roles(), ClaimSource::keycloak_realm_roles()]);
+    Router::new()
+        .route("/logout", post(logout))
+        .merge(
+            Router::new()
+                .route("/admin/revoke-subject", post(revoke_subject))
+                .route_layer(admins),
+        )
+        .route_layer(auth.clone())
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The introspection client the environment asks for, if any.

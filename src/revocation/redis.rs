@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use super::{Revocation, RevocationStatus, before_mark, keep_until, now_secs, scoped};
+use super::{Revocation, RevocationStatus, before_mark, keep_until, now_secs};
 use crate::BoxFuture;
 use crate::claims::RegisteredClaims;
 use crate::clock::Clock;
@@ -13,20 +13,40 @@ use crate::error::BuildError;
 use crate::store::PerformanceCache;
 use crate::store::clamp_ttl;
 use crate::store::redis::{DEFAULT_TIMEOUT, RedisConn};
+use crate::store::tracking::{Held, TrackedCopy};
 
 /// The default bound of [`RedisRevocationBuilder::local_cache`].
 const DEFAULT_LOCAL_CAPACITY: u64 = 100_000;
 
-/// A deny-list in Redis: one key per revoked `jti`
-/// (`{prefix}jti:{len(iss)}:{iss}:{jti}`, expiring at the token's `exp`)
-/// and one per subject mark (`{prefix}sub:{len(iss)}:{iss}:{sub}` holding
-/// a time: every token of the subject issued at or before it is revoked;
-/// it expires after the mark TTL, 24 h by default). Entries are scoped by
-/// issuer: the same `sub` or `jti` at two issuers are different entries.
+/// A deny-list in Redis, shared by a fleet: one key per revoked `jti`
+/// (`{prefix}{{len(iss)}:{iss}}:jti:{jti}`, expiring 5 minutes after the
+/// token's `exp`) and one per subject mark
+/// (`{prefix}{{len(iss)}:{iss}}:sub:{sub}` holding a time: every token of
+/// the subject issued at or before it is revoked; it expires after the
+/// mark TTL, 24 h by default). Entries are scoped by issuer: the same `sub`
+/// or `jti` at two issuers are different entries. The braces are a Redis
+/// Cluster hash tag: the keys of one issuer share a slot, so a check reads
+/// both in one script on any cluster. An operator revokes from `redis-cli`
+/// with `SET 'jwt:{25:https://login.example.com}:jti:the-jti' 1 EX 3900`
+/// (the number is the issuer's length in bytes).
 ///
-/// Connects lazily through redis' tokio connection manager, which
-/// reconnects by itself when Redis comes back. Each check is one round
-/// trip (a cached Lua script), bounded by a timeout (default 250 ms). Deny
+/// `url` is one `redis://` URL, or a comma list of the nodes of a Redis
+/// Cluster (or Valkey cluster; any nodes, the rest is found). Connects
+/// lazily through redis' tokio connection manager (or its cluster client,
+/// which follows `MOVED`/`ASK` and failovers), which reconnects by itself
+/// when Redis comes back.
+///
+/// Checks are answered from a **tracked local copy** of the deny keys:
+/// each node tells every instance when a key under the prefix changes
+/// (RESP3 `CLIENT TRACKING ON BCAST PREFIX`, Redis 6 or later, Valkey),
+/// so a revocation is honoured by the whole fleet within milliseconds and
+/// a repeated token costs no round trip. A token seen for the first time
+/// costs one round trip (a Lua script reading both keys), bounded by a
+/// timeout (default 250 ms). While a tracking connection is down (or not
+/// up yet, or a cluster changes its nodes) the copy is empty and unused:
+/// every check asks Redis, so no "not revoked" read before a disconnect is
+/// given after it ([`untracked`](RedisRevocationBuilder::untracked) turns
+/// the copy off). Deny
 /// data of an unexpected type (a hash under a `jti` key, a mark that is
 /// not a number) revokes: odd data fails closed, whatever the policy. When Redis cannot answer, the
 /// default is to **fail closed** (503, `RevocationUnavailable`);
@@ -68,6 +88,10 @@ struct Inner {
     fail_open: bool,
     mark_ttl: Duration,
     local: Option<PerformanceCache<moka::sync::Cache<Box<str>, RevocationStatus>>>,
+    /// The tracked copy of the deny keys, unless turned off.
+    tracked: Option<TrackedCopy>,
+    /// Replicas a write waits for (`WAIT`).
+    replicas: u32,
     /// Bumped by every revocation made here; an answer read from Redis
     /// before a revocation finished is not kept in the local cache.
     epoch: AtomicU64,
@@ -85,6 +109,8 @@ impl fmt::Debug for RedisRevocation {
             .field("timeout", &self.inner.redis.timeout())
             .field("fail_open", &self.inner.fail_open)
             .field("local_cache", &self.inner.local.is_some())
+            .field("tracked", &self.inner.tracked)
+            .field("replicas", &self.inner.replicas)
             .finish_non_exhaustive()
     }
 }
@@ -112,6 +138,8 @@ pub struct RedisRevocationBuilder {
     mark_ttl: Duration,
     local_ttl: Option<Duration>,
     local_capacity: u64,
+    tracked: bool,
+    replicas: u32,
     clock: Arc<dyn Clock>,
 }
 
@@ -126,6 +154,8 @@ impl fmt::Debug for RedisRevocationBuilder {
             .field("mark_ttl", &self.mark_ttl)
             .field("local_ttl", &self.local_ttl)
             .field("local_capacity", &self.local_capacity)
+            .field("tracked", &self.tracked)
+            .field("replicas", &self.replicas)
             .finish()
     }
 }
@@ -174,11 +204,47 @@ impl RedisRevocationBuilder {
         self
     }
 
-    /// The most answers the local cache keeps (default 100,000; at least
-    /// 1). Without [`local_cache`](RedisRevocationBuilder::local_cache)
-    /// there is no local cache and this does nothing.
+    /// The most answers the local cache keeps, and the most keys the
+    /// tracked copy keeps (default 100,000 each; at least 1).
     pub fn local_cache_capacity(mut self, entries: u64) -> Self {
         self.local_capacity = entries.max(1);
+        self
+    }
+
+    /// Turns the tracked local copy off: every check not answered by the
+    /// [`local_cache`](RedisRevocationBuilder::local_cache) is a round trip
+    /// (for a Redis that refuses `CLIENT TRACKING`; one that refuses it is
+    /// also simply asked every time, with a warning in the log).
+    ///
+    /// ```
+    /// use tower_jwt_auth::revocation::RedisRevocation;
+    ///
+    /// let store = RedisRevocation::builder("redis://127.0.0.1:6379/").untracked().build()?;
+    /// assert!(!store.is_tracking());
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
+    pub fn untracked(mut self) -> Self {
+        self.tracked = false;
+        self
+    }
+
+    /// How many replicas must have a revocation before
+    /// [`revoke`](RedisRevocation::revoke) and
+    /// [`revoke_subject`](RedisRevocation::revoke_subject) return `Ok`
+    /// (Redis `WAIT`, within the timeout; default 0). With 1 on a cluster
+    /// whose masters have replicas, a failover right after a revocation
+    /// does not lose it.
+    ///
+    /// ```
+    /// use tower_jwt_auth::revocation::RedisRevocation;
+    ///
+    /// let nodes = "redis://10.0.0.1:6379,redis://10.0.0.2:6379,redis://10.0.0.3:6379";
+    /// let store = RedisRevocation::builder(nodes).replicas(1).build()?;
+    /// # let _ = store;
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
+    pub fn replicas(mut self, replicas: u32) -> Self {
+        self.replicas = replicas;
         self
     }
 
@@ -206,9 +272,14 @@ impl RedisRevocationBuilder {
                 "a round trip to Redis",
             )
         });
+        let tracked = self
+            .tracked
+            .then(|| TrackedCopy::new(&self.prefix, self.local_capacity));
         Ok(RedisRevocation {
             inner: Arc::new(Inner {
                 redis: RedisConn::open(&self.url, self.timeout)?,
+                tracked,
+                replicas: self.replicas,
                 prefix: self.prefix,
                 fail_open: self.fail_open,
                 mark_ttl: clamp_ttl(self.mark_ttl),
@@ -241,16 +312,63 @@ impl RedisRevocation {
             mark_ttl: super::DEFAULT_MARK_TTL,
             local_ttl: None,
             local_capacity: DEFAULT_LOCAL_CAPACITY,
+            tracked: true,
+            replicas: 0,
             clock: Arc::new(crate::clock::SystemClock),
         }
     }
 
     fn jti_key(&self, iss: &str, jti: &str) -> String {
-        format!("{}jti:{}", self.inner.prefix, scoped(iss, jti))
+        deny_key(&self.inner.prefix, iss, "jti", jti)
     }
 
     fn sub_key(&self, iss: &str, sub: &str) -> String {
-        format!("{}sub:{}", self.inner.prefix, scoped(iss, sub))
+        deny_key(&self.inner.prefix, iss, "sub", sub)
+    }
+
+    /// Whether checks are answered from the tracked local copy right now
+    /// (tracking is on for every node): false before the first check,
+    /// while Redis is unreachable, and with
+    /// [`untracked`](RedisRevocationBuilder::untracked).
+    ///
+    /// ```
+    /// use tower_jwt_auth::revocation::RedisRevocation;
+    ///
+    /// let store = RedisRevocation::new("redis://127.0.0.1:6379/")?;
+    /// assert!(!store.is_tracking(), "nothing connects before the first check");
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
+    pub fn is_tracking(&self) -> bool {
+        self.inner
+            .tracked
+            .as_ref()
+            .is_some_and(TrackedCopy::is_live)
+    }
+
+    /// After a write: waits for the replicas asked for, then forgets the
+    /// key here at once (its invalidation push may come a moment later).
+    async fn written(&self, key: &str, result: Result<(), String>) -> Result<(), RedisError> {
+        let result = match result {
+            Ok(()) if self.inner.replicas > 0 => {
+                let wait_ms = self.inner.redis.timeout().as_millis().max(1) as u64;
+                let mut cmd = redis::cmd("WAIT");
+                cmd.arg(self.inner.replicas).arg(wait_ms);
+                match self.run::<i64>(&cmd).await {
+                    Ok(n) if n >= i64::from(self.inner.replicas) => Ok(()),
+                    Ok(n) => Err(format!(
+                        "the write reached {n} of {} replicas",
+                        self.inner.replicas
+                    )),
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        };
+        if let Some(tracked) = &self.inner.tracked {
+            tracked.forget(key);
+        }
+        self.forget_local();
+        result.map_err(RedisError)
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, String> {
@@ -272,11 +390,11 @@ impl RedisRevocation {
             return Ok(());
         }
         self.inner.epoch.fetch_add(1, Ordering::SeqCst);
+        let key = self.jti_key(iss, jti);
         let mut cmd = redis::cmd("SET");
-        cmd.arg(self.jti_key(iss, jti)).arg(1).arg("EX").arg(ttl);
-        let result = self.run::<()>(&cmd).await.map_err(RedisError);
-        self.forget_local();
-        result
+        cmd.arg(&key).arg(1).arg("EX").arg(ttl);
+        let result = self.run::<()>(&cmd).await;
+        self.written(&key, result).await
     }
 
     /// After a revocation: no answer cached here may predate it.
@@ -307,6 +425,7 @@ impl RedisRevocation {
         issued_before: i64,
     ) -> Result<(), RedisError> {
         self.inner.epoch.fetch_add(1, Ordering::SeqCst);
+        let key = self.sub_key(iss, sub);
         // Keep the largest mark, atomically.
         let script = redis::cmd("EVAL");
         let mut cmd = script;
@@ -316,42 +435,30 @@ impl RedisRevocation {
              redis.call('SET', KEYS[1], cur, 'EX', ARGV[2]) return cur",
         )
         .arg(1)
-        .arg(self.sub_key(iss, sub))
+        .arg(&key)
         .arg(issued_before)
         .arg(self.inner.mark_ttl.as_secs().max(1));
-        let result = self.run::<i64>(&cmd).await.map(drop).map_err(RedisError);
-        self.forget_local();
-        result
+        let result = self.run::<i64>(&cmd).await.map(drop);
+        self.written(&key, result).await
     }
 
-    /// Asks Redis (or the local cache) about a token.
+    /// Asks the tracked copy, the local cache, or Redis about a token.
     pub async fn status(&self, claims: &RegisteredClaims) -> RevocationStatus {
         if let Some(hit) = self.local_get(claims) {
             return hit;
         }
         let started = Instant::now();
         let epoch = self.inner.epoch.load(Ordering::SeqCst);
+        let tracked = self.inner.tracked.as_ref();
+        let snapshot = tracked.map(|t| {
+            t.start(&self.inner.redis);
+            t.snapshot()
+        });
         let iss = claims.iss().unwrap_or("");
         let jti_key = self.jti_key(iss, claims.jti().unwrap_or(""));
         let sub_key = self.sub_key(iss, claims.sub().unwrap_or(""));
-        let answer = self.lookup(&jti_key, &sub_key).await;
-        let status = match answer {
-            Ok((jti, mark)) => {
-                // Any value of any type under the jti key revokes; a mark
-                // that does not read as a time revokes too (fail closed on
-                // odd data).
-                let by_jti = claims.jti().is_some() && jti != 0;
-                let by_sub = claims.sub().is_some()
-                    && mark.is_some_and(|mark| match mark.trim().parse::<i64>() {
-                        Ok(mark) => before_mark(claims.iat(), mark),
-                        Err(_) => true,
-                    });
-                if by_jti || by_sub {
-                    RevocationStatus::Revoked
-                } else {
-                    RevocationStatus::Valid
-                }
-            }
+        let (jti, mark) = match self.lookup(&jti_key, &sub_key).await {
+            Ok(read) => read,
             Err(why) if self.inner.fail_open => {
                 tracing::warn!(error = %why, "revocation store unavailable; failing open");
                 return RevocationStatus::Valid;
@@ -361,11 +468,15 @@ impl RedisRevocation {
                 return RevocationStatus::Unavailable(why);
             }
         };
+        let status = decide(claims, &jti, &mark);
         tracing::trace!(
             elapsed_us = started.elapsed().as_micros() as u64,
             ?status,
             "revocation check"
         );
+        if let (Some(tracked), Some(snapshot)) = (tracked, snapshot) {
+            tracked.keep(snapshot, [(jti_key, jti), (sub_key, mark)]);
+        }
         if let (Some(local), Some(key)) = (&self.inner.local, local_key(claims)) {
             let _gate = self
                 .inner
@@ -379,26 +490,84 @@ impl RedisRevocation {
         status
     }
 
-    /// One round trip: whether the jti key exists (whatever its type), and
-    /// the subject mark (`"odd"` when the key holds something other than a
-    /// string, which then fails closed).
-    async fn lookup(&self, jti_key: &str, sub_key: &str) -> Result<(i64, Option<String>), String> {
+    /// One round trip: the jti key (present whatever its type) and the
+    /// subject mark (`"odd"` when the key holds something other than a
+    /// string, which then fails closed), each with its remaining lifetime.
+    async fn lookup(&self, jti_key: &str, sub_key: &str) -> Result<(Held, Held), String> {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(
             "local j = redis.call('EXISTS', KEYS[1]) \
+             local jt = redis.call('PTTL', KEYS[1]) \
+             local st = redis.call('PTTL', KEYS[2]) \
              local t = redis.call('TYPE', KEYS[2])['ok'] \
-             if t == 'none' then return {j, false} end \
-             if t ~= 'string' then return {j, 'odd'} end \
-             return {j, redis.call('GET', KEYS[2])}",
+             if t == 'none' then return {j, jt, false, st} end \
+             if t ~= 'string' then return {j, jt, 'odd', st} end \
+             return {j, jt, redis.call('GET', KEYS[2]), st}",
         )
         .arg(2)
         .arg(jti_key)
         .arg(sub_key);
-        self.run::<(i64, Option<String>)>(&cmd).await
+        let (j, jt, mark, st) = self.run::<(i64, i64, Option<String>, i64)>(&cmd).await?;
+        // A PTTL of -1 is no expiry (-2, absent, goes with no value).
+        let ttl = |pttl: i64| u64::try_from(pttl).ok().map(Duration::from_millis);
+        Ok((
+            Held {
+                value: (j != 0).then(|| "1".into()),
+                ttl: ttl(jt),
+            },
+            Held {
+                value: mark.map(String::into_boxed_str),
+                ttl: ttl(st),
+            },
+        ))
     }
 
+    /// The answer without I/O: from the tracked copy when it holds both
+    /// keys, else from the local cache.
     fn local_get(&self, claims: &RegisteredClaims) -> Option<RevocationStatus> {
+        if let Some(tracked) = &self.inner.tracked
+            && tracked.is_live()
+        {
+            let iss = claims.iss().unwrap_or("");
+            let jti = tracked.get(&self.jti_key(iss, claims.jti().unwrap_or("")));
+            let mark = jti
+                .as_ref()
+                .and_then(|_| tracked.get(&self.sub_key(iss, claims.sub().unwrap_or(""))));
+            if let (Some(jti), Some(mark)) = (jti, mark) {
+                return Some(decide(claims, &jti, &mark));
+            }
+        }
         self.inner.local.as_ref()?.get(&*local_key(claims)?)
+    }
+}
+
+/// A deny key: `{prefix}{{len(iss)}:{iss}}:{kind}:{value}`. The issuer's
+/// length comes first, so no pair of strings collides with another; the
+/// braces make the issuer a Redis Cluster hash tag, so the keys one check
+/// reads share a slot (whatever braces the issuer or the prefix hold, both
+/// keys are equal up to the issuer's end, where the tag ends at the latest).
+fn deny_key(prefix: &str, iss: &str, kind: &str, value: &str) -> String {
+    format!("{prefix}{{{}:{iss}}}:{kind}:{value}", iss.len())
+}
+
+/// The one rule for the two keys' values, read from Redis or from the
+/// tracked copy: any value under the jti key revokes; a mark revokes the
+/// tokens issued at or before it, and a mark that does not read as a time
+/// revokes too (fail closed on odd data).
+fn decide(claims: &RegisteredClaims, jti: &Held, mark: &Held) -> RevocationStatus {
+    let by_jti = claims.jti().is_some() && jti.value.is_some();
+    let by_sub = claims.sub().is_some()
+        && mark
+            .value
+            .as_deref()
+            .is_some_and(|mark| match mark.trim().parse::<i64>() {
+                Ok(mark) => before_mark(claims.iat(), mark),
+                Err(_) => true,
+            });
+    if by_jti || by_sub {
+        RevocationStatus::Revoked
+    } else {
+        RevocationStatus::Valid
     }
 }
 

@@ -4,6 +4,8 @@
 
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+#[cfg(feature = "redis")]
+pub(crate) mod tracking;
 
 #[cfg(any(feature = "revocation", feature = "dpop"))]
 use std::time::Duration;

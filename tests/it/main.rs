@@ -70,13 +70,18 @@ mod refusals;
 mod resource;
 #[cfg(all(feature = "redis", feature = "issuer"))]
 mod revocation;
+#[cfg(all(feature = "redis", feature = "issuer", feature = "dpop"))]
+mod revocation_cluster;
+#[cfg(all(feature = "redis", feature = "issuer"))]
+mod revocation_fleet;
 #[cfg(all(
     feature = "axum",
     feature = "jwks",
     feature = "issuer",
     feature = "cache",
     feature = "introspection",
-    feature = "dpop"
+    feature = "dpop",
+    feature = "redis"
 ))]
 mod server;
 #[cfg(all(feature = "axum", feature = "redis"))]

@@ -14,16 +14,16 @@ use tower_jwt_auth::testing::Issuer;
 use tower_jwt_auth::{Claims, JwtAuthLayer, Verifier};
 use tower_layer::Layer;
 
-const AUD: &str = "api";
+pub(crate) const AUD: &str = "api";
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
 }
 
-fn layer(issuer: &Issuer) -> JwtAuthLayer {
+pub(crate) fn layer(issuer: &Issuer) -> JwtAuthLayer {
     let v = Verifier::builder()
         .jwks(issuer.jwks_json())
         .issuer(issuer.url())
@@ -33,7 +33,7 @@ fn layer(issuer: &Issuer) -> JwtAuthLayer {
     JwtAuthLayer::new(v)
 }
 
-fn mint(issuer: &Issuer, sub: &str, jti: Option<&str>, iat: i64) -> String {
+pub(crate) fn mint(issuer: &Issuer, sub: &str, jti: Option<&str>, iat: i64) -> String {
     let mut c =
         json!({"iss": issuer.url(), "aud": AUD, "sub": sub, "iat": iat, "exp": now() + 600});
     if let Some(j) = jti {
@@ -42,7 +42,7 @@ fn mint(issuer: &Issuer, sub: &str, jti: Option<&str>, iat: i64) -> String {
     issuer.mint(&c)
 }
 
-async fn call(layer: &JwtAuthLayer, token: &str) -> (StatusCode, String) {
+pub(crate) async fn call(layer: &JwtAuthLayer, token: &str) -> (StatusCode, String) {
     let svc = layer.layer(service_fn(|req: Request<()>| async move {
         let c = req.extensions().get::<Claims>().unwrap();
         Ok::<_, Infallible>(Response::new(c.sub().unwrap_or_default().to_owned()))
@@ -202,7 +202,7 @@ async fn redis_revoke_then_refuse_and_expiry() {
         .unwrap();
     let scoped = |kind: &str, value: &str| {
         let iss = issuer.url();
-        format!("t1:{kind}:{}:{iss}:{value}", iss.len())
+        format!("t1:{{{}:{iss}}}:{kind}:{value}", iss.len())
     };
     let _: () = ::redis::cmd("SET")
         .arg(scoped("sub", "eve"))
@@ -242,7 +242,7 @@ async fn redis_deny_data_of_the_wrong_type_fails_closed() {
         .unwrap();
     let scoped = |kind: &str, value: &str| {
         let iss = issuer.url();
-        format!("t1:{kind}:{}:{iss}:{value}", iss.len())
+        format!("t1:{{{}:{iss}}}:{kind}:{value}", iss.len())
     };
     // Deny data of the wrong Redis type (a hash where a string is
     // expected) fails closed too, under the jti key and the subject key:
@@ -297,6 +297,16 @@ async fn redis_down_fails_closed_or_open_then_recovers() {
     assert_eq!(call(&lo, &t).await.0, StatusCode::OK);
 
     redis.stop().await;
+    // The tracked copy is cleared as soon as the connection's loss is
+    // seen (a killed server closes it at once).
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while closed.is_tracking() || open.is_tracking() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tracking outlived redis"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     for _ in 0..3 {
         let started = std::time::Instant::now();
         let (status, text) = call(&lc, &t).await;
@@ -351,6 +361,7 @@ async fn redis_local_cache_answers_without_a_round_trip() {
     let issuer = Issuer::start().await.unwrap();
     let store = RedisRevocation::builder(&redis.url())
         .timeout(Duration::from_millis(200))
+        .untracked()
         .local_cache(Duration::from_secs(30))
         .build()
         .unwrap();
@@ -385,6 +396,7 @@ async fn redis_local_cache_at_twice_its_capacity_forgets_only_round_trips() {
     let issuer = Issuer::start().await.unwrap();
     let store = RedisRevocation::builder(&redis.url())
         .prefix("twice:")
+        .untracked()
         .timeout(Duration::from_millis(200))
         .local_cache(Duration::from_secs(60))
         .local_cache_capacity(CAP as u64)

@@ -30,6 +30,9 @@ impl Server {
                 "JWT_RESOURCE",
                 "JWT_DPOP_NONCE",
                 "JWT_TRUST_FORWARDED",
+                "JWT_REDIS_URL",
+                "JWT_REDIS_PREFIX",
+                "JWT_REDIS_REPLICAS",
             ] {
                 cmd.env_remove(var);
             }
@@ -789,4 +792,106 @@ async fn openapi_json_validates_and_its_scopes_are_the_guards() {
         json!([{}, {"bearer": []}, {"oidc": []}])
     );
     assert!(doc["paths"]["/write"]["get"]["responses"]["403"].is_object());
+}
+
+/// `POST {path}` with `token` and a JSON body; the status.
+async fn post(server: &Server, path: &str, token: &str, body: Option<Value>) -> u16 {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}{path}", server.base))
+        .header("authorization", format!("Bearer {token}"));
+    if let Some(body) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+/// Polls `path` on `server` with `token` until 401 (bounded); how long
+/// it took since `since`.
+async fn refused_within(
+    server: &Server,
+    token: &str,
+    since: std::time::Instant,
+) -> std::time::Duration {
+    loop {
+        let status = with(server, "/me", token).await.status;
+        if status == 401 {
+            return since.elapsed();
+        }
+        assert_eq!(status, 200);
+        assert!(
+            since.elapsed() < std::time::Duration::from_secs(2),
+            "never refused"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_redis_share_logout_and_subject_revocation() {
+    let redis = crate::support::redis::Redis::start().await;
+    let idp = Issuer::start().await.unwrap();
+    let url = idp.url();
+    let redis_url = redis.url();
+    let env = [
+        ("JWT_ISSUER", url.as_str()),
+        ("JWT_AUDIENCE", "orders"),
+        ("JWT_REDIS_URL", redis_url.as_str()),
+        ("JWT_REDIS_PREFIX", "fleet:"),
+    ];
+    let (one, two) = tokio::join!(Server::start(&env), Server::start(&env));
+    let mint = |sub: &str, extra: Value| {
+        let mut c = json!({"iss": url, "sub": sub, "aud": "orders",
+                           "exp": now() + 600, "iat": now()});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        idp.mint(&c)
+    };
+
+    // Logout by jti on one server: the other refuses the token.
+    let token = mint("ada", json!({"jti": "session-1"}));
+    let other = mint("ada", json!({"jti": "session-2"}));
+    for server in [&one, &two] {
+        assert_eq!(with(server, "/me", &token).await.status, 200);
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(post(&one, "/logout", &token, None).await, 204);
+    let took = refused_within(&two, &token, started).await;
+    println!("logout on one server refused by the other after {took:?}");
+    assert_eq!(with(&one, "/me", &token).await.status, 401);
+    assert_eq!(with(&two, "/me", &other).await.status, 200);
+
+    // A token without jti is revoked by its token id.
+    let no_jti = mint("ada", json!({"scope": "read"}));
+    assert_eq!(with(&one, "/me", &no_jti).await.status, 200);
+    assert_eq!(post(&two, "/logout", &no_jti, None).await, 204);
+    refused_within(&one, &no_jti, std::time::Instant::now()).await;
+    assert_eq!(with(&one, "/me", &other).await.status, 200);
+
+    // Revoke a subject: role admin only.
+    let admin = mint("root", json!({"jti": "adm", "roles": ["admin"]}));
+    let bob = mint("bob", json!({"jti": "bob-1"}));
+    assert_eq!(with(&two, "/me", &bob).await.status, 200);
+    let body = json!({"sub": "bob"});
+    assert_eq!(
+        post(&one, "/admin/revoke-subject", &other, Some(body.clone())).await,
+        403
+    );
+    assert_eq!(with(&two, "/me", &bob).await.status, 200);
+    assert_eq!(
+        post(&one, "/admin/revoke-subject", &admin, Some(json!({}))).await,
+        400
+    );
+    assert_eq!(
+        post(&one, "/admin/revoke-subject", &admin, Some(body)).await,
+        204
+    );
+    refused_within(&two, &bob, std::time::Instant::now()).await;
+    assert_eq!(with(&one, "/me", &bob).await.status, 401);
+    // A token issued after the mark passes; everything else is unchanged.
+    let later = mint("bob", json!({"jti": "bob-2", "iat": now() + 2}));
+    assert_eq!(with(&two, "/me", &later).await.status, 200);
+    assert_eq!(with(&one, "/admin", &admin).await.status, 200);
+    assert_eq!(post(&one, "/logout", "not-a-token", None).await, 401);
 }
