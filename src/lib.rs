@@ -54,6 +54,8 @@ pub mod jwks;
 pub mod layer;
 pub mod manual;
 pub mod metadata;
+#[cfg(feature = "mtls")]
+pub mod mtls;
 #[cfg(feature = "revocation")]
 pub mod revocation;
 #[cfg(any(feature = "issuer", feature = "test-util"))]

@@ -96,6 +96,25 @@ impl VerifierBuilder {
         self
     }
 
+    /// The verifier's part of the FAPI 2.0 Security Profile (final,
+    /// February 2025), §5.4 (cryptography and secrets): only `PS256`,
+    /// `ES256` and `EdDSA` (Ed25519) signatures; `none` and HMAC never.
+    /// (RSA keys under 2048 bits are refused by every verifier.) The
+    /// layer's part is [`JwtAuthLayer::fapi2`](crate::JwtAuthLayer::fapi2).
+    /// A later [`algorithms`](Self::algorithms) replaces the list.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, Key, Verifier};
+    ///
+    /// let hmac = Key::hmac(Algorithm::HS256, [7u8; 32])?;
+    /// // An HMAC key fits no FAPI 2.0 algorithm.
+    /// assert!(Verifier::builder().fapi2().key(hmac).any_audience().build().is_err());
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
+    pub fn fapi2(self) -> Self {
+        self.algorithms([Algorithm::PS256, Algorithm::ES256, Algorithm::EdDSA])
+    }
+
     /// Requires `iss` to equal this issuer (call again to accept several).
     ///
     /// An issuer with the placeholder `{tenantid}` is a multi-tenant

@@ -47,6 +47,8 @@ mod jwks;
 mod layer;
 #[cfg(all(feature = "issuer", feature = "jwks"))]
 mod mcp;
+#[cfg(all(feature = "axum", feature = "mtls"))]
+mod mtls;
 #[cfg(all(feature = "metrics", feature = "issuer", feature = "cache"))]
 mod observe;
 #[cfg(feature = "jwks")]

@@ -6,6 +6,7 @@
 pub mod example;
 pub mod logs;
 pub mod oidc;
+pub mod pki;
 pub mod raw_http;
 pub mod redis;
 
