@@ -49,6 +49,7 @@ pub mod grpc;
 pub mod guard;
 #[cfg(feature = "introspection")]
 pub mod introspection;
+pub mod jwe;
 #[cfg(feature = "jwks")]
 pub mod jwks;
 pub mod layer;

@@ -42,6 +42,8 @@ mod introspect;
 mod introspect_signed;
 #[cfg(feature = "issuer")]
 mod issuer;
+#[cfg(feature = "axum")]
+mod jwe;
 #[cfg(all(feature = "jwks", feature = "issuer"))]
 mod jwks;
 mod layer;
