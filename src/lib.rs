@@ -83,7 +83,8 @@ pub use verify::{TokenVerifier, Verified, Verifier, VerifierBuilder, VerifyFutur
     feature = "cache",
     feature = "redis",
     feature = "introspection",
-    feature = "dpop"
+    feature = "dpop",
+    feature = "mtls"
 ))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

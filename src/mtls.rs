@@ -72,6 +72,11 @@ use tower_service::Service;
 use crate::error::{AuthError, BuildError};
 
 /// Which tokens a layer accepts, as to certificate binding.
+///
+/// ```
+/// use tower_jwt_auth::mtls::{MtlsMode, MtlsPolicy};
+/// assert_eq!(MtlsPolicy::new(MtlsMode::Required).mode(), MtlsMode::Required);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MtlsMode {

@@ -61,6 +61,14 @@ impl DecryptionKey {
     /// (PKCS#1) or `EC PRIVATE KEY` (SEC1). Without a `kid`: set one with
     /// [`with_kid`](Self::with_kid) when tokens name theirs.
     ///
+    /// ```
+    /// use tower_jwt_auth::jwe::DecryptionKey;
+    /// # let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/keys/p256.key"))?;
+    /// let key = DecryptionKey::from_pem(&pem)?.with_kid("enc-2026");
+    /// assert_eq!(key.kid(), Some("enc-2026"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`BuildError::InvalidKey`] when the PEM holds no such key, an RSA
     /// key under 2048 bits, or an EC key of another curve.
@@ -112,6 +120,17 @@ impl DecryptionKey {
     /// Every decryption key of a private JWKS (`{"keys":[..]}`): keys whose
     /// `use` is `sig` are skipped; any other key that does not fit is an
     /// error.
+    ///
+    /// ```
+    /// use tower_jwt_auth::jwe::DecryptionKey;
+    ///
+    /// let jwks = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"enc-1","use":"enc",
+    ///   "x":"weNJy2HscCSM6AEDTDg04biOvhFhyyWvOHQfeF_PxMQ",
+    ///   "y":"e8lnCO-AlStT-NJVX-crhB7QRYhiix03illJOVAOyck",
+    ///   "d":"VEmDZpDXXK8p8N0Cndsxs924q6nS1RXFASRl6BfUqdw"}]}"#;
+    /// assert_eq!(DecryptionKey::from_jwks(jwks)?.len(), 1);
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
     ///
     /// # Errors
     /// [`BuildError::InvalidKey`] when the JSON is not a JWKS, a key is

@@ -22,7 +22,7 @@
 //! a tag of the wrong length. A failed key unwrap does not stop early: it
 //! goes on with a random key and fails at the tag, like a wrong tag (RFC
 //! 7516 §11.5), and every such failure is one answer,
-//! [`AuthError::DecryptionFailed`](crate::AuthError::DecryptionFailed).
+//! [`AuthError::DecryptionFailed`].
 //!
 //! ```
 //! use tower_jwt_auth::{Algorithm, Key, Verifier};
@@ -61,17 +61,31 @@ use self::parse::{Enc, Jwe, KeyAlg};
 use crate::error::AuthError;
 
 /// Whether a verifier accepts encrypted tokens, plain ones, or both.
+///
+/// ```
+/// use tower_jwt_auth::jwe::EncryptionMode;
+/// use tower_jwt_auth::{Algorithm, Key, Verifier};
+///
+/// // Encryption without decryption keys cannot be built.
+/// let built = Verifier::builder()
+///     .key(Key::hmac(Algorithm::HS256, [7u8; 32])?)
+///     .encryption(EncryptionMode::Required)
+///     .any_audience()
+///     .build();
+/// assert!(built.is_err());
+/// # Ok::<(), tower_jwt_auth::BuildError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EncryptionMode {
     /// Only encrypted tokens (JWE); a plain JWS is refused
-    /// ([`AuthError::EncryptionRequired`](crate::AuthError::EncryptionRequired)).
+    /// ([`AuthError::EncryptionRequired`]).
     Required,
     /// Encrypted and plain tokens (the default when the verifier has
     /// decryption keys).
     Allowed,
     /// Only plain tokens; a JWE is refused
-    /// ([`AuthError::Encrypted`](crate::AuthError::Encrypted)), as without keys.
+    /// ([`AuthError::Encrypted`]), as without keys.
     Off,
 }
 
