@@ -14,7 +14,7 @@
 //! |---|---|---|
 //! | `alg` | `RSA-OAEP-256`, `RSA-OAEP`, `ECDH-ES`, `ECDH-ES+A128KW`, `ECDH-ES+A256KW` (P-256, P-384, P-521) | `RSA1_5` (Bleichenbacher), `PBES2-*` (the `p2c` work factor), `dir`, `A*KW` and `A*GCMKW` (shared keys), anything else |
 //! | `enc` | `A128GCM`, `A256GCM`, `A128CBC-HS256`, `A256CBC-HS512` | anything else |
-//! | header | `kid`, `cty: JWT`, `epk`, `apu`, `apv` | `zip` (decompression bombs), any `crit`, repeated members |
+//! | header | `kid`, `cty` `JWT` or `*+jwt` (oidc-provider's `at+jwt`), `epk`, `apu`, `apv` | `zip` (decompression bombs), any `crit`, repeated members |
 //!
 //! Before any private-key work a token is also refused for an empty
 //! `encrypted_key` where one is required (or a non-empty one for direct

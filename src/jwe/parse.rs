@@ -240,10 +240,9 @@ pub(crate) fn parse(token: &str) -> Result<Jwe<'_>, AuthError> {
     let enc = Enc::from_name(&enc_name)
         .ok_or_else(|| AuthError::AlgorithmNotAllowed(crate::text::excerpt(&enc_name)))?;
     if let Some(cty) = &h.cty
-        && !cty.eq_ignore_ascii_case("JWT")
-        && !cty.eq_ignore_ascii_case("application/jwt")
+        && !is_jwt_type(cty)
     {
-        return Err(malformed("the JWE content type (`cty`) is not JWT"));
+        return Err(malformed("the JWE content type (`cty`) is not a JWT"));
     }
     let encrypted_key = segment(ek, "the JWE encrypted key is not strict base64url")?;
     match (alg.wraps(), encrypted_key.is_empty()) {
@@ -295,6 +294,16 @@ pub(crate) fn parse(token: &str) -> Result<Jwe<'_>, AuthError> {
     })
 }
 
+/// Whether a `cty` names a JWT: `JWT` (RFC 7519 §5.2) or a JWT media type
+/// `*+jwt` (oidc-provider says `at+jwt`, RFC 9068), with or without the
+/// `application/` prefix, in any case. The payload is then verified as a
+/// JWS whatever the `cty` said.
+fn is_jwt_type(cty: &str) -> bool {
+    let lower = cty.to_ascii_lowercase();
+    let t = lower.strip_prefix("application/").unwrap_or(&lower);
+    t == "jwt" || (t.ends_with("+jwt") && t.len() > 4)
+}
+
 /// The `epk`'s curve and uncompressed point: an EC key of a known curve
 /// with coordinates of exactly the curve's length. (Whether the point is on
 /// the curve is checked when it is parsed for the agreement, before the
@@ -338,6 +347,16 @@ mod tests {
     fn refusals_before_any_key_work() {
         let ok = r#"{"alg":"RSA-OAEP-256","enc":"A256GCM"}"#;
         assert!(parse(&jwe(ok, b"k", 12, 16)).is_ok());
+        for cty in [
+            "JWT",
+            "jwt",
+            "application/jwt",
+            "at+jwt",
+            "application/AT+JWT",
+        ] {
+            let h = format!(r#"{{"alg":"RSA-OAEP","enc":"A256GCM","cty":"{cty}"}}"#);
+            assert!(parse(&jwe(&h, b"k", 12, 16)).is_ok(), "{cty}");
+        }
         for (header, ek, iv, tag, what) in [
             (
                 r#"{"alg":"RSA1_5","enc":"A256GCM"}"#,

@@ -33,7 +33,8 @@
 // 5 minutes whatever happens.
 
 import { createServer } from 'node:http';
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 
 import { generateKeyPair, exportJWK, exportPKCS8 } from 'jose';
 import Provider, { errors } from 'oidc-provider';
@@ -45,6 +46,10 @@ const RESOURCES = ['urn:tower-jwt-auth:api', 'urn:tower-jwt-auth:other'];
 // A resource server that receives opaque tokens and introspects them.
 const OPAQUE = 'urn:tower-jwt-auth:opaque';
 const SCOPE = 'api:read';
+// A resource server that receives encrypted JWT access tokens (JWE around
+// the signed JWT, RSA-OAEP-256 + A256GCM to tests/data/keys/rsa.pub, kid "rsa").
+const ENCRYPTED = 'urn:tower-jwt-auth:encrypted';
+const ENCRYPTION_KEY = createPublicKey(readFileSync(new URL('../data/keys/rsa.pub', import.meta.url)));
 
 /** client_id -> JWS algorithm of the access tokens issued to it. */
 const clientAlg = Object.fromEntries(ALGS.map((alg) => [`client-${alg.toLowerCase()}`, alg]));
@@ -138,6 +143,18 @@ function buildProvider(issuer, keys) {
               audience: OPAQUE,
               accessTokenTTL: 300,
               accessTokenFormat: 'opaque',
+            };
+          }
+          if (resourceIndicator === ENCRYPTED) {
+            return {
+              scope: SCOPE,
+              audience: ENCRYPTED,
+              accessTokenTTL: 300,
+              accessTokenFormat: 'jwt',
+              jwt: {
+                sign: { alg: clientAlg[client.clientId] },
+                encrypt: { alg: 'RSA-OAEP-256', enc: 'A256GCM', key: ENCRYPTION_KEY, kid: 'rsa' },
+              },
             };
           }
           if (!RESOURCES.includes(resourceIndicator)) {
