@@ -335,3 +335,92 @@ async fn oidc_provider_encrypted_access_tokens_are_decrypted_then_verified() {
     .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// Certificate-bound tokens from oidc-provider (`features.mTLS
+/// .certificateBoundAccessTokens`, the client `client-mtls`): the token it
+/// binds to the certificate the client presents passes the layer over real
+/// TLS (tokio-rustls) with that certificate, and is refused with another
+/// one and with none.
+#[cfg(feature = "mtls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_provider_certificate_bound_tokens_over_real_tls() {
+    use crate::support::pki::{Ca, https_get};
+    use tower_jwt_auth::mtls::{ClientCertificate, ClientCertificateLayer, MtlsMode, MtlsPolicy};
+    let provider = oidc::start().await;
+    let ca = Ca::new("clients");
+    let (a, b) = (ca.client("a"), ca.client("b"));
+    let res = reqwest::Client::new()
+        .post(format!("{}/token", provider.issuer))
+        .basic_auth("client-mtls", Some("secret-of-client-mtls"))
+        .header(
+            "x-test-client-cert",
+            base64::engine::general_purpose::STANDARD.encode(&a.der),
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=client_credentials&scope=api%3Aread&resource={}",
+            API.replace(':', "%3A")
+        ))
+        .send()
+        .await
+        .unwrap();
+    let json: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    let token = json["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{json}"));
+    let payload: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        payload["cnf"]["x5t#S256"],
+        a.x5t().as_str(),
+        "oidc-provider bound it to a"
+    );
+
+    let verifier = Verifier::from_issuer(&provider.issuer)
+        .audience(API)
+        .typ("at+jwt")
+        .build()
+        .unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/me",
+            axum::routing::get(|c: Claims| async move { c.sub().unwrap_or_default().to_owned() }),
+        )
+        .route_layer(JwtAuthLayer::new(verifier).mtls(MtlsPolicy::new(MtlsMode::Required)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(ca.server_config(&ca.server()));
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = ClientCertificateLayer::new(ClientCertificate::from_tls(&tls)).layer(app);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(
+                        hyper_util::rt::TokioIo::new(tls),
+                        hyper_util::service::TowerToHyperService::new(svc),
+                    )
+                    .await;
+            });
+        }
+    });
+    let auth = format!("Bearer {token}");
+    let h = [("Authorization", auth.as_str())];
+    let (status, body) = https_get(ca.client_config(Some(&a)), addr, "/me", &h).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "client-mtls"),
+        "the certificate it was issued to"
+    );
+    let (status, _) = https_get(ca.client_config(Some(&b)), addr, "/me", &h).await;
+    assert_eq!(status, 401, "another certificate");
+    let (status, _) = https_get(ca.client_config(None), addr, "/me", &h).await;
+    assert_eq!(status, 401, "no certificate");
+}

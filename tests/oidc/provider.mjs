@@ -33,7 +33,7 @@
 // 5 minutes whatever happens.
 
 import { createServer } from 'node:http';
-import { createPublicKey, randomBytes } from 'node:crypto';
+import { X509Certificate, createPublicKey, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 import { generateKeyPair, exportJWK, exportPKCS8 } from 'jose';
@@ -86,6 +86,22 @@ clients.push({
   scope: `openid offline_access ${SCOPE}`,
 });
 
+// A client whose access tokens are bound to its TLS client certificate
+// (RFC 8705, cnf.x5t#S256). The provider listens on plain HTTP, so the test
+// presents the certificate as a TLS-terminating proxy would: base64 DER in
+// the header x-test-client-cert (read by features.mTLS.getCertificate).
+clients.push({
+  client_id: 'client-mtls',
+  client_secret: 'secret-of-client-mtls',
+  grant_types: ['client_credentials'],
+  response_types: [],
+  redirect_uris: [],
+  token_endpoint_auth_method: 'client_secret_basic',
+  tls_client_certificate_bound_access_tokens: true,
+  scope: SCOPE,
+});
+clientAlg['client-mtls'] = 'ES256';
+
 // The private_key_jwt client of the resource server.
 const clientKey = await (async () => {
   const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
@@ -133,6 +149,14 @@ function buildProvider(issuer, keys) {
       introspection: { enabled: true },
       jwtIntrospection: { enabled: true },
       revocation: { enabled: true },
+      mTLS: {
+        enabled: true,
+        certificateBoundAccessTokens: true,
+        getCertificate(ctx) {
+          const der = ctx.get('x-test-client-cert');
+          return der ? new X509Certificate(Buffer.from(der, 'base64')) : undefined;
+        },
+      },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => RESOURCES[0],
