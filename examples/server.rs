@@ -26,6 +26,11 @@
 //! | `JWT_REDIS_URL` | revocation shared by a fleet: `redis://host:port/`, or a comma list of `redis://` node URLs of a Redis Cluster; servers given the same URL form one fleet | unset: no revocation |
 //! | `JWT_REDIS_PREFIX` | the prefix of the revocation keys | `jwt:` |
 //! | `JWT_REDIS_REPLICAS` | replicas a revocation must reach before it is answered (Redis `WAIT`) | `0` |
+//! | `JWT_CLIENT_CERT_HEADER` | trust this header (`Client-Cert`, RFC 9440) as the client certificate: certificate-bound tokens (RFC 8705) need a matching one | unset |
+//! | `JWT_TLS_CERT`, `JWT_TLS_KEY` | PEM files: serve HTTPS (prints `listening on https://...`) | unset: plain HTTP |
+//! | `JWT_TLS_CLIENT_CA` | PEM file: with HTTPS, ask for (not require) a client certificate signed by this CA and bind tokens to it | unset |
+//! | `JWT_DECRYPTION_KEY` | a file with a PEM private key or a private JWKS (with `kid`s): encrypted tokens (JWE) accepted on every route | unset |
+//! | `JWT_REQUIRE_ENCRYPTION` | `1`: with `JWT_DECRYPTION_KEY`, plain JWS tokens are refused (401) | off |
 //! | `BIND` | listen address (`127.0.0.1:0`: any free port) | `127.0.0.1:3000` |
 //!
 //! Routes:
@@ -67,8 +72,10 @@ use tower_jwt_auth::cache::TokenCache;
 use tower_jwt_auth::dpop::{DpopMode, DpopPolicy};
 use tower_jwt_auth::forward::{ForwardAuth, Proxy};
 use tower_jwt_auth::introspection::{ClientKey, Introspector};
+use tower_jwt_auth::jwe::{DecryptionKey, EncryptionMode};
 use tower_jwt_auth::jwks::JwksCache;
 use tower_jwt_auth::metadata::ResourceMetadata;
+use tower_jwt_auth::mtls::{ClientCertificate, ClientCertificateLayer, MtlsMode, MtlsPolicy};
 use tower_jwt_auth::openapi::{Requirement, Security};
 use tower_jwt_auth::revocation::RedisRevocation;
 use tower_jwt_auth::testing::Issuer;
@@ -162,6 +169,9 @@ fn app(
     });
     if let Some(store) = &revoked {
         auth = auth.revocation(store.clone());
+    }
+    if let Ok(Some(policy)) = mtls() {
+        auth = auth.mtls(policy);
     }
     let admins = RequireRole::any(["admin"])
         .sources([ClaimSource::roles(), ClaimSource::keycloak_realm_roles()]);
@@ -415,6 +425,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let cookie = env("JWT_COOKIE").unwrap_or_else(|| "access_token".into());
     let algs = algorithms()?;
     trusted_proxy()?;
+    mtls()?;
+    let tls = tls()?;
 
     // With JWT_INTROSPECTION_URL (or _DISCOVER): opaque tokens, asked
     // about at the authorization server.
@@ -427,9 +439,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
         let listener = tokio::net::TcpListener::bind(&bind).await?;
         let addr = listener.local_addr()?;
-        println!("listening on {addr}");
+        println!("listening on {}", shown(addr, &tls));
         let (metadata, dpop) = resource(addr, env("JWT_ISSUER"))?;
-        axum::serve(listener, app(introspector, &cookie, None, metadata, dpop)).await?;
+        serve(
+            listener,
+            tls,
+            app(introspector, &cookie, None, metadata, dpop),
+        )
+        .await?;
         return Ok(());
     }
 
@@ -469,7 +486,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
              audience and lifetime, but not for their issuer"
         ),
     }
-    let verifier = verifier.build()?;
+    let verifier = decryption(verifier)?.build()?;
     // Fail soft: an identity provider that is down at start-up is retried
     // by the requests (at most once per second, no backoff), so the first
     // token after it comes up passes; /ready tells a load balancer meanwhile.
@@ -482,15 +499,136 @@ async fn main() -> Result<(), Box<dyn Error>> {
     if let Some(issuer) = &builtin {
         print_demo(issuer, &audience, &cookie, addr);
     }
-    println!("listening on {addr}");
+    println!("listening on {}", shown(addr, &tls));
 
     let (metadata, dpop) = resource(addr, issuer_url)?;
-    axum::serve(
-        listener,
-        app(verifier, &cookie, Some(cache), metadata, dpop),
-    )
-    .await?;
+    let app = app(verifier, &cookie, Some(cache), metadata, dpop);
+    serve(listener, tls, app).await?;
     Ok(())
+}
+
+/// Certificate-bound tokens (RFC 8705): the client certificate from the
+/// trusted header `JWT_CLIENT_CERT_HEADER` (RFC 9440), or from the TLS
+/// connection when `JWT_TLS_CLIENT_CA` asks for one.
+fn mtls() -> Result<Option<MtlsPolicy>, Box<dyn Error>> {
+    let policy = MtlsPolicy::new(MtlsMode::Allowed);
+    match (env("JWT_CLIENT_CERT_HEADER"), env("JWT_TLS_CLIENT_CA")) {
+        (Some(header), _) => Ok(Some(policy.client_cert_header(&header)?)),
+        (None, Some(_)) => Ok(Some(policy)),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Encrypted tokens (JWE): the keys in `JWT_DECRYPTION_KEY` (a PEM private
+/// key, or a private JWKS), `JWT_REQUIRE_ENCRYPTION=1` to refuse plain ones.
+fn decryption(
+    builder: tower_jwt_auth::VerifierBuilder,
+) -> Result<tower_jwt_auth::VerifierBuilder, Box<dyn Error>> {
+    let Some(path) = env("JWT_DECRYPTION_KEY") else {
+        if env("JWT_REQUIRE_ENCRYPTION").is_some_and(|v| v != "0") {
+            return Err("JWT_REQUIRE_ENCRYPTION=1 needs JWT_DECRYPTION_KEY".into());
+        }
+        return Ok(builder);
+    };
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("JWT_DECRYPTION_KEY {path}: {e}"))?;
+    let keys = if text.trim_start().starts_with('{') {
+        DecryptionKey::from_jwks(&text)
+    } else {
+        DecryptionKey::from_pem(&text).map(|k| vec![k])
+    }
+    .map_err(|e| format!("JWT_DECRYPTION_KEY {path}: {e}"))?;
+    let mode = match env("JWT_REQUIRE_ENCRYPTION").is_some_and(|v| v != "0") {
+        true => EncryptionMode::Required,
+        false => EncryptionMode::Allowed,
+    };
+    Ok(builder.decryption_keys(keys).encryption(mode))
+}
+
+/// The TLS settings of `JWT_TLS_CERT`, `JWT_TLS_KEY` and `JWT_TLS_CLIENT_CA`, if
+/// HTTPS is asked for.
+fn tls() -> Result<Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>, Box<dyn Error>> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert, key) = match (env("JWT_TLS_CERT"), env("JWT_TLS_KEY")) {
+        (Some(cert), Some(key)) => (cert, key),
+        (None, None) if env("JWT_TLS_CLIENT_CA").is_some() => {
+            return Err("JWT_TLS_CLIENT_CA needs JWT_TLS_CERT and JWT_TLS_KEY".into());
+        }
+        (None, None) => return Ok(None),
+        _ => return Err("set both JWT_TLS_CERT and JWT_TLS_KEY".into()),
+    };
+    let chain = CertificateDer::pem_file_iter(&cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("JWT_TLS_CERT {cert}: {e}"))?;
+    let key = PrivateKeyDer::from_pem_file(&key).map_err(|e| format!("JWT_TLS_KEY {key}: {e}"))?;
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match env("JWT_TLS_CLIENT_CA") {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(&ca)
+                .map_err(|e| format!("JWT_TLS_CLIENT_CA {ca}: {e}"))?
+            {
+                roots.add(c.map_err(|e| format!("JWT_TLS_CLIENT_CA {ca}: {e}"))?)?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                std::sync::Arc::new(roots),
+                provider,
+            )
+            .allow_unauthenticated()
+            .build()?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Some(std::sync::Arc::new(
+        builder.with_single_cert(chain, key)?,
+    )))
+}
+
+/// The address as printed: `https://` in front when serving HTTPS.
+fn shown(
+    addr: std::net::SocketAddr,
+    tls: &Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>,
+) -> String {
+    match tls {
+        Some(_) => format!("https://{addr}"),
+        None => addr.to_string(),
+    }
+}
+
+/// Serves `app`: plain HTTP with `axum::serve`, or HTTPS with tokio-rustls
+/// and hyper, each connection's client certificate (if any) put into its
+/// requests for the mTLS check.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>,
+    app: Router,
+) -> Result<(), Box<dyn Error>> {
+    use tower::Layer;
+    let Some(tls) = tls else {
+        axum::serve(listener, app).await?;
+        return Ok(());
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (tcp, _) = listener.accept().await?;
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let svc = ClientCertificateLayer::new(ClientCertificate::from_tls(&stream)).layer(app);
+            let svc = hyper_util::service::TowerToHyperService::new(svc);
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await;
+        });
+    }
 }
 
 /// RFC 9728: the resource identifier (`JWT_RESOURCE`, default the bound
@@ -500,10 +638,15 @@ fn resource(
     addr: std::net::SocketAddr,
     issuer: Option<String>,
 ) -> Result<(ResourceMetadata, DpopPolicy), Box<dyn Error>> {
-    let resource = env("JWT_RESOURCE").unwrap_or_else(|| format!("http://{addr}"));
+    let scheme = match env("JWT_TLS_CERT") {
+        Some(_) => "https",
+        None => "http",
+    };
+    let resource = env("JWT_RESOURCE").unwrap_or_else(|| format!("{scheme}://{addr}"));
     let metadata = ResourceMetadata::builder(&resource)
         .authorization_servers(issuer)
         .dpop_algorithms(dpop_algorithms())
+        .mtls(matches!(mtls(), Ok(Some(_))))
         .build()?;
     let mut dpop = DpopPolicy::builder(DpopMode::Allowed)
         .base_url(origin(&resource))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the cargo-fuzz targets in fuzz/ (extract, jwks, verify, differential,
-# payload), each for a bounded time, starting from the checked-in corpus
+# payload, jwe), each for a bounded time, starting from the checked-in corpus
 # fuzz/corpus/<target>. CI runs it for 60 s per target; run it longer on
 # demand:
 #
@@ -28,7 +28,7 @@ SECONDS_PER_TARGET=${1:-600}
 shift || true
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-  TARGETS=(extract jwks verify differential payload)
+  TARGETS=(extract jwks verify differential payload jwe)
 fi
 SANITIZER=${FUZZ_SANITIZER:-address}
 JOBS=${FUZZ_JOBS:-1}

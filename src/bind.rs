@@ -8,8 +8,11 @@
 //! - `jkt` (DPoP, RFC 9449): verified when the layer has a
 //!   [`DpopPolicy`](crate::dpop::DpopPolicy); the DPoP check then requires a proof
 //!   by that key and refuses the token as `Bearer` (RFC 9449 §7.1).
+//! - `x5t#S256` (mTLS, RFC 8705 §3): verified when the layer has an
+//!   `MtlsPolicy` that is not `Off` (feature `mtls`); the mTLS check then
+//!   requires the request's client certificate to have that thumbprint.
 //!
-//! Every other member (`x5t#S256` for mTLS-bound tokens, RFC 8705 §3;
+//! Every other member (`x5t#S256` without an mTLS policy;
 //! `jwk`, `jku`, `kid`, `jwe`, or one not yet defined) names a binding the
 //! layer cannot verify, so the token is refused: accepting it would turn a
 //! sender-constrained token into a bearer token that anyone who stole it
@@ -19,8 +22,8 @@
 //!
 //! The layer applies the rule in its sender-binding stage (step 4 of the
 //! request path, `layer::stages::Binding`), before the proof of any method
-//! it verifies. A method the layer learns to verify (mTLS, `x5t#S256`) is
-//! a flag in [`Verifies`], set by that stage, and a stage of its own there.
+//! it verifies. Each method the layer verifies is a flag in [`Verifies`],
+//! set by that stage, and a stage of its own there.
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -34,29 +37,42 @@ use crate::error::AuthError;
 pub(crate) struct Verifies {
     /// DPoP proofs (`cnf.jkt`): the layer has a DPoP policy.
     pub(crate) dpop: bool,
+    /// Client certificates (`cnf.x5t#S256`): the layer has an mTLS policy.
+    pub(crate) mtls: bool,
+}
+
+/// Reads the confirmation methods a verified payload's `cnf` names.
+/// Cheap for unbound tokens: the payload read already noted whether a
+/// `cnf` member is there (`bound`).
+pub(crate) fn read(bound: bool, payload: &str) -> Result<Methods, AuthError> {
+    if !bound {
+        return Ok(Methods::default());
+    }
+    serde_json::from_str(payload).map_err(|_| {
+        AuthError::InvalidClaim("`cnf` must be a JSON object (and `x5t#S256` a string)".into())
+    })
 }
 
 /// Checks a verified payload's `cnf` against what the layer verifies (see
-/// the module docs). Cheap for unbound tokens: the payload read already
-/// noted whether a `cnf` member is there (`bound`).
-pub(crate) fn check(bound: bool, payload: &str, verifies: Verifies) -> Result<(), AuthError> {
-    if !bound {
-        return Ok(());
-    }
-    let methods: Methods = serde_json::from_str(payload)
-        .map_err(|_| AuthError::InvalidClaim("`cnf` must be a JSON object".into()))?;
+/// the module docs), and gives the methods it names.
+pub(crate) fn check(bound: bool, payload: &str, verifies: Verifies) -> Result<Methods, AuthError> {
+    let methods = read(bound, payload)?;
     if let Some(method) = methods.unverified(verifies) {
         return Err(AuthError::UnverifiedBinding(method));
     }
-    Ok(())
+    Ok(methods)
 }
 
 /// The confirmation methods a payload's `cnf` names (every `cnf` member,
 /// if the payload repeats it).
 #[derive(Default)]
-struct Methods {
+pub(crate) struct Methods {
     jkt: bool,
-    /// The first method that is not `jkt`, by its RFC name where it has one.
+    /// `x5t#S256`, the thumbprint of the certificate (the last one, if the
+    /// payload repeats `cnf`).
+    x5t: Option<Box<str>>,
+    /// The first method that is neither `jkt` nor `x5t#S256`, by its RFC
+    /// name where it has one.
     other: Option<&'static str>,
 }
 
@@ -65,7 +81,21 @@ impl Methods {
         if let Some(other) = self.other {
             return Some(other);
         }
+        if self.x5t.is_some() && !verifies.mtls {
+            return Some("x5t#S256");
+        }
         (self.jkt && !verifies.dpop).then_some("jkt")
+    }
+
+    /// The certificate thumbprint the token is bound to, if any.
+    pub(crate) fn x5t(&self) -> Option<&str> {
+        self.x5t.as_deref()
+    }
+
+    /// Whether the token is sender-constrained by a method the layer
+    /// verifies (DPoP or mTLS).
+    pub(crate) fn constrained(&self, verifies: Verifies) -> bool {
+        (self.jkt && verifies.dpop) || (self.x5t.is_some() && verifies.mtls)
     }
 
     fn note(&mut self, name: &str) {
@@ -74,7 +104,6 @@ impl Methods {
                 self.jkt = true;
                 return;
             }
-            "x5t#S256" => "x5t#S256",
             "jwk" => "jwk",
             "jku" => "jku",
             "kid" => "kid",
@@ -126,6 +155,11 @@ impl<'de> Visitor<'de> for Cnf<'_> {
     }
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
         while let Some(name) = map.next_key::<Text<'de>>()? {
+            if &*name == "x5t#S256" {
+                let x5t: Text<'de> = map.next_value()?;
+                self.0.x5t = Some(x5t.0.as_ref().into());
+                continue;
+            }
             self.0.note(&name);
             map.next_value::<de::IgnoredAny>()?;
         }
@@ -137,11 +171,40 @@ impl<'de> Visitor<'de> for Cnf<'_> {
 mod tests {
     use super::*;
 
-    const NONE: Verifies = Verifies { dpop: false };
-    const DPOP: Verifies = Verifies { dpop: true };
+    const NONE: Verifies = Verifies {
+        dpop: false,
+        mtls: false,
+    };
+    const DPOP: Verifies = Verifies {
+        dpop: true,
+        mtls: false,
+    };
+    const MTLS: Verifies = Verifies {
+        dpop: false,
+        mtls: true,
+    };
 
     fn judge(payload: &str, v: Verifies) -> Result<(), AuthError> {
-        check(true, payload, v)
+        check(true, payload, v).map(drop)
+    }
+
+    #[test]
+    fn x5t_is_verified_with_mtls_and_read_as_a_string() {
+        let m = check(true, r#"{"cnf":{"x5t#S256":"abc"}}"#, MTLS).unwrap();
+        assert_eq!(m.x5t(), Some("abc"));
+        assert!(m.constrained(MTLS) && !m.constrained(DPOP));
+        assert!(matches!(
+            judge(r#"{"cnf":{"x5t#S256":"t","jkt":"t"}}"#, MTLS),
+            Err(AuthError::UnverifiedBinding("jkt"))
+        ));
+        assert!(matches!(
+            judge(r#"{"cnf":{"x5t#S256":1}}"#, MTLS),
+            Err(AuthError::InvalidClaim(_))
+        ));
+        assert!(matches!(
+            judge(r#"{"cnf":{"x5t#S256":"t","jwk":{}}}"#, MTLS),
+            Err(AuthError::UnverifiedBinding("jwk"))
+        ));
     }
 
     #[test]

@@ -226,6 +226,21 @@ auth_errors! {
         "encrypted tokens are not accepted",
         ("the token is a JWE (encrypted); only signed JWTs (JWS) are accepted");
 
+    /// The token is a JWE this verifier has keys for, and it does not
+    /// decrypt: no key fits, the key unwrap or the authentication tag
+    /// fails. One answer for every such failure (RFC 7516 §11.5).
+    DecryptionFailed => Unauthenticated, INVALID_TOKEN, "decryption_failed",
+        "the access token cannot be decrypted",
+        ("the token is a JWE that does not decrypt with this verifier's keys \
+          (no fitting key, or the key unwrap or the authentication tag failed)");
+
+    /// The verifier accepts only encrypted tokens (`EncryptionMode::Required`)
+    /// and the token is a plain JWS.
+    EncryptionRequired => Unauthenticated, INVALID_TOKEN, "encryption_required",
+        "this resource accepts only encrypted access tokens",
+        ("this verifier accepts only encrypted tokens (JWE, EncryptionMode::Required); \
+          the token is a plain JWS");
+
     /// The `alg` header names an algorithm that is not allowed (this includes
     /// `none`); the name is a short escaped excerpt.
     AlgorithmNotAllowed(alg: String) => Unauthenticated, INVALID_TOKEN, "alg_not_allowed",
@@ -452,6 +467,30 @@ auth_errors! {
         ("the token is bound to a key (cnf: {method}) by a method this layer does not \
           verify; refused rather than accepted as a bearer token"),
         sample = AuthError::UnverifiedBinding("x5t#S256");
+
+    /// The token is bound to a client certificate (`cnf.x5t#S256`, RFC
+    /// 8705 §3) and the request presented none, another one, or a
+    /// malformed trusted `Client-Cert` header (RFC 9440); the text says
+    /// which (feature `mtls`).
+    ClientCertificateMismatch(why: &'static str) => Unauthenticated, INVALID_TOKEN,
+        "certificate_mismatch",
+        "the access token is not bound to the client certificate of this request",
+        ("certificate-bound token refused: {why}"),
+        sample = AuthError::ClientCertificateMismatch("x");
+
+    /// The layer accepts only certificate-bound tokens (`MtlsMode::Required`)
+    /// and the token has no `cnf.x5t#S256`.
+    CertificateBindingRequired => Unauthenticated, INVALID_TOKEN, "mtls_required",
+        "this resource requires a certificate-bound access token",
+        ("this layer accepts only certificate-bound tokens (MtlsMode::Required); \
+          the token has no cnf.x5t#S256");
+
+    /// The layer requires sender-constrained tokens (DPoP or mTLS, as the
+    /// FAPI 2.0 preset does) and the token is bound by neither.
+    SenderConstraintRequired => Unauthenticated, INVALID_TOKEN, "sender_constraint_required",
+        "this resource requires a sender-constrained access token (DPoP or mTLS)",
+        ("this layer accepts only sender-constrained tokens (cnf.jkt with DPoP, or \
+          cnf.x5t#S256 with a client certificate); the token is a plain bearer token");
 
     /// The layer accepts only DPoP-bound tokens and the request sent a
     /// `Bearer` one.

@@ -54,11 +54,14 @@ pub mod guard;
 pub mod introspection;
 #[cfg(feature = "jsonrpc")]
 pub mod jsonrpc;
+pub mod jwe;
 #[cfg(feature = "jwks")]
 pub mod jwks;
 pub mod layer;
 pub mod manual;
 pub mod metadata;
+#[cfg(feature = "mtls")]
+pub mod mtls;
 #[cfg(any(feature = "utoipa", feature = "aide"))]
 pub mod openapi;
 #[cfg(feature = "revocation")]
@@ -90,7 +93,8 @@ pub use verify::{BoxFuture, TokenVerifier, Verified, Verifier, VerifierBuilder};
     feature = "cache",
     feature = "redis",
     feature = "introspection",
-    feature = "dpop"
+    feature = "dpop",
+    feature = "mtls"
 ))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -81,6 +81,7 @@ pub struct ResourceMetadataBuilder {
     scopes: Option<Vec<String>>,
     bearer_methods: Vec<String>,
     dpop_algs: Option<Vec<Algorithm>>,
+    mtls: bool,
     documentation: Option<String>,
 }
 
@@ -95,6 +96,7 @@ impl ResourceMetadata {
             scopes: None,
             bearer_methods: vec!["header".into()],
             dpop_algs: None,
+            mtls: false,
             documentation: None,
         }
     }
@@ -157,6 +159,22 @@ impl ResourceMetadataBuilder {
         self
     }
 
+    /// Says that this resource verifies certificate-bound tokens (RFC 8705):
+    /// `tls_client_certificate_bound_access_tokens: true`, for a layer with
+    /// an mTLS policy (`JwtAuthLayer::mtls`, feature `mtls`).
+    ///
+    /// ```
+    /// use tower_jwt_auth::metadata::ResourceMetadata;
+    /// let m = ResourceMetadata::builder("https://api.example.com").mtls(true).build()?;
+    /// assert!(m.document().contains(r#""tls_client_certificate_bound_access_tokens":true"#));
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
+    #[must_use]
+    pub fn mtls(mut self, on: bool) -> Self {
+        self.mtls = on;
+        self
+    }
+
     /// A page for developers (`resource_documentation`).
     #[must_use]
     pub fn documentation(mut self, url: impl Into<String>) -> Self {
@@ -205,6 +223,12 @@ impl ResourceMetadataBuilder {
         if let Some(algs) = self.dpop_algs {
             let names: Vec<&str> = algs.iter().map(|a| a.as_str()).collect();
             doc.insert("dpop_signing_alg_values_supported".into(), json!(names));
+        }
+        if self.mtls {
+            doc.insert(
+                "tls_client_certificate_bound_access_tokens".into(),
+                json!(true),
+            );
         }
         if let Some(docs) = self.documentation {
             doc.insert("resource_documentation".into(), json!(docs));

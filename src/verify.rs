@@ -77,6 +77,8 @@ pub(super) struct Config {
     clock: Arc<dyn Clock>,
     /// Headers of recently verified tokens, parsed (see `HeaderMemo`).
     headers: token::HeaderMemo,
+    /// Decryption keys and mode for encrypted tokens (JWE), if any.
+    jwe: Option<crate::jwe::Decrypter>,
 }
 
 /// Where the verifier's keys come from.
@@ -269,15 +271,26 @@ impl Verifier {
     }
 
     async fn verify_after_fetch(&self, token: &str) -> Result<Verified, AuthError> {
+        let token = self.open(token)?;
         match &self.inner.keys {
-            Keys::Issuers(_) => self.route(token)?.fetch_single(token).await,
-            _ => self.fetch_single(token).await,
+            Keys::Issuers(_) => self.route(&token)?.fetch_single(&token).await,
+            _ => self.fetch_single(&token).await,
+        }
+    }
+
+    /// The compact JWS to verify: `token`, or the one an encrypted token
+    /// holds (decryption is the step before verification, see
+    /// [`jwe`](crate::jwe)).
+    fn open<'t>(&self, token: &'t str) -> Result<std::borrow::Cow<'t, str>, AuthError> {
+        match &self.inner.jwe {
+            Some(jwe) => jwe.open(token),
+            None => Ok(std::borrow::Cow::Borrowed(token)),
         }
     }
 
     #[cfg(not(feature = "jwks"))]
     async fn fetch_single(&self, token: &str) -> Result<Verified, AuthError> {
-        match self.try_now(token) {
+        match self.try_jws(token) {
             Now::Done(result) => result,
             Now::Pending => Err(AuthError::KeysUnavailable("no keys".into())),
         }
@@ -287,7 +300,7 @@ impl Verifier {
     async fn fetch_single(&self, token: &str) -> Result<Verified, AuthError> {
         let jws = token::parse(token)?;
         let Keys::Remote(cache) = &self.inner.keys else {
-            return match self.try_now(token) {
+            return match self.try_jws(token) {
                 Now::Done(result) => result,
                 Now::Pending => Err(AuthError::KeysUnavailable("no keys".into())),
             };
@@ -298,6 +311,15 @@ impl Verifier {
 
     /// Verifies with the keys at hand, or says that keys must be fetched.
     pub(crate) fn try_now(&self, token: &str) -> Now {
+        match self.open(token) {
+            Ok(jws) => self.try_jws(&jws),
+            Err(e) => Now::Done(Err(e)),
+        }
+    }
+
+    /// [`try_now`](Self::try_now) for a compact JWS (a plain token, or the
+    /// one a JWE held).
+    fn try_jws(&self, token: &str) -> Now {
         let jws = match self.inner.headers.parse(token) {
             Ok(jws) => jws,
             Err(e) => return Now::Done(Err(e)),
@@ -306,7 +328,7 @@ impl Verifier {
         match &self.inner.keys {
             Keys::Static(keys) => Now::Done(self.finish(&jws, keys)),
             Keys::Issuers(_) => match self.route(token) {
-                Ok(tenant) => tenant.try_now(token),
+                Ok(tenant) => tenant.try_jws(token),
                 Err(e) => Now::Done(Err(e)),
             },
             #[cfg(feature = "jwks")]
@@ -415,6 +437,13 @@ impl Verifier {
                     ));
                 }
             };
+            if v.inner.jwe.is_some() {
+                return Err(BuildError::config(
+                    "issuers",
+                    "give decryption keys to no verifier of a multi-issuer verifier \
+                     (the issuer of an encrypted token is not known before decryption)",
+                ));
+            }
             if list.iter().any(|(i, _)| i == issuer) {
                 return Err(BuildError::config(
                     "issuers",
@@ -445,6 +474,7 @@ impl Verifier {
                 typ: None,
                 clock,
                 headers: Default::default(),
+                jwe: None,
             }),
         })
     }

@@ -276,6 +276,85 @@ impl<C, R> JwtAuthLayer<C, R> {
             })
     }
 
+    /// Verifies certificate-bound tokens (RFC 8705 §3, feature `mtls`) as
+    /// `policy` says: a token with `cnf.x5t#S256` passes only with a client
+    /// certificate of that thumbprint, read from the request extensions
+    /// ([`ClientCertificate`](crate::mtls::ClientCertificate)) or a trusted
+    /// RFC 9440 header. Checked after the token verified (and after the
+    /// token cache), before the DPoP proof and the revocation store. See
+    /// [`mtls`](crate::mtls).
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
+    /// use tower_jwt_auth::mtls::{MtlsMode, MtlsPolicy};
+    /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
+    /// let layer = JwtAuthLayer::new(verifier).mtls(MtlsPolicy::new(MtlsMode::Allowed));
+    /// # let _ = layer;
+    /// ```
+    #[cfg(feature = "mtls")]
+    pub fn mtls(self, policy: crate::mtls::MtlsPolicy) -> Self {
+        self.edit(|s| s.binding.mtls = super::stages::Mtls::new(policy))
+    }
+
+    /// Refuses every token that is not sender-constrained by a method this
+    /// layer verifies: bound by `cnf.jkt` with a [`dpop`](Self::dpop)
+    /// policy, or by `cnf.x5t#S256` with an `mtls` policy (401
+    /// `invalid_token`, [`AuthError::SenderConstraintRequired`](crate::AuthError::SenderConstraintRequired)).
+    /// FAPI 2.0 Security Profile §5.3.3 (a resource server accepts only
+    /// sender-constrained access tokens); set by
+    /// [`fapi2`](Self::fapi2).
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
+    /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
+    /// // With a DPoP or mTLS policy too: alone it refuses every token.
+    /// let layer = JwtAuthLayer::new(verifier).require_sender_constrained();
+    /// # let _ = layer;
+    /// ```
+    pub fn require_sender_constrained(self) -> Self {
+        self.edit(|s| s.binding.constrained = true)
+    }
+
+    /// The resource-server rules of the FAPI 2.0 Security Profile (final,
+    /// February 2025) that live in the layer, on top of a [`dpop`](Self::dpop)
+    /// and/or an `mtls` policy (set those too; alone this refuses every
+    /// token):
+    ///
+    /// - §5.3.4 (resource servers), 1 and 2: access tokens only in the
+    ///   `Authorization` header (RFC 6750 §2.1), never in the query or the
+    ///   body: the token sources become `Bearer` alone (the `DPoP` scheme
+    ///   stays accepted with a DPoP policy);
+    /// - §5.3.4, 5 (with §5.3.2.1 on the authorization server's side):
+    ///   only sender-constrained tokens, by mTLS (RFC 8705) or DPoP (RFC
+    ///   9449): [`require_sender_constrained`](Self::require_sender_constrained).
+    ///
+    /// The verifier's part is [`VerifierBuilder::fapi2`](crate::VerifierBuilder::fapi2)
+    /// (§5.4: PS256, ES256 or EdDSA only). Validity, integrity, expiry
+    /// (§5.3.4, 3) are what every verifier checks; revocation status needs
+    /// a [`revocation`](Self::revocation) store or introspection, and
+    /// authorization (§5.3.4, 4) your guards.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
+    /// let jwk = r#"{"kty":"OKP","crv":"Ed25519","alg":"EdDSA",
+    ///               "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
+    /// let verifier = Verifier::builder()
+    ///     .fapi2()
+    ///     .key(Key::from_jwk(jwk)?)
+    ///     .audience("https://bank.example")
+    ///     .build()?;
+    /// // With `.dpop(..)` (feature `dpop`) or `.mtls(..)` (feature `mtls`).
+    /// let layer = JwtAuthLayer::new(verifier).fapi2();
+    /// # let _ = layer;
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
+    pub fn fapi2(self) -> Self {
+        self.edit(|s| {
+            s.sources = Arc::from([TokenSource::Bearer]);
+            s.binding.constrained = true;
+        })
+    }
+
     /// Accepts tokens bound to a key (`cnf`, RFC 7800) by a method this
     /// layer does not verify, as if they were bearer tokens: `cnf.x5t#S256`
     /// (mTLS, RFC 8705), `cnf.jkt` without a [`dpop`](Self::dpop) policy,

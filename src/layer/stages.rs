@@ -5,20 +5,20 @@
 //! - [`Cache`], step 2: the verified-token cache (feature `cache`);
 //! - [`Binding`], step 4: sender binding, the `cnf` rule of
 //!   [`crate::bind`] for every token, then the proof of each binding the
-//!   layer verifies: [`Dpop`] (feature `dpop`);
+//!   layer verifies: [`Mtls`] (feature `mtls`), [`Dpop`] (feature `dpop`);
 //! - [`Revocation`], step 5: the revocation store (feature `revocation`).
 //!
 //! A stage that may need I/O answers in two halves: `now` decides without
 //! waiting when it can ([`Now::Ready`]) or says what it waits for
 //! ([`Now::Wait`]); the path then awaits the stage's `later` with that.
 //!
-//! Adding a binding method (mTLS, `cnf.x5t#S256`) takes four edits, all in
-//! this file and `crate::bind`: a stage type like [`Dpop`] (and its
-//! no-op), a field of [`Binding`], its flag in `bind::Verifies` (set in
+//! Adding a binding method takes four edits, all in this file and
+//! `crate::bind`: a stage type like [`Mtls`] (and its no-op), a field of
+//! [`Binding`], its flag in `bind::Verifies` (set in
 //! [`Binding::verifies`]), and its check in [`Binding::now`], before the
 //! DPoP check (whose replay-store call must stay last).
 
-use http::{HeaderMap, Method, Request, Uri};
+use http::{Extensions, HeaderMap, Method, Request, Uri};
 use serde::de::DeserializeOwned;
 
 use crate::bind;
@@ -33,6 +33,9 @@ pub(super) struct Presented<'r> {
     pub(super) method: &'r Method,
     pub(super) uri: &'r Uri,
     pub(super) headers: &'r HeaderMap,
+    /// The request extensions (the client certificate, for mTLS).
+    #[cfg_attr(not(feature = "mtls"), allow(dead_code))]
+    pub(super) extensions: &'r Extensions,
     /// The token (empty until step 1 found it).
     pub(super) token: &'r str,
     /// Whether the token came as `Authorization: DPoP`.
@@ -46,6 +49,7 @@ impl<'r> Presented<'r> {
             method: req.method(),
             uri: req.uri(),
             headers: req.headers(),
+            extensions: req.extensions(),
             token: "",
             dpop: false,
         }
@@ -195,6 +199,11 @@ pub(super) struct Binding {
     /// Tokens bound by a method the layer does not verify pass anyway
     /// (`JwtAuthLayer::accept_unverified_binding`).
     pub(super) unverified: bool,
+    /// Only sender-constrained tokens pass: bound by a method the layer
+    /// verifies (`JwtAuthLayer::require_sender_constrained`).
+    pub(super) constrained: bool,
+    /// Client certificates (`cnf.x5t#S256`).
+    pub(super) mtls: Mtls,
     /// DPoP proofs (`cnf.jkt`).
     pub(super) dpop: Dpop,
 }
@@ -209,6 +218,7 @@ impl Binding {
     fn verifies(&self) -> bind::Verifies {
         bind::Verifies {
             dpop: self.dpop.verifies(),
+            mtls: self.mtls.verifies(),
         }
     }
 
@@ -220,9 +230,23 @@ impl Binding {
         token: &TokenClaims,
         verifier: &dyn TokenVerifier,
     ) -> Now<Replay> {
-        if !self.unverified
-            && let Err(e) = bind::check(token.registered().bound(), token.json(), self.verifies())
-        {
+        let bound = token.registered().bound();
+        let verifies = self.verifies();
+        let methods = match self.unverified {
+            false => bind::check(bound, token.json(), verifies),
+            // The opt-out skips the `cnf` rule, not the checks of the
+            // methods the layer verifies.
+            true if verifies.mtls || self.constrained => bind::read(bound, token.json()),
+            true => Ok(bind::Methods::default()),
+        };
+        let methods = match methods {
+            Ok(methods) => methods,
+            Err(e) => return Now::Ready(Err(e)),
+        };
+        if self.constrained && !methods.constrained(verifies) {
+            return Now::Ready(Err(AuthError::SenderConstraintRequired));
+        }
+        if let Err(e) = self.mtls.check(req, methods.x5t()) {
             return Now::Ready(Err(e));
         }
         self.dpop.now(req, token.json(), verifier)
@@ -231,6 +255,48 @@ impl Binding {
     /// What [`now`](Binding::now) waited for.
     pub(super) async fn later(&self, replay: Replay) -> Result<(), AuthError> {
         Dpop::later(replay).await
+    }
+}
+
+/// Client certificates (RFC 8705 §3, feature `mtls`): the layer's
+/// policy, if any.
+#[cfg(feature = "mtls")]
+#[derive(Clone, Default)]
+pub(super) struct Mtls(Option<crate::mtls::MtlsPolicy>);
+
+#[cfg(feature = "mtls")]
+impl Mtls {
+    pub(super) fn new(policy: crate::mtls::MtlsPolicy) -> Self {
+        Mtls(Some(policy))
+    }
+
+    fn verifies(&self) -> bool {
+        self.0.as_ref().is_some_and(|p| p.verifies())
+    }
+
+    /// The token's thumbprint against the request's certificate.
+    fn check(&self, req: &Presented<'_>, x5t: Option<&str>) -> Result<(), AuthError> {
+        match &self.0 {
+            Some(policy) => policy.check(x5t, req.headers, req.extensions),
+            None => Ok(()),
+        }
+    }
+}
+
+/// mTLS without the `mtls` feature: no certificate binding is verified
+/// (so a `cnf.x5t#S256` token is refused by the `cnf` rule).
+#[cfg(not(feature = "mtls"))]
+#[derive(Clone, Default)]
+pub(super) struct Mtls;
+
+#[cfg(not(feature = "mtls"))]
+impl Mtls {
+    fn verifies(&self) -> bool {
+        false
+    }
+
+    fn check(&self, _: &Presented<'_>, _: Option<&str>) -> Result<(), AuthError> {
+        Ok(())
     }
 }
 

@@ -34,6 +34,8 @@ pub struct VerifierBuilder {
     required: Vec<String>,
     typ: Option<String>,
     clock: Option<Arc<dyn Clock>>,
+    decryption: Vec<crate::jwe::DecryptionKey>,
+    encryption: Option<crate::jwe::EncryptionMode>,
     #[cfg(feature = "jwks")]
     remote: Option<crate::jwks::JwksCache>,
     /// `Verifier::from_issuer`: discover this issuer's keys at build time.
@@ -89,11 +91,75 @@ impl VerifierBuilder {
         self
     }
 
+    /// Adds a key that decrypts encrypted tokens (JWE, see
+    /// [`jwe`](crate::jwe)); call again, or use
+    /// [`decryption_keys`](Self::decryption_keys), for several. With keys,
+    /// encrypted and plain tokens are both accepted unless
+    /// [`encryption`](Self::encryption) says otherwise; the JWS inside a JWE
+    /// is verified like a plain token.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, Key, Verifier};
+    /// use tower_jwt_auth::jwe::DecryptionKey;
+    ///
+    /// let jwk = r#"{"kty":"EC","crv":"P-256","kid":"enc-1",
+    ///   "x":"weNJy2HscCSM6AEDTDg04biOvhFhyyWvOHQfeF_PxMQ",
+    ///   "y":"e8lnCO-AlStT-NJVX-crhB7QRYhiix03illJOVAOyck",
+    ///   "d":"VEmDZpDXXK8p8N0Cndsxs924q6nS1RXFASRl6BfUqdw"}"#;
+    /// let verifier = Verifier::builder()
+    ///     .key(Key::hmac(Algorithm::HS256, [7u8; 32])?)
+    ///     .decryption_key(DecryptionKey::from_jwk(jwk)?)
+    ///     .any_audience()
+    ///     .build()?;
+    /// # let _ = verifier;
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
+    pub fn decryption_key(mut self, key: crate::jwe::DecryptionKey) -> Self {
+        self.decryption.push(key);
+        self
+    }
+
+    /// Adds decryption keys (a rotation: old and new), see
+    /// [`decryption_key`](Self::decryption_key).
+    pub fn decryption_keys(
+        mut self,
+        keys: impl IntoIterator<Item = crate::jwe::DecryptionKey>,
+    ) -> Self {
+        self.decryption.extend(keys);
+        self
+    }
+
+    /// Whether encrypted tokens are required, allowed (the default with
+    /// decryption keys) or refused (the default without).
+    pub fn encryption(mut self, mode: crate::jwe::EncryptionMode) -> Self {
+        self.encryption = Some(mode);
+        self
+    }
+
     /// Restricts the allowed algorithms. Without it, the allowed algorithms
     /// are those the keys are bound to.
     pub fn algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
         self.algorithms = Some(algs.into_iter().collect());
         self
+    }
+
+    /// The verifier's part of the FAPI 2.0 Security Profile (final,
+    /// February 2025), §5.4 (cryptography and secrets): only `PS256`,
+    /// `ES256` and `EdDSA` (Ed25519) signatures; `none` and HMAC never.
+    /// (RSA keys under 2048 bits are refused by every verifier.) The
+    /// layer's part is [`JwtAuthLayer::fapi2`](crate::JwtAuthLayer::fapi2).
+    /// A later [`algorithms`](Self::algorithms) replaces the list.
+    ///
+    /// ```
+    /// use tower_jwt_auth::{Algorithm, Key, Verifier};
+    ///
+    /// let hmac = Key::hmac(Algorithm::HS256, [7u8; 32])?;
+    /// // An HMAC key fits no FAPI 2.0 algorithm.
+    /// assert!(Verifier::builder().fapi2().key(hmac).any_audience().build().is_err());
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
+    pub fn fapi2(self) -> Self {
+        self.algorithms([Algorithm::PS256, Algorithm::ES256, Algorithm::EdDSA])
     }
 
     /// Requires `iss` to equal this issuer (call again to accept several).
@@ -206,6 +272,7 @@ impl VerifierBuilder {
     /// outside the allowed algorithms, no audience policy, a leeway over 5
     /// minutes, or tenants without an issuer template.
     pub fn build(mut self) -> Result<Verifier, BuildError> {
+        self.check_encryption()?;
         let tenants = TenantIssuers::split(&mut self.issuers, self.tenants.take())?;
         #[cfg(feature = "jwks")]
         if let Some(issuer) = self.discover.take() {
@@ -322,6 +389,17 @@ impl VerifierBuilder {
     }
 
     /// The verifier, once its keys and allowed algorithms are settled.
+    /// Decryption keys and mode fit together.
+    fn check_encryption(&self) -> Result<(), BuildError> {
+        use crate::jwe::EncryptionMode;
+        match (self.encryption, self.decryption.is_empty()) {
+            (Some(EncryptionMode::Required | EncryptionMode::Allowed), true) => Err(
+                BuildError::config("encryption", "encrypted tokens need decryption keys"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
     fn finish(
         self,
         keys: Keys,
@@ -343,6 +421,13 @@ impl VerifierBuilder {
                 typ: self.typ,
                 clock,
                 headers: Default::default(),
+                jwe: match (self.encryption, self.decryption.is_empty()) {
+                    (Some(crate::jwe::EncryptionMode::Off), _) | (_, true) => None,
+                    (mode, false) => Some(crate::jwe::Decrypter::new(
+                        self.decryption,
+                        mode.unwrap_or(crate::jwe::EncryptionMode::Allowed),
+                    )),
+                },
             }),
         }
     }

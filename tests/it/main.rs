@@ -50,11 +50,15 @@ mod introspect_signed;
 mod issuer;
 #[cfg(all(feature = "axum", feature = "jsonrpc"))]
 mod jsonrpc;
+#[cfg(feature = "axum")]
+mod jwe;
 #[cfg(all(feature = "jwks", feature = "issuer"))]
 mod jwks;
 mod layer;
 #[cfg(all(feature = "issuer", feature = "jwks", feature = "jsonrpc"))]
 mod mcp;
+#[cfg(all(feature = "axum", feature = "mtls"))]
+mod mtls;
 #[cfg(all(feature = "metrics", feature = "issuer", feature = "cache"))]
 mod observe;
 #[cfg(feature = "jwks")]

@@ -277,3 +277,150 @@ mod dpop {
         );
     }
 }
+
+/// Encrypted JWT access tokens (oidc-provider's resource-server
+/// `jwt.encrypt`: RSA-OAEP-256 + A256GCM around the signed token, `cty:
+/// at+jwt`) decrypt and verify end to end, for every signing algorithm; a
+/// verifier without the key refuses them, and one requiring encryption
+/// refuses the same provider's plain tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_provider_encrypted_access_tokens_are_decrypted_then_verified() {
+    use tower_jwt_auth::jwe::{DecryptionKey, EncryptionMode};
+    const ENCRYPTED: &str = "urn:tower-jwt-auth:encrypted";
+    let provider = oidc::start().await;
+    let http = reqwest::Client::new();
+    let pem = std::fs::read(format!(
+        "{}/tests/data/keys/rsa.key",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let verifier = |mode: Option<EncryptionMode>| {
+        let mut b = Verifier::from_issuer(&provider.issuer)
+            .audience(ENCRYPTED)
+            .audience(API)
+            .typ("at+jwt");
+        if let Some(mode) = mode {
+            let key = DecryptionKey::from_pem(&pem).unwrap().with_kid("rsa");
+            b = b.decryption_key(key).encryption(mode);
+        }
+        b.build().unwrap()
+    };
+    let layer = JwtAuthLayer::new(verifier(Some(EncryptionMode::Required)));
+    for alg in ALGS {
+        let token = provider.token(&http, &client(alg), ENCRYPTED).await;
+        assert_eq!(token.split('.').count(), 5, "{alg}: a JWE");
+        let h = header(&token);
+        assert_eq!(
+            (h["alg"].as_str(), h["enc"].as_str()),
+            (Some("RSA-OAEP-256"), Some("A256GCM"))
+        );
+        let (status, body) = call(&layer, &token).await;
+        assert_eq!(status, StatusCode::OK, "{alg}: {body}");
+    }
+    let token = provider.token(&http, &client("ES256"), ENCRYPTED).await;
+    let (status, _) = call(&JwtAuthLayer::new(verifier(None)), &token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no decryption key");
+    let plain = provider.token(&http, &client("ES256"), API).await;
+    let (status, challenge) = call(&layer, &plain).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "plain token, encryption required"
+    );
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    let (status, _) = call(
+        &JwtAuthLayer::new(verifier(Some(EncryptionMode::Allowed))),
+        &plain,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// Certificate-bound tokens from oidc-provider (`features.mTLS
+/// .certificateBoundAccessTokens`, the client `client-mtls`): the token it
+/// binds to the certificate the client presents passes the layer over real
+/// TLS (tokio-rustls) with that certificate, and is refused with another
+/// one and with none.
+#[cfg(feature = "mtls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_provider_certificate_bound_tokens_over_real_tls() {
+    use crate::support::pki::{Ca, https_get};
+    use tower_jwt_auth::mtls::{ClientCertificate, ClientCertificateLayer, MtlsMode, MtlsPolicy};
+    let provider = oidc::start().await;
+    let ca = Ca::new("clients");
+    let (a, b) = (ca.client("a"), ca.client("b"));
+    let res = reqwest::Client::new()
+        .post(format!("{}/token", provider.issuer))
+        .basic_auth("client-mtls", Some("secret-of-client-mtls"))
+        .header(
+            "x-test-client-cert",
+            base64::engine::general_purpose::STANDARD.encode(&a.der),
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=client_credentials&scope=api%3Aread&resource={}",
+            API.replace(':', "%3A")
+        ))
+        .send()
+        .await
+        .unwrap();
+    let json: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    let token = json["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{json}"));
+    let payload: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        payload["cnf"]["x5t#S256"],
+        a.x5t().as_str(),
+        "oidc-provider bound it to a"
+    );
+
+    let verifier = Verifier::from_issuer(&provider.issuer)
+        .audience(API)
+        .typ("at+jwt")
+        .build()
+        .unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/me",
+            axum::routing::get(|c: Claims| async move { c.sub().unwrap_or_default().to_owned() }),
+        )
+        .route_layer(JwtAuthLayer::new(verifier).mtls(MtlsPolicy::new(MtlsMode::Required)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(ca.server_config(&ca.server()));
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = ClientCertificateLayer::new(ClientCertificate::from_tls(&tls)).layer(app);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(
+                        hyper_util::rt::TokioIo::new(tls),
+                        hyper_util::service::TowerToHyperService::new(svc),
+                    )
+                    .await;
+            });
+        }
+    });
+    let auth = format!("Bearer {token}");
+    let h = [("Authorization", auth.as_str())];
+    let (status, body) = https_get(ca.client_config(Some(&a)), addr, "/me", &h).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "client-mtls"),
+        "the certificate it was issued to"
+    );
+    let (status, _) = https_get(ca.client_config(Some(&b)), addr, "/me", &h).await;
+    assert_eq!(status, 401, "another certificate");
+    let (status, _) = https_get(ca.client_config(None), addr, "/me", &h).await;
+    assert_eq!(status, 401, "no certificate");
+}

@@ -33,6 +33,12 @@ impl Server {
                 "JWT_REDIS_URL",
                 "JWT_REDIS_PREFIX",
                 "JWT_REDIS_REPLICAS",
+                "JWT_CLIENT_CERT_HEADER",
+                "JWT_TLS_CERT",
+                "JWT_TLS_KEY",
+                "JWT_TLS_CLIENT_CA",
+                "JWT_DECRYPTION_KEY",
+                "JWT_REQUIRE_ENCRYPTION",
             ] {
                 cmd.env_remove(var);
             }
@@ -894,4 +900,168 @@ async fn two_servers_on_one_redis_share_logout_and_subject_revocation() {
     assert_eq!(with(&two, "/me", &later).await.status, 200);
     assert_eq!(with(&one, "/admin", &admin).await.status, 200);
     assert_eq!(post(&one, "/logout", "not-a-token", None).await, 401);
+}
+
+// ---------------------------------------------------------------------------
+// Issue 28: certificate-bound tokens (RFC 8705) over HTTPS or a trusted
+// `Client-Cert` header, and encrypted tokens (JWE).
+
+/// A fresh directory for this test's PEM files.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tjwt-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn bound_token(idp: &Issuer, x5t: &str) -> String {
+    idp.mint(&json!({
+        "iss": idp.url(), "sub": "ada", "aud": "orders",
+        "exp": now() + 600, "iat": now(),
+        "cnf": {"x5t#S256": x5t},
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_bound_tokens_over_https_with_a_client_ca() {
+    use crate::support::pki::{Ca, https_get};
+    let idp = Issuer::start().await.unwrap();
+    let ca = Ca::new("clients");
+    let server_cert = ca.server();
+    let (a, b) = (ca.client("a"), ca.client("b"));
+    let dir = scratch("mtls");
+    let path = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    std::fs::write(path("cert.pem"), &server_cert.pem).unwrap();
+    std::fs::write(path("key.pem"), &server_cert.key_pem).unwrap();
+    std::fs::write(path("ca.pem"), &ca.cert.pem).unwrap();
+    let started = example::start("server", |cmd| {
+        cmd.env_remove("JWT_ISSUER")
+            .env_remove("JWT_CLIENT_CERT_HEADER")
+            .env("JWT_JWKS_URL", idp.jwks_url())
+            .env("JWT_AUDIENCE", "orders")
+            .env("JWT_TLS_CERT", path("cert.pem"))
+            .env("JWT_TLS_KEY", path("key.pem"))
+            .env("JWT_TLS_CLIENT_CA", path("ca.pem"));
+    })
+    .await;
+    let addr: std::net::SocketAddr = started
+        .addr
+        .strip_prefix("https://")
+        .unwrap_or_else(|| panic!("not https: {}", started.addr))
+        .parse()
+        .unwrap();
+    let auth = format!("Bearer {}", bound_token(&idp, &a.x5t()));
+    let h = [("Authorization", auth.as_str())];
+    let (status, body) = https_get(ca.client_config(Some(&a)), addr, "/me", &h).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = https_get(ca.client_config(Some(&b)), addr, "/me", &h).await;
+    assert_eq!(status, 401, "another certificate");
+    let (status, _) = https_get(ca.client_config(None), addr, "/me", &h).await;
+    assert_eq!(status, 401, "no certificate");
+    // An unbound token needs no certificate; the metadata says mTLS is on.
+    let plain = format!("Bearer {}", idp.token("ada", "orders"));
+    let (status, _) = https_get(
+        ca.client_config(None),
+        addr,
+        "/me",
+        &[("Authorization", &plain)],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, meta) = https_get(
+        ca.client_config(None),
+        addr,
+        "/.well-known/oauth-protected-resource",
+        &[],
+    )
+    .await;
+    let meta: Value = serde_json::from_str(&meta).unwrap();
+    assert_eq!(meta["tls_client_certificate_bound_access_tokens"], true);
+    assert!(meta["resource"].as_str().unwrap().starts_with("https://"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_bound_tokens_with_the_trusted_client_cert_header() {
+    use base64::Engine;
+    let idp = Issuer::start().await.unwrap();
+    let ca = crate::support::pki::Ca::new("clients");
+    let (a, b) = (ca.client("a"), ca.client("b"));
+    let sf = |der: &[u8]| {
+        format!(
+            ":{}:",
+            base64::engine::general_purpose::STANDARD.encode(der)
+        )
+    };
+    let bound = bound_token(&idp, &a.x5t());
+    let server = Server::start(&[
+        ("JWT_JWKS_URL", &idp.jwks_url()),
+        ("JWT_AUDIENCE", "orders"),
+        ("JWT_CLIENT_CERT_HEADER", "Client-Cert"),
+    ])
+    .await;
+    let auth = format!("Bearer {bound}");
+    for (cert, want) in [
+        (Some(sf(&a.der)), 200),
+        (Some(sf(&b.der)), 401),
+        (None, 401),
+    ] {
+        let mut h = vec![("authorization", auth.as_str())];
+        if let Some(c) = &cert {
+            h.push(("client-cert", c.as_str()));
+        }
+        assert_eq!(get(&server, "/me", &h).await.status, want, "{cert:?}");
+    }
+    // Without the variable, the header binds nothing: the bound token is
+    // refused (its binding cannot be verified).
+    let plain = Server::start(&[
+        ("JWT_JWKS_URL", &idp.jwks_url()),
+        ("JWT_AUDIENCE", "orders"),
+    ])
+    .await;
+    let spoof = sf(&a.der);
+    let h = [
+        ("authorization", auth.as_str()),
+        ("client-cert", spoof.as_str()),
+    ];
+    assert_eq!(get(&plain, "/me", &h).await.status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_tokens_with_a_decryption_key() {
+    let keys = format!("{}/tests/data/keys", env!("CARGO_MANIFEST_DIR"));
+    let server = Server::start(&[
+        ("JWT_DECRYPTION_KEY", &format!("{keys}/rsa.key")),
+        ("JWT_REQUIRE_ENCRYPTION", "1"),
+    ])
+    .await;
+    let user = server.export("USER_TOKEN").to_owned();
+    let jwe = {
+        let mut jose = crate::differential::jose::Jose::start();
+        let answer = jose.ask(&json!({
+            "op": "encrypt", "plaintext": user, "alg": "RSA-OAEP-256", "enc": "A256GCM",
+            "spki": std::fs::read_to_string(format!("{keys}/rsa.pub")).unwrap(), "cty": "JWT",
+        }));
+        answer["jwe"].as_str().unwrap().to_owned()
+    };
+    let a = with(&server, "/me", &jwe).await;
+    assert_eq!((a.status, &a.body["sub"]), (200, &json!("user")));
+    assert_eq!(
+        with(&server, "/admin", &jwe).await.status,
+        403,
+        "guards see the claims"
+    );
+    let plain = with(&server, "/me", &user).await;
+    assert_eq!(
+        plain.status, 401,
+        "plain JWS refused with JWT_REQUIRE_ENCRYPTION=1"
+    );
+    assert!(
+        plain.challenge.contains("invalid_token"),
+        "{}",
+        plain.challenge
+    );
+    // Without JWT_REQUIRE_ENCRYPTION both pass.
+    let both = Server::start(&[("JWT_DECRYPTION_KEY", &format!("{keys}/rsa.key"))]).await;
+    let user = both.export("USER_TOKEN").to_owned();
+    assert_eq!(with(&both, "/me", &user).await.status, 200);
 }

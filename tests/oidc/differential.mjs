@@ -12,6 +12,10 @@
 //          whose payloads are not claims sets)
 //   {"op":"raw","alg":"ES256"|"EdDSA","jwk","msg","sig"}  (msg, sig in hex)
 //       -> WebCrypto verify of a raw signature, the engine jose uses
+//   {"op":"encrypt","plaintext","spki","alg","enc","kid"?,"cty"?}
+//       -> {"ok":true,"jwe"}: CompactEncrypt to the public key (tests/it/jwe.rs)
+//   {"op":"decrypt","jwe","pkcs8","alg"}
+//       -> {"ok":true,"plaintext"}: compactDecrypt, jose's verdict on a JWE
 // Every answer is {"ok":true} or {"ok":false,"err":"<code>: <message>"}.
 import { createInterface } from 'node:readline';
 import { readFileSync } from 'node:fs';
@@ -96,7 +100,24 @@ async function raw(req) {
   return ok ? { ok: true } : { ok: false, err: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED: raw' };
 }
 
-const ops = { init, jwt, jws, raw };
+async function encrypt(req) {
+  const key = await jose.importSPKI(req.spki, req.alg);
+  const header = { alg: req.alg, enc: req.enc };
+  if (req.kid !== undefined) header.kid = req.kid;
+  if (req.cty !== undefined) header.cty = req.cty;
+  const jwe = await new jose.CompactEncrypt(new TextEncoder().encode(req.plaintext))
+    .setProtectedHeader(header)
+    .encrypt(key);
+  return { ok: true, jwe };
+}
+
+async function decrypt(req) {
+  const key = await jose.importPKCS8(req.pkcs8, req.alg);
+  const { plaintext } = await jose.compactDecrypt(req.jwe, key);
+  return { ok: true, plaintext: new TextDecoder().decode(plaintext) };
+}
+
+const ops = { init, jwt, jws, raw, encrypt, decrypt };
 
 async function answer(line) {
   try {

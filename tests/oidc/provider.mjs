@@ -47,7 +47,8 @@
 // 5 minutes whatever happens.
 
 import { createServer } from 'node:http';
-import { randomBytes } from 'node:crypto';
+import { X509Certificate, createPublicKey, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 
 import {
   generateKeyPair, exportJWK, exportPKCS8, createLocalJWKSet, jwtVerify,
@@ -61,6 +62,10 @@ const RESOURCES = ['urn:tower-jwt-auth:api', 'urn:tower-jwt-auth:other'];
 // A resource server that receives opaque tokens and introspects them.
 const OPAQUE = 'urn:tower-jwt-auth:opaque';
 const SCOPE = 'api:read';
+// A resource server that receives encrypted JWT access tokens (JWE around
+// the signed JWT, RSA-OAEP-256 + A256GCM to tests/data/keys/rsa.pub, kid "rsa").
+const ENCRYPTED = 'urn:tower-jwt-auth:encrypted';
+const ENCRYPTION_KEY = createPublicKey(readFileSync(new URL('../data/keys/rsa.pub', import.meta.url)));
 
 /** client_id -> JWS algorithm of the access tokens issued to it. */
 const clientAlg = Object.fromEntries(ALGS.map((alg) => [`client-${alg.toLowerCase()}`, alg]));
@@ -96,6 +101,22 @@ clients.push({
   token_endpoint_auth_method: 'client_secret_basic',
   scope: `openid offline_access ${SCOPE}`,
 });
+
+// A client whose access tokens are bound to its TLS client certificate
+// (RFC 8705, cnf.x5t#S256). The provider listens on plain HTTP, so the test
+// presents the certificate as a TLS-terminating proxy would: base64 DER in
+// the header x-test-client-cert (read by features.mTLS.getCertificate).
+clients.push({
+  client_id: 'client-mtls',
+  client_secret: 'secret-of-client-mtls',
+  grant_types: ['client_credentials'],
+  response_types: [],
+  redirect_uris: [],
+  token_endpoint_auth_method: 'client_secret_basic',
+  tls_client_certificate_bound_access_tokens: true,
+  scope: SCOPE,
+});
+clientAlg['client-mtls'] = 'ES256';
 
 // The private_key_jwt client of the resource server.
 const clientKey = await (async () => {
@@ -246,6 +267,14 @@ function buildProvider(issuer, keys) {
       introspection: { enabled: true },
       jwtIntrospection: { enabled: true },
       revocation: { enabled: true },
+      mTLS: {
+        enabled: true,
+        certificateBoundAccessTokens: true,
+        getCertificate(ctx) {
+          const der = ctx.get('x-test-client-cert');
+          return der ? new X509Certificate(Buffer.from(der, 'base64')) : undefined;
+        },
+      },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => RESOURCES[0],
@@ -258,6 +287,18 @@ function buildProvider(issuer, keys) {
               audience: OPAQUE,
               accessTokenTTL: 300,
               accessTokenFormat: 'opaque',
+            };
+          }
+          if (resourceIndicator === ENCRYPTED) {
+            return {
+              scope: SCOPE,
+              audience: ENCRYPTED,
+              accessTokenTTL: 300,
+              accessTokenFormat: 'jwt',
+              jwt: {
+                sign: { alg: clientAlg[client.clientId] },
+                encrypt: { alg: 'RSA-OAEP-256', enc: 'A256GCM', key: ENCRYPTION_KEY, kid: 'rsa' },
+              },
             };
           }
           if (!RESOURCES.includes(resourceIndicator)) {

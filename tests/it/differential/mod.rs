@@ -22,7 +22,7 @@ use crate::support as common;
 mod claims;
 mod facts;
 mod generate;
-mod jose;
+pub mod jose;
 mod oracles;
 mod table;
 mod vectors;

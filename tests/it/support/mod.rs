@@ -8,6 +8,7 @@ pub mod example;
 pub mod logs;
 pub mod oidc;
 pub mod pip;
+pub mod pki;
 pub mod raw_http;
 pub mod redis;
 
