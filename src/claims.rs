@@ -6,9 +6,6 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
-
 mod actor;
 mod plain;
 mod registered;
