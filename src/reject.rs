@@ -290,7 +290,6 @@ impl DefaultRejection {
     /// The default answer for a refusal made inside the auth layer (an
     /// extractor, a handler), marked so that the layer renders it again
     /// with its own configuration.
-    #[cfg(feature = "axum")]
     pub(crate) fn inner_refusal<B: Default>(error: AuthError) -> Response<B> {
         let mut res = DefaultRejection::default().http(&error);
         res.extensions_mut().insert(Unrendered(Arc::new(error)));
