@@ -9,10 +9,30 @@
 mod active;
 mod assertion;
 mod either;
+#[cfg(feature = "redis")]
+mod shared;
+/// Without `redis`: no shared answers (the type has no value).
+#[cfg(not(feature = "redis"))]
+mod shared {
+    #[derive(Debug, Clone)]
+    pub(crate) enum SharedAnswers {}
+
+    impl SharedAnswers {
+        pub(super) async fn get(&self, _hash: &[u8; 32]) -> Option<(Vec<u8>, std::time::Duration)> {
+            match *self {}
+        }
+
+        pub(super) async fn put(&self, _hash: &[u8; 32], _body: &[u8], _ttl: std::time::Duration) {
+            match *self {}
+        }
+    }
+}
 
 pub use active::JwtThenIntrospect;
 pub use assertion::ClientKey;
 pub use either::JwtOrIntrospect;
+#[cfg(feature = "redis")]
+pub use shared::SharedAnswers;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -172,6 +192,8 @@ struct Inner {
     max_token_len: usize,
     /// Whether an answer may leave out the kind of token it describes.
     allow_untyped: bool,
+    /// Active answers shared by a fleet in Redis.
+    shared: Option<shared::SharedAnswers>,
 }
 
 type Outcome = Result<Verified, AuthError>;
@@ -235,6 +257,7 @@ impl Introspector {
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
             allow_untyped: false,
             clock: None,
+            shared: None,
         }
     }
 
@@ -487,6 +510,19 @@ impl Inner {
             Ok(url) => url,
             Err(e) => return Ok(Err(e)),
         };
+        // Another instance's answer, judged as the endpoint's would be and
+        // reused no longer than it has left.
+        let shared = self.shared.as_ref().map(|shared| (shared, hash(token)));
+        if let Some((shared, key)) = &shared
+            && let Some((body, left)) = shared.get(key).await
+        {
+            return Ok(unix_secs(&*self.clock).and_then(|now| {
+                let mut verified = self.judge(url, body, now)?;
+                let cap = now + left.as_secs_f64();
+                verified.reuse_until = Some(verified.reuse_until.map_or(cap, |u| u.min(cap)));
+                Ok(verified)
+            }));
+        }
         let mut form = String::with_capacity(token.len() + 64);
         form.push_str("token=");
         http::form_encode(token, &mut form);
@@ -536,7 +572,23 @@ impl Inner {
             Some(verifier) => self.unwrap_signed(url, verifier, body).await?,
             None => body,
         };
-        Ok(unix_secs(&*self.clock).and_then(|now| self.judge(url, body, now)))
+        let now = match unix_secs(&*self.clock) {
+            Ok(now) => now,
+            Err(e) => return Ok(Err(e)),
+        };
+        let Some((shared, key)) = shared else {
+            return Ok(self.judge(url, body, now));
+        };
+        let outcome = self.judge(url, body.clone(), now);
+        if let Ok(verified) = &outcome {
+            let left = verified.reuse_until.unwrap_or(now) - now;
+            if left > 0.0 {
+                shared
+                    .put(&key, &body, Duration::from_secs_f64(left.min(1e9)))
+                    .await;
+            }
+        }
+        Ok(outcome)
     }
 
     /// The answer inside an RFC 9701 signed answer: a JWT of type
@@ -817,6 +869,7 @@ pub struct IntrospectorBuilder {
     max_token_len: usize,
     allow_untyped: bool,
     clock: Option<Arc<dyn Clock>>,
+    shared: Option<shared::SharedAnswers>,
 }
 
 impl fmt::Debug for IntrospectorBuilder {
@@ -1056,6 +1109,28 @@ impl IntrospectorBuilder {
         self
     }
 
+    /// Shares active answers with the other instances of a fleet through
+    /// Redis (feature `redis`): an instance asks Redis before the
+    /// endpoint, so N instances make one call per token. See
+    /// [`SharedAnswers`] (Redis is then trusted like the endpoint).
+    ///
+    /// ```no_run
+    /// use tower_jwt_auth::introspection::{Introspector, SharedAnswers};
+    ///
+    /// let introspector = Introspector::builder("https://idp.example/oauth2/introspect")
+    ///     .client_credentials("orders-api", "its-secret")
+    ///     .audience("orders-api")
+    ///     .shared_answers(SharedAnswers::new("redis://10.0.0.5:6379/")?)
+    ///     .build()?;
+    /// # let _ = introspector;
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn shared_answers(mut self, shared: SharedAnswers) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
     /// Builds the introspector.
     ///
     /// # Errors
@@ -1187,6 +1262,7 @@ impl IntrospectorBuilder {
                 max_calls: self.max_calls,
                 max_token_len: self.max_token_len,
                 allow_untyped: self.allow_untyped,
+                shared: self.shared,
             }),
         })
     }
