@@ -39,6 +39,7 @@ pub struct IntrospectorBuilder {
     max_token_len: usize,
     allow_untyped: bool,
     clock: Option<Arc<dyn Clock>>,
+    shared: Option<shared::SharedAnswers>,
 }
 
 impl fmt::Debug for IntrospectorBuilder {
@@ -85,6 +86,7 @@ impl IntrospectorBuilder {
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
             allow_untyped: false,
             clock: None,
+            shared: None,
         }
     }
 
@@ -310,6 +312,28 @@ impl IntrospectorBuilder {
         self
     }
 
+    /// Shares active answers with the other instances of a fleet through
+    /// Redis (feature `redis`): an instance asks Redis before the
+    /// endpoint, so N instances make one call per token. See
+    /// [`SharedAnswers`] (Redis is then trusted like the endpoint).
+    ///
+    /// ```no_run
+    /// use tower_jwt_auth::introspection::{Introspector, SharedAnswers};
+    ///
+    /// let introspector = Introspector::builder("https://idp.example/oauth2/introspect")
+    ///     .client_credentials("orders-api", "its-secret")
+    ///     .audience("orders-api")
+    ///     .shared_answers(SharedAnswers::new("redis://10.0.0.5:6379/")?)
+    ///     .build()?;
+    /// # let _ = introspector;
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn shared_answers(mut self, shared: SharedAnswers) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
     /// Builds the introspector.
     ///
     /// # Errors
@@ -436,6 +460,7 @@ impl IntrospectorBuilder {
                 max_calls: self.max_calls,
                 max_token_len: self.max_token_len,
                 allow_untyped: self.allow_untyped,
+                shared: self.shared,
             }),
         })
     }

@@ -15,11 +15,31 @@ mod call;
 use call::access_token_kind;
 use call::{Reply, hash};
 mod either;
+#[cfg(feature = "redis")]
+mod shared;
+/// Without `redis`: no shared answers (the type has no value).
+#[cfg(not(feature = "redis"))]
+mod shared {
+    #[derive(Debug, Clone)]
+    pub(crate) enum SharedAnswers {}
+
+    impl SharedAnswers {
+        pub(super) async fn get(&self, _hash: &[u8; 32]) -> Option<(Vec<u8>, std::time::Duration)> {
+            match *self {}
+        }
+
+        pub(super) async fn put(&self, _hash: &[u8; 32], _body: &[u8], _ttl: std::time::Duration) {
+            match *self {}
+        }
+    }
+}
 
 pub use active::JwtThenIntrospect;
 pub use assertion::ClientKey;
 pub use builder::IntrospectorBuilder;
 pub use either::JwtOrIntrospect;
+#[cfg(feature = "redis")]
+pub use shared::SharedAnswers;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -180,6 +200,8 @@ struct Inner {
     max_token_len: usize,
     /// Whether an answer may leave out the kind of token it describes.
     allow_untyped: bool,
+    /// Active answers shared by a fleet in Redis.
+    shared: Option<shared::SharedAnswers>,
 }
 
 type Outcome = Result<Verified, AuthError>;

@@ -15,7 +15,7 @@
 //! [`TrackedCopy::keep`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock, Weak};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
@@ -57,6 +57,22 @@ struct State {
     epoch: AtomicU64,
     /// Read while an answer is kept, written while keys are invalidated.
     gate: RwLock<()>,
+    /// Whether a tracking task runs (one at a time).
+    running: AtomicBool,
+}
+
+/// Held by the tracking task: when the task ends for any reason (its
+/// runtime shut down included), the copy stops answering and a later
+/// check may start a new task.
+struct Running(Weak<State>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(state) = self.0.upgrade() {
+            state.reset();
+            state.running.store(false, Ordering::SeqCst);
+        }
+    }
 }
 
 impl State {
@@ -100,7 +116,6 @@ impl State {
 /// The tracked local copy of the keys under one prefix.
 pub(crate) struct TrackedCopy {
     state: Arc<State>,
-    started: OnceLock<()>,
     prefix: String,
 }
 
@@ -130,23 +145,29 @@ impl TrackedCopy {
                 live: AtomicBool::new(false),
                 epoch: AtomicU64::new(0),
                 gate: RwLock::new(()),
+                running: AtomicBool::new(false),
             }),
-            started: OnceLock::new(),
             prefix: prefix.to_owned(),
         }
     }
 
-    /// Starts tracking on the nodes of `redis` (once; needs a tokio
-    /// runtime, and does nothing outside one: the copy then never
-    /// answers). The task ends when the copy is dropped.
+    /// Starts tracking on the nodes of `redis` unless a task runs (needs
+    /// a tokio runtime, and does nothing outside one: the copy then does
+    /// not answer). The task ends when the copy is dropped; if its runtime
+    /// goes first, the copy is cleared and the next check starts another.
     pub(crate) fn start(&self, redis: &RedisConn) {
-        if self.started.get().is_some() {
+        if self.state.running.load(Ordering::SeqCst) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        if self.started.set(()).is_err() {
+        if self
+            .state
+            .running
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
             return;
         }
         let tracker = Tracker {
@@ -156,7 +177,12 @@ impl TrackedCopy {
             prefix: self.prefix.clone(),
             timeout: redis.timeout().max(Duration::from_millis(100)),
         };
-        runtime.spawn(tracker.run());
+        // Owned by the task's future: dropped with it, polled or not.
+        let running = Running(Arc::downgrade(&self.state));
+        runtime.spawn(async move {
+            let _running = running;
+            tracker.run().await;
+        });
     }
 
     /// Whether the copy answers now (tracking is on everywhere).
@@ -466,5 +492,35 @@ e7d1 127.0.0.1:30001@40001,host myself,master - 0 0 1 connected 0-5460
         assert_eq!(copy.get("p:a"), None, "a reset clears the copy");
         copy.state.go_live();
         assert_eq!(copy.get("p:a"), None, "and it comes back empty");
+    }
+
+    /// A tracking task dropped with its runtime (no disconnect seen)
+    /// leaves a copy that does not answer, and the next check restarts it.
+    #[test]
+    fn a_tracker_gone_with_its_runtime_leaves_no_copy_answering() {
+        let copy = TrackedCopy::new("p:", 100);
+        let redis = RedisConn::open("redis://127.0.0.1:1/", Duration::from_millis(50)).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async { copy.start(&redis) });
+        assert!(copy.state.running.load(Ordering::SeqCst));
+        // As if tracking had come on, with a value kept.
+        copy.state.go_live();
+        let snap = copy.snapshot();
+        let held = Held {
+            value: None,
+            ttl: None,
+        };
+        copy.keep(snap, [("p:a".to_owned(), held)]);
+        assert!(copy.get("p:a").is_some());
+        drop(runtime);
+        assert!(!copy.is_live(), "the copy outlived its tracker");
+        assert_eq!(copy.get("p:a"), None);
+        assert!(
+            !copy.state.running.load(Ordering::SeqCst),
+            "may start again"
+        );
     }
 }

@@ -74,7 +74,13 @@ mod refusals;
 mod resource;
 #[cfg(all(feature = "redis", feature = "issuer"))]
 mod revocation;
-#[cfg(all(feature = "redis", feature = "issuer", feature = "dpop"))]
+#[cfg(all(
+    feature = "redis",
+    feature = "issuer",
+    feature = "dpop",
+    feature = "introspection",
+    feature = "axum"
+))]
 mod revocation_cluster;
 #[cfg(all(feature = "redis", feature = "issuer"))]
 mod revocation_fleet;

@@ -1,11 +1,17 @@
-//! Revocation and DPoP replay on a real three-master Redis Cluster
+//! Revocation, DPoP replay and shared introspection answers on a real
+//! three-master Redis Cluster
 //! (`redis-server --cluster-enabled yes` x6, `redis-cli --cluster create`
 //! with one replica per master, on 127.0.0.1): checks answered from the
 //! tracked copy on every node, keys on several masters, and a master
 //! killed so its replica takes over, losing no revocation.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use base64::Engine;
 use std::time::{Duration, Instant};
+use tower_jwt_auth::introspection::{Introspector, SharedAnswers};
 
 use http::StatusCode;
 use tower_jwt_auth::JwtAuthLayer;
@@ -51,7 +57,7 @@ async fn stats(cluster: &Cluster) -> Vec<HashMap<String, u64>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_three_master_cluster_shares_revocation_and_replay_across_slots_and_survives_failover() {
+async fn cluster_revocation_replay_and_introspection_work_across_slots_and_survive_failover() {
     let started = Instant::now();
     let mut cluster = Cluster::start(3, 1).await;
     println!("cluster of 6 nodes up in {:?}", started.elapsed());
@@ -142,6 +148,39 @@ async fn a_three_master_cluster_shares_revocation_and_replay_across_slots_and_su
     }
     assert!(masters.len() >= 2, "{masters:?}");
 
+    // Shared introspection answers across slots: two instances, one call
+    // per token to the authorization server.
+    let (endpoint, calls) = counting_endpoint().await;
+    let introspecting = || {
+        JwtAuthLayer::new(
+            Introspector::builder(&endpoint)
+                .client_credentials("api", "secret")
+                .audience("api")
+                .shared_answers(SharedAnswers::new(&cluster.urls()).unwrap())
+                .build()
+                .unwrap(),
+        )
+    };
+    let (i1, i2) = (introspecting(), introspecting());
+    let mut masters = std::collections::HashSet::new();
+    for i in 0..30 {
+        let token = format!("opaque-{i}");
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        let key = format!(
+            "introspection:{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+        );
+        masters.insert(cluster.master_of(&key).await);
+        assert_eq!(call(&i1, &token).await, (StatusCode::OK, "alice".into()));
+        assert_eq!(call(&i2, &token).await, (StatusCode::OK, "alice".into()));
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        30,
+        "one call per token for two instances"
+    );
+    assert!(masters.len() >= 2, "{masters:?}");
+
     // Failover: kill the master of the first issuer's keys; its replica
     // takes over. No revoked token is admitted meanwhile, and every
     // revocation (acknowledged by a replica before `revoke` returned) is
@@ -198,4 +237,24 @@ async fn a_three_master_cluster_shares_revocation_and_replay_across_slots_and_su
     }
     let _ = refused_after(lb, &t, Instant::now()).await;
     println!("cluster test total {:?}", started.elapsed());
+}
+
+/// A loopback introspection endpoint that answers every token as active
+/// for `alice`, counting calls.
+async fn counting_endpoint() -> (String, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let app = axum::Router::new().route(
+        "/introspect",
+        axum::routing::post(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {
+                r#"{"active":true,"sub":"alice","aud":"api","exp":4102444800,"token_type":"Bearer"}"#
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/introspect", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, calls)
 }
