@@ -808,7 +808,7 @@ mod tests {
             .into_iter()
             .filter(|e| e.kind() == ErrorKind::Unavailable)
             .collect();
-        assert_eq!(outages.len(), 5, "{outages:?}");
+        assert_eq!(outages.len(), 6, "{outages:?}");
         for e in outages {
             if matches!(e, AuthError::ClockUnavailable) {
                 assert!(e.source().is_none() && e.outage().is_none());
