@@ -94,7 +94,9 @@ pub use verify::{BoxFuture, TokenVerifier, Verified, Verifier, VerifierBuilder};
     feature = "redis",
     feature = "introspection",
     feature = "dpop",
-    feature = "mtls"
+    feature = "mtls",
+    feature = "jsonrpc",
+    feature = "exchange"
 ))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -255,3 +255,32 @@ async fn malformed_json_gets_the_services_own_error_and_get_passes() {
         .unwrap();
     assert_eq!(app.clone().oneshot(req).await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn a_body_that_fails_mid_stream_is_400_and_never_reaches_the_service() {
+    struct Broken(bool);
+    impl http_body::Body for Broken {
+        type Data = Bytes;
+        type Error = std::io::Error;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            let first = std::mem::replace(&mut self.0, false);
+            std::task::Poll::Ready(Some(if first {
+                Ok(http_body::Frame::data(Bytes::from_static(b"{\"method\":")))
+            } else {
+                Err(std::io::Error::other("reset"))
+            }))
+        }
+    }
+    let app = app(guard());
+    let req = Request::post("/mcp")
+        .header(AUTHORIZATION, format!("Bearer {}", token_with("mcp:tools")))
+        .body(Body::new(Broken(true)))
+        .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 400);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert!(body.is_empty(), "not the service's parse error");
+}

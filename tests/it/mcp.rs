@@ -262,3 +262,71 @@ async fn a_tool_beyond_the_tokens_scope_answers_the_step_up_challenge() {
     assert_eq!(call["result"]["isError"], false, "{call}");
     assert_eq!(call["result"]["content"][0]["text"], "hi");
 }
+
+/// The MCP TypeScript SDK (`@modelcontextprotocol/sdk`,
+/// tests/oidc/mcp-client.mjs) against the example and oidc-provider: it
+/// authorizes for `mcp:tools`, gets 403 `insufficient_scope` calling
+/// `admin_echo`, asks for the challenge's scopes and succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mcp_typescript_sdk_steps_up_to_call_a_tool_its_token_did_not_cover() {
+    let provider = crate::support::oidc::start_mcp().await;
+    let issuer = provider.issuer.clone();
+    let started = example::start("mcp", |cmd| {
+        cmd.env_remove("MCP_RESOURCE")
+            .env_remove("JWT_RESOURCE")
+            .env("JWT_ISSUER", &issuer);
+    })
+    .await;
+    let url = format!("http://{}/mcp", started.addr);
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::process::Command::new("node")
+            .arg("mcp-client.mjs")
+            .arg(&url)
+            .env("EXPECTED_ISSUER", &issuer)
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc"))
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the SDK client did not finish within 60 s")
+    .expect("node is needed for the MCP SDK test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| {
+            panic!(
+                "SDK client failed: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let result: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(result["tools"], json!(["whoami", "admin_echo"]));
+    let who: Value =
+        serde_json::from_str(result["whoami"]["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(who["sub"], "mcp-client");
+    assert_eq!(who["scope"], "mcp:tools");
+    assert_eq!(result["echo"]["isError"], false, "{result}");
+    assert_eq!(result["echo"]["content"][0]["text"], "stepped up");
+    // What went over the wire: a 401, a token for mcp:tools, the 403 of
+    // admin_echo, a token for the challenge's scopes, the call again.
+    let exchanges = result["exchanges"].as_array().unwrap();
+    let statuses: Vec<_> = exchanges
+        .iter()
+        .filter(|e| e["url"] == url.as_str() && e["method"] == "POST")
+        .map(|e| e["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses.first(), Some(&401), "{exchanges:?}");
+    assert_eq!(&statuses[statuses.len() - 2..], [403, 200], "{exchanges:?}");
+    let scopes: Vec<_> = exchanges
+        .iter()
+        .filter(|e| e["url"].as_str().unwrap().ends_with("/token"))
+        .map(|e| e["scope"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        scopes,
+        ["mcp:tools", "mcp:admin mcp:tools"],
+        "{exchanges:?}"
+    );
+}

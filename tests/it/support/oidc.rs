@@ -21,7 +21,11 @@ fn dir() -> PathBuf {
 /// `npm ci` once if the packages are not there yet.
 fn install() {
     let dir = dir();
-    if dir.join("node_modules/oidc-provider/package.json").exists() {
+    if dir.join("node_modules/oidc-provider/package.json").exists()
+        && dir
+            .join("node_modules/@modelcontextprotocol/sdk/package.json")
+            .exists()
+    {
         return;
     }
     let status = std::process::Command::new("npm")
