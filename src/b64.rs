@@ -6,7 +6,7 @@
 //! non-zero trailing bits.
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// Decodes strict unpadded base64url, or `None`. The vector is exactly as
 /// long as the data (no spare capacity), so turning it into a boxed
@@ -33,15 +33,14 @@ pub(crate) fn decode_into(input: &[u8], out: &mut [u8]) -> Option<usize> {
 }
 
 /// Unpadded base64url of `bytes` (JWS segments, random ids, nonces).
-#[cfg_attr(not(any(feature = "dpop", feature = "test-util")), allow(dead_code))]
 pub(crate) fn encode(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Padded standard base64 of `bytes` (HTTP Basic credentials).
-#[cfg_attr(not(feature = "introspection"), allow(dead_code))]
+#[cfg(feature = "introspection")]
 pub(crate) fn encode_standard(bytes: impl AsRef<[u8]>) -> String {
-    STANDARD.encode(bytes)
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// The SHA-256 of the concatenation of `parts`: the one SHA-256 helper
@@ -59,7 +58,6 @@ pub(crate) fn sha256_digest(parts: &[&[u8]]) -> [u8; 32] {
 
 /// Base64url (unpadded) of the SHA-256 of `bytes`: DPoP's `ath` and
 /// thumbprints, and the token id of a token without `jti`.
-#[cfg_attr(not(any(feature = "dpop", feature = "revocation")), allow(dead_code))]
 pub(crate) fn sha256(bytes: &[u8]) -> String {
     encode(sha256_digest(&[bytes]))
 }

@@ -6,8 +6,10 @@
 //! token comes from the `authorization` metadata (`Bearer …`, or `DPoP …`
 //! with a `dpop` proof whose `htm` is `POST` and `htu` the external base
 //! URL followed by the method path, `/package.Service/Method`), and refusals
-//! are trailers-only gRPC answers (`grpc-status` 16, 7 or 14), chosen by
-//! the request's `application/grpc` content type. They carry the
+//! are trailers-only gRPC answers (`grpc-status` 16, 7 or 14) when the
+//! layer wraps a tonic server and the call is a genuine gRPC call, or when
+//! the layer says so with [`JwtAuthLayer::grpc`](crate::JwtAuthLayer::grpc);
+//! never because of the request's content type alone. They carry the
 //! `www-authenticate` challenge of the HTTP answer as metadata.
 //!
 #![doc = include_str!("docs/grpc.md")]

@@ -72,7 +72,7 @@ pub use guard::step_up::RequireStepUp;
 pub use key::Key;
 pub use layer::builder::JwtAuthLayer;
 pub use reject::{DefaultRejection, OnRejection, Refusal};
-pub use verify::{TokenVerifier, Verified, Verifier, VerifierBuilder, VerifyFuture};
+pub use verify::{BoxFuture, TokenVerifier, Verified, Verifier, VerifierBuilder};
 
 /// The README's examples, run as doc tests when every feature they use is
 /// on (`cargo test --all-features`).

@@ -95,7 +95,6 @@ pub(crate) fn outcome<C>(
 }
 
 /// A verified-token cache hit.
-#[cfg_attr(not(feature = "cache"), allow(dead_code))]
 pub(crate) fn cache_hit(span: &Span) {
     span.record("cached", true);
     #[cfg(feature = "metrics")]
@@ -104,7 +103,7 @@ pub(crate) fn cache_hit(span: &Span) {
 
 /// A token introspection call, its result (`active`, `inactive`,
 /// `refused`, `error`) and how long it took.
-#[cfg_attr(not(feature = "introspection"), allow(dead_code))]
+#[cfg(feature = "introspection")]
 pub(crate) fn introspection(result: &'static str, started: Instant) {
     #[cfg(feature = "metrics")]
     {
@@ -117,7 +116,7 @@ pub(crate) fn introspection(result: &'static str, started: Instant) {
 }
 
 /// A JWKS fetch and how long it took.
-#[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+#[cfg(feature = "jwks")]
 pub(crate) fn jwks_fetch(ok: bool, started: Instant) {
     let result = if ok { "ok" } else { "error" };
     #[cfg(feature = "metrics")]

@@ -180,7 +180,6 @@ pub struct DefaultRejection {
 struct Config {
     realm: Box<str>,
     retry_after: u32,
-    always_grpc: bool,
     /// Not configured: its answers inside an auth layer are marked for the
     /// layer to render again with its own configuration.
     unconfigured: bool,
@@ -192,7 +191,6 @@ impl Default for DefaultRejection {
             inner: Arc::new(Config {
                 realm: "api".into(),
                 retry_after: 5,
-                always_grpc: false,
                 unconfigured: true,
             }),
         }
@@ -225,25 +223,6 @@ impl DefaultRejection {
     #[must_use]
     pub fn retry_after(self, seconds: u32) -> Self {
         self.edit(|c| c.retry_after = seconds)
-    }
-
-    /// Answers every refusal as gRPC (status 200 with `grpc-status`),
-    /// whatever the request. **Only** for a server that serves nothing but
-    /// gRPC: on a route that also answers plain HTTP, a refusal would then
-    /// be an HTTP 200, which proxies and forward-auth setups read as
-    /// "allowed". Prefer [`JwtAuthLayer::grpc`](crate::JwtAuthLayer::grpc).
-    ///
-    /// ```
-    /// use http::Response;
-    /// use tower_jwt_auth::{AuthError, DefaultRejection, OnRejection, Refusal};
-    ///
-    /// let r = DefaultRejection::default().always_grpc();
-    /// let res: Response<()> = r.on_rejection(&Refusal::new(&AuthError::MissingToken));
-    /// assert_eq!(res.headers()["grpc-status"], "16");
-    /// ```
-    #[must_use]
-    pub fn always_grpc(self) -> Self {
-        self.edit(|c| c.always_grpc = true)
     }
 
     /// Renders `error` as an HTTP response.
@@ -310,7 +289,7 @@ impl DefaultRejection {
     /// The default answer for a refusal made inside the auth layer (an
     /// extractor, a handler), marked so that the layer renders it again
     /// with its own configuration.
-    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    #[cfg(feature = "axum")]
     pub(crate) fn inner_refusal<B: Default>(error: AuthError) -> Response<B> {
         let mut res = DefaultRejection::default().http(&error);
         res.extensions_mut().insert(Unrendered(Arc::new(error)));
@@ -323,7 +302,7 @@ impl DefaultRejection {
 /// layer around renders it again with the layer's own settings.
 impl<B: Default> OnRejection<B> for DefaultRejection {
     fn on_rejection(&self, refusal: &Refusal<'_>) -> Response<B> {
-        let mut res = if self.inner.always_grpc || refusal.is_grpc() {
+        let mut res = if refusal.is_grpc() {
             self.grpc_for(refusal)
         } else {
             self.http_for(refusal)

@@ -22,6 +22,8 @@ pub(crate) struct KeyEntry {
     pub(crate) signer: Arc<Signer>,
     /// The public JWK, with `kid`, `alg` and `use`.
     pub(crate) jwk: Value,
+    // Read by the issuer's JWKS only; a field under `cfg` would put `cfg`
+    // into every constructor.
     #[cfg_attr(not(feature = "issuer"), allow(dead_code))]
     pub(crate) published: bool,
 }

@@ -20,6 +20,7 @@ pub(crate) const MAX_TENANT_LEN: usize = 64;
 
 /// The tenant whose discovery document publishes the template (Entra's
 /// `common` endpoint).
+#[cfg(feature = "jwks")]
 const DISCOVERY_TENANT: &str = "common";
 
 /// Whether `issuer` is a template (holds `{tenantid}`).
@@ -31,7 +32,7 @@ pub(crate) fn is_template(issuer: &str) -> bool {
 /// `{tenantid}` replaced by `common`, whose discovery document Entra ID
 /// publishes with the template as its `issuer`. A plain issuer is returned
 /// as it is.
-#[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+#[cfg(feature = "jwks")]
 pub(crate) fn discovery_issuer(issuer: &str) -> Cow<'_, str> {
     if is_template(issuer) {
         Cow::Owned(issuer.replacen(PLACEHOLDER, DISCOVERY_TENANT, 1))

@@ -275,7 +275,7 @@ mod secret_urls {
         let replay =
             crate::dpop::RedisReplayStore::with_timeout(&url, Duration::from_millis(300)).unwrap();
         clean("RedisReplayStore Debug", &format!("{replay:?}"));
-        let why = crate::dpop::ReplayStore::first_use(&replay, "k", Duration::from_secs(1))
+        let why = crate::dpop::ReplayStore::first_use_later(&replay, "k", Duration::from_secs(1))
             .await
             .unwrap_err();
         clean("RedisReplayStore error", &why);

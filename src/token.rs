@@ -198,7 +198,7 @@ struct Parts<'t> {
 }
 
 /// Splits and checks a compact JWS. Does not verify anything.
-#[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+#[cfg(feature = "jwks")]
 pub(crate) fn parse(token: &str) -> Result<Jws<'_>, AuthError> {
     header(split(token)?)
 }

@@ -8,8 +8,8 @@ mod outcome;
 
 pub use builder::VerifierBuilder;
 
+pub use outcome::{BoxFuture, TokenVerifier, Verified};
 pub(crate) use outcome::{ClaimRules, check_rules_config, read_registered};
-pub use outcome::{TokenVerifier, Verified, VerifyFuture};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -111,6 +111,8 @@ impl fmt::Debug for Keys {
 pub(crate) enum Now {
     Done(Result<Verified, AuthError>),
     /// The keys for this token must be fetched first: use `verify_async`.
+    /// (Only remote keys are ever pending; the variant stays in every
+    /// feature set so the callers' matches have no `cfg`.)
     #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
     Pending,
 }
@@ -402,7 +404,7 @@ impl Verifier {
     ///     .issuer("https://b.example")
     ///     .audience("api")
     ///     .build()?;
-    /// let both = Verifier::issuers([a, b])?;
+    /// let both = Verifier::any_of([a, b])?;
     /// # let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(),
     /// #     &serde_json::json!({"iss": "https://b.example", "aud": "api", "exp": 4102444800u64}),
     /// #     &jsonwebtoken::EncodingKey::from_secret(&[2u8; 32])).unwrap();
@@ -415,7 +417,7 @@ impl Verifier {
     /// [`BuildError::InvalidConfig`] when a verifier does not have exactly
     /// one issuer, two share an issuer, a verifier is itself multi-issuer,
     /// or the list is empty.
-    pub fn issuers(verifiers: impl IntoIterator<Item = Verifier>) -> Result<Verifier, BuildError> {
+    pub fn any_of(verifiers: impl IntoIterator<Item = Verifier>) -> Result<Verifier, BuildError> {
         let mut list: Vec<(String, Verifier)> = Vec::new();
         for v in verifiers {
             if matches!(v.inner.keys, Keys::Issuers(_)) {
@@ -535,7 +537,6 @@ impl Verifier {
 
     /// Whether the key with this fingerprint can still verify tokens: a
     /// remote key set may have dropped it since.
-    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
     pub(crate) fn holds(&self, key: &Fingerprint) -> bool {
         match &self.inner.keys {
             Keys::Static(keys) => keys.holds(None, key),
@@ -588,7 +589,7 @@ impl TokenVerifier for Verifier {
         }
     }
 
-    fn verify_later<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
+    fn verify_later<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Verified, AuthError>> {
         Box::pin(self.verified_async(token))
     }
 

@@ -441,7 +441,7 @@ async fn an_issuer_matching_only_in_part_is_refused() {
         .audience(AUDIENCE)
         .build()
         .unwrap();
-    let routing = Verifier::issuers([
+    let routing = Verifier::any_of([
         verifier(),
         Verifier::builder()
             .key(verify_key(Algorithm::ES256).with_kid("ec"))
@@ -1038,7 +1038,7 @@ async fn one_kid_at_two_issuers_never_crosses_and_unknown_issuers_fetch_nothing(
             .build()
             .unwrap()
     };
-    let both = || JwtAuthLayer::new(Verifier::issuers([tenant(&a), tenant(&b)]).unwrap());
+    let both = || JwtAuthLayer::new(Verifier::any_of([tenant(&a), tenant(&b)]).unwrap());
     let forged = rsa_token(Algorithm::RS256, "shared", true, &claims_for(&a.url));
 
     // Forged first, nothing cached yet: A's keys are fetched, and fail.

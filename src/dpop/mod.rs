@@ -31,7 +31,7 @@ use crate::error::{AuthError, BuildError};
 
 #[cfg(feature = "redis")]
 pub use self::redis::RedisReplayStore;
-pub use replay::{DEFAULT_REPLAY_CAPACITY, MemoryReplayStore, ReplayFuture, ReplayStore};
+pub use replay::{DEFAULT_REPLAY_CAPACITY, MemoryReplayStore, ReplayStore};
 
 /// The default `iat` window: a proof 5 minutes old or 5 minutes ahead is refused.
 pub const DEFAULT_PROOF_WINDOW: Duration = Duration::from_secs(300);
@@ -294,7 +294,7 @@ impl PendingReplay {
     /// Asks the store.
     pub(crate) async fn check(self) -> Result<(), AuthError> {
         let i = &self.policy.inner;
-        let answer = i.replay.first_use(&self.key, i.replay_ttl).await;
+        let answer = i.replay.first_use_later(&self.key, i.replay_ttl).await;
         self.judge(answer)
     }
 

@@ -5,7 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::replay::{ReplayFuture, ReplayStore};
+use super::replay::ReplayStore;
+use crate::BoxFuture;
 use crate::error::BuildError;
 use crate::store::redis::{DEFAULT_TIMEOUT, RedisConn};
 
@@ -78,7 +79,11 @@ impl RedisReplayStore {
 }
 
 impl ReplayStore for RedisReplayStore {
-    fn first_use<'a>(&'a self, key: &'a str, ttl: Duration) -> ReplayFuture<'a> {
+    fn first_use_later<'a>(
+        &'a self,
+        key: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, String>> {
         Box::pin(async move {
             let ttl_ms = u64::try_from(crate::store::clamp_ttl(ttl).as_millis())
                 .unwrap_or(u64::MAX)

@@ -4,15 +4,11 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::BoxFuture;
 use crate::store::{Full, SecurityStore};
-
-/// The future of [`ReplayStore::first_use`].
-pub type ReplayFuture<'a> = Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>>;
 
 /// Where the `jti`s of accepted DPoP proofs are remembered, so that a proof
 /// is accepted once.
@@ -28,11 +24,15 @@ pub trait ReplayStore: Send + Sync + 'static {
     ///
     /// # Errors
     /// Why the store cannot answer (a message for logs).
-    fn first_use<'a>(&'a self, key: &'a str, ttl: Duration) -> ReplayFuture<'a>;
+    fn first_use_later<'a>(
+        &'a self,
+        key: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, String>>;
 
     /// The same answer without waiting, when the store can give it (an
     /// in-memory store); `None` (the default) to be asked with
-    /// [`first_use`](ReplayStore::first_use).
+    /// [`first_use_later`](ReplayStore::first_use_later).
     fn first_use_now(&self, key: &str, ttl: Duration) -> Option<Result<bool, String>> {
         let _ = (key, ttl);
         None
@@ -223,7 +223,11 @@ impl SecurityStore for MemoryReplayStore {
 }
 
 impl ReplayStore for MemoryReplayStore {
-    fn first_use<'a>(&'a self, key: &'a str, ttl: Duration) -> ReplayFuture<'a> {
+    fn first_use_later<'a>(
+        &'a self,
+        key: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, String>> {
         let answer = self.first_use_at(key, ttl, Instant::now());
         Box::pin(std::future::ready(answer))
     }

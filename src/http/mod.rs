@@ -48,7 +48,7 @@ impl Limits {
     }
 
     /// The same limits with another body limit.
-    #[cfg_attr(not(feature = "introspection"), allow(dead_code))]
+    #[cfg(feature = "introspection")]
     pub(crate) fn max_body(&self, max_body: usize) -> Limits {
         Limits {
             max_body,

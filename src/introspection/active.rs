@@ -1,8 +1,9 @@
 //! [`JwtThenIntrospect`]: a JWT verified locally, then checked to be still
 //! active at the introspection endpoint (real-time revocation).
 
+use crate::BoxFuture;
 use crate::error::AuthError;
-use crate::verify::{TokenVerifier, Verified, VerifyFuture};
+use crate::verify::{TokenVerifier, Verified};
 
 /// Verifies a JWT locally, then asks the introspection endpoint whether it
 /// is still active: revocation at the authorization server is seen within
@@ -80,7 +81,7 @@ impl<J: TokenVerifier, I: TokenVerifier> TokenVerifier for JwtThenIntrospect<J, 
         Some(active.map(|active| admit(verified, &active)))
     }
 
-    fn verify_later<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
+    fn verify_later<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Verified, AuthError>> {
         Box::pin(async move {
             let verified = self.jwt.verify_later(token).await?;
             let active = match self.introspect.verify_now(token) {
@@ -114,7 +115,7 @@ mod tests {
             .reuse_until(1060);
         let admitted = admit(jwt.clone(), &active);
         assert_eq!(admitted.reuse_until, Some(1060.0));
-        assert_eq!(admitted.payload(), r#"{"sub":"u","exp":2000}"#);
+        assert_eq!(admitted.json(), r#"{"sub":"u","exp":2000}"#);
         let admitted = admit(jwt.reuse_until(1030), &active);
         assert_eq!(admitted.reuse_until, Some(1030.0));
     }

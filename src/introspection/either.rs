@@ -1,7 +1,8 @@
 //! [`JwtOrIntrospect`]: a JWT verified locally, any other token introspected.
 
+use crate::BoxFuture;
 use crate::error::AuthError;
-use crate::verify::{TokenVerifier, Verified, VerifyFuture};
+use crate::verify::{TokenVerifier, Verified};
 
 /// Verifies a token that looks like a compact JWS (three base64url
 /// segments, the first a JSON object) with the JWT verifier, and any other
@@ -66,7 +67,7 @@ impl<J: TokenVerifier, I: TokenVerifier> TokenVerifier for JwtOrIntrospect<J, I>
         }
     }
 
-    fn verify_later<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
+    fn verify_later<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Verified, AuthError>> {
         if looks_like_jws(token) {
             self.jwt.verify_later(token)
         } else {

@@ -375,7 +375,6 @@ impl JwksCache {
     /// Runs `f` on the keys at hand if they may be used now without a
     /// fetch: `None` when they are missing, older than the maximum stale
     /// age, or expired with nobody refreshing them.
-    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
     pub(crate) fn with_current<R>(&self, f: impl FnOnce(&KeySet) -> R) -> Option<R> {
         let guard = self.shared.snapshot.load();
         let snapshot = guard.as_deref()?;

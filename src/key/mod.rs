@@ -241,7 +241,6 @@ impl Key {
         }
     }
 
-    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
     pub(crate) fn fingerprint(&self) -> &Fingerprint {
         &self.inner.fingerprint
     }
@@ -321,7 +320,7 @@ impl KeySet {
 
     /// A key set fetched from a provider: a token without `kid` needs
     /// exactly one key of its algorithm.
-    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+    #[cfg(feature = "jwks")]
     pub(crate) fn remote(keys: Vec<Key>) -> KeySet {
         KeySet {
             keys,
@@ -329,7 +328,7 @@ impl KeySet {
         }
     }
 
-    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+    #[cfg(feature = "jwks")]
     pub(crate) fn len(&self) -> usize {
         self.keys.len()
     }
@@ -339,7 +338,7 @@ impl KeySet {
     }
 
     /// Whether some key could verify a token with this `kid` and `alg`.
-    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+    #[cfg(feature = "jwks")]
     pub(crate) fn has(&self, kid: Option<&str>, alg: Algorithm) -> bool {
         match kid {
             Some(kid) => self.keys.iter().any(|k| k.kid() == Some(kid)),
@@ -348,7 +347,6 @@ impl KeySet {
     }
 
     /// Whether a key with this fingerprint (and `kid`, when given) is in the set.
-    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
     pub(crate) fn holds(&self, kid: Option<&str>, fp: &Fingerprint) -> bool {
         self.keys
             .iter()

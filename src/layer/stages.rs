@@ -62,7 +62,8 @@ pub(super) enum Now<W> {
     /// Decided without waiting.
     Ready(Result<(), AuthError>),
     /// The stage needs I/O: await its `later` with this. (Only the DPoP
-    /// and revocation stages ever wait.)
+    /// and revocation stages ever wait; the variant is in every feature
+    /// set, so `service.rs` matches it without `cfg`.)
     #[cfg_attr(not(any(feature = "dpop", feature = "revocation")), allow(dead_code))]
     Wait(W),
 }

@@ -7,8 +7,6 @@
 #[cfg(feature = "redis")]
 mod redis;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -16,6 +14,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 pub use self::redis::{RedisError, RedisRevocation, RedisRevocationBuilder};
 use std::borrow::Cow;
 
+use crate::BoxFuture;
 use crate::claims::{RegisteredClaims, TokenClaims};
 use crate::clock::{Clock, SystemClock};
 use crate::error::AuthError;
@@ -34,22 +33,20 @@ pub enum RevocationStatus {
     Unavailable(String),
 }
 
-/// A future returned by [`Revocation::check`].
-pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = RevocationStatus> + Send + 'a>>;
-
 /// A deny-list the auth layer asks after a token verified (and before the
 /// request goes on); set it with
 /// [`JwtAuthLayer::revocation`](crate::JwtAuthLayer::revocation).
 ///
 /// ```
 /// use tower_jwt_auth::RegisteredClaims;
-/// use tower_jwt_auth::revocation::{CheckFuture, Revocation, RevocationStatus};
+/// use tower_jwt_auth::BoxFuture;
+/// use tower_jwt_auth::revocation::{Revocation, RevocationStatus};
 ///
 /// /// Revokes every token whose subject is "mallory".
 /// struct NoMallory;
 ///
 /// impl Revocation for NoMallory {
-///     fn check<'a>(&'a self, claims: &'a RegisteredClaims) -> CheckFuture<'a> {
+///     fn check_later<'a>(&'a self, claims: &'a RegisteredClaims) -> BoxFuture<'a, RevocationStatus> {
 ///         let status = if claims.sub() == Some("mallory") {
 ///             RevocationStatus::Revoked
 ///         } else {
@@ -61,10 +58,10 @@ pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = RevocationStatus> + Send 
 /// ```
 pub trait Revocation: Send + Sync + 'static {
     /// Whether the token with these claims is revoked.
-    fn check<'a>(&'a self, claims: &'a RegisteredClaims) -> CheckFuture<'a>;
+    fn check_later<'a>(&'a self, claims: &'a RegisteredClaims) -> BoxFuture<'a, RevocationStatus>;
 
     /// The answer if it is known without I/O (an in-memory list, a local
-    /// cache); `None` sends the request through [`check`](Revocation::check).
+    /// cache); `None` sends the request through [`check_later`](Revocation::check_later).
     fn check_now(&self, _claims: &RegisteredClaims) -> Option<RevocationStatus> {
         None
     }
@@ -134,7 +131,7 @@ impl Revoker {
     /// answer.
     pub(crate) async fn check(&self, claims: &TokenClaims) -> Result<(), AuthError> {
         let named = self.named(claims)?;
-        answer(self.store.check(&named).await)
+        answer(self.store.check_later(&named).await)
     }
 }
 
@@ -449,7 +446,7 @@ impl MemoryRevocation {
 }
 
 impl Revocation for MemoryRevocation {
-    fn check<'a>(&'a self, claims: &'a RegisteredClaims) -> CheckFuture<'a> {
+    fn check_later<'a>(&'a self, claims: &'a RegisteredClaims) -> BoxFuture<'a, RevocationStatus> {
         let status = self.check_now(claims).unwrap_or(RevocationStatus::Valid);
         Box::pin(std::future::ready(status))
     }

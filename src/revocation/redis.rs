@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use super::{CheckFuture, Revocation, RevocationStatus, before_mark, keep_until, now_secs, scoped};
+use super::{Revocation, RevocationStatus, before_mark, keep_until, now_secs, scoped};
+use crate::BoxFuture;
 use crate::claims::RegisteredClaims;
 use crate::clock::Clock;
 use crate::error::BuildError;
@@ -417,7 +418,7 @@ fn local_key(claims: &RegisteredClaims) -> Option<Box<str>> {
 }
 
 impl Revocation for RedisRevocation {
-    fn check<'a>(&'a self, claims: &'a RegisteredClaims) -> CheckFuture<'a> {
+    fn check_later<'a>(&'a self, claims: &'a RegisteredClaims) -> BoxFuture<'a, RevocationStatus> {
         Box::pin(self.status(claims))
     }
 

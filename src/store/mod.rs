@@ -5,15 +5,16 @@
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 
+#[cfg(any(feature = "revocation", feature = "dpop"))]
 use std::time::Duration;
 
 /// The longest time-to-live a store keeps anything: longer settings
 /// (`Duration::MAX` included) are treated as this, never a panic.
-#[cfg_attr(not(any(feature = "revocation", feature = "dpop")), allow(dead_code))]
+#[cfg(any(feature = "revocation", feature = "dpop"))]
 pub(crate) const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// A time-to-live no longer than [`MAX_TTL`].
-#[cfg_attr(not(any(feature = "revocation", feature = "dpop")), allow(dead_code))]
+#[cfg(any(feature = "revocation", feature = "dpop"))]
 pub(crate) fn clamp_ttl(ttl: Duration) -> Duration {
     ttl.min(MAX_TTL)
 }

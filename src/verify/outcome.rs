@@ -7,14 +7,28 @@ use std::pin::Pin;
 
 use serde::de::DeserializeOwned;
 
-use crate::claims::{Claims, Held, RawClaims, RegisteredClaims, SharedClaims, TokenClaims};
+use crate::claims::{Claims, Held, RawClaims, RegisteredClaims, TokenClaims};
 use crate::clock::{SystemClock, unix_secs};
 use crate::error::AuthError;
 use crate::key::Fingerprint;
 use crate::token::is_json_object;
 
-/// A future returned by [`TokenVerifier::verify_later`].
-pub type VerifyFuture<'a> = Pin<Box<dyn Future<Output = Result<Verified, AuthError>> + Send + 'a>>;
+/// The future an extension point returns when its answer needs I/O:
+/// [`TokenVerifier::verify_later`],
+/// `revocation::Revocation::check_later` (feature `revocation`) and
+/// `dpop::ReplayStore::first_use_later` (feature `dpop`). Each of them also
+/// has a `_now` method that answers without waiting when it can, so the
+/// layer boxes a future only for real I/O.
+///
+/// ```
+/// use tower_jwt_auth::BoxFuture;
+///
+/// fn later(n: u32) -> BoxFuture<'static, u32> {
+///     Box::pin(async move { n + 1 })
+/// }
+/// # let _ = later(1);
+/// ```
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Turns a token into verified claims: the step of
 /// [`JwtAuthLayer`](crate::JwtAuthLayer) between finding the token and
@@ -28,7 +42,7 @@ pub type VerifyFuture<'a> = Pin<Box<dyn Future<Output = Result<Verified, AuthErr
 /// rejections work the same whatever the implementation.
 ///
 /// ```
-/// use tower_jwt_auth::{AuthError, JwtAuthLayer, TokenVerifier, Verified, VerifyFuture};
+/// use tower_jwt_auth::{AuthError, BoxFuture, JwtAuthLayer, TokenVerifier, Verified};
 ///
 /// /// Accepts exactly one fixed token (for a test).
 /// #[derive(Debug)]
@@ -43,7 +57,7 @@ pub type VerifyFuture<'a> = Pin<Box<dyn Future<Output = Result<Verified, AuthErr
 ///         })
 ///     }
 ///
-///     fn verify_later<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
+///     fn verify_later<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Verified, AuthError>> {
 ///         Box::pin(std::future::ready(self.verify_now(token).unwrap()))
 ///     }
 /// }
@@ -58,7 +72,7 @@ pub trait TokenVerifier: fmt::Debug + Send + Sync + 'static {
 
     /// Verifies `token`, doing the I/O it needs first (the layer calls it
     /// when [`verify_now`](TokenVerifier::verify_now) answered `None`).
-    fn verify_later<'a>(&'a self, token: &'a str) -> VerifyFuture<'a>;
+    fn verify_later<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Verified, AuthError>>;
 
     /// Whether `verified`, an earlier answer of this verifier, may answer
     /// again now (the token cache asks on every hit, after checking `exp`,
@@ -135,8 +149,10 @@ impl Verified {
         self.claims.get().registered()
     }
 
-    /// The verified payload, a JSON object.
-    pub fn payload(&self) -> &str {
+    /// The verified payload, a JSON object, as text (as
+    /// [`Claims::json`](crate::Claims::json); [`Claims::payload`](crate::Claims::payload)
+    /// is the parsed value).
+    pub fn json(&self) -> &str {
         self.claims.get().json()
     }
 
@@ -159,6 +175,7 @@ impl Verified {
     /// [`into_layer_claims`](Verified::into_layer_claims), and this answer
     /// again around those claims, for a cache (the two share one
     /// allocation).
+    // What the token cache keeps; its fields are in every feature set.
     #[cfg_attr(not(feature = "cache"), allow(dead_code))]
     pub(crate) fn into_kept<C: DeserializeOwned + Send + Sync + 'static>(
         self,
@@ -176,7 +193,7 @@ impl Verified {
 
     /// Whether a cache may answer with this now: not expired, valid
     /// already, and within [`reuse_until`](Verified::reuse_until).
-    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    #[cfg(feature = "cache")]
     pub(crate) fn live_at(&self, now: f64) -> bool {
         let reg = self.registered();
         // Registered times are whole seconds, truncated: `exp` can only
@@ -303,10 +320,12 @@ impl Verified {
     /// Verified claims whose registered claims were already read (and
     /// checked) from the payload they hold: no second read. Shared, for a
     /// verifier that keeps its answers and hands out copies.
-    #[cfg_attr(not(feature = "introspection"), allow(dead_code))]
+    #[cfg(feature = "introspection")]
     pub(crate) fn checked(registered: RegisteredClaims) -> Verified {
         Verified {
-            claims: Held::Shared(SharedClaims::new(TokenClaims::new(registered))),
+            claims: Held::Shared(crate::claims::SharedClaims::new(TokenClaims::new(
+                registered,
+            ))),
             key: None,
             leeway: 0.0,
             reuse_until: None,

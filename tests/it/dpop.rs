@@ -470,7 +470,11 @@ impl tower_jwt_auth::TokenVerifier for Later {
         None
     }
 
-    fn verify_later<'a>(&'a self, token: &'a str) -> tower_jwt_auth::VerifyFuture<'a> {
+    fn verify_later<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> tower_jwt_auth::BoxFuture<'a, Result<tower_jwt_auth::Verified, tower_jwt_auth::AuthError>>
+    {
         Box::pin(async move {
             tokio::task::yield_now().await;
             self.0.verify_now(token).expect("static keys answer now")

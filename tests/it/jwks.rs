@@ -409,7 +409,7 @@ async fn several_issuers_each_with_their_own_keys_and_audience() {
             .build()
             .unwrap()
     };
-    let verifier = Verifier::issuers([tenant(&a, "api-a"), tenant(&b, "api-b")]).unwrap();
+    let verifier = Verifier::any_of([tenant(&a, "api-a"), tenant(&b, "api-b")]).unwrap();
     let l = JwtAuthLayer::new(verifier);
 
     assert_eq!(
@@ -439,7 +439,7 @@ async fn several_issuers_each_with_their_own_keys_and_audience() {
     assert_eq!(call(&l, &forged).await.status, StatusCode::UNAUTHORIZED);
 
     assert!(
-        Verifier::issuers([tenant(&a, "x"), tenant(&a, "y")]).is_err(),
+        Verifier::any_of([tenant(&a, "x"), tenant(&a, "y")]).is_err(),
         "duplicate issuer"
     );
 }

@@ -352,7 +352,7 @@ async fn revocation_is_scoped_by_issuer() {
         .audience(AUDIENCE)
         .build()
         .unwrap();
-    let both = Verifier::issuers([a_verifier, b_verifier]).unwrap();
+    let both = Verifier::any_of([a_verifier, b_verifier]).unwrap();
     let app = Router::new()
         .route("/r", get(|| async { "ok" }))
         .route_layer(JwtAuthLayer::new(both).revocation(revoked.clone()));
@@ -580,7 +580,7 @@ async fn multi_issuer_cache_hits_inside_the_leeway() {
         .audience(AUDIENCE)
         .build()
         .unwrap();
-    let both = Verifier::issuers([tenant]).unwrap();
+    let both = Verifier::any_of([tenant]).unwrap();
     let layer = JwtAuthLayer::new(both).cache(TokenCache::new());
     let app = Router::new()
         .route("/r", get(|| async { "ok" }))

@@ -410,7 +410,7 @@ fn a_multi_tenant_template_routes_among_several_issuers() {
         .audience(AUDIENCE)
         .build()
         .unwrap();
-    let both = Verifier::issuers([verifier(Algorithm::HS256), entra]).unwrap();
+    let both = Verifier::any_of([verifier(Algorithm::HS256), entra]).unwrap();
     let claims = |iss: &str, tid: &str| json!({"iss": iss, "tid": tid, "aud": AUDIENCE, "exp": 4102444800u64});
     let tenant_iss = TEMPLATE.replace("{tenantid}", TID);
     let plain = token(Algorithm::HS256, &claims(ISSUER, TID));
@@ -434,7 +434,7 @@ fn a_multi_tenant_template_routes_among_several_issuers() {
         .build()
         .unwrap();
     assert!(matches!(
-        Verifier::issuers([two]),
+        Verifier::any_of([two]),
         Err(BuildError::InvalidConfig(_))
     ));
 }
