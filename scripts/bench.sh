@@ -22,6 +22,8 @@ cargo bench --quiet --features introspection,issuer --bench introspect -- --warm
   | grep -E '^(full RS256|RS256 verification then|repeated-token)' >"$TMP/introspect.md"
 echo "== DPoP vs Bearer" >&2
 cargo bench --quiet --features dpop,issuer --bench dpop 2>/dev/null | grep -E 'median of|extra cost' >"$TMP/dpop.txt"
+echo "== JWE: decrypt + verify vs verify" >&2
+cargo bench --quiet --bench jwe 2>/dev/null | grep -E '^jwe ratios|^  [a-z]' >"$TMP/jwe.txt"
 echo "== the layer's own cost" >&2
 cargo bench --quiet --features issuer,cache --bench overhead 2>/dev/null | sed -n '/^|/p' >"$TMP/overhead.md"
 echo "== load test" >&2
@@ -58,6 +60,7 @@ cargo bench --features dpop,issuer --bench dpop               # DPoP-bound vs Be
 cargo bench --features cache,issuer --bench cache             # verified-token cache
 cargo bench --features introspection,issuer --bench introspect # opaque tokens (introspection)
 cargo bench --features issuer,cache --bench overhead          # the layer's own cost, floors, harness
+cargo bench --bench jwe                                       # encrypted tokens: decrypt + verify vs verify
 \`\`\`
 
 \`benches/peers\` is a separate Cargo package (its own \`[workspace]\` and
@@ -132,6 +135,18 @@ in ES256 verifications, is (dpop/bearer − 1) / (es256/bearer).
 
 DPOP
 sed 's/^/    /' "$TMP/dpop.txt"
+cat <<JWE
+
+## Encrypted tokens (JWE): decrypt + verify vs verify
+
+\`benches/jwe.rs\`: the same ES256 token, plain and inside a JWE made with
+aws-lc-rs, through \`Verifier::verify\`; median of 15 interleaved rounds.
+AES-GCM over a token is negligible next to the key agreement (one P-256
+ECDH, the \`epk\` checked on its curve) or the RSA-2048 private-key
+operation of RSA-OAEP. A repeated JWE is a \`TokenCache\` hit like any token.
+
+JWE
+sed 's/^/    /' "$TMP/jwe.txt"
 cat <<E2E
 
 ## End to end (HTTP)

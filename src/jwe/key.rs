@@ -172,10 +172,11 @@ impl DecryptionKey {
 }
 
 fn from_pkcs8(der: &[u8]) -> Result<Secret, BuildError> {
-    if let Ok(secret) = rsa(der) {
-        return Ok(secret);
+    match PrivateDecryptingKey::from_pkcs8(der) {
+        // An RSA key: usable, or refused for its own reason (its size).
+        Ok(_) => rsa(der),
+        Err(_) => ec_der(der),
     }
-    ec_der(der)
 }
 
 fn rsa(pkcs8: &[u8]) -> Result<Secret, BuildError> {
@@ -199,7 +200,7 @@ fn ec_der(der: &[u8]) -> Result<Secret, BuildError> {
         }
     }
     Err(invalid(
-        "not an RSA key or an EC key on P-256, P-384 or P-521",
+        "not an RSA key of 2048 bits or more, or an EC key on P-256, P-384 or P-521",
     ))
 }
 
@@ -364,4 +365,46 @@ fn pkcs8_of_pkcs1(pkcs1: &[u8]) -> Vec<u8> {
     body.extend_from_slice(&ALG);
     body.extend(der_tlv(0x04, pkcs1));
     der_tlv(0x30, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pem(name: &str) -> String {
+        let path = format!("{}/tests/data/keys/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn keys_load_from_pem_and_weak_or_public_ones_are_refused() {
+        for ok in ["rsa.key", "rsa2.key", "p256.key", "p384.key", "p521.key"] {
+            assert!(DecryptionKey::from_pem(pem(ok)).is_ok(), "{ok}");
+        }
+        let small = DecryptionKey::from_pem(pem("rsa1024.key")).unwrap_err();
+        assert!(small.to_string().contains("2048"), "{small}");
+        for bad in ["rsa.pub", "p256.pub", "ed25519.key"] {
+            assert!(DecryptionKey::from_pem(pem(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn jwks_skip_signing_keys_and_refuse_mismatched_halves() {
+        let ec = r#"{"kty":"EC","crv":"P-256","kid":"e",
+          "x":"weNJy2HscCSM6AEDTDg04biOvhFhyyWvOHQfeF_PxMQ",
+          "y":"e8lnCO-AlStT-NJVX-crhB7QRYhiix03illJOVAOyck",
+          "d":"VEmDZpDXXK8p8N0Cndsxs924q6nS1RXFASRl6BfUqdw"}"#;
+        let sig = ec.replace(r#""kid":"e""#, r#""kid":"s","use":"sig""#);
+        let keys = DecryptionKey::from_jwks(&format!(r#"{{"keys":[{ec},{sig}]}}"#)).unwrap();
+        assert_eq!(keys.len(), 1);
+        // Another point than `d`'s: refused.
+        let wrong = ec.replace("weNJy2", "xeNJy2");
+        assert!(DecryptionKey::from_jwk(&wrong).is_err());
+        let public = ec.replace(r#""d":"#, r#""not_d":"#);
+        assert!(DecryptionKey::from_jwk(&public).is_err());
+        let ops = ec.replace(r#""kid":"e""#, r#""kid":"e","key_ops":["sign"]"#);
+        assert!(DecryptionKey::from_jwk(&ops).is_err());
+        let alg = ec.replace(r#""kid":"e""#, r#""kid":"e","alg":"RSA1_5""#);
+        assert!(DecryptionKey::from_jwk(&alg).is_err());
+    }
 }

@@ -297,7 +297,7 @@ impl<C, R> JwtAuthLayer<C, R> {
     }
 
     /// Refuses every token that is not sender-constrained by a method this
-    /// layer verifies: bound by `cnf.jkt` with a [`dpop`](Self::dpop)
+    /// layer verifies: bound by `cnf.jkt` with a `dpop`
     /// policy, or by `cnf.x5t#S256` with an `mtls` policy (401
     /// `invalid_token`, [`AuthError::SenderConstraintRequired`](crate::AuthError::SenderConstraintRequired)).
     /// FAPI 2.0 Security Profile §5.3.3 (a resource server accepts only
@@ -316,23 +316,22 @@ impl<C, R> JwtAuthLayer<C, R> {
     }
 
     /// The resource-server rules of the FAPI 2.0 Security Profile (final,
-    /// February 2025) that live in the layer, on top of a [`dpop`](Self::dpop)
+    /// February 2025) that live in the layer, on top of a `dpop`
     /// and/or an `mtls` policy (set those too; alone this refuses every
     /// token):
     ///
-    /// - §5.3.4 (resource servers), 1 and 2: access tokens only in the
+    /// - §5.3.4 (requirements for resource servers): access tokens only in the
     ///   `Authorization` header (RFC 6750 §2.1), never in the query or the
     ///   body: the token sources become `Bearer` alone (the `DPoP` scheme
     ///   stays accepted with a DPoP policy);
-    /// - §5.3.4, 5 (with §5.3.2.1 on the authorization server's side):
-    ///   only sender-constrained tokens, by mTLS (RFC 8705) or DPoP (RFC
-    ///   9449): [`require_sender_constrained`](Self::require_sender_constrained).
+    /// - §5.3.4: only sender-constrained tokens, by mTLS (RFC 8705) or
+    ///   DPoP (RFC 9449): [`require_sender_constrained`](Self::require_sender_constrained).
     ///
     /// The verifier's part is [`VerifierBuilder::fapi2`](crate::VerifierBuilder::fapi2)
-    /// (§5.4: PS256, ES256 or EdDSA only). Validity, integrity, expiry
-    /// (§5.3.4, 3) are what every verifier checks; revocation status needs
-    /// a [`revocation`](Self::revocation) store or introspection, and
-    /// authorization (§5.3.4, 4) your guards.
+    /// (§5.4: PS256, ES256 or EdDSA only). Validity, integrity and expiry
+    /// (§5.3.4) are what every verifier checks; revocation status needs a
+    /// revocation store (feature `revocation`) or introspection, and
+    /// whether the token's authorization suffices (§5.3.4) your guards.
     ///
     /// ```
     /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
