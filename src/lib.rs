@@ -85,7 +85,9 @@ pub use verify::{TokenVerifier, Verified, Verifier, VerifierBuilder, VerifyFutur
     feature = "cache",
     feature = "redis",
     feature = "introspection",
-    feature = "dpop"
+    feature = "dpop",
+    feature = "ws",
+    feature = "utoipa"
 ))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

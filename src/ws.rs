@@ -63,6 +63,11 @@ use tokio::time::{Instant, Sleep};
 use crate::claims::{Found, find_token_claims};
 
 /// The reason sent with the 1008 close at the token's `exp`.
+///
+/// ```
+/// // What a browser's `close` event shows: code 1008, this reason.
+/// assert_eq!(tower_jwt_auth::ws::EXPIRED_REASON, "token expired");
+/// ```
 pub const EXPIRED_REASON: &str = "token expired";
 
 /// axum's `WebSocketUpgrade` and the `exp` of the token the auth layer
