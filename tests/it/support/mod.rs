@@ -10,6 +10,7 @@ pub mod oidc;
 pub mod pip;
 pub mod raw_http;
 pub mod redis;
+pub mod ws_client;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
