@@ -190,6 +190,13 @@ impl TokenSource {
     /// The Kubernetes prefix of a token in `Sec-WebSocket-Protocol`:
     /// `base64url.bearer.authorization.k8s.io.` (see
     /// [`TokenSource::WebSocketProtocol`]).
+    ///
+    /// ```
+    /// use tower_jwt_auth::TokenSource;
+    /// // A browser: new WebSocket(url, [prefix + token, "echo"])
+    /// let entry = format!("{}{}", TokenSource::KUBERNETES_PROTOCOL, "eyJ.eyJ.sig");
+    /// assert!(entry.starts_with("base64url.bearer.authorization.k8s.io."));
+    /// ```
     pub const KUBERNETES_PROTOCOL: &'static str = "base64url.bearer.authorization.k8s.io.";
 
     /// A `Sec-WebSocket-Protocol` source with this prefix (for example

@@ -82,6 +82,14 @@ use crate::reject::{DefaultRejection, OnRejection};
 
 /// A proxy whose headers about the original request [`ForwardAuth`]
 /// trusts, once declared with [`ForwardAuth::trust`].
+///
+/// ```
+/// # use tower_jwt_auth::{forward::{ForwardAuth, Proxy}, Algorithm, JwtAuthLayer, Key, Verifier};
+/// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
+/// // Behind Traefik's ForwardAuth middleware.
+/// let auth = ForwardAuth::new(JwtAuthLayer::new(verifier)).trust(Proxy::Traefik);
+/// # let _ = auth;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Proxy {
@@ -237,6 +245,13 @@ impl<C, R> ForwardAuth<C, R> {
     /// Answers subrequests with `layer` (its verifier, token sources,
     /// caches, binding, revocation, realm and rejection), no guard, the
     /// default claim headers, and no trusted proxy.
+    ///
+    /// ```
+    /// # use tower_jwt_auth::{forward::ForwardAuth, Algorithm, JwtAuthLayer, Key, Verifier};
+    /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
+    /// let auth = ForwardAuth::new(JwtAuthLayer::new(verifier).realm("api"));
+    /// # let _ = auth;
+    /// ```
     pub fn new(layer: JwtAuthLayer<C, R>) -> Self {
         ForwardAuth {
             layer,

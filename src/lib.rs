@@ -96,7 +96,9 @@ pub use verify::{BoxFuture, TokenVerifier, Verified, Verifier, VerifierBuilder};
     feature = "dpop",
     feature = "mtls",
     feature = "jsonrpc",
-    feature = "exchange"
+    feature = "exchange",
+    feature = "ws",
+    feature = "utoipa"
 ))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -58,10 +58,35 @@ use crate::guard::rules::{RequireRole, RequireScope};
 use crate::metadata::ResourceMetadata;
 
 /// The name of the `http` bearer scheme in `components.securitySchemes`.
+///
+/// ```
+/// use tower_jwt_auth::openapi::{Security, BEARER, OIDC};
+/// let mut doc = serde_json::json!({});
+/// Security::new().issuer("https://login.example.com").apply(&mut doc);
+/// let schemes = &doc["components"]["securitySchemes"];
+/// assert!(schemes[BEARER].is_object() && schemes[OIDC].is_object());
+/// ```
 pub const BEARER: &str = "bearer";
-/// The name of the `openIdConnect` scheme.
+/// The name of the `openIdConnect` scheme (with [`Security::issuer`]).
+///
+/// ```
+/// # use tower_jwt_auth::openapi::{Security, OIDC};
+/// let mut doc = serde_json::json!({});
+/// Security::new().issuer("https://login.example.com").apply(&mut doc);
+/// assert_eq!(
+///     doc["components"]["securitySchemes"][OIDC]["openIdConnectUrl"],
+///     "https://login.example.com/.well-known/openid-configuration"
+/// );
+/// ```
 pub const OIDC: &str = "oidc";
-/// The name of the `oauth2` scheme.
+/// The name of the `oauth2` scheme (with a flow).
+///
+/// ```
+/// # use tower_jwt_auth::openapi::{Security, OAUTH2};
+/// let mut doc = serde_json::json!({});
+/// Security::new().client_credentials("https://login.example.com/token").apply(&mut doc);
+/// assert_eq!(doc["components"]["securitySchemes"][OAUTH2]["type"], "oauth2");
+/// ```
 pub const OAUTH2: &str = "oauth2";
 
 /// One way to satisfy a route: all these scopes and roles.
@@ -74,6 +99,16 @@ struct Alternative {
 /// A guard whose demand a document can state: [`RequireScope`] and
 /// [`RequireRole`]. (Sealed: a predicate of [`RequireClaims`](crate::RequireClaims)
 /// has no OpenAPI form.)
+///
+/// ```
+/// use tower_jwt_auth::openapi::{Documented, Requirement};
+/// use tower_jwt_auth::RequireRole;
+///
+/// fn documented(guard: &impl Documented) -> Requirement {
+///     Requirement::authenticated().guard(guard)
+/// }
+/// # let _ = documented(&RequireRole::any(["admin"]));
+/// ```
 pub trait Documented: sealed::Sealed {
     #[doc(hidden)]
     fn demand(&self) -> Demand;
@@ -135,6 +170,12 @@ pub struct Requirement {
 
 impl Requirement {
     /// A valid token, nothing more (the auth layer alone).
+    ///
+    /// ```
+    /// # use tower_jwt_auth::openapi::Requirement;
+    /// let me = Requirement::authenticated();
+    /// # let _ = me;
+    /// ```
     pub fn authenticated() -> Self {
         Requirement {
             optional: false,
@@ -266,6 +307,12 @@ impl fmt::Debug for Security {
 
 impl Security {
     /// The `bearer` scheme alone, no route yet.
+    ///
+    /// ```
+    /// # use tower_jwt_auth::openapi::Security;
+    /// let security = Security::new();
+    /// # let _ = security;
+    /// ```
     pub fn new() -> Self {
         Security::default()
     }

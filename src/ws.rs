@@ -7,7 +7,9 @@
 //! the [`ExpiringSocket`] it hands to the application closes with
 //! **1008** (policy violation, reason `token expired`) at the token's
 //! `exp`: its [`recv`](ExpiringSocket::recv) then answers `None`, its
-//! [`send`](ExpiringSocket::send) an error.
+//! [`send`](ExpiringSocket::send) an error. With feature `revocation`,
+//! [`ExpiringUpgrade::revocation`] also closes it (reason `token revoked`)
+//! once the layer's revocation store says the token is revoked.
 //!
 //! Browsers cannot set `Authorization` on a WebSocket handshake: they
 //! offer the token as a subprotocol instead
@@ -49,6 +51,7 @@
 //! offer a protocol the server selects, or it fails the handshake.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -60,9 +63,22 @@ use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 use tokio::time::{Instant, Sleep};
 
-use crate::claims::{Found, find_token_claims};
+use crate::claims::{Found, RegisteredClaims, find_token_claims};
+
+/// The reason sent with the 1008 close when the revocation store says the
+/// token is revoked (see [`ExpiringUpgrade::revocation`]).
+///
+/// ```
+/// assert_eq!(tower_jwt_auth::ws::REVOKED_REASON, "token revoked");
+/// ```
+pub const REVOKED_REASON: &str = "token revoked";
 
 /// The reason sent with the 1008 close at the token's `exp`.
+///
+/// ```
+/// // What a browser's `close` event shows: code 1008, this reason.
+/// assert_eq!(tower_jwt_auth::ws::EXPIRED_REASON, "token expired");
+/// ```
 pub const EXPIRED_REASON: &str = "token expired";
 
 /// axum's `WebSocketUpgrade` and the `exp` of the token the auth layer
@@ -82,21 +98,41 @@ pub const EXPIRED_REASON: &str = "token expired";
 /// }
 /// # let _ = handler;
 /// ```
-#[derive(Debug)]
 pub struct ExpiringUpgrade {
     upgrade: WebSocketUpgrade,
     /// The token's `exp` (seconds since the epoch); `None`: no deadline
     /// (a token without `exp`, or no token on an optional route).
     exp: Option<i64>,
+    /// The admitted token's claims, for the revocation store.
+    claims: Option<RegisteredClaims>,
+    /// The revocation store and how often to ask it.
+    watch: Option<(std::sync::Arc<dyn Revocation>, Duration)>,
 }
+
+impl fmt::Debug for ExpiringUpgrade {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExpiringUpgrade")
+            .field("upgrade", &self.upgrade)
+            .field("exp", &self.exp)
+            .field("revocation", &self.watch.as_ref().map(|(_, every)| every))
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "revocation")]
+use crate::revocation::{Revocation, RevocationStatus};
+
+/// Without feature `revocation`, no store is ever set.
+#[cfg(not(feature = "revocation"))]
+trait Revocation: Send + Sync {}
 
 impl<S: Send + Sync> FromRequestParts<S> for ExpiringUpgrade {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let exp = match find_token_claims(&parts.extensions) {
-            Found::Claims(claims) => claims.registered().exp(),
-            Found::Anonymous => None,
+        let (exp, claims) = match find_token_claims(&parts.extensions) {
+            Found::Claims(claims) => (claims.registered().exp(), Some(claims.registered().clone())),
+            Found::Anonymous => (None, None),
             Found::OtherType | Found::NoLayer => {
                 tracing::error!(
                     "ExpiringUpgrade found no decision of JwtAuthLayer: add the layer to the \
@@ -108,7 +144,12 @@ impl<S: Send + Sync> FromRequestParts<S> for ExpiringUpgrade {
         let upgrade = WebSocketUpgrade::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        Ok(ExpiringUpgrade { upgrade, exp })
+        Ok(ExpiringUpgrade {
+            upgrade,
+            exp,
+            claims,
+            watch: None,
+        })
     }
 }
 
@@ -130,6 +171,28 @@ impl ExpiringUpgrade {
         I::Item: Into<Cow<'static, str>>,
     {
         self.upgrade = self.upgrade.protocols(protocols);
+        self
+    }
+
+    /// Also closes the socket (1008, [`REVOKED_REASON`]) when `store`
+    /// says the token is revoked, asked every `every` (feature
+    /// `revocation`; give it the layer's store). A store that cannot be
+    /// asked leaves the socket open until the next ask.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_jwt_auth::revocation::MemoryRevocation;
+    /// # use tower_jwt_auth::ws::ExpiringUpgrade;
+    /// # async fn handler(ws: ExpiringUpgrade, revoked: MemoryRevocation) -> axum::response::Response {
+    /// ws.revocation(revoked, Duration::from_secs(5)).on_upgrade(|_socket| async {})
+    /// # }
+    /// ```
+    #[cfg(feature = "revocation")]
+    pub fn revocation(mut self, store: impl Revocation, every: Duration) -> Self {
+        self.watch = Some((
+            std::sync::Arc::new(store),
+            every.max(Duration::from_millis(10)),
+        ));
         self
     }
 
@@ -164,8 +227,19 @@ impl ExpiringUpgrade {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let exp = self.exp;
-        self.upgrade
-            .on_upgrade(move |socket| callback(ExpiringSocket::new(socket, exp)))
+        let watch = match (self.watch, self.claims) {
+            (Some((store, every)), Some(claims)) => Some(Watch {
+                store,
+                claims,
+                interval: tokio::time::interval_at(Instant::now() + every, every),
+            }),
+            _ => None,
+        };
+        self.upgrade.on_upgrade(move |socket| {
+            let mut socket = ExpiringSocket::new(socket, exp);
+            socket.watch = watch;
+            callback(socket)
+        })
     }
 }
 
@@ -190,8 +264,38 @@ pub struct ExpiringSocket {
     socket: WebSocket,
     /// When the token expires; `None`: never.
     deadline: Option<Pin<Box<Sleep>>>,
-    /// Closed at the deadline.
+    /// The revocation store to ask now and then.
+    watch: Option<Watch>,
+    /// Closed (at the deadline, or revoked).
     expired: bool,
+}
+
+/// A revocation store asked every tick about the socket's token (never
+/// made without feature `revocation`).
+#[cfg_attr(not(feature = "revocation"), allow(dead_code))]
+struct Watch {
+    store: std::sync::Arc<dyn Revocation>,
+    claims: RegisteredClaims,
+    interval: tokio::time::Interval,
+}
+
+impl fmt::Debug for Watch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Watch").finish_non_exhaustive()
+    }
+}
+
+impl Watch {
+    /// Resolves when the store says the token is revoked.
+    async fn revoked(&mut self) {
+        loop {
+            self.interval.tick().await;
+            #[cfg(feature = "revocation")]
+            if self.store.check(&self.claims).await == RevocationStatus::Revoked {
+                return;
+            }
+        }
+    }
 }
 
 impl ExpiringSocket {
@@ -207,6 +311,7 @@ impl ExpiringSocket {
         ExpiringSocket {
             socket,
             deadline,
+            watch: None,
             expired: false,
         }
     }
@@ -226,16 +331,31 @@ impl ExpiringSocket {
         if self.expired {
             return None;
         }
-        let Some(deadline) = self.deadline.as_mut() else {
-            return self.socket.recv().await;
-        };
-        tokio::select! {
-            msg = self.socket.recv() => msg,
-            () = deadline.as_mut() => {
-                self.expire().await;
-                None
+        let ExpiringSocket {
+            socket,
+            deadline,
+            watch,
+            ..
+        } = self;
+        let deadline = async {
+            match deadline {
+                Some(d) => d.as_mut().await,
+                None => std::future::pending().await,
             }
-        }
+        };
+        let revoked = async {
+            match watch {
+                Some(w) => w.revoked().await,
+                None => std::future::pending().await,
+            }
+        };
+        let reason = tokio::select! {
+            msg = socket.recv() => return msg,
+            () = deadline => EXPIRED_REASON,
+            () = revoked => REVOKED_REASON,
+        };
+        self.close(reason).await;
+        None
     }
 
     /// Sends a message, unless the token has expired: then the socket is
@@ -259,7 +379,7 @@ impl ExpiringSocket {
             .as_ref()
             .is_some_and(|d| d.deadline() <= Instant::now());
         if due && !self.expired {
-            self.expire().await;
+            self.close(EXPIRED_REASON).await;
         }
         if self.expired {
             return Err(axum::Error::new("the token expired: the socket is closed"));
@@ -281,11 +401,11 @@ impl ExpiringSocket {
     }
 
     /// Sends the 1008 close (best effort: the peer may be gone).
-    async fn expire(&mut self) {
+    async fn close(&mut self, reason: &'static str) {
         self.expired = true;
         let frame = CloseFrame {
             code: close_code::POLICY,
-            reason: EXPIRED_REASON.into(),
+            reason: reason.into(),
         };
         let _ = self.socket.send(Message::Close(Some(frame))).await;
     }

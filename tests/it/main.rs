@@ -100,3 +100,5 @@ mod session;
 mod sources;
 mod vectors;
 mod verify;
+#[cfg(all(feature = "axum", feature = "ws", feature = "revocation"))]
+mod ws;

@@ -676,39 +676,11 @@ async fn websocket_handshake_selects_echo_never_the_token_and_refuses_two_tokens
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_websocket_client_is_closed_with_1008_when_its_token_expires() {
-    let node = crate::support::apt::ensure("node", "nodejs");
     let (idp, server) = with_issuer().await;
     let (token, exp) = short_lived(&idp, 3);
-    // Node 20 has the browser WebSocket behind a flag; 22 on, by default.
-    let has_websocket = std::process::Command::new(&node)
-        .args([
-            "-e",
-            "process.exit(typeof WebSocket === 'undefined' ? 1 : 0)",
-        ])
-        .status()
-        .unwrap()
-        .success();
-    let mut cmd = Command::new(&node);
-    if !has_websocket {
-        cmd.arg("--experimental-websocket");
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ws/client.mjs");
     let ws_url = server.base.replace("http://", "ws://") + "/ws";
-    let out = cmd
-        .arg(script)
-        .arg(&ws_url)
-        .arg(&token)
-        .output()
-        .await
-        .unwrap();
+    let seen = crate::support::ws_client::node(&ws_url, &token).await;
     let closed_at = now() as i64;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_closed_at_exp(&seen, closed_at, exp);
 }
 

@@ -11,6 +11,7 @@ pub mod pip;
 pub mod pki;
 pub mod raw_http;
 pub mod redis;
+pub mod ws_client;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
