@@ -291,7 +291,7 @@ impl Watch {
         loop {
             self.interval.tick().await;
             #[cfg(feature = "revocation")]
-            if self.store.check(&self.claims).await == RevocationStatus::Revoked {
+            if self.store.check_later(&self.claims).await == RevocationStatus::Revoked {
                 return;
             }
         }
