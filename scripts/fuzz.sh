@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the cargo-fuzz targets in fuzz/ (extract, jwks, verify, differential,
 # payload, jwe), each for a bounded time, starting from the checked-in corpus
-# fuzz/corpus/<target>. CI runs it for 60 s per target; run it longer on
+# fuzz/corpus/<target>. CI runs it for 40 s per target; run it longer on
 # demand:
 #
 #   scripts/fuzz.sh                  # 10 minutes per target, every target

@@ -13,61 +13,11 @@ use tokio::process::{Child, Command};
 
 /// The `redis-server` to run, installed first if need be.
 fn redis_server() -> &'static str {
-    static FOUND: OnceLock<Result<String, String>> = OnceLock::new();
-    match FOUND.get_or_init(find_or_install) {
-        Ok(path) => path,
-        Err(why) => panic!("{why}"),
-    }
-}
-
-fn on_path(name: &str) -> Option<String> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .map(|p| p.to_string_lossy().into_owned())
-}
-
-fn find_or_install() -> Result<String, String> {
-    if let Some(path) = on_path("redis-server") {
-        return Ok(path);
-    }
-    let hint = "redis-server is needed by the revocation and session tests and is not on the \
-                PATH; install it (Debian/Ubuntu: `apt-get install redis-server`, macOS: `brew \
-                install redis`) or run the tests as root on Debian so they install it";
-    let root = std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !root || on_path("apt-get").is_none() {
-        return Err(hint.to_owned());
-    }
-    eprintln!("redis-server not found: installing Debian's redis-server package with apt-get");
-    let install = || {
-        std::process::Command::new("apt-get")
-            .args([
-                "install",
-                "-y",
-                "-qq",
-                "--no-install-recommends",
-                "redis-server",
-            ])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !install() {
-        // A fresh machine may have no package lists yet.
-        let _ = std::process::Command::new("apt-get")
-            .args(["update", "-qq"])
-            .stdout(Stdio::null())
-            .status();
-        if !install() {
-            return Err(format!("apt-get could not install redis-server; {hint}"));
-        }
-    }
-    on_path("redis-server").ok_or_else(|| hint.to_owned())
+    // Installed (as root on Debian) by the one apt helper, which takes one
+    // install at a time: nginx, chromium and redis-server may be wanted by
+    // tests running in parallel.
+    static FOUND: OnceLock<String> = OnceLock::new();
+    FOUND.get_or_init(|| super::apt::ensure("redis-server", "redis-server"))
 }
 
 /// A `redis-server` on a free loopback port, killed on drop.
@@ -152,7 +102,7 @@ fn redis_cli() -> String {
     if cli.is_file() {
         return cli.to_string_lossy().into_owned();
     }
-    on_path("redis-cli")
+    super::apt::on_path("redis-cli")
         .expect("redis-cli is needed by the cluster tests (it comes with redis-server)")
 }
 
