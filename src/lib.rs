@@ -42,6 +42,7 @@ pub mod axum;
 #[cfg(feature = "cache")]
 pub mod cache;
 pub mod clock;
+pub mod delegation;
 #[cfg(feature = "dpop")]
 pub mod dpop;
 #[cfg(feature = "exchange")]
@@ -72,11 +73,10 @@ pub mod testing;
 pub mod ws;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
-pub use claims::{Actor, ActorChain, ClaimSource, Claims, JsonClaims, RegisteredClaims};
+pub use claims::{ClaimSource, Claims, JsonClaims, RegisteredClaims};
 pub use csrf::CsrfPolicy;
 pub use error::{AuthError, BuildError, ConfigError, ErrorKind, Outage, ShapeError};
 pub use extract::{FindToken, TokenSource};
-pub use guard::actor::RequireActor;
 pub use guard::rules::{RequireClaims, RequireRole, RequireScope};
 pub use guard::step_up::RequireStepUp;
 pub use key::Key;

@@ -73,7 +73,7 @@ impl Actor {
 /// The `act` chain of a token (RFC 8693 §4.1): the current actor first,
 /// then the one it acts for, and so on; empty when the token has no `act`.
 /// From [`Claims::act`](crate::Claims::act); a guard on it is
-/// [`RequireActor`](crate::RequireActor).
+/// [`RequireActor`](crate::delegation::RequireActor).
 ///
 /// ```
 /// # use tower_jwt_auth::{Algorithm, Claims, Key, Verifier};

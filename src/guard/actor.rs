@@ -30,7 +30,8 @@ use crate::reject::DefaultRejection;
 ///
 /// ```
 /// use axum::{routing::post, Router};
-/// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, RequireActor, Verifier};
+/// use tower_jwt_auth::delegation::RequireActor;
+/// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
 ///
 /// # fn main() -> Result<(), tower_jwt_auth::BuildError> {
 /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32])?).any_audience().build()?;
@@ -126,7 +127,8 @@ impl<R> RequireActor<R> {
     /// The same check from a handler: `Err` is the answer the guard would give.
     ///
     /// ```
-    /// use tower_jwt_auth::{Claims, RequireActor};
+    /// use tower_jwt_auth::Claims;
+    /// use tower_jwt_auth::delegation::RequireActor;
     ///
     /// fn by_gateway(claims: &Claims) -> bool {
     ///     RequireActor::any(["mcp-gateway"]).check(claims).is_ok()

@@ -1,7 +1,7 @@
 //! Authorization after authentication: the guard layers
 //! ([`RequireRole`](crate::RequireRole), [`RequireScope`](crate::RequireScope),
 //! [`RequireClaims`](crate::RequireClaims),
-//! [`RequireStepUp`](crate::RequireStepUp), [`RequireActor`](crate::RequireActor)),
+//! [`RequireStepUp`](crate::RequireStepUp), [`RequireActor`](crate::delegation::RequireActor)),
 //! their service [`Guard`] and its
 //! [`GuardFuture`]. What a guard answers, and whose claims it judges, is
 //! documented on [`Guard`].

@@ -14,7 +14,7 @@ use crate::reject::{DefaultRejection, GrpcCall, OnRejection, Refusal};
 
 /// The service made by the guard layers ([`RequireRole`](crate::RequireRole),
 /// [`RequireScope`](crate::RequireScope), [`RequireClaims`](crate::RequireClaims),
-/// [`RequireStepUp`](crate::RequireStepUp), [`RequireActor`](crate::RequireActor)).
+/// [`RequireStepUp`](crate::RequireStepUp), [`RequireActor`](crate::delegation::RequireActor)).
 ///
 /// **Whose claims a guard judges.** Every guard judges the decision of the
 /// *innermost* auth layer around it (the last one a request went through,

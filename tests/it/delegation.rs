@@ -13,9 +13,8 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use tower_jwt_auth::{
-    Algorithm, Claims, JwtAuthLayer, RequireActor, RequireRole, RequireScope, Verifier,
-};
+use tower_jwt_auth::delegation::RequireActor;
+use tower_jwt_auth::{Algorithm, Claims, JwtAuthLayer, RequireRole, RequireScope, Verifier};
 
 fn app() -> Router {
     let verifier = Verifier::builder()

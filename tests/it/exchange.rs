@@ -15,10 +15,11 @@ use base64::engine::general_purpose::STANDARD;
 use http::Request;
 use serde_json::Value;
 use tower::{Service, ServiceExt, service_fn};
+use tower_jwt_auth::delegation::RequireActor;
 use tower_jwt_auth::exchange::{ExchangeLayer, Target, TokenExchange};
 use tower_jwt_auth::introspection::ClientKey;
 use tower_jwt_auth::jwks::JwksCache;
-use tower_jwt_auth::{Algorithm, AuthError, Claims, RequireActor, Verifier};
+use tower_jwt_auth::{Algorithm, AuthError, Claims, Verifier};
 use tower_layer::Layer;
 
 const DOWNSTREAM: &str = "urn:tower-jwt-auth:downstream";
