@@ -284,7 +284,7 @@ pub(crate) fn read_plain(payload: &str) -> Option<RawClaims<'_>> {
 /// `payload` (the `payload` fuzz target).
 #[cfg(fuzzing)]
 pub(crate) fn plain_read_agrees(payload: &str) -> bool {
-    plain::agrees(payload)
+    super::plain::agrees(payload)
 }
 
 /// A member that is present, read as `T`. Unlike `Option<T>`'s own
