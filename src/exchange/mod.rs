@@ -20,7 +20,7 @@ use crate::clock::{Clock, SystemClock, unix_secs};
 use crate::error::{AuthError, BuildError};
 use crate::flight::{Flight, Flights, Joined};
 use crate::http;
-use crate::introspection::assertion::{add_client_auth, basic_authorization};
+use crate::introspection::assertion::{ClientCredentials, Credentials};
 use crate::introspection::{ClientAuth, ClientKey};
 use crate::store::PerformanceCache;
 
@@ -161,11 +161,7 @@ pub struct TokenExchange {
 struct Inner {
     url: Url,
     client: Client,
-    client_id: String,
-    client_secret: String,
-    auth: ClientAuth,
-    key: Option<ClientKey>,
-    basic: Option<String>,
+    credentials: ClientCredentials,
     limits: http::Limits,
     clock: Arc<dyn Clock>,
     /// Exchanged tokens by key. Performance cache: may forget; forgetting
@@ -183,8 +179,8 @@ impl fmt::Debug for TokenExchange {
         // No secret, no token.
         f.debug_struct("TokenExchange")
             .field("endpoint", &crate::text::redact_url(c.url.as_str()))
-            .field("client_id", &c.client_id)
-            .field("auth", &c.auth)
+            .field("client_id", &c.credentials.client_id)
+            .field("auth", &c.credentials.auth)
             .field("cached", &c.tokens.entry_count())
             .finish_non_exhaustive()
     }
@@ -218,10 +214,7 @@ impl TokenExchange {
     pub fn builder(url: impl Into<String>) -> TokenExchangeBuilder {
         TokenExchangeBuilder {
             url: url.into(),
-            client_id: None,
-            client_secret: String::new(),
-            auth: ClientAuth::default(),
-            key: None,
+            credentials: Credentials::default(),
             client: None,
             limits: http::Limits {
                 timeout: DEFAULT_TIMEOUT,
@@ -362,19 +355,12 @@ impl Inner {
             form.push_str("&scope=");
             http::form_encode(&target.scopes.join(" "), &mut form);
         }
-        add_client_auth(
-            &mut form,
-            self.auth,
-            &self.client_id,
-            &self.client_secret,
-            self.key.as_ref(),
-            self.url.as_str(),
-            || unix_secs(&*self.clock),
-        )?;
+        self.credentials
+            .add_to_form(&mut form, self.url.as_str(), || unix_secs(&*self.clock))?;
         let post = http::Post {
             client: &self.client,
             url: &self.url,
-            authorization: self.basic.as_deref(),
+            authorization: self.credentials.authorization(),
             accept: "application/json",
             form,
             limits: &self.limits,
@@ -426,10 +412,7 @@ impl Inner {
 #[must_use]
 pub struct TokenExchangeBuilder {
     url: String,
-    client_id: Option<String>,
-    client_secret: String,
-    auth: ClientAuth,
-    key: Option<ClientKey>,
+    credentials: Credentials,
     client: Option<Client>,
     limits: http::Limits,
     max_entries: u64,
@@ -441,8 +424,8 @@ impl fmt::Debug for TokenExchangeBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenExchangeBuilder")
             .field("url", &crate::text::redact_url(&self.url))
-            .field("client_id", &self.client_id)
-            .field("auth", &self.auth)
+            .field("client_id", &self.credentials.client_id)
+            .field("auth", &self.credentials.auth)
             .finish_non_exhaustive()
     }
 }
@@ -455,23 +438,21 @@ impl TokenExchangeBuilder {
         client_id: impl Into<String>,
         client_secret: impl Into<String>,
     ) -> Self {
-        self.client_id = Some(client_id.into());
-        self.client_secret = client_secret.into();
+        self.credentials
+            .secret(client_id.into(), client_secret.into());
         self
     }
 
     /// How the client authenticates with its secret.
     pub fn client_auth(mut self, auth: ClientAuth) -> Self {
-        self.auth = auth;
+        self.credentials.auth = auth;
         self
     }
 
     /// `private_key_jwt` (RFC 7523) with the client's private key; the
     /// assertions' audience is the token endpoint URL.
     pub fn private_key_jwt(mut self, client_id: impl Into<String>, key: ClientKey) -> Self {
-        self.client_id = Some(client_id.into());
-        self.auth = ClientAuth::PrivateKeyJwt;
-        self.key = Some(key);
+        self.credentials.private_key_jwt(client_id.into(), key);
         self
     }
 
@@ -528,19 +509,10 @@ impl TokenExchangeBuilder {
         })?;
         http::check_url(&url, self.limits.allow_http).map_err(|e| BuildError::config("url", e))?;
         self.limits.check("TokenExchangeBuilder")?;
-        let client_id = self.client_id.ok_or_else(|| {
-            BuildError::config(
-                "client_credentials",
-                "the token exchange client needs credentials; call \
-                 .client_credentials(id, secret) or .private_key_jwt(id, key)",
-            )
-        })?;
-        if self.auth == ClientAuth::PrivateKeyJwt && self.key.is_none() {
-            return Err(BuildError::config(
-                "client_auth",
-                "private_key_jwt needs the client's private key: call .private_key_jwt(id, key)",
-            ));
-        }
+        let credentials = self.credentials.build(
+            "the token exchange client needs credentials; call \
+             .client_credentials(id, secret) or .private_key_jwt(id, key)",
+        )?;
         if self.max_calls == 0 {
             return Err(BuildError::config(
                 "max_concurrent_calls",
@@ -552,8 +524,6 @@ impl TokenExchangeBuilder {
             None => http::default_client(self.limits.timeout)
                 .map_err(|e| BuildError::config("client", e))?,
         };
-        let basic = (self.auth == ClientAuth::SecretBasic)
-            .then(|| basic_authorization(&client_id, &self.client_secret));
         let tokens = moka::sync::Cache::builder()
             .max_capacity(self.max_entries)
             .eviction_policy(moka::policy::EvictionPolicy::lru())
@@ -563,11 +533,7 @@ impl TokenExchangeBuilder {
             inner: Arc::new(Inner {
                 url,
                 client,
-                client_id,
-                client_secret: self.client_secret,
-                auth: self.auth,
-                key: self.key,
-                basic,
+                credentials,
                 limits: self.limits,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 tokens: PerformanceCache::may_forget(tokens, "a token exchange"),

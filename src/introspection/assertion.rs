@@ -121,43 +121,108 @@ impl ClientKey {
     }
 }
 
-/// Adds the client authentication of `auth` to a token-endpoint or
-/// introspection form (RFC 6749 §2.3.1, RFC 7523 §2.2): `client_id` and
-/// `client_secret` for `client_secret_post`, a fresh assertion towards
-/// `audience` for `private_key_jwt`, nothing for `client_secret_basic`
-/// (its header is [`basic_authorization`]). The one home of the rule, for
-/// the introspection and token exchange clients.
-pub(crate) fn add_client_auth(
-    form: &mut String,
-    auth: super::ClientAuth,
-    client_id: &str,
-    client_secret: &str,
-    key: Option<&ClientKey>,
-    audience: &str,
-    now: impl FnOnce() -> Result<f64, AuthError>,
-) -> Result<(), AuthError> {
-    match (auth, key) {
-        (super::ClientAuth::SecretPost, _) => {
-            form.push_str("&client_id=");
-            crate::http::form_encode(client_id, form);
-            form.push_str("&client_secret=");
-            crate::http::form_encode(client_secret, form);
-        }
-        (super::ClientAuth::PrivateKeyJwt, Some(key)) => {
-            let assertion = key.assertion(client_id, audience, now()?)?;
-            form.push_str("&client_assertion_type=");
-            crate::http::form_encode(ASSERTION_TYPE, form);
-            form.push_str("&client_assertion=");
-            form.push_str(&assertion);
-        }
-        _ => {}
+/// A client's credentials at the authorization server as a builder
+/// collects them: the one home of the client-authentication settings of
+/// the introspection and token exchange clients (RFC 6749 §2.3.1,
+/// RFC 7523 §2.2).
+#[derive(Default)]
+pub(crate) struct Credentials {
+    pub(crate) client_id: Option<String>,
+    client_secret: String,
+    pub(crate) auth: super::ClientAuth,
+    key: Option<ClientKey>,
+}
+
+impl Credentials {
+    /// An id and a secret (sent as `auth` says).
+    pub(crate) fn secret(&mut self, client_id: String, client_secret: String) {
+        self.client_id = Some(client_id);
+        self.client_secret = client_secret;
     }
-    Ok(())
+
+    /// `private_key_jwt` with `key`; no secret travels.
+    pub(crate) fn private_key_jwt(&mut self, client_id: String, key: ClientKey) {
+        self.client_id = Some(client_id);
+        self.client_secret = String::new();
+        self.key = Some(key);
+        self.auth = super::ClientAuth::PrivateKeyJwt;
+    }
+
+    /// Checks the settings once, at build time; `missing` is the message
+    /// when no credentials were given.
+    pub(crate) fn build(self, missing: &'static str) -> Result<ClientCredentials, BuildError> {
+        let client_id = self
+            .client_id
+            .ok_or_else(|| BuildError::config("client_credentials", missing))?;
+        if self.auth == super::ClientAuth::PrivateKeyJwt && self.key.is_none() {
+            return Err(BuildError::config(
+                "client_auth",
+                "private_key_jwt needs the client's private key: call .private_key_jwt(id, key)",
+            ));
+        }
+        let basic = (self.auth == super::ClientAuth::SecretBasic)
+            .then(|| basic_authorization(&client_id, &self.client_secret));
+        Ok(ClientCredentials {
+            client_id,
+            client_secret: self.client_secret,
+            auth: self.auth,
+            key: self.key,
+            basic,
+        })
+    }
+}
+
+/// Checked credentials, as a client sends them on each call.
+pub(crate) struct ClientCredentials {
+    pub(crate) client_id: String,
+    client_secret: String,
+    pub(crate) auth: super::ClientAuth,
+    key: Option<ClientKey>,
+    /// The `Authorization` value of `client_secret_basic`, made once.
+    basic: Option<String>,
+}
+
+impl ClientCredentials {
+    /// The `Authorization` header of `client_secret_basic`, if that is the
+    /// method.
+    pub(crate) fn authorization(&self) -> Option<&str> {
+        self.basic.as_deref()
+    }
+
+    /// Adds the client authentication to a token-endpoint or introspection
+    /// form: `client_id` and `client_secret` for `client_secret_post`, a
+    /// fresh assertion towards `audience` for `private_key_jwt`, nothing
+    /// for `client_secret_basic` (its header is
+    /// [`authorization`](Self::authorization)).
+    pub(crate) fn add_to_form(
+        &self,
+        form: &mut String,
+        audience: &str,
+        now: impl FnOnce() -> Result<f64, AuthError>,
+    ) -> Result<(), AuthError> {
+        match (self.auth, &self.key) {
+            (super::ClientAuth::SecretPost, _) => {
+                form.push_str("&client_id=");
+                crate::http::form_encode(&self.client_id, form);
+                form.push_str("&client_secret=");
+                crate::http::form_encode(&self.client_secret, form);
+            }
+            (super::ClientAuth::PrivateKeyJwt, Some(key)) => {
+                let assertion = key.assertion(&self.client_id, audience, now()?)?;
+                form.push_str("&client_assertion_type=");
+                crate::http::form_encode(ASSERTION_TYPE, form);
+                form.push_str("&client_assertion=");
+                form.push_str(&assertion);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// The `Authorization` value of `client_secret_basic`: the form-encoded id
 /// and secret (RFC 6749 §2.3.1).
-pub(crate) fn basic_authorization(client_id: &str, client_secret: &str) -> String {
+fn basic_authorization(client_id: &str, client_secret: &str) -> String {
     let mut pair = String::new();
     crate::http::form_encode(client_id, &mut pair);
     pair.push(':');

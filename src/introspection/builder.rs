@@ -19,10 +19,7 @@ pub struct IntrospectorBuilder {
     /// The endpoint, or the issuer when `discover`.
     url: String,
     discover: bool,
-    client_id: Option<String>,
-    client_secret: String,
-    auth: ClientAuth,
-    key: Option<ClientKey>,
+    credentials: assertion::Credentials,
     assertion_audience: Option<String>,
     signed_answers: Option<(JwksCache, String)>,
     client: Option<Client>,
@@ -48,8 +45,8 @@ impl fmt::Debug for IntrospectorBuilder {
         f.debug_struct("IntrospectorBuilder")
             .field("url", &crate::text::redact_url(&self.url))
             .field("discover", &self.discover)
-            .field("client_id", &self.client_id)
-            .field("auth", &self.auth)
+            .field("client_id", &self.credentials.client_id)
+            .field("auth", &self.credentials.auth)
             .field("issuers", &self.issuers)
             .field("audiences", &self.audiences)
             .finish_non_exhaustive()
@@ -62,10 +59,7 @@ impl IntrospectorBuilder {
         IntrospectorBuilder {
             url,
             discover,
-            client_id: None,
-            client_secret: String::new(),
-            auth: ClientAuth::default(),
-            key: None,
+            credentials: assertion::Credentials::default(),
             assertion_audience: None,
             signed_answers: None,
             client: None,
@@ -96,14 +90,14 @@ impl IntrospectorBuilder {
         client_id: impl Into<String>,
         client_secret: impl Into<String>,
     ) -> Self {
-        self.client_id = Some(client_id.into());
-        self.client_secret = client_secret.into();
+        self.credentials
+            .secret(client_id.into(), client_secret.into());
         self
     }
 
     /// How the credentials are sent (default [`ClientAuth::SecretBasic`]).
     pub fn client_auth(mut self, auth: ClientAuth) -> Self {
-        self.auth = auth;
+        self.credentials.auth = auth;
         self
     }
 
@@ -113,10 +107,7 @@ impl IntrospectorBuilder {
     /// [`client_assertion_audience`](IntrospectorBuilder::client_assertion_audience)
     /// says otherwise, a random `jti`, valid 60 s). No secret travels.
     pub fn private_key_jwt(mut self, client_id: impl Into<String>, key: ClientKey) -> Self {
-        self.client_id = Some(client_id.into());
-        self.client_secret = String::new();
-        self.key = Some(key);
-        self.auth = ClientAuth::PrivateKeyJwt;
+        self.credentials.private_key_jwt(client_id.into(), key);
         self
     }
 
@@ -362,27 +353,16 @@ impl IntrospectorBuilder {
                 ),
             ));
         }
-        let client_id = self.client_id.ok_or_else(|| {
-            BuildError::config(
-                "client_credentials",
-                "the introspector needs the resource server's client credentials; \
-                 call .client_credentials(id, secret) or .private_key_jwt(id, key)",
-            )
-        })?;
-        if self.auth == ClientAuth::PrivateKeyJwt && self.key.is_none() {
-            return Err(BuildError::config(
-                "client_auth",
-                "private_key_jwt needs the client's private key: call .private_key_jwt(id, key)",
-            ));
-        }
+        let credentials = self.credentials.build(
+            "the introspector needs the resource server's client credentials; \
+             call .client_credentials(id, secret) or .private_key_jwt(id, key)",
+        )?;
         crate::verify::check_rules_config(&self.audiences, self.any_audience, self.leeway)?;
         let client = match self.client {
             Some(client) => client,
             None => http::default_client(self.limits.timeout)
                 .map_err(|e| BuildError::config("client", e))?,
         };
-        let basic = (self.auth == ClientAuth::SecretBasic)
-            .then(|| assertion::basic_authorization(&client_id, &self.client_secret));
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let signed_answers = match self.signed_answers {
             None => None,
@@ -391,7 +371,7 @@ impl IntrospectorBuilder {
                 let verifier = Verifier::builder()
                     .jwks_cache(keys)
                     .issuer(as_issuer)
-                    .audience(client_id.clone())
+                    .audience(credentials.client_id.clone())
                     .typ("token-introspection+jwt")
                     .allow_missing_exp()
                     .leeway(self.leeway)
@@ -432,13 +412,9 @@ impl IntrospectorBuilder {
                     tokio::sync::OnceCell::new_with(Some(url))
                 },
                 client,
-                client_id,
-                client_secret: self.client_secret,
-                auth: self.auth,
-                key: self.key,
+                credentials,
                 assertion_audience: self.assertion_audience,
                 signed_answers,
-                basic,
                 limits: self.limits,
                 issuers: self.issuers,
                 audiences: self.audiences,

@@ -148,21 +148,16 @@ impl Inner {
         http::form_encode(token, &mut form);
         form.push_str("&token_type_hint=access_token");
         let audience = self.assertion_audience.as_deref().unwrap_or(url.as_str());
-        if let Err(e) = assertion::add_client_auth(
-            &mut form,
-            self.auth,
-            &self.client_id,
-            &self.client_secret,
-            self.key.as_ref(),
-            audience,
-            || unix_secs(&*self.clock),
-        ) {
+        if let Err(e) = self
+            .credentials
+            .add_to_form(&mut form, audience, || unix_secs(&*self.clock))
+        {
             return Ok(Err(e));
         }
         let post = http::Post {
             client: &self.client,
             url,
-            authorization: self.basic.as_deref(),
+            authorization: self.credentials.authorization(),
             accept: if self.signed_answers.is_some() {
                 SIGNED_ANSWER
             } else {

@@ -159,17 +159,12 @@ struct Inner {
     /// fail at once with its reason instead of queueing for another.
     discovery_failed: Mutex<Option<(std::time::Instant, String)>>,
     client: Client,
-    client_id: String,
-    client_secret: String,
-    auth: ClientAuth,
-    /// The private key of `private_key_jwt`, and the assertions' `aud`
-    /// (`None`: the endpoint URL).
-    key: Option<ClientKey>,
+    /// How the client authenticates, and the assertions' `aud` of
+    /// `private_key_jwt` (`None`: the endpoint URL).
+    credentials: assertion::ClientCredentials,
     assertion_audience: Option<String>,
     /// Verifies RFC 9701 signed answers, when asked for.
     signed_answers: Option<Verifier>,
-    /// `Authorization` header value for `client_secret_basic`.
-    basic: Option<String>,
     /// The call's timeout, answer size and HTTP rule.
     limits: http::Limits,
     issuers: Vec<String>,
@@ -223,8 +218,8 @@ impl fmt::Debug for Introspector {
         // No secret, no token.
         f.debug_struct("Introspector")
             .field("endpoint", &c.endpoint_name())
-            .field("client_id", &c.client_id)
-            .field("auth", &c.auth)
+            .field("client_id", &c.credentials.client_id)
+            .field("auth", &c.credentials.auth)
             .field("issuers", &c.issuers)
             .field("audiences", &c.audiences)
             .field("max_ttl_secs", &c.max_ttl)
