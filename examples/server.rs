@@ -45,7 +45,7 @@
 //! | `GET /maybe` | optional: `{"sub": null}` without a token, the `sub` with a valid one, 401 with a bad one |
 //! | `GET /.well-known/oauth-protected-resource{path of JWT_RESOURCE}` | the RFC 9728 metadata, listing `JWT_ISSUER` (or the built-in issuer) |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of `/me`, `/admin`, `/write` and `/maybe`: security schemes from the issuer, each operation's requirement from the routes' own guards; no authentication |
-//! | `GET /ws` | WebSocket echo (subprotocol `echo` selected when offered); token from `Authorization`, the cookie, or `Sec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io.<token>`; closed with 1008 when the token expires |
+//! | `GET /ws` | WebSocket echo (subprotocol `echo` selected when offered); token from `Authorization`, the cookie, or `Sec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io.<token>` (the token base64url-encoded as `kubectl` sends it, or as it is); closed with 1008 when the token expires |
 //! | `GET /auth` (any method) | forward-auth for nginx `auth_request` / Traefik `ForwardAuth`: 200 with `X-Auth-Request-User`/`-Email`/`-Groups`, or the 401/403 of the layer and of `/admin`'s and `/write`'s rules applied to the original path (with `JWT_TRUST_FORWARDED`) |
 //! | `POST /logout` | with `JWT_REDIS_URL`: revokes the calling token (its `jti`, or its token id when it has none) for every server of the fleet; 204 |
 //! | `POST /admin/revoke-subject` | with `JWT_REDIS_URL`: `{"sub": "..."}`, role `admin`: revokes every token of that subject issued up to now; 204 (403 without the role) |

@@ -2,6 +2,7 @@
 //! cookie, another header, a query parameter, or the application's own
 //! [`FindToken`], tried in the order the application sets.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -131,10 +132,14 @@ pub enum TokenSource {
     /// subprotocols (`new WebSocket(url, [prefix + token, "echo"])`).
     /// [`TokenSource::KUBERNETES_PROTOCOL`] is the Kubernetes prefix.
     ///
-    /// The token follows the prefix as it is: a compact JWS (base64url
-    /// segments joined by `.`) is already a valid subprotocol name.
-    /// (Kubernetes' own clients base64url-encode the token once more; that
-    /// form is not decoded here, and is refused as malformed.) Two entries
+    /// With any other prefix the token follows it as it is: a compact JWS
+    /// (base64url segments joined by `.`) is already a valid subprotocol
+    /// name. With [`TokenSource::KUBERNETES_PROTOCOL`] the value is read as
+    /// Kubernetes reads it: the token base64url-encoded without padding,
+    /// which is what `kubectl` and client-go send; a value with a `.` (a
+    /// compact JWS put there as it is, by a browser client) is taken as it
+    /// is, since `.` is never base64url. A value that is neither is
+    /// refused as malformed. Two entries
     /// with the prefix are refused with 400 `invalid_request`. The
     /// handshake answer never names the token entry: axum's
     /// `WebSocketUpgrade::protocols` selects only a protocol the server
@@ -241,13 +246,13 @@ impl TokenSource {
         uri: &'r Uri,
         headers: &'r HeaderMap,
         dpop: bool,
-    ) -> Result<Option<(&'r str, bool)>, AuthError> {
+    ) -> Result<Option<(Cow<'r, str>, bool)>, AuthError> {
         match self {
             TokenSource::Bearer => match single(headers, &AUTHORIZATION)? {
                 None => Ok(None),
                 Some(value) => match bearer(value)? {
-                    Some(token) => Ok(Some((token, false))),
-                    None if dpop => Ok(dpop_token(value)?.map(|t| (t, true))),
+                    Some(token) => Ok(Some((Cow::Borrowed(token), false))),
+                    None if dpop => Ok(dpop_token(value)?.map(|t| (Cow::Borrowed(t), true))),
                     None => Ok(None),
                 },
             },
@@ -259,26 +264,28 @@ impl TokenSource {
         &self,
         uri: &'r Uri,
         headers: &'r HeaderMap,
-    ) -> Result<Option<&'r str>, AuthError> {
+    ) -> Result<Option<Cow<'r, str>>, AuthError> {
         // (Cookies are looked up by `cookie`, which refuses conflicting values.)
-        match self {
+        let found = match self {
             TokenSource::Bearer => match single(headers, &AUTHORIZATION)? {
-                None => Ok(None),
-                Some(value) => bearer(value),
+                None => None,
+                Some(value) => bearer(value)?,
             },
             TokenSource::Header(name) => match single(headers, name)? {
-                None => Ok(None),
+                None => None,
                 Some(value) => match bearer(value)? {
-                    Some(token) => Ok(Some(token)),
-                    None if value.is_empty() => Ok(None),
-                    None => Ok(Some(value)),
+                    Some(token) => Some(token),
+                    None if value.is_empty() => None,
+                    None => Some(value),
                 },
             },
-            TokenSource::Cookie(name) => cookie(headers, name),
-            TokenSource::Query(name) => query(uri, name),
-            TokenSource::WebSocketProtocol(prefix) => subprotocol(headers, prefix),
-            TokenSource::Custom(find) => find.find(uri, headers),
-        }
+            TokenSource::Cookie(name) => cookie(headers, name)?,
+            TokenSource::Query(name) => query(uri, name)?,
+            // The one source that may decode, so the one owned token.
+            TokenSource::WebSocketProtocol(prefix) => return subprotocol(headers, prefix),
+            TokenSource::Custom(find) => find.find(uri, headers)?,
+        };
+        Ok(found.map(Cow::Borrowed))
     }
 }
 
@@ -383,7 +390,12 @@ fn query<'r>(uri: &'r Uri, name: &str) -> Result<Option<&'r str>, AuthError> {
 /// The token of the one `Sec-WebSocket-Protocol` entry that starts with
 /// `prefix` (entries are comma-separated, in one or more header lines);
 /// two such entries are an ambiguous credential, even with one value.
-fn subprotocol<'r>(headers: &'r HeaderMap, prefix: &str) -> Result<Option<&'r str>, AuthError> {
+/// After the Kubernetes prefix, a value without `.` is the token in
+/// base64url ([`TokenSource::WebSocketProtocol`]).
+fn subprotocol<'r>(
+    headers: &'r HeaderMap,
+    prefix: &str,
+) -> Result<Option<Cow<'r, str>>, AuthError> {
     let mut found: Option<&'r str> = None;
     let entries = headers
         .get_all(SEC_WEBSOCKET_PROTOCOL)
@@ -405,14 +417,33 @@ fn subprotocol<'r>(headers: &'r HeaderMap, prefix: &str) -> Result<Option<&'r st
         }
         found = Some(token);
     }
-    Ok(found)
+    match found {
+        Some(value) if prefix == TokenSource::KUBERNETES_PROTOCOL && !value.contains('.') => {
+            kubernetes_token(value).map(|t| Some(Cow::Owned(t)))
+        }
+        other => Ok(other.map(Cow::Borrowed)),
+    }
+}
+
+/// The token a Kubernetes client sent: strict unpadded base64url of a
+/// non-empty run of visible ASCII (what any other source could carry).
+fn kubernetes_token(value: &str) -> Result<String, AuthError> {
+    const MALFORMED: AuthError =
+        AuthError::Malformed("the Kubernetes subprotocol token is not base64url of a token");
+    let bytes = crate::b64::decode(value.as_bytes()).ok_or(MALFORMED)?;
+    if bytes.is_empty() || !bytes.iter().all(|b| b.is_ascii_graphic()) {
+        return Err(MALFORMED);
+    }
+    String::from_utf8(bytes).map_err(|_| MALFORMED)
 }
 
 /// A token, and whether it came from an ambient source (a cookie, which a
 /// browser sends on cross-site requests too).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Located<'r> {
-    pub(crate) token: &'r str,
+    /// Borrowed from the request, or decoded from it (the Kubernetes
+    /// subprotocol form).
+    pub(crate) token: Cow<'r, str>,
     /// From a source a browser sends on its own: the CSRF checks apply.
     pub(crate) ambient: bool,
     /// Sent with the `Authorization: DPoP` scheme.
@@ -461,7 +492,13 @@ mod tests {
     ) -> Result<Option<&'r str>, AuthError> {
         static URI: std::sync::OnceLock<Uri> = std::sync::OnceLock::new();
         let uri = URI.get_or_init(|| Uri::from_static("/"));
-        super::find_token(sources, uri, headers, false).map(|l| l.map(|l| l.token))
+        // (These sources only borrow: only the Kubernetes form decodes.)
+        super::find_token(sources, uri, headers, false).map(|l| {
+            l.map(|l| match l.token {
+                Cow::Borrowed(token) => token,
+                Cow::Owned(token) => panic!("{token} was decoded"),
+            })
+        })
     }
 
     #[test]
@@ -472,12 +509,12 @@ mod tests {
         let found = super::find_token(&[TokenSource::Bearer], &uri, &h, true)
             .unwrap()
             .unwrap();
-        assert_eq!((found.token, found.dpop), ("a.b.c", true));
+        assert_eq!((&*found.token, found.dpop), ("a.b.c", true));
         let h = headers(&[("authorization", "Bearer a.b.c")]);
         let found = super::find_token(&[TokenSource::Bearer], &uri, &h, true)
             .unwrap()
             .unwrap();
-        assert_eq!((found.token, found.dpop), ("a.b.c", false));
+        assert_eq!((&*found.token, found.dpop), ("a.b.c", false));
         let h = headers(&[("authorization", "dpop ")]);
         assert!(super::find_token(&[TokenSource::Bearer], &uri, &h, true).is_err());
     }
@@ -631,12 +668,11 @@ mod subprotocol_tests {
     #[test]
     fn the_token_entry_among_the_offered_protocols() {
         let line = format!("echo, {K8S}a.b.c , chat");
-        assert_eq!(subprotocol(&offered(&[&line]), K8S).unwrap(), Some("a.b.c"));
+        let h = offered(&[&line]);
+        assert_eq!(subprotocol(&h, K8S).unwrap().as_deref(), Some("a.b.c"));
         let split = format!("{K8S}a.b.c");
-        assert_eq!(
-            subprotocol(&offered(&["echo", &split]), K8S).unwrap(),
-            Some("a.b.c")
-        );
+        let h = offered(&["echo", &split]);
+        assert_eq!(subprotocol(&h, K8S).unwrap().as_deref(), Some("a.b.c"));
         assert_eq!(subprotocol(&offered(&["echo, chat"]), K8S).unwrap(), None);
         assert_eq!(subprotocol(&HeaderMap::new(), K8S).unwrap(), None);
         // Another prefix is another source.
@@ -659,6 +695,84 @@ mod subprotocol_tests {
         }
         let err = subprotocol(&offered(&[&format!("echo, {K8S}")]), K8S).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Unauthenticated);
+    }
+}
+
+#[cfg(test)]
+mod kubernetes_tests {
+    use super::*;
+    use http::HeaderValue;
+
+    const K8S: &str = TokenSource::KUBERNETES_PROTOCOL;
+
+    fn entry(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let line = format!("{K8S}{value}, echo");
+        h.append(
+            SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_str(&line).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn kubernetes_clients_base64url_encode_the_token_and_it_is_decoded() {
+        // What client-go and kubectl send: base64url, no padding.
+        let jws = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln";
+        let sent = crate::b64::encode(jws);
+        assert!(!sent.contains('.'));
+        let h = entry(&sent);
+        assert_eq!(subprotocol(&h, K8S).unwrap().unwrap(), jws);
+        // An opaque token too (no dots, decoded all the same).
+        let h = entry(&crate::b64::encode("opaque-1"));
+        assert_eq!(subprotocol(&h, K8S).unwrap().as_deref(), Some("opaque-1"));
+        // A compact JWS as it is (browsers written to the raw form): a
+        // `.` is never base64url, so the two forms cannot be confused.
+        let h = entry(jws);
+        assert_eq!(subprotocol(&h, K8S).unwrap().unwrap(), jws);
+    }
+
+    #[test]
+    fn an_encoded_value_that_is_not_strict_base64url_or_decodes_to_no_token_is_refused() {
+        for bad in [
+            "a",                               // not a whole base64url length
+            "YWJj!",                           // outside the alphabet
+            "YR",                              // non-zero trailing bits
+            &crate::b64::encode("a b"),        // decodes to a space
+            &crate::b64::encode("a\u{7f}b"),   // decodes to a control byte
+            &crate::b64::encode([0xff, 0xfe]), // decodes to no UTF-8
+            &crate::b64::encode(""),           // decodes to nothing (empty)
+        ] {
+            let h = entry(bad);
+            match subprotocol(&h, K8S).map(|t| t.map(|t| t.into_owned())) {
+                Err(e) => assert_eq!(e.kind(), crate::ErrorKind::Unauthenticated, "{bad:?}"),
+                Ok(t) => panic!("{bad:?} gave {t:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn another_prefix_takes_the_value_as_it_is() {
+        let mut h = HeaderMap::new();
+        let sent = crate::b64::encode("opaque-1");
+        let line = format!("app.token.{sent}");
+        h.append(
+            SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_str(&line).unwrap(),
+        );
+        let found = subprotocol(&h, "app.token.").unwrap();
+        assert_eq!(found.as_deref(), Some(sent.as_str()));
+    }
+
+    #[test]
+    fn the_layer_finds_the_decoded_token() {
+        let sent = crate::b64::encode("a.b.c");
+        let h = entry(&sent);
+        let uri = Uri::from_static("/ws");
+        let sources = [TokenSource::websocket_protocol(K8S)];
+        let found = find_token(&sources, &uri, &h, false).unwrap().unwrap();
+        assert_eq!(found.token, "a.b.c");
+        assert!(!found.ambient);
     }
 }
 

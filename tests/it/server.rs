@@ -660,6 +660,15 @@ async fn websocket_handshake_selects_echo_never_the_token_and_refuses_two_tokens
         .iter()
         .collect();
     assert_eq!(selected, ["echo"]);
+    // The Kubernetes form: the token base64url-encoded after the prefix.
+    let encoded = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&token)
+    };
+    let res = handshake(format!("{}, echo", entry(&encoded)))
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 101);
     // Two token entries: 400, whatever they hold.
     let two = format!("{}, {}, echo", entry(&token), entry(&token));
     let res = handshake(two).await.unwrap();
@@ -680,6 +689,16 @@ async fn a_node_websocket_client_is_closed_with_1008_when_its_token_expires() {
     let (token, exp) = short_lived(&idp, 3);
     let ws_url = server.base.replace("http://", "ws://") + "/ws";
     let seen = crate::support::ws_client::node(&ws_url, &token).await;
+    let closed_at = now() as i64;
+    assert_closed_at_exp(&seen, closed_at, exp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_client_sending_the_kubernetes_encoded_form_is_served_and_closed_at_exp() {
+    let (idp, server) = with_issuer().await;
+    let (token, exp) = short_lived(&idp, 2);
+    let ws_url = server.base.replace("http://", "ws://") + "/ws";
+    let seen = crate::support::ws_client::node_encoded(&ws_url, &token).await;
     let closed_at = now() as i64;
     assert_closed_at_exp(&seen, closed_at, exp);
 }
