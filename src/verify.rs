@@ -597,6 +597,10 @@ impl TokenVerifier for Verifier {
         verified.key.is_some_and(|key| self.holds(&key))
     }
 
+    fn decrypts(&self) -> bool {
+        self.inner.jwe.as_ref().is_some_and(|jwe| jwe.opens())
+    }
+
     fn now(&self) -> Result<f64, AuthError> {
         unix_secs(&*self.inner.clock)
     }

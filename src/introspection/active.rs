@@ -98,6 +98,10 @@ impl<J: TokenVerifier, I: TokenVerifier> TokenVerifier for JwtThenIntrospect<J, 
         self.jwt.still_valid(verified)
     }
 
+    fn decrypts(&self) -> bool {
+        self.jwt.decrypts()
+    }
+
     fn now(&self) -> Result<f64, AuthError> {
         self.jwt.now()
     }

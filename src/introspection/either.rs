@@ -8,7 +8,12 @@ use crate::verify::{TokenVerifier, Verified};
 /// segments, the first a JSON object) with the JWT verifier, and any other
 /// token with the introspector: for servers that receive both JWT and
 /// opaque access tokens. A token that looks like a JWS is never sent to
-/// the introspection endpoint, so a forged JWT is refused locally.
+/// the introspection endpoint, so a forged JWT is refused locally. An
+/// encrypted token (a compact JWE, five segments) goes to the JWT verifier
+/// when it decrypts ([`TokenVerifier::decrypts`]: a
+/// [`Verifier`](crate::Verifier) with decryption keys), and to the
+/// introspection endpoint otherwise (the server that issued it can read
+/// it).
 ///
 /// ```no_run
 /// use tower_jwt_auth::{JwtAuthLayer, Verifier};
@@ -40,6 +45,12 @@ impl<J: TokenVerifier, I: TokenVerifier> JwtOrIntrospect<J, I> {
     pub fn new(jwt: J, introspect: I) -> Self {
         JwtOrIntrospect { jwt, introspect }
     }
+
+    /// Whether `token` is the JWT verifier's: the one rule both
+    /// `verify_now` and `verify_later` route by.
+    fn for_jwt(&self, token: &str) -> bool {
+        looks_like_jws(token) || (self.jwt.decrypts() && looks_like_jwe(token))
+    }
 }
 
 /// Whether `token` has the shape of a compact JWS: three base64url
@@ -58,9 +69,16 @@ pub(crate) fn looks_like_jws(token: &str) -> bool {
     header.starts_with("eyJ") && b64url(header) && b64url(payload) && b64url(signature)
 }
 
+/// Whether `token` has the shape of a compact JWE (the JWE module's own
+/// test: five segments), its protected header a JSON object (`eyJ`). The
+/// JWE parser judges the rest.
+fn looks_like_jwe(token: &str) -> bool {
+    token.starts_with("eyJ") && crate::jwe::is_jwe(token)
+}
+
 impl<J: TokenVerifier, I: TokenVerifier> TokenVerifier for JwtOrIntrospect<J, I> {
     fn verify_now(&self, token: &str) -> Option<Result<Verified, AuthError>> {
-        if looks_like_jws(token) {
+        if self.for_jwt(token) {
             self.jwt.verify_now(token)
         } else {
             self.introspect.verify_now(token)
@@ -68,7 +86,7 @@ impl<J: TokenVerifier, I: TokenVerifier> TokenVerifier for JwtOrIntrospect<J, I>
     }
 
     fn verify_later<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Verified, AuthError>> {
-        if looks_like_jws(token) {
+        if self.for_jwt(token) {
             self.jwt.verify_later(token)
         } else {
             self.introspect.verify_later(token)
@@ -82,6 +100,10 @@ impl<J: TokenVerifier, I: TokenVerifier> TokenVerifier for JwtOrIntrospect<J, I>
         } else {
             self.introspect.still_valid(verified)
         }
+    }
+
+    fn decrypts(&self) -> bool {
+        self.jwt.decrypts()
     }
 
     fn now(&self) -> Result<f64, AuthError> {

@@ -46,6 +46,8 @@
 mod key;
 mod parse;
 
+pub(crate) use parse::is_jwe;
+
 pub use key::DecryptionKey;
 
 use std::borrow::Cow;
@@ -98,6 +100,12 @@ pub(crate) struct Decrypter {
 impl Decrypter {
     pub(crate) fn new(keys: Vec<DecryptionKey>, mode: EncryptionMode) -> Self {
         Decrypter { keys, mode }
+    }
+
+    /// Whether encrypted tokens are opened at all (not
+    /// [`EncryptionMode::Off`]).
+    pub(crate) fn opens(&self) -> bool {
+        self.mode != EncryptionMode::Off
     }
 
     /// The compact JWS to verify: `token` itself if it is one (and the mode

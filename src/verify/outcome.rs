@@ -83,6 +83,17 @@ pub trait TokenVerifier: fmt::Debug + Send + Sync + 'static {
         true
     }
 
+    /// Whether this verifier opens encrypted tokens (JWE) itself. A
+    /// verifier that routes tokens between others
+    /// ([`JwtOrIntrospect`](crate::introspection::JwtOrIntrospect)) gives
+    /// it the encrypted ones when it does, and sends them to the
+    /// introspection endpoint when it does not. `false` unless overridden;
+    /// [`Verifier`](crate::Verifier) answers whether it has decryption keys
+    /// and encryption is not [`Off`](crate::jwe::EncryptionMode::Off).
+    fn decrypts(&self) -> bool {
+        false
+    }
+
     /// The current time, in seconds since the Unix epoch, by this
     /// verifier's clock (the token cache uses it for `exp` and `nbf`).
     ///

@@ -262,3 +262,70 @@ async fn the_layer_accepts_an_encrypted_token_and_refuses_a_tampered_one() {
     assert!(challenge.as_str().unwrap().contains("invalid_token"));
     assert_eq!(send(signed()).await.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// `JwtOrIntrospect` sends an encrypted token to the JWT verifier when that
+/// verifier can decrypt it, and to the introspection endpoint only when it
+/// cannot (the server that issued it can still answer for it).
+#[cfg(feature = "introspection")]
+#[tokio::test]
+async fn jwt_or_introspect_opens_the_encrypted_tokens_its_verifier_can_decrypt() {
+    use std::time::Duration;
+    use tower_jwt_auth::introspection::{Introspector, JwtOrIntrospect};
+
+    let jwe = {
+        let mut jose = Jose::start();
+        encrypt(&mut jose, &signed(), "ECDH-ES", "A128GCM", "p256")
+    };
+    // The introspection endpoint is a port nothing listens on: a token sent
+    // there gets 503, so the status says which way a token went.
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let introspector = || {
+        Introspector::builder(format!("http://{nowhere}/introspect"))
+            .client_credentials("api", "secret")
+            .audience(AUDIENCE)
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap()
+    };
+    let status = |layer: JwtAuthLayer, token: String| async move {
+        let app: Router = Router::new()
+            .route("/me", get(|| async { "ok" }))
+            .route_layer(layer);
+        let req = Request::builder()
+            .uri("/me")
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        app.oneshot(req).await.unwrap().status()
+    };
+    let decrypting = || {
+        JwtAuthLayer::new(JwtOrIntrospect::new(
+            verifier(EncryptionMode::Allowed),
+            introspector(),
+        ))
+    };
+    assert_eq!(status(decrypting(), jwe.clone()).await, StatusCode::OK);
+    // A tampered one is refused locally (401), not sent away (503).
+    let mut bad = jwe.clone();
+    bad.pop();
+    bad.push(if jwe.ends_with('A') { 'B' } else { 'A' });
+    assert_eq!(status(decrypting(), bad).await, StatusCode::UNAUTHORIZED);
+    // An opaque token still goes to the endpoint.
+    let opaque = "2YotnFZFEjr1zCsicMWpAA".to_owned();
+    assert_eq!(
+        status(decrypting(), opaque).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // A verifier without decryption keys, or with encryption off, leaves
+    // encrypted tokens to the endpoint.
+    for jwt in [builder().build().unwrap(), verifier(EncryptionMode::Off)] {
+        let layer = JwtAuthLayer::new(JwtOrIntrospect::new(jwt, introspector()));
+        assert_eq!(
+            status(layer, jwe.clone()).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+}
