@@ -111,7 +111,7 @@ impl Decrypter {
     /// The compact JWS to verify: `token` itself if it is one (and the mode
     /// allows plain tokens), or the JWS a JWE holds.
     pub(crate) fn open<'t>(&self, token: &'t str) -> Result<Cow<'t, str>, AuthError> {
-        if !parse::is_jwe(token) {
+        if !is_jwe(token) {
             if self.mode == EncryptionMode::Required {
                 return Err(AuthError::EncryptionRequired);
             }
