@@ -136,10 +136,13 @@ pub enum TokenSource {
     /// (base64url segments joined by `.`) is already a valid subprotocol
     /// name. With [`TokenSource::KUBERNETES_PROTOCOL`] the value is read as
     /// Kubernetes reads it: the token base64url-encoded without padding,
-    /// which is what `kubectl` and client-go send; a value with a `.` (a
-    /// compact JWS put there as it is, by a browser client) is taken as it
-    /// is, since `.` is never base64url. A value that is neither is
-    /// refused as malformed. Two entries
+    /// which is what `kubectl` and client-go send. Only a value with a `.`
+    /// (a compact JWS or JWE put there as it is, by a browser client) is
+    /// taken as it is, since `.` is never base64url; any other value is
+    /// decoded, so an opaque token after this prefix must be encoded (a
+    /// value that does not decode to a token is refused as malformed). The
+    /// length limit applies to the decoded token, and is checked before
+    /// decoding. Two entries
     /// with the prefix are refused with 400 `invalid_request`. The
     /// handshake answer never names the token entry: axum's
     /// `WebSocketUpgrade::protocols` selects only a protocol the server
@@ -246,6 +249,7 @@ impl TokenSource {
         uri: &'r Uri,
         headers: &'r HeaderMap,
         dpop: bool,
+        max_len: usize,
     ) -> Result<Option<(Cow<'r, str>, bool)>, AuthError> {
         match self {
             TokenSource::Bearer => match single(headers, &AUTHORIZATION)? {
@@ -256,7 +260,7 @@ impl TokenSource {
                     None => Ok(None),
                 },
             },
-            other => Ok(other.find_plain(uri, headers)?.map(|t| (t, false))),
+            other => Ok(other.find_plain(uri, headers, max_len)?.map(|t| (t, false))),
         }
     }
 
@@ -264,6 +268,7 @@ impl TokenSource {
         &self,
         uri: &'r Uri,
         headers: &'r HeaderMap,
+        max_len: usize,
     ) -> Result<Option<Cow<'r, str>>, AuthError> {
         // (Cookies are looked up by `cookie`, which refuses conflicting values.)
         let found = match self {
@@ -282,7 +287,7 @@ impl TokenSource {
             TokenSource::Cookie(name) => cookie(headers, name)?,
             TokenSource::Query(name) => query(uri, name)?,
             // The one source that may decode, so the one owned token.
-            TokenSource::WebSocketProtocol(prefix) => return subprotocol(headers, prefix),
+            TokenSource::WebSocketProtocol(prefix) => return subprotocol(headers, prefix, max_len),
             TokenSource::Custom(find) => find.find(uri, headers)?,
         };
         Ok(found.map(Cow::Borrowed))
@@ -391,10 +396,12 @@ fn query<'r>(uri: &'r Uri, name: &str) -> Result<Option<&'r str>, AuthError> {
 /// `prefix` (entries are comma-separated, in one or more header lines);
 /// two such entries are an ambiguous credential, even with one value.
 /// After the Kubernetes prefix, a value without `.` is the token in
-/// base64url ([`TokenSource::WebSocketProtocol`]).
+/// base64url ([`TokenSource::WebSocketProtocol`]), decoded only when the
+/// token it holds can be at most `max_len` long.
 fn subprotocol<'r>(
     headers: &'r HeaderMap,
     prefix: &str,
+    max_len: usize,
 ) -> Result<Option<Cow<'r, str>>, AuthError> {
     let mut found: Option<&'r str> = None;
     let entries = headers
@@ -419,6 +426,14 @@ fn subprotocol<'r>(
     }
     match found {
         Some(value) if prefix == TokenSource::KUBERNETES_PROTOCOL && !value.contains('.') => {
+            // The decoded length, known before decoding (unpadded base64url).
+            let len = value.len() / 4 * 3 + (value.len() % 4).saturating_sub(1);
+            if len > max_len {
+                return Err(AuthError::TokenTooLarge {
+                    len,
+                    limit: max_len,
+                });
+            }
             kubernetes_token(value).map(|t| Some(Cow::Owned(t)))
         }
         other => Ok(other.map(Cow::Borrowed)),
@@ -451,15 +466,24 @@ pub(crate) struct Located<'r> {
 }
 
 /// The token from the first source that has one; with `dpop`, the
-/// `Bearer` source reads `Authorization: DPoP` too.
+/// `Bearer` source reads `Authorization: DPoP` too. A token longer than
+/// `max_len` bytes is refused here, the one place every source goes
+/// through (a token that must be decoded, before it is).
 pub(crate) fn find_token<'r>(
     sources: &[TokenSource],
     uri: &'r Uri,
     headers: &'r HeaderMap,
     dpop: bool,
+    max_len: usize,
 ) -> Result<Option<Located<'r>>, AuthError> {
     for source in sources {
-        if let Some((token, is_dpop)) = source.find(uri, headers, dpop)? {
+        if let Some((token, is_dpop)) = source.find(uri, headers, dpop, max_len)? {
+            if token.len() > max_len {
+                return Err(AuthError::TokenTooLarge {
+                    len: token.len(),
+                    limit: max_len,
+                });
+            }
             return Ok(Some(Located {
                 token,
                 ambient: source.ambient(),
@@ -473,6 +497,8 @@ pub(crate) fn find_token<'r>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MAX: usize = crate::layer::DEFAULT_MAX_TOKEN_LEN;
     use http::HeaderValue;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -493,7 +519,7 @@ mod tests {
         static URI: std::sync::OnceLock<Uri> = std::sync::OnceLock::new();
         let uri = URI.get_or_init(|| Uri::from_static("/"));
         // (These sources only borrow: only the Kubernetes form decodes.)
-        super::find_token(sources, uri, headers, false).map(|l| {
+        super::find_token(sources, uri, headers, false, MAX).map(|l| {
             l.map(|l| match l.token {
                 Cow::Borrowed(token) => token,
                 Cow::Owned(token) => panic!("{token} was decoded"),
@@ -506,17 +532,17 @@ mod tests {
         let h = headers(&[("authorization", "DPoP a.b.c")]);
         let uri = Uri::from_static("/");
         assert_eq!(find_token(&[TokenSource::Bearer], &h).unwrap(), None);
-        let found = super::find_token(&[TokenSource::Bearer], &uri, &h, true)
+        let found = super::find_token(&[TokenSource::Bearer], &uri, &h, true, MAX)
             .unwrap()
             .unwrap();
         assert_eq!((&*found.token, found.dpop), ("a.b.c", true));
         let h = headers(&[("authorization", "Bearer a.b.c")]);
-        let found = super::find_token(&[TokenSource::Bearer], &uri, &h, true)
+        let found = super::find_token(&[TokenSource::Bearer], &uri, &h, true, MAX)
             .unwrap()
             .unwrap();
         assert_eq!((&*found.token, found.dpop), ("a.b.c", false));
         let h = headers(&[("authorization", "dpop ")]);
-        assert!(super::find_token(&[TokenSource::Bearer], &uri, &h, true).is_err());
+        assert!(super::find_token(&[TokenSource::Bearer], &uri, &h, true, MAX).is_err());
     }
 
     #[test]
@@ -642,7 +668,7 @@ mod tests {
                 false,
             ),
         ] {
-            let found = super::find_token(std::slice::from_ref(&source), &uri, &h, false)
+            let found = super::find_token(std::slice::from_ref(&source), &uri, &h, false, MAX)
                 .unwrap()
                 .unwrap();
             assert_eq!(found.ambient, ambient, "{source:?}");
@@ -653,6 +679,8 @@ mod tests {
 #[cfg(test)]
 mod subprotocol_tests {
     use super::*;
+
+    const MAX: usize = crate::layer::DEFAULT_MAX_TOKEN_LEN;
     use http::HeaderValue;
 
     const K8S: &str = TokenSource::KUBERNETES_PROTOCOL;
@@ -669,15 +697,18 @@ mod subprotocol_tests {
     fn the_token_entry_among_the_offered_protocols() {
         let line = format!("echo, {K8S}a.b.c , chat");
         let h = offered(&[&line]);
-        assert_eq!(subprotocol(&h, K8S).unwrap().as_deref(), Some("a.b.c"));
+        assert_eq!(subprotocol(&h, K8S, MAX).unwrap().as_deref(), Some("a.b.c"));
         let split = format!("{K8S}a.b.c");
         let h = offered(&["echo", &split]);
-        assert_eq!(subprotocol(&h, K8S).unwrap().as_deref(), Some("a.b.c"));
-        assert_eq!(subprotocol(&offered(&["echo, chat"]), K8S).unwrap(), None);
-        assert_eq!(subprotocol(&HeaderMap::new(), K8S).unwrap(), None);
+        assert_eq!(subprotocol(&h, K8S, MAX).unwrap().as_deref(), Some("a.b.c"));
+        assert_eq!(
+            subprotocol(&offered(&["echo, chat"]), K8S, MAX).unwrap(),
+            None
+        );
+        assert_eq!(subprotocol(&HeaderMap::new(), K8S, MAX).unwrap(), None);
         // Another prefix is another source.
         assert_eq!(
-            subprotocol(&offered(&[&line]), "quarkus-http-upgrade#").unwrap(),
+            subprotocol(&offered(&[&line]), "quarkus-http-upgrade#", MAX).unwrap(),
             None
         );
     }
@@ -690,10 +721,10 @@ mod subprotocol_tests {
             vec![format!("{K8S}a.b.c"), format!("echo, {K8S}d.e.f")],
         ] {
             let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-            let err = subprotocol(&offered(&lines), K8S).unwrap_err();
+            let err = subprotocol(&offered(&lines), K8S, MAX).unwrap_err();
             assert_eq!(err.kind(), crate::ErrorKind::BadRequest, "{lines:?}");
         }
-        let err = subprotocol(&offered(&[&format!("echo, {K8S}")]), K8S).unwrap_err();
+        let err = subprotocol(&offered(&[&format!("echo, {K8S}")]), K8S, MAX).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Unauthenticated);
     }
 }
@@ -701,6 +732,8 @@ mod subprotocol_tests {
 #[cfg(test)]
 mod kubernetes_tests {
     use super::*;
+
+    const MAX: usize = crate::layer::DEFAULT_MAX_TOKEN_LEN;
     use http::HeaderValue;
 
     const K8S: &str = TokenSource::KUBERNETES_PROTOCOL;
@@ -722,14 +755,17 @@ mod kubernetes_tests {
         let sent = crate::b64::encode(jws);
         assert!(!sent.contains('.'));
         let h = entry(&sent);
-        assert_eq!(subprotocol(&h, K8S).unwrap().unwrap(), jws);
+        assert_eq!(subprotocol(&h, K8S, MAX).unwrap().unwrap(), jws);
         // An opaque token too (no dots, decoded all the same).
         let h = entry(&crate::b64::encode("opaque-1"));
-        assert_eq!(subprotocol(&h, K8S).unwrap().as_deref(), Some("opaque-1"));
+        assert_eq!(
+            subprotocol(&h, K8S, MAX).unwrap().as_deref(),
+            Some("opaque-1")
+        );
         // A compact JWS as it is (browsers written to the raw form): a
         // `.` is never base64url, so the two forms cannot be confused.
         let h = entry(jws);
-        assert_eq!(subprotocol(&h, K8S).unwrap().unwrap(), jws);
+        assert_eq!(subprotocol(&h, K8S, MAX).unwrap().unwrap(), jws);
     }
 
     #[test]
@@ -744,11 +780,45 @@ mod kubernetes_tests {
             &crate::b64::encode(""),           // decodes to nothing (empty)
         ] {
             let h = entry(bad);
-            match subprotocol(&h, K8S).map(|t| t.map(|t| t.into_owned())) {
+            match subprotocol(&h, K8S, MAX).map(|t| t.map(|t| t.into_owned())) {
                 Err(e) => assert_eq!(e.kind(), crate::ErrorKind::Unauthenticated, "{bad:?}"),
                 Ok(t) => panic!("{bad:?} gave {t:?}"),
             }
         }
+    }
+
+    #[test]
+    fn the_length_limit_applies_to_every_source_and_before_decoding() {
+        let token = "x".repeat(40);
+        let h = entry(&crate::b64::encode(&token));
+        let uri = Uri::from_static("/ws");
+        let sources = [TokenSource::websocket_protocol(K8S)];
+        // The decoded length is what counts: 40 fits 40, not 39.
+        assert_eq!(
+            find_token(&sources, &uri, &h, false, 40)
+                .unwrap()
+                .unwrap()
+                .token,
+            token
+        );
+        let err = find_token(&sources, &uri, &h, false, 39).unwrap_err();
+        assert!(
+            matches!(err, AuthError::TokenTooLarge { len: 40, limit: 39 }),
+            "{err:?}"
+        );
+        // Refused from its encoded length: not decoded (an invalid value
+        // would be Malformed if it were).
+        let h = entry(&"!".repeat(60));
+        let err = subprotocol(&h, K8S, 39).unwrap_err();
+        assert!(
+            matches!(err, AuthError::TokenTooLarge { len: 45, .. }),
+            "{err:?}"
+        );
+        // Every other source too.
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer abcdef"));
+        let err = find_token(&[TokenSource::Bearer], &uri, &h, false, 5).unwrap_err();
+        assert!(matches!(err, AuthError::TokenTooLarge { len: 6, limit: 5 }));
     }
 
     #[test]
@@ -760,7 +830,7 @@ mod kubernetes_tests {
             SEC_WEBSOCKET_PROTOCOL,
             HeaderValue::from_str(&line).unwrap(),
         );
-        let found = subprotocol(&h, "app.token.").unwrap();
+        let found = subprotocol(&h, "app.token.", MAX).unwrap();
         assert_eq!(found.as_deref(), Some(sent.as_str()));
     }
 
@@ -770,7 +840,7 @@ mod kubernetes_tests {
         let h = entry(&sent);
         let uri = Uri::from_static("/ws");
         let sources = [TokenSource::websocket_protocol(K8S)];
-        let found = find_token(&sources, &uri, &h, false).unwrap().unwrap();
+        let found = find_token(&sources, &uri, &h, false, MAX).unwrap().unwrap();
         assert_eq!(found.token, "a.b.c");
         assert!(!found.ambient);
     }

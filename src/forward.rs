@@ -46,7 +46,11 @@
 //! A refusal carries its `WWW-Authenticate` challenge. nginx passes it on
 //! only with a 401 unless told to (the nginx configuration adds it to
 //! 403s, so a client still learns the `insufficient_scope` it needs);
-//! Traefik passes any refusal on as it was answered.
+//! Traefik passes any refusal on as it was answered. Refusals are always
+//! HTTP statuses, even from a layer set up with
+//! [`grpc`](crate::JwtAuthLayer::grpc) and for a client that sends a gRPC
+//! content type: a gRPC refusal is an HTTP 200, and a proxy allows on any
+//! 2xx.
 //!
 //! ```
 //! use axum::{routing::get, Router};
@@ -261,7 +265,9 @@ impl<C, R> ForwardAuth<C, R> {
     /// ```
     pub fn new(layer: JwtAuthLayer<C, R>) -> Self {
         ForwardAuth {
-            layer,
+            // A proxy allows on any 2xx, and a gRPC refusal is an HTTP 200:
+            // whatever the layer was set up for, refusals here are HTTP.
+            layer: layer.http_only(),
             proxy: None,
             rules: Rules {
                 guards: Arc::from([]),

@@ -386,6 +386,10 @@ pub(crate) enum GrpcMode {
     /// The layer wraps a gRPC service: requests with a gRPC content type
     /// (including gRPC-Web) get the gRPC form.
     Grpc,
+    /// Never the gRPC form, whatever the request: forward-auth, whose
+    /// proxies read only the HTTP status (a gRPC refusal is an HTTP 200,
+    /// which a proxy takes for "allow").
+    Never,
 }
 
 /// Whether the request is a gRPC call that should be answered as one.
@@ -396,6 +400,7 @@ pub(crate) fn grpc_request<ReqBody, ResBody: 'static>(
     let headers = req.headers();
     match mode {
         GrpcMode::Grpc => grpc_content_type(headers, true),
+        GrpcMode::Never => false,
         GrpcMode::Auto => {
             serves_tonic::<ResBody>()
                 && req.version() == Version::HTTP_2

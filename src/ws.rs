@@ -48,9 +48,10 @@
 //!
 //! A browser opens it with `new WebSocket(url,
 //! ["base64url.bearer.authorization.k8s.io." + token, "echo"])`: it must
-//! offer a protocol the server selects, or it fails the handshake. The
-//! token may follow the prefix as it is or base64url-encoded, as Kubernetes'
-//! own clients send it ([`TokenSource::WebSocketProtocol`](crate::TokenSource::WebSocketProtocol)).
+//! offer a protocol the server selects, or it fails the handshake. A JWT
+//! may follow the prefix as it is; any token may follow it base64url-encoded,
+//! as Kubernetes' own clients send it, and an opaque one must
+//! ([`TokenSource::WebSocketProtocol`](crate::TokenSource::WebSocketProtocol)).
 
 use std::borrow::Cow;
 use std::fmt;

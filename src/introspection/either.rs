@@ -13,7 +13,9 @@ use crate::verify::{TokenVerifier, Verified};
 /// when it decrypts ([`TokenVerifier::decrypts`]: a
 /// [`Verifier`](crate::Verifier) with decryption keys), and to the
 /// introspection endpoint otherwise (the server that issued it can read
-/// it).
+/// it). The choice is by configuration, never by token: with decryption
+/// keys, a JWE those keys cannot open (encrypted to another key) is
+/// refused with 401, not introspected.
 ///
 /// ```no_run
 /// use tower_jwt_auth::{JwtAuthLayer, Verifier};

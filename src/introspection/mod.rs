@@ -1,7 +1,8 @@
 //! Opaque tokens: OAuth 2.0 token introspection (RFC 7662) as a
 //! [`TokenVerifier`], cached, one call per token at a time; and
 //! [`JwtOrIntrospect`], local JWT verification for tokens that look like a
-//! JWS and introspection for the others; and [`JwtThenIntrospect`], local
+//! JWS (or a JWE its verifier decrypts) and introspection for the others;
+//! and [`JwtThenIntrospect`], local
 //! JWT verification followed by introspection (real-time revocation).
 //!
 #![doc = include_str!("../docs/introspection.md")]

@@ -237,6 +237,12 @@ impl<C, R> JwtAuthLayer<C, R> {
         Ok(self.edit(|s| s.skip = paths))
     }
 
+    /// This layer with refusals always in HTTP form, never gRPC's HTTP 200
+    /// (for forward-auth: a proxy allows on any 2xx).
+    pub(crate) fn http_only(self) -> Self {
+        self.edit(|s| s.grpc = GrpcMode::Never)
+    }
+
     fn edit_extras(self, f: impl FnOnce(&mut Extras)) -> Self {
         self.edit(|s| {
             let mut extras = s.extras.as_deref().cloned().unwrap_or_default();
@@ -300,7 +306,7 @@ impl<C, R> JwtAuthLayer<C, R> {
     /// layer verifies: bound by `cnf.jkt` with a `dpop`
     /// policy, or by `cnf.x5t#S256` with an `mtls` policy (401
     /// `invalid_token`, [`AuthError::SenderConstraintRequired`](crate::AuthError::SenderConstraintRequired)).
-    /// FAPI 2.0 Security Profile §5.3.3 (a resource server accepts only
+    /// FAPI 2.0 Security Profile §5.3.4 (a resource server accepts only
     /// sender-constrained access tokens); set by
     /// [`fapi2`](Self::fapi2).
     ///

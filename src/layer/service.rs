@@ -163,7 +163,13 @@ where
     fn find<'r>(&self, req: &mut Presented<'r>) -> Step<C> {
         let s = &*self.settings;
         let accepts_dpop = s.binding.accepts_dpop();
-        let found = match find_token(&s.sources, req.uri, req.headers, accepts_dpop) {
+        let found = match find_token(
+            &s.sources,
+            req.uri,
+            req.headers,
+            accepts_dpop,
+            s.max_token_len,
+        ) {
             Ok(Some(found)) => found,
             Ok(None) if s.optional => return Step::Done(Ok(None)),
             Ok(None) => return Step::Done(Err(AuthError::MissingToken)),
@@ -173,12 +179,6 @@ where
             && let Err(e) = s.csrf.check(req.method, req.headers)
         {
             return Step::Done(Err(e));
-        }
-        if found.token.len() > s.max_token_len {
-            return Step::Done(Err(AuthError::TokenTooLarge {
-                len: found.token.len(),
-                limit: s.max_token_len,
-            }));
         }
         req.token = found.token;
         req.dpop = found.dpop;

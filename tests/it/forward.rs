@@ -193,15 +193,43 @@ async fn get_via(proxy: &Proxied, path: &str, headers: &[(&str, &str)]) -> Seen 
     }
 }
 
-/// The upstream: echoes the headers it received as a JSON object.
+/// The upstream: echoes the headers it received as a JSON object; under
+/// `/app-forbidden`, its own 403 (no challenge).
 fn echo() -> Router {
-    Router::new().fallback(|headers: HeaderMap| async move {
-        let map: serde_json::Map<String, Value> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), json!(v.to_str().unwrap_or("?"))))
-            .collect();
-        axum::Json(Value::Object(map))
-    })
+    Router::new()
+        .route(
+            "/app-forbidden",
+            axum::routing::get(|| async { (http::StatusCode::FORBIDDEN, "the app's own 403") }),
+        )
+        .fallback(|headers: HeaderMap| async move {
+            let map: serde_json::Map<String, Value> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), json!(v.to_str().unwrap_or("?"))))
+                .collect();
+            axum::Json(Value::Object(map))
+        })
+}
+
+/// The default claim headers' names with `_` for one or more of their
+/// `-` (21 of them).
+fn lookalikes() -> Vec<String> {
+    let mut out = Vec::new();
+    for name in [
+        "x-auth-request-user",
+        "x-auth-request-email",
+        "x-auth-request-groups",
+    ] {
+        let parts: Vec<&str> = name.split('-').collect();
+        for mask in 1u32..(1 << (parts.len() - 1)) {
+            let mut spelled = parts[0].to_owned();
+            for (i, part) in parts[1..].iter().enumerate() {
+                spelled.push(if mask & (1 << i) != 0 { '_' } else { '-' });
+                spelled.push_str(part);
+            }
+            out.push(spelled);
+        }
+    }
+    out
 }
 
 /// What every proxy configuration of the docs must give, with `ForwardAuth`
@@ -234,6 +262,24 @@ async fn behind(proxy: &Proxied, name: &str) {
         "{name}: {}",
         seen.body
     );
+
+    // The claim headers spelled with `_` for `-`, which upstreams that fold
+    // the two (CGI, WSGI, PHP, Rack) read as the claim headers: none
+    // reaches the upstream.
+    let lookalikes = lookalikes();
+    let mut forged: Vec<(&str, &str)> = lookalikes.iter().map(|h| (h.as_str(), "admin")).collect();
+    forged.push(("authorization", &bearer));
+    let seen = get_via(proxy, "/hello", &forged).await;
+    assert_eq!(seen.status, 200, "{name}: {:?}", seen.body);
+    let passed: Vec<&String> = seen
+        .body
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.contains('_'))
+        .collect();
+    assert!(passed.is_empty(), "{name}: the upstream saw {passed:?}");
+    assert_eq!(seen.body["x-auth-request-user"], "user-1", "{name}");
 
     // The email claim, when the token has one.
     let with_email = format!("Bearer {}", user_token(&["user"], Some("ada@example.com")));
@@ -289,6 +335,10 @@ async fn behind(proxy: &Proxied, name: &str) {
             seen.challenge
         );
     }
+    // The upstream's own 403 gets no challenge from the auth service.
+    let seen = get_via(proxy, "/app-forbidden", &[("authorization", &bearer)]).await;
+    assert_eq!(seen.status, 403, "{name}");
+    assert_eq!(seen.challenge, "", "{name}: the app's own 403");
     // With the role: through, with the groups and no challenge.
     let admin = format!("Bearer {}", user_token(&["admin"], None));
     let seen = get_via(proxy, "/admin/users", &[("authorization", &admin)]).await;
@@ -328,6 +378,46 @@ async fn ask(auth: ForwardAuth, headers: &[(&str, &str)]) -> (u16, HeaderMap) {
         .await
         .unwrap();
     (res.status().as_u16(), res.headers().clone())
+}
+
+/// A proxy allows on any 2xx: a refusal in gRPC form (HTTP 200 with
+/// `grpc-status`) would let the request through. Whatever the layer says
+/// about gRPC and whatever the client's content type, forward-auth answers
+/// with HTTP statuses.
+#[tokio::test]
+async fn a_grpc_layer_still_refuses_proxies_with_http_statuses() {
+    let verifier = Verifier::builder()
+        .key(verify_key(Algorithm::ES256))
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .unwrap();
+    let auth = ForwardAuth::new(JwtAuthLayer::new(verifier).grpc())
+        .trust(Proxy::Traefik)
+        .guard(RequireRole::any(["admin"]).paths(["/admin"]).unwrap());
+    let user = format!("Bearer {}", user_token(&["user"], None));
+    let admin = format!("Bearer {}", user_token(&["admin"], None));
+    for content_type in ["application/grpc", "application/grpc-web+proto"] {
+        let at = |path: &'static str| {
+            [
+                ("content-type", content_type),
+                ("x-forwarded-method", "POST"),
+                ("x-forwarded-uri", path),
+            ]
+        };
+        let (status, headers) = ask(auth.clone(), &at("/x")).await;
+        assert_eq!(status, 401, "{content_type}: no token");
+        assert!(headers.get("grpc-status").is_none(), "{headers:?}");
+        assert!(headers.contains_key("www-authenticate"));
+        let mut with = at("/admin").to_vec();
+        with.push(("authorization", &user));
+        let (status, headers) = ask(auth.clone(), &with).await;
+        assert_eq!(status, 403, "{content_type}: no role");
+        assert!(headers.get("grpc-status").is_none(), "{headers:?}");
+        let mut with = at("/admin").to_vec();
+        with.push(("authorization", &admin));
+        assert_eq!(ask(auth.clone(), &with).await.0, 200, "{content_type}");
+    }
 }
 
 #[tokio::test]

