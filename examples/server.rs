@@ -273,21 +273,25 @@ fn openapi(metadata: &ResourceMetadata, admins: &RequireRole, writers: &RequireS
 /// `GET /auth`: forward-auth with the routes' own layer, and `/admin`'s
 /// and `/write`'s rules limited to those paths of the original request
 /// (read from the proxy's headers when `JWT_TRUST_FORWARDED` names it).
+/// Without it the original path is unknown, so the path-limited rules are
+/// left out and `/auth` judges the token alone (with them, an unknown path
+/// would be judged by both, as any unclear path is).
 fn forward_auth<C, R: Clone>(
     auth: JwtAuthLayer<C, R>,
     admins: &RequireRole,
     writers: &RequireScope,
 ) -> ForwardAuth<C, R> {
+    let forward = ForwardAuth::new(auth);
+    // (Checked at start by `main`.)
+    let Ok(Some(proxy)) = trusted_proxy() else {
+        return forward;
+    };
     // Constant paths, in normal form: accepted.
     let on = |paths: &str| [paths.to_owned()];
-    let mut forward = ForwardAuth::new(auth)
-        .guard(admins.clone().paths(on("/admin")).expect("a valid path"))
-        .guard(writers.clone().paths(on("/write")).expect("a valid path"));
-    // (Checked at start by `main`.)
-    if let Ok(Some(proxy)) = trusted_proxy() {
-        forward = forward.trust(proxy);
-    }
     forward
+        .trust(proxy)
+        .guard(admins.clone().paths(on("/admin")).expect("a valid path"))
+        .guard(writers.clone().paths(on("/write")).expect("a valid path"))
 }
 
 /// The proxy `JWT_TRUST_FORWARDED` declares trusted, if any.

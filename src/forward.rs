@@ -30,10 +30,19 @@
 //! replacing what the client sent, makes them true. nginx sets them in its
 //! configuration (`X-Original-Method`, `X-Original-URI`, see
 //! [`Proxy::Nginx`]); Traefik sets its own (`X-Forwarded-Method`,
-//! `X-Forwarded-Uri`, [`Proxy::Traefik`]). Without `trust`, the guards see
-//! the subrequest's own method and path (the auth endpoint's), so a guard
-//! limited to paths never applies: declare the proxy, or use guards
-//! without paths.
+//! `X-Forwarded-Uri`, [`Proxy::Traefik`]). Without `trust`, the original
+//! request is unknown (the subrequest's own method and path are the auth
+//! endpoint's), and it is judged failing closed: every guard limited to
+//! paths applies to it, as to any unclear path, and a cookie token gets
+//! the cross-site checks of an unsafe method. Declare the proxy to limit
+//! guards to paths.
+//!
+//! A path is judged as the proxy passes it on, raw, by the one path
+//! matcher: a path some reader decodes or resolves differently
+//! (`//admin`, `/x/../admin`, `/%61dmin`) is guarded by every path-limited
+//! guard (see [`RequireRole::paths`](crate::RequireRole::paths)). A
+//! fragment in the original URI is refused (400): `http` would drop it
+//! while the proxy passes it on.
 //!
 //! The proxy must also keep the client from forging the claim headers the
 //! upstream reads: nginx's `proxy_set_header X-Auth-Request-User $user`
@@ -46,11 +55,13 @@
 //! A refusal carries its `WWW-Authenticate` challenge. nginx passes it on
 //! only with a 401 unless told to (the nginx configuration adds it to
 //! 403s, so a client still learns the `insufficient_scope` it needs);
-//! Traefik passes any refusal on as it was answered. Refusals are always
-//! HTTP statuses, even from a layer set up with
-//! [`grpc`](crate::JwtAuthLayer::grpc) and for a client that sends a gRPC
-//! content type: a gRPC refusal is an HTTP 200, and a proxy allows on any
-//! 2xx.
+//! Traefik passes any refusal on as it was answered. A proxy allows on any
+//! 2xx, so no refusal is one: refusals are always HTTP statuses, even from
+//! a layer set up with [`grpc`](crate::JwtAuthLayer::grpc) for a client
+//! that sends a gRPC content type (a gRPC refusal is an HTTP 200), and a
+//! custom rejection ([`JwtAuthLayer::on_rejection`](crate::JwtAuthLayer::on_rejection))
+//! that answers a refusal with a 2xx gets a 500 in its place. A claim value
+//! holding `,` (the separator of a header's values) gives no header.
 //!
 //! ```
 //! use axum::{routing::get, Router};
@@ -140,6 +151,14 @@ impl Proxy {
         if !uri.starts_with('/') {
             return Err(AuthError::ForwardedRequest(
                 "the original URI is not a path (origin form)",
+            ));
+        }
+        // A request target has no fragment. `http` would drop it, while the
+        // proxy passes the raw target upstream: `/public#/../admin` would
+        // be judged as `/public`.
+        if uri.contains('#') {
+            return Err(AuthError::ForwardedRequest(
+                "the original URI has a fragment",
             ));
         }
         let uri = Uri::try_from(uri)
@@ -265,9 +284,10 @@ impl<C, R> ForwardAuth<C, R> {
     /// ```
     pub fn new(layer: JwtAuthLayer<C, R>) -> Self {
         ForwardAuth {
-            // A proxy allows on any 2xx, and a gRPC refusal is an HTTP 200:
-            // whatever the layer was set up for, refusals here are HTTP.
-            layer: layer.http_only(),
+            // A proxy allows on any 2xx: whatever the layer was set up for
+            // (gRPC, a rejection that answers errors as 200s), no refusal
+            // here is a 2xx.
+            layer: layer.for_decisions(),
             proxy: None,
             rules: Rules {
                 guards: Arc::from([]),
@@ -359,19 +379,24 @@ where
     }
 
     fn call(&mut self, mut req: Request<ResBody>) -> Self::Future {
-        if let Some(proxy) = self.proxy {
-            match proxy.original(req.headers()) {
+        match self.proxy {
+            Some(proxy) => match proxy.original(req.headers()) {
                 Ok((method, uri)) => {
                     *req.method_mut() = method;
                     *req.uri_mut() = uri;
                 }
                 Err(e) => return self.layer.refuse(&e, req.headers()),
-            }
+            },
+            // No proxy declared: the original method is unknown, and judged
+            // as an unsafe one (the cross-site checks of cookie tokens
+            // apply; the subrequest's own GET says nothing of the request).
+            None => *req.method_mut() = unknown_method(),
         }
         // The request path of the layer, with the decision as its inner
         // service.
         let mut auth: JwtAuth<Decide<ResBody>, C, R> = self.layer.layer(Decide {
             rules: self.rules.clone(),
+            path_known: self.proxy.is_some(),
             _body: PhantomData,
         });
         auth.call(req)
@@ -382,6 +407,9 @@ where
 /// headers.
 struct Decide<B> {
     rules: Rules,
+    /// Whether the request's path is the original one (a trusted proxy
+    /// named it); if not, it is unknown.
+    path_known: bool,
     _body: PhantomData<fn() -> B>,
 }
 
@@ -389,9 +417,16 @@ impl<B> Clone for Decide<B> {
     fn clone(&self) -> Self {
         Decide {
             rules: self.rules.clone(),
+            path_known: self.path_known,
             _body: PhantomData,
         }
     }
+}
+
+/// The method of a request whose original method no trusted proxy named:
+/// not a safe method, so nothing is waived for it.
+fn unknown_method() -> Method {
+    Method::from_bytes(b"UNKNOWN").unwrap_or(Method::POST)
 }
 
 impl<ReqBody, B: Default> Service<Request<ReqBody>> for Decide<B> {
@@ -404,7 +439,13 @@ impl<ReqBody, B: Default> Service<Request<ReqBody>> for Decide<B> {
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        ready(Ok(self.rules.decide(req.uri().path(), req.extensions())))
+        // An unknown original path is unclear: every path-limited guard
+        // applies to it (fail closed, the one rule of `crate::path`).
+        let path = match self.path_known {
+            true => req.uri().path(),
+            false => crate::path::UNKNOWN,
+        };
+        ready(Ok(self.rules.decide(path, req.extensions())))
     }
 }
 
@@ -432,6 +473,16 @@ impl Rules {
             for (name, source) in self.claim_headers.iter() {
                 let values = source.read(claims.value());
                 if values.is_empty() {
+                    continue;
+                }
+                // Values are joined with `,`: a value holding one would read
+                // as two (`x,admin` as `x` and `admin`).
+                if values.iter().any(|v| v.contains(',')) {
+                    tracing::warn!(
+                        header = %name,
+                        "forward-auth: a claim value holds `,`, the separator of the \
+                         header's values; the header is left out"
+                    );
                     continue;
                 }
                 match HeaderValue::from_str(&values.join(",")) {
@@ -470,7 +521,14 @@ mod tests {
 
     #[test]
     fn a_missing_repeated_or_odd_original_is_a_bad_request() {
-        let cases: [&[(&str, &str)]; 5] = [
+        let cases: [&[(&str, &str)]; 7] = [
+            // A fragment: `http` drops it, a proxy passes it on raw, so
+            // `/public#/../admin` would be judged as `/public`.
+            &[
+                ("x-forwarded-method", "GET"),
+                ("x-forwarded-uri", "/public#/../admin"),
+            ],
+            &[("x-forwarded-method", "GET"), ("x-forwarded-uri", "/a#")],
             &[("x-forwarded-method", "GET")],
             &[("x-forwarded-uri", "/a")],
             &[

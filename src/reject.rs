@@ -52,6 +52,9 @@ pub(crate) struct Extras {
     pub(crate) no_bearer: bool,
     /// RFC 9728: the URL of the resource's metadata, on every 401.
     pub(crate) resource_metadata: Option<Box<str>>,
+    /// The answer is a decision a proxy reads from the status alone
+    /// (forward-auth): a refusal rendered as a 2xx becomes a 500.
+    pub(crate) decision: bool,
 }
 
 impl<'a> Refusal<'a> {
@@ -70,6 +73,12 @@ impl<'a> Refusal<'a> {
     pub(crate) fn extras(mut self, extras: Option<&'a Extras>) -> Self {
         self.extras = extras;
         self
+    }
+
+    /// Whether this refusal answers a proxy that reads the status alone
+    /// (forward-auth), so that it must never be a 2xx.
+    pub(crate) fn is_decision(&self) -> bool {
+        self.extras.is_some_and(|e| e.decision)
     }
 
     /// The `WWW-Authenticate` value for this refusal with the layer's
@@ -599,6 +608,7 @@ mod tests {
             resource_metadata: Some(
                 "https://api.example/.well-known/oauth-protected-resource".into(),
             ),
+            decision: false,
         };
         let custom = |r: &Refusal<'_>| -> Response<()> {
             let mut res = Response::new(());

@@ -172,10 +172,10 @@ impl<R> RequireRole<R> {
     /// its methods.
     ///
     /// Matching is on the normalised path: a request path that is not in
-    /// normal form (a `.`, `..` or empty segment, `\`, `;`, or `%2e`, `%2f`,
-    /// `%5c` in any case) is checked by the guard whatever it starts with,
-    /// since a proxy in front may read `//admin` or `/x/../admin` as
-    /// `/admin`.
+    /// normal form (a `.`, `..` or empty segment, `\`, `;`, or an escape
+    /// some reader decodes into another path: `%2f`, `%61`, `%00`, ...) is
+    /// checked by the guard whatever it starts with, since a proxy in front
+    /// may read `//admin`, `/x/../admin` or `/%61dmin` as `/admin`.
     ///
     /// The path is the request's as the guard sees it: under axum's
     /// `Router::nest` the nesting prefix is already stripped, so give

@@ -210,10 +210,11 @@ impl<C, R> JwtAuthLayer<C, R> {
     /// `/healthz`.
     ///
     /// Matching is on the normalised path: a request path that is not in
-    /// normal form (a `.`, `..` or empty segment, `\`, `;`, or `%2e`, `%2f`,
-    /// `%5c` in any case) is never skipped, whatever it starts with, since
-    /// a proxy in front may read `/health/../admin` as `/admin`; it is
-    /// authenticated like any other request.
+    /// normal form (a `.`, `..` or empty segment, `\`, `;`, or an escape
+    /// some reader decodes into another path: `%2f`, `%61`, `%00`, ...) is
+    /// never skipped, whatever it starts with, since a proxy in front may
+    /// read `/health/../admin` as `/admin`; it is authenticated like any
+    /// other request.
     ///
     /// ```
     /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
@@ -237,10 +238,13 @@ impl<C, R> JwtAuthLayer<C, R> {
         Ok(self.edit(|s| s.skip = paths))
     }
 
-    /// This layer with refusals always in HTTP form, never gRPC's HTTP 200
-    /// (for forward-auth: a proxy allows on any 2xx).
-    pub(crate) fn http_only(self) -> Self {
+    /// This layer answering decisions a proxy reads from the status alone
+    /// (forward-auth, where any 2xx is an allow): refusals always in HTTP
+    /// form, never gRPC's HTTP 200, and never a 2xx whatever the rejection
+    /// renders.
+    pub(crate) fn for_decisions(self) -> Self {
         self.edit(|s| s.grpc = GrpcMode::Never)
+            .edit_extras(|e| e.decision = true)
     }
 
     fn edit_extras(self, f: impl FnOnce(&mut Extras)) -> Self {

@@ -98,9 +98,20 @@ where
 }
 
 /// The layer's own answer to a refusal (never marked for rendering again).
+/// Every refusal the layer answers goes through here, so this is where a
+/// forward-auth refusal is kept from reading as an allow: a rejection that
+/// renders it as a 2xx gets a 500 in its place.
 pub(super) fn render<R: OnRejection<B>, B>(rejection: &R, refusal: &Refusal<'_>) -> Response<B> {
     let mut res = rejection.on_rejection(refusal);
     res.extensions_mut().remove::<Unrendered>();
+    if refusal.is_decision() && res.status().is_success() {
+        tracing::error!(
+            status = %res.status(),
+            "forward-auth: the rejection answered a refusal with a success status, which a \
+             proxy takes for an allow; answering 500 instead"
+        );
+        *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+    }
     res
 }
 

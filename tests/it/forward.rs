@@ -315,7 +315,14 @@ async fn behind(proxy: &Proxied, name: &str) {
     // /admin without the role: 403 with the insufficient_scope challenge,
     // whatever the client claims about the original request (the proxy sets
     // those headers itself).
-    for path in ["/admin", "/admin/users?page=2", "//admin", "/x/../admin"] {
+    for path in [
+        "/admin",
+        "/admin/users?page=2",
+        "//admin",
+        "/x/../admin",
+        "/%61dmin",
+        "/admi%6E/users",
+    ] {
         let seen = get_via(
             proxy,
             path,
@@ -429,8 +436,17 @@ async fn the_original_request_is_read_only_from_the_declared_proxy() {
         h.extend_from_slice(extra);
         h
     };
-    // Undeclared: the forwarded headers are anyone's; the guard sees /auth.
-    let (status, headers) = ask(forward_auth(None), &with(&traefik)).await;
+    // Undeclared: the forwarded headers are anyone's and the original path
+    // is unknown, so every path-limited guard applies (fail closed).
+    let (status, _) = ask(forward_auth(None), &with(&traefik)).await;
+    assert_eq!(status, 403);
+    let (status, _) = ask(forward_auth(None), &with(&[])).await;
+    assert_eq!(
+        status, 403,
+        "the auth endpoint's own path is not the original"
+    );
+    let admin = format!("Bearer {}", user_token(&["admin"], None));
+    let (status, headers) = ask(forward_auth(None), &[("authorization", &admin)]).await;
     assert_eq!(status, 200);
     assert_eq!(headers["x-auth-request-user"], "user-1");
     // Traefik declared: its headers name /admin, the guard refuses.
@@ -469,9 +485,121 @@ async fn the_original_request_is_read_only_from_the_declared_proxy() {
     );
 }
 
+/// Without a trusted proxy the original method is unknown too: a cookie
+/// token is checked against cross-site requests as for an unsafe method
+/// (a cross-site POST through the proxy must not pass as the subrequest's
+/// GET).
+#[tokio::test]
+async fn an_undeclared_proxy_gets_the_cross_site_checks_for_cookie_tokens() {
+    let verifier = Verifier::builder()
+        .key(verify_key(Algorithm::ES256))
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .unwrap();
+    let layer = JwtAuthLayer::new(verifier).sources([tower_jwt_auth::TokenSource::cookie("at")]);
+    let cookie = format!("at={}", user_token(&["user"], None));
+    for (proxy, method_header) in [
+        (None, None),
+        (Some(Proxy::Traefik), Some("x-forwarded-method")),
+    ] {
+        let auth = match proxy {
+            Some(p) => ForwardAuth::new(layer.clone()).trust(p),
+            None => ForwardAuth::new(layer.clone()),
+        };
+        let mut cross: Vec<(&str, &str)> = vec![
+            ("cookie", &cookie),
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "https://evil.example"),
+        ];
+        if let Some(h) = method_header {
+            cross.extend([(h, "POST"), ("x-forwarded-uri", "/transfer")]);
+        }
+        let (status, _) = ask(auth.clone(), &cross).await;
+        assert_eq!(status, 403, "{proxy:?}: a cross-site request with a cookie");
+        let mut same: Vec<(&str, &str)> =
+            vec![("cookie", &cookie), ("sec-fetch-site", "same-origin")];
+        if let Some(h) = method_header {
+            same.extend([(h, "POST"), ("x-forwarded-uri", "/transfer")]);
+        }
+        assert_eq!(ask(auth, &same).await.0, 200, "{proxy:?}: same-origin");
+    }
+}
+
+/// A claim value holding `,` would read as two values in a comma-joined
+/// header (`groups: ["x,admin"]` as `x` and `admin`): no header then.
+#[tokio::test]
+async fn a_comma_in_a_claim_value_gives_no_header() {
+    let mut c = claims();
+    c["roles"] = json!(["dev", "x,admin"]);
+    let bearer = format!("Bearer {}", token(Algorithm::ES256, &c));
+    let (status, headers) = ask(
+        forward_auth(Some(Proxy::Traefik)),
+        &[
+            ("authorization", &bearer),
+            ("x-forwarded-method", "GET"),
+            ("x-forwarded-uri", "/items"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        headers.get("x-auth-request-groups").is_none(),
+        "{headers:?}"
+    );
+    assert_eq!(headers["x-auth-request-user"], "user-1");
+}
+
+/// A proxy allows on any 2xx: a rejection that renders a refusal as a 2xx
+/// (an API that answers errors as `200 {"error": ..}`) must not turn
+/// forward-auth into an allow.
+#[tokio::test]
+async fn a_custom_rejection_answering_2xx_is_never_an_allow() {
+    use axum::response::{IntoResponse, Response};
+    use tower_jwt_auth::{OnRejection, Refusal};
+
+    #[derive(Clone)]
+    struct AlwaysOk;
+    impl OnRejection<Body> for AlwaysOk {
+        fn on_rejection(&self, refusal: &Refusal<'_>) -> Response {
+            let _ = refusal;
+            (http::StatusCode::OK, "{\"error\":\"no\"}").into_response()
+        }
+    }
+    let verifier = Verifier::builder()
+        .key(verify_key(Algorithm::ES256))
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .unwrap();
+    let auth = ForwardAuth::new(JwtAuthLayer::new(verifier).on_rejection(AlwaysOk))
+        .trust(Proxy::Traefik)
+        .guard(RequireRole::any(["admin"]).paths(["/admin"]).unwrap());
+    let at = |path: &'static str| [("x-forwarded-method", "GET"), ("x-forwarded-uri", path)];
+    let user = format!("Bearer {}", user_token(&["user"], None));
+    let admin = format!("Bearer {}", user_token(&["admin"], None));
+    let send = |headers: Vec<(&str, &str)>| {
+        let mut req = Request::builder().uri("/auth");
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        Router::new()
+            .route_service("/auth", auth.clone())
+            .oneshot(req.body(Body::empty()).unwrap())
+    };
+    let status = |res: Result<Response, _>| res.unwrap().status().as_u16();
+    assert_eq!(status(send(at("/x").to_vec()).await), 500, "no token");
+    let mut h = at("/admin").to_vec();
+    h.push(("authorization", &user));
+    assert_eq!(status(send(h).await), 500, "no role");
+    let mut h = at("/admin").to_vec();
+    h.push(("authorization", &admin));
+    assert_eq!(status(send(h).await), 200, "allowed");
+}
+
 #[tokio::test]
 async fn claim_headers_are_configurable_and_a_control_character_gives_no_header() {
-    let auth = forward_auth(None).claim_headers([
+    let auth = forward_auth(Some(Proxy::Traefik)).claim_headers([
         (
             http::HeaderName::from_static("x-user"),
             tower_jwt_auth::ClaimSource::claim("name"),
@@ -484,7 +612,15 @@ async fn claim_headers_are_configurable_and_a_control_character_gives_no_header(
     let mut c = claims();
     c["note"] = json!("line\r\nx-injected: 1");
     let bearer = format!("Bearer {}", token(Algorithm::ES256, &c));
-    let (status, headers) = ask(auth, &[("authorization", &bearer)]).await;
+    let (status, headers) = ask(
+        auth,
+        &[
+            ("authorization", &bearer),
+            ("x-forwarded-method", "GET"),
+            ("x-forwarded-uri", "/items"),
+        ],
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(headers["x-user"], "Ada");
     assert!(headers.get("x-note").is_none());
