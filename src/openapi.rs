@@ -18,7 +18,8 @@
 //! scheme and alternative: scopes for `oidc` and `oauth2`; for `bearer`,
 //! the roles and then the scopes (OpenAPI 3.1 lets a requirement of
 //! another scheme type name the roles it needs). An optional route also
-//! lists `{}` (no token). Operations get a `401` response, and a `403`
+//! lists `{}` (no token), unless it has a guard (a guard refuses a
+//! request without a token). Operations get a `401` response, and a `403`
 //! when their guards demand something, unless they have their own.
 //!
 //! ```
@@ -42,9 +43,10 @@
 //!     "info": {"title": "demo", "version": "1"},
 //!     "paths": {}
 //! });
-//! security.apply(&mut doc);
+//! security.apply(&mut doc)?;
 //! assert_eq!(doc["paths"]["/write"]["post"]["security"][1], serde_json::json!({"oidc": ["write"]}));
 //! assert_eq!(doc["components"]["securitySchemes"]["bearer"]["bearerFormat"], "JWT");
+//! # Ok::<(), tower_jwt_auth::BuildError>(())
 //! ```
 
 use std::collections::BTreeSet;
@@ -62,9 +64,10 @@ use crate::metadata::ResourceMetadata;
 /// ```
 /// use tower_jwt_auth::openapi::{Security, BEARER, OIDC};
 /// let mut doc = serde_json::json!({});
-/// Security::new().issuer("https://login.example.com").apply(&mut doc);
+/// Security::new().issuer("https://login.example.com").apply(&mut doc)?;
 /// let schemes = &doc["components"]["securitySchemes"];
 /// assert!(schemes[BEARER].is_object() && schemes[OIDC].is_object());
+/// # Ok::<(), tower_jwt_auth::BuildError>(())
 /// ```
 pub const BEARER: &str = "bearer";
 /// The name of the `openIdConnect` scheme (with [`Security::issuer`]).
@@ -72,11 +75,12 @@ pub const BEARER: &str = "bearer";
 /// ```
 /// # use tower_jwt_auth::openapi::{Security, OIDC};
 /// let mut doc = serde_json::json!({});
-/// Security::new().issuer("https://login.example.com").apply(&mut doc);
+/// Security::new().issuer("https://login.example.com").apply(&mut doc)?;
 /// assert_eq!(
 ///     doc["components"]["securitySchemes"][OIDC]["openIdConnectUrl"],
 ///     "https://login.example.com/.well-known/openid-configuration"
 /// );
+/// # Ok::<(), tower_jwt_auth::BuildError>(())
 /// ```
 pub const OIDC: &str = "oidc";
 /// The name of the `oauth2` scheme (with a flow).
@@ -84,8 +88,9 @@ pub const OIDC: &str = "oidc";
 /// ```
 /// # use tower_jwt_auth::openapi::{Security, OAUTH2};
 /// let mut doc = serde_json::json!({});
-/// Security::new().client_credentials("https://login.example.com/token").apply(&mut doc);
+/// Security::new().client_credentials("https://login.example.com/token").apply(&mut doc)?;
 /// assert_eq!(doc["components"]["securitySchemes"][OAUTH2]["type"], "oauth2");
+/// # Ok::<(), tower_jwt_auth::BuildError>(())
 /// ```
 pub const OAUTH2: &str = "oauth2";
 
@@ -209,6 +214,9 @@ impl Requirement {
     /// # let _ = r;
     /// ```
     pub fn guard(mut self, guard: &impl Documented) -> Self {
+        // A guard refuses a request without a token (401): the route is
+        // no longer optional.
+        self.optional = false;
         let demand = guard.demand();
         let options: Vec<Vec<String>> = if demand.all {
             vec![demand.wanted]
@@ -246,6 +254,12 @@ impl Requirement {
             .iter()
             .map(|a| a.scopes.iter().cloned().collect())
             .collect()
+    }
+
+    /// Whether some token can pass: false after a guard whose `any` list
+    /// is empty (no alternative is left).
+    fn admits_someone(&self) -> bool {
+        self.optional || !self.alternatives.is_empty()
     }
 
     /// Whether the route demands more than a valid token.
@@ -502,12 +516,28 @@ impl Security {
     /// let mut doc = serde_json::json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"}});
     /// Security::new()
     ///     .route("/me", http::Method::GET, Requirement::authenticated())
-    ///     .apply(&mut doc);
+    ///     .apply(&mut doc)?;
     /// assert_eq!(doc["paths"]["/me"]["get"]["security"], serde_json::json!([{"bearer": []}]));
+    /// # Ok::<(), tower_jwt_auth::BuildError>(())
     /// ```
-    pub fn apply(&self, doc: &mut Value) {
+    ///
+    /// # Errors
+    /// [`BuildError::InvalidConfig`] (setting `openapi`), with nothing
+    /// written, when a route's guards admit no one (a guard with an empty
+    /// `any` list): OpenAPI cannot say so, and an empty `security` would
+    /// document the route as public.
+    pub fn apply(&self, doc: &mut Value) -> Result<(), BuildError> {
+        if let Some((path, method, _)) = self.routes.iter().find(|(_, _, r)| !r.admits_someone()) {
+            return Err(BuildError::config(
+                "openapi",
+                format!(
+                    "the guards of {method} {path} admit no one (an empty `any` list): \
+                     OpenAPI has no way to say so, and no requirement would read as public"
+                ),
+            ));
+        }
         let Some(root) = doc.as_object_mut() else {
-            return;
+            return Ok(());
         };
         let components = root
             .entry("components")
@@ -523,7 +553,7 @@ impl Security {
         }
         let paths = root.entry("paths").or_insert_with(|| json!({}));
         let Some(paths) = paths.as_object_mut() else {
-            return;
+            return Ok(());
         };
         for (path, method, requirement) in &self.routes {
             let item = paths.entry(path.clone()).or_insert_with(|| json!({}));
@@ -553,6 +583,7 @@ impl Security {
                 }
             }
         }
+        Ok(())
     }
 
     /// [`apply`](Security::apply) to a utoipa document (feature `utoipa`).
@@ -600,7 +631,7 @@ impl Security {
         // aide's document holds a `&'static str` (its version), which
         // does not read back from JSON: only the parts this writes do.
         let mut json = serde_json::to_value(&*doc).map_err(unreadable)?;
-        self.apply(&mut json);
+        self.apply(&mut json)?;
         doc.components =
             Some(serde_json::from_value(json["components"].take()).map_err(unreadable)?);
         doc.paths = Some(serde_json::from_value(json["paths"].take()).map_err(unreadable)?);
@@ -614,7 +645,7 @@ impl Security {
         D: serde::Serialize + serde::de::DeserializeOwned,
     {
         let mut json = serde_json::to_value(doc).map_err(unreadable)?;
-        self.apply(&mut json);
+        self.apply(&mut json)?;
         serde_json::from_value(json).map_err(unreadable)
     }
 }
@@ -652,14 +683,37 @@ mod tests {
             ]
         );
         let security = Security::new().issuer("https://i.example/");
-        let list = security.requirements(&Requirement::optional().guard(&RequireScope::any(["a"])));
+        let list = security.requirements(&Requirement::optional());
         assert_eq!(
             list,
-            [json!({}), json!({"bearer": ["a"]}), json!({"oidc": ["a"]})]
+            [json!({}), json!({"bearer": []}), json!({"oidc": []})]
         );
+        // A guard refuses a request without a token (401), so an optional
+        // route with a guard is optional no more: no `{}`.
+        let list = security.requirements(&Requirement::optional().guard(&RequireScope::any(["a"])));
+        assert_eq!(list, [json!({"bearer": ["a"]}), json!({"oidc": ["a"]})]);
         assert_eq!(
             security.discovery.as_deref(),
             Some("https://i.example/.well-known/openid-configuration")
         );
+    }
+
+    /// A guard that admits no one (an empty `any` list) has no OpenAPI
+    /// form: writing it would say `security: []`, public, for a route that
+    /// refuses everyone. Writing the document fails instead.
+    #[test]
+    fn an_empty_any_is_never_documented_as_public() {
+        for requirement in [
+            Requirement::authenticated().guard(&RequireScope::any(Vec::<String>::new())),
+            Requirement::optional().guard(&RequireRole::any(Vec::<String>::new())),
+        ] {
+            let mut doc = json!({"openapi": "3.1.0", "info": {"title": "t", "version": "1"}});
+            let err = Security::new()
+                .route("/x", http::Method::GET, requirement)
+                .apply(&mut doc)
+                .unwrap_err();
+            assert!(err.to_string().contains("GET /x"), "{err}");
+            assert_eq!(doc["paths"].get("/x"), None, "nothing written: {doc}");
+        }
     }
 }
