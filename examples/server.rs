@@ -45,7 +45,7 @@
 //! | `GET /maybe` | optional: `{"sub": null}` without a token, the `sub` with a valid one, 401 with a bad one |
 //! | `GET /.well-known/oauth-protected-resource{path of JWT_RESOURCE}` | the RFC 9728 metadata, listing `JWT_ISSUER` (or the built-in issuer) |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of `/me`, `/admin`, `/write` and `/maybe`: security schemes from the issuer, each operation's requirement from the routes' own guards; no authentication |
-//! | `GET /ws` | WebSocket echo (subprotocol `echo` selected when offered); token from `Authorization`, the cookie, or `Sec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io.<token>` (the token base64url-encoded as `kubectl` sends it, or as it is); closed with 1008 when the token expires |
+//! | `GET /ws` | WebSocket echo (subprotocol `echo` selected when offered); token from `Authorization`, the cookie, or `Sec-WebSocket-Protocol: base64url.bearer.authorization.k8s.io.<token>` (the token base64url-encoded as `kubectl` sends it, or as it is); closed with 1008 `token expired` when the token expires (an introspected token: when its answer's reuse ends, at most the introspection TTL), and with `JWT_REDIS_URL` with 1008 `token revoked` within a second of its revocation (`POST /logout`, `POST /admin/revoke-subject`) |
 //! | `GET /auth` (any method) | forward-auth for nginx `auth_request` / Traefik `ForwardAuth`: 200 with `X-Auth-Request-User`/`-Email`/`-Groups`, or the 401/403 of the layer and of `/admin`'s and `/write`'s rules applied to the original path (with `JWT_TRUST_FORWARDED`) |
 //! | `POST /logout` | with `JWT_REDIS_URL`: revokes the calling token (its `jti`, or its token id when it has none) for every server of the fleet; 204 |
 //! | `POST /admin/revoke-subject` | with `JWT_REDIS_URL`: `{"sub": "..."}`, role `admin`: revokes every token of that subject issued up to now; 204 (403 without the role) |
@@ -129,9 +129,21 @@ async fn maybe(claims: Option<Claims>) -> Json<Value> {
     Json(json!({ "sub": claims.as_ref().and_then(|c| c.sub()) }))
 }
 
+/// How often an open WebSocket asks the revocation store about its token
+/// (with `JWT_REDIS_URL`: answered from the local copy Redis keeps current).
+const WS_REVOCATION_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// `GET /ws`: an echo of text and binary messages, subprotocol `echo`,
-/// closed with 1008 when the token expires.
-async fn ws(upgrade: ExpiringUpgrade) -> axum::response::Response {
+/// closed with 1008 when the token expires, and when `revoked` (the
+/// layer's store) says it is revoked.
+async fn ws(
+    revoked: Option<RedisRevocation>,
+    upgrade: ExpiringUpgrade,
+) -> axum::response::Response {
+    let upgrade = match revoked {
+        Some(store) => upgrade.revocation(store, WS_REVOCATION_CHECK),
+        None => upgrade,
+    };
     upgrade.protocols(["echo"]).on_upgrade(echo)
 }
 
@@ -196,8 +208,12 @@ fn app(
     let openapi = openapi(&metadata, &admins, &writers);
     let forward = forward_auth(auth.clone(), &admins, &writers);
     // WebSocket clients in a browser offer the token as a subprotocol.
+    let store = revoked.clone();
     let websocket = Router::new()
-        .route("/ws", get(ws))
+        .route(
+            "/ws",
+            get(move |upgrade: ExpiringUpgrade| ws(store.clone(), upgrade)),
+        )
         .route_layer(auth.clone().sources([
             TokenSource::Bearer,
             TokenSource::cookie(cookie),

@@ -57,6 +57,10 @@ struct Inner<C> {
     /// `Verifier::verify` or a test helper): only such claims satisfy
     /// guards (see [`find_token_claims`]).
     admitted: bool,
+    /// Until when the verifier's answer may be reused (seconds since the
+    /// epoch; [`Verified::reuse_until`](crate::Verified::reuse_until)), if
+    /// it said: the layer puts it into the request as [`ReuseUntil`].
+    reuse_until: Option<f64>,
 }
 
 /// The verified claims independent of the application's claims type: what
@@ -157,6 +161,19 @@ impl TokenClaims {
         ))
     }
 
+    /// The registered claims a revocation store is asked about: a token
+    /// without `jti` is named by its [`token_id`](Claims::token_id).
+    #[cfg(feature = "revocation")]
+    pub(crate) fn revocation_name(&self) -> Cow<'_, RegisteredClaims> {
+        let registered = self.registered();
+        if registered.jti().is_some() {
+            return Cow::Borrowed(registered);
+        }
+        let mut named = registered.clone();
+        named.set_jti(self.token_id().into_owned());
+        Cow::Owned(named)
+    }
+
     /// The payload parsed as JSON, once, on first use. (It parses: the
     /// payload passed the strict read of the registered claims, which
     /// refuses any JSON that `serde_json` refuses.)
@@ -230,8 +247,13 @@ impl<C: serde::de::DeserializeOwned + 'static> Claims<C> {
     /// The claims in type `C`, `token` moved in (no copy, no allocation of
     /// its own): [`JsonClaims`] without a parse until read, any other type
     /// deserialized from the payload.
-    /// `admitted`: made by an auth layer for the request it admits.
-    pub(crate) fn from_held(token: Held, admitted: bool) -> Result<Self, crate::AuthError> {
+    /// `admitted`: made by an auth layer for the request it admits;
+    /// `reuse_until`: the verifier's limit on its answer.
+    pub(crate) fn from_held(
+        token: Held,
+        admitted: bool,
+        reuse_until: Option<f64>,
+    ) -> Result<Self, crate::AuthError> {
         let custom = if Self::is_json_claims() {
             None
         } else {
@@ -244,6 +266,7 @@ impl<C: serde::de::DeserializeOwned + 'static> Claims<C> {
                 custom,
                 token,
                 admitted,
+                reuse_until,
             }),
         })
     }
@@ -263,6 +286,12 @@ impl<C: Send + Sync + 'static> Claims<C> {
 impl<C> Claims<C> {
     pub(crate) fn token(&self) -> &TokenClaims {
         self.inner.token.get()
+    }
+
+    /// Until when the verifier's answer these claims came from may be
+    /// reused (seconds since the epoch), if it said.
+    pub(crate) fn reuse_until(&self) -> Option<f64> {
+        self.inner.reuse_until
     }
 
     /// The registered claims (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`).
@@ -431,6 +460,16 @@ impl<C> Claims<C> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Anonymous;
 
+/// Put into the request next to the claims the innermost layer admitted
+/// when the verifier limited how long its answer may be reused
+/// ([`Verified::reuse_until`](crate::Verified::reuse_until), seconds since
+/// the epoch): an introspection answer, say. What the token's `exp` does
+/// not bound (a WebSocket, feature `ws`) ends there.
+// Read by `ws` only; written in every feature set.
+#[cfg_attr(not(feature = "ws"), allow(dead_code))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReuseUntil(pub(crate) f64);
+
 /// What the innermost auth layer decided for a request, as the guards and
 /// extractors see it: the one lookup they all go through
 /// ([`find_token_claims`], [`find_claims`]).
@@ -515,20 +554,20 @@ mod tests {
             let raw: RawClaims<'_> = serde_json::from_str(payload).unwrap();
             TokenClaims::new(raw.layout(payload).holding(payload.to_owned()))
         };
-        let lazy = Claims::<JsonClaims>::from_held(Held::Own(token()), true).unwrap();
+        let lazy = Claims::<JsonClaims>::from_held(Held::Own(token()), true, None).unwrap();
         assert!(lazy.inner.custom.is_none(), "JsonClaims are read lazily");
         let eager: JsonClaims = serde_json::from_str(payload).unwrap();
         assert_eq!(*lazy, eager);
         assert_eq!(lazy.custom()["roles"][1], "b");
         assert_eq!(lazy.payload()["sub"], "ada");
         // Any other type is deserialized eagerly, never read lazily.
-        let value = Claims::<serde_json::Value>::from_held(Held::Own(token()), true).unwrap();
+        let value = Claims::<serde_json::Value>::from_held(Held::Own(token()), true, None).unwrap();
         assert_eq!(value.inner.custom.as_ref().unwrap()["sub"], "ada");
         #[derive(Debug, serde::Deserialize)]
         struct Sub {
             sub: String,
         }
-        let sub = Claims::<Sub>::from_held(Held::Own(token()), true).unwrap();
+        let sub = Claims::<Sub>::from_held(Held::Own(token()), true, None).unwrap();
         assert_eq!(sub.inner.custom.as_ref().unwrap().sub, "ada");
         assert!(format!("{lazy:?}").contains("roles"));
         // The shared view of owned claims is the same allocation.

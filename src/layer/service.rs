@@ -22,7 +22,7 @@ use tracing::{Instrument, Span};
 use super::builder::JwtAuthLayer;
 use super::future::{ResponseFuture, render, rerender};
 use super::stages::{Now, Presented, Recheck, Replay};
-use crate::claims::{Anonymous, Claims, SharedClaims};
+use crate::claims::{Anonymous, Claims, ReuseUntil, SharedClaims};
 use crate::error::AuthError;
 use crate::extract::find_token;
 use crate::observe;
@@ -375,16 +375,22 @@ impl<S, C, R> JwtAuth<S, C, R> {
 }
 
 /// Puts what the layer decided into the request: the verified claims (and
-/// their type-independent view, for guards), or the anonymous marker.
+/// their type-independent view, for guards; and the verifier's limit on
+/// reusing its answer, if it set one), or the anonymous marker.
 ///
 /// The innermost layer's decision is the one that counts
 /// (`claims::find_token_claims` reads it): whatever this layer decides
 /// replaces an outer layer's type-independent view or anonymous mark.
 fn admit<C: Send + Sync + 'static, B>(req: &mut Request<B>, claims: Option<Claims<C>>) {
     let ext = req.extensions_mut();
+    // An outer layer's limit is not this layer's.
+    ext.remove::<ReuseUntil>();
     match claims {
         Some(claims) => {
             ext.remove::<Anonymous>();
+            if let Some(until) = claims.reuse_until() {
+                ext.insert(ReuseUntil(until));
+            }
             // `Claims<JsonClaims>` (the default) is its own
             // type-independent view; an outer layer's must not outlive it.
             if Claims::<C>::is_json_claims() {

@@ -107,16 +107,10 @@ impl Revoker {
     /// The registered claims the store is asked about: a token without
     /// `jti` is named by its [`token_id`](crate::Claims::token_id) instead.
     fn named<'c>(&self, claims: &'c TokenClaims) -> Result<Cow<'c, RegisteredClaims>, AuthError> {
-        let registered = claims.registered();
-        if registered.jti().is_some() {
-            return Ok(Cow::Borrowed(registered));
-        }
-        if self.require_jti {
+        if self.require_jti && claims.registered().jti().is_none() {
             return Err(AuthError::MissingClaim("jti".into()));
         }
-        let mut named = registered.clone();
-        named.set_jti(claims.token_id().into_owned());
-        Ok(Cow::Owned(named))
+        Ok(claims.revocation_name())
     }
 
     /// `Some` when decided without I/O.

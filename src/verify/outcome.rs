@@ -174,13 +174,13 @@ impl Verified {
     pub(crate) fn into_layer_claims<C: DeserializeOwned + 'static>(
         self,
     ) -> Result<Claims<C>, AuthError> {
-        Claims::from_held(self.claims, true)
+        Claims::from_held(self.claims, true, self.reuse_until)
     }
 
     /// The claims in type `C`, as [`into_layer_claims`](Self::into_layer_claims)
     /// but not admitted by a layer (`Verifier::verify`): guards ignore them.
     pub(crate) fn into_claims<C: DeserializeOwned + 'static>(self) -> Result<Claims<C>, AuthError> {
-        Claims::from_held(self.claims, false)
+        Claims::from_held(self.claims, false, self.reuse_until)
     }
 
     /// [`into_layer_claims`](Verified::into_layer_claims), and this answer

@@ -893,6 +893,34 @@ async fn two_servers_on_one_redis_share_logout_and_subject_revocation() {
     assert_eq!(post(&one, "/logout", "not-a-token", None).await, 401);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_closes_an_open_websocket_with_1008_token_revoked() {
+    let redis = crate::support::redis::Redis::start().await;
+    let idp = Issuer::start().await.unwrap();
+    let url = idp.url();
+    let redis_url = redis.url();
+    let server = Server::start(&[
+        ("JWT_ISSUER", url.as_str()),
+        ("JWT_AUDIENCE", "ws-api"),
+        ("JWT_REDIS_URL", redis_url.as_str()),
+    ])
+    .await;
+    let token = idp.mint(&json!({"iss": url, "sub": "ws-user", "aud": "ws-api",
+                                 "jti": "ws-session-1", "exp": now() + 600, "iat": now()}));
+    let ws_url = server.base.replace("http://", "ws://") + "/ws";
+    let mut client =
+        crate::support::ws_client::session(&ws_url, &token, "raw", std::time::Duration::ZERO);
+    client.opened().await;
+    let started = std::time::Instant::now();
+    assert_eq!(post(&server, "/logout", &token, None).await, 204);
+    // The server asks every second.
+    let seen = client.closed(std::time::Duration::from_secs(5)).await;
+    println!("socket closed {:?} after logout", started.elapsed());
+    assert_eq!(seen["protocol"], "echo", "{seen}");
+    assert_eq!(seen["code"], 1008, "{seen}");
+    assert_eq!(seen["reason"], "token revoked", "{seen}");
+}
+
 // ---------------------------------------------------------------------------
 // Issue 28: certificate-bound tokens (RFC 8705) over HTTPS or a trusted
 // `Client-Cert` header, and encrypted tokens (JWE).
