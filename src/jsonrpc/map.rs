@@ -13,8 +13,9 @@ use crate::reject::DefaultRejection;
 /// The default body limit: 1 MiB.
 const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 
-/// What a `tools/call`, `prompts/get` or `resources/read` for a name (or
-/// URI) that has no entry in the map needs.
+/// What a `tools/call`, `prompts/get`, `resources/read`,
+/// `resources/subscribe` or `completion/complete` for a name (or URI) that
+/// has no entry in the map needs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Unmapped {
@@ -108,7 +109,9 @@ impl<R> RequireToolScopes<R> {
     }
 
     /// The same check from a handler, given the request body: `Err` is the
-    /// 403 the guard would give (a body that is not JSON passes).
+    /// 403 the guard would give. A body that is not JSON is refused too
+    /// ([`AuthError::Forbidden`]; the guard itself answers it 400): nothing
+    /// in it can be judged.
     ///
     /// ```
     /// use tower_jwt_auth::{AuthError, Claims};
@@ -123,11 +126,13 @@ impl<R> RequireToolScopes<R> {
     /// # Errors
     /// [`AuthError::InsufficientScope`] naming the scopes to ask for;
     /// [`AuthError::Forbidden`] for a name with no entry under
-    /// [`Unmapped::Deny`].
+    /// [`Unmapped::Deny`], or a body that is not JSON.
     pub fn check<C>(&self, claims: &Claims<C>, body: &[u8]) -> Result<(), AuthError> {
         match messages(body) {
             Some(messages) => self.map.judge(Some(claims.token()), &messages),
-            None => Ok(()),
+            None => Err(AuthError::Forbidden(
+                "the body is not JSON: no call in it can be judged".into(),
+            )),
         }
     }
 }
@@ -201,7 +206,8 @@ impl RequireToolScopesBuilder {
         self
     }
 
-    /// A `prompts/get` of the prompt `name` (exact match) needs all of `scopes`.
+    /// A `prompts/get` of the prompt `name` (exact match) needs all of
+    /// `scopes`, and so does a `completion/complete` for it.
     pub fn prompt<S: Into<String>>(
         mut self,
         name: impl Into<String>,
@@ -212,7 +218,9 @@ impl RequireToolScopesBuilder {
         self
     }
 
-    /// A `resources/read` of the resource `uri` (exact match) needs all of `scopes`.
+    /// A `resources/read` of the resource `uri` (exact match) needs all of
+    /// `scopes`, and so do a `resources/subscribe` to it and a
+    /// `completion/complete` for it.
     pub fn resource<S: Into<String>>(
         mut self,
         uri: impl Into<String>,
@@ -328,7 +336,7 @@ fn scope_token(scope: &str) -> Result<(), BuildError> {
 impl ScopeMap {
     /// What `messages` need, and whether `claims` (`None`: no verified
     /// claims) hold it. Every method of every message is judged; for
-    /// `tools/call`, `prompts/get` and `resources/read`, every name (or
+    /// the methods that name a tool, a prompt or a resource, every name (or
     /// URI) too.
     pub(super) fn judge(
         &self,
@@ -353,25 +361,44 @@ impl ScopeMap {
                 if let Some(scopes) = self.methods.get(method.as_str()) {
                     need(scopes, &mut needed);
                 }
-                let (kind, list, keys) = match method.as_str() {
-                    "tools/call" => (Kind::Tool, &self.tools, &m.names),
-                    "prompts/get" => (Kind::Prompt, &self.prompts, &m.names),
-                    "resources/read" => (Kind::Resource, &self.resources, &m.uris),
+                // What the method names, in which list, and whether it
+                // failed to name it.
+                let named: &[(Kind, &Entries, &[String], bool)] = match method.as_str() {
+                    "tools/call" => &[(Kind::Tool, &self.tools, &m.names, m.unnamed)],
+                    "prompts/get" => &[(Kind::Prompt, &self.prompts, &m.names, m.unnamed)],
+                    "resources/read" | "resources/subscribe" => {
+                        &[(Kind::Resource, &self.resources, &m.uris, m.unnamed)]
+                    }
+                    // A prompt or a resource, in `params.ref`; a reference
+                    // that names neither is unnamed.
+                    "completion/complete" => &[
+                        (
+                            Kind::Prompt,
+                            &self.prompts,
+                            &m.ref_names,
+                            m.unnamed
+                                || m.ref_unnamed
+                                || (m.ref_names.is_empty() && m.ref_uris.is_empty()),
+                        ),
+                        (Kind::Resource, &self.resources, &m.ref_uris, false),
+                    ],
                     _ => continue,
                 };
-                let mut lookups = keys
-                    .iter()
-                    .map(|k| list.get(k.as_str()))
-                    .collect::<Vec<_>>();
-                if m.unnamed {
-                    lookups.push(None);
-                }
-                for found in lookups {
-                    match (found, &self.unmapped) {
-                        (Some(scopes), _) => need(scopes, &mut needed),
-                        (None, Unmapped::Allow) => {}
-                        (None, Unmapped::Require(_)) => need(&unmapped, &mut needed),
-                        (None, _) => denied = Some(kind.noun()),
+                for &(kind, list, keys, unnamed) in named {
+                    let mut lookups = keys
+                        .iter()
+                        .map(|k| list.get(k.as_str()))
+                        .collect::<Vec<_>>();
+                    if unnamed {
+                        lookups.push(None);
+                    }
+                    for found in lookups {
+                        match (found, &self.unmapped) {
+                            (Some(scopes), _) => need(scopes, &mut needed),
+                            (None, Unmapped::Allow) => {}
+                            (None, Unmapped::Require(_)) => need(&unmapped, &mut needed),
+                            (None, _) => denied = Some(kind.noun()),
+                        }
                     }
                 }
             }
@@ -447,6 +474,15 @@ mod tests {
     }
 
     #[test]
+    fn a_body_that_is_not_json_is_refused_by_the_handler_check_too() {
+        let g = guard();
+        let err = g
+            .check(&claims("mcp:admin mcp:tools"), b"{\"method\":")
+            .unwrap_err();
+        assert!(matches!(err, AuthError::Forbidden(_)), "{err:?}");
+    }
+
+    #[test]
     fn a_tool_needs_its_scopes_and_the_challenge_keeps_held_ones() {
         let g = guard();
         assert!(
@@ -514,6 +550,36 @@ mod tests {
         assert!(g.check(&claims("openid"), dup).is_err());
     }
 
+    /// `resources/subscribe` names a resource and `completion/complete` a
+    /// prompt or a resource (in `params.ref`): each needs that entry's
+    /// scopes, as reading it or getting it does.
+    #[test]
+    fn subscribing_and_completing_need_the_scopes_of_what_they_name() {
+        let g = guard();
+        let subscribe = br#"{"method":"resources/subscribe","params":{"uri":"file:///secret"}}"#;
+        assert!(g.check(&claims("mcp:tools"), subscribe).is_err());
+        assert!(g.check(&claims("mcp:files"), subscribe).is_ok());
+        let prompt = br#"{"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"},"argument":{"name":"a","value":"x"}}}"#;
+        assert!(g.check(&claims("mcp:tools"), prompt).is_err());
+        assert!(g.check(&claims("mcp:prompts"), prompt).is_ok());
+        let resource = br#"{"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"file:///secret"}}}"#;
+        assert!(g.check(&claims("mcp:prompts"), resource).is_err());
+        assert!(g.check(&claims("mcp:files"), resource).is_ok());
+        // A reference that names nothing cannot be judged: refused.
+        for unnamed in [
+            br#"{"method":"completion/complete","params":{"ref":"p"}}"#.as_slice(),
+            br#"{"method":"completion/complete","params":{}}"#,
+            br#"{"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":7}}}"#,
+        ] {
+            let all = claims("mcp:tools mcp:prompts mcp:files mcp:admin");
+            assert!(
+                g.check(&all, unnamed).is_err(),
+                "{}",
+                String::from_utf8_lossy(unnamed)
+            );
+        }
+    }
+
     #[test]
     fn prompts_resources_and_unnamed_calls() {
         let g = guard();
@@ -524,8 +590,9 @@ mod tests {
         assert!(g.check(&claims("mcp:prompts"), get).is_ok());
         let positional = br#"{"method":"tools/call","params":["whoami"]}"#;
         assert!(g.check(&claims("mcp:tools mcp:admin"), positional).is_err());
-        // Not JSON, or methods with no entry: nothing needed.
-        assert!(g.check(&claims(""), b"{not json").is_ok());
+        // Methods with no entry: nothing needed. Not JSON: nothing that
+        // can be judged, so refused.
+        assert!(g.check(&claims(""), b"{not json").is_err());
         assert!(g.check(&claims(""), br#"{"method":"ping"}"#).is_ok());
     }
 

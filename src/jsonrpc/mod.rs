@@ -2,8 +2,9 @@
 //! challenge: [`RequireToolScopes`], a guard that reads the body of a
 //! JSON-RPC POST (bounded), finds what each message asks for (the
 //! `method`; for `tools/call` and `prompts/get` the `params.name`, for
-//! `resources/read` the `params.uri`) and requires the scopes mapped to
-//! it. Its service is [`ToolScopeGuard`], its future [`ToolScopeFuture`].
+//! `resources/read` and `resources/subscribe` the `params.uri`, for
+//! `completion/complete` the prompt or resource its `params.ref` names)
+//! and requires the scopes mapped to it. Its service is [`ToolScopeGuard`], its future [`ToolScopeFuture`].
 //!
 #![doc = include_str!("../docs/jsonrpc.md")]
 

@@ -18,13 +18,21 @@ pub(crate) struct Message {
     pub(crate) names: Vec<String>,
     /// Every string `uri` member of every `params` object.
     pub(crate) uris: Vec<String>,
+    /// Every string `name` member of every `params.ref` object
+    /// (`completion/complete`: a prompt).
+    pub(crate) ref_names: Vec<String>,
+    /// Every string `uri` member of every `params.ref` object
+    /// (`completion/complete`: a resource).
+    pub(crate) ref_uris: Vec<String>,
+    /// A `params.ref` that is not an object, or one that names nothing.
+    pub(crate) ref_unnamed: bool,
     /// A `params` that is not an object (by-position params), or a `name`
     /// or `uri` that is not a string: the operation cannot be named.
     pub(crate) unnamed: bool,
 }
 
-/// The messages of a body: `None` when it is not JSON at all (the server
-/// behind answers its own parse error). A JSON value that is neither an
+/// The messages of a body: `None` when it is not JSON at all (the guard
+/// answers 400). A JSON value that is neither an
 /// object nor an array holds no message; non-object batch members are
 /// skipped (the server answers "invalid request" for them).
 pub(crate) fn messages(body: &[u8]) -> Option<Vec<Message>> {
@@ -187,6 +195,77 @@ impl<'de> Deserialize<'de> for Scalar {
 }
 
 /// Reads a `params` value into the message.
+/// `params.ref` of `completion/complete`: `{"type": "ref/prompt", "name"}`
+/// or `{"type": "ref/resource", "uri"}`. Any other shape names nothing.
+struct RefSeed<'m>(&'m mut Message);
+
+impl<'de> de::DeserializeSeed<'de> for RefSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RefSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a completion reference")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut named = false;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let list = match &*key {
+                "name" => &mut self.0.ref_names,
+                "uri" => &mut self.0.ref_uris,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            match map.next_value::<Scalar>()?.0 {
+                Some(s) => {
+                    list.push(s);
+                    named = true;
+                }
+                None => self.0.ref_unnamed = true,
+            }
+        }
+        if !named {
+            self.0.ref_unnamed = true;
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        self.0.ref_unnamed = true;
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        self.0.ref_unnamed = true;
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        self.0.ref_unnamed = true;
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        self.0.ref_unnamed = true;
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        self.0.ref_unnamed = true;
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        self.0.ref_unnamed = true;
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.0.ref_unnamed = true;
+        Ok(())
+    }
+}
+
 struct ParamsSeed<'m>(&'m mut Message);
 
 impl<'de> de::DeserializeSeed<'de> for ParamsSeed<'_> {
@@ -206,6 +285,10 @@ impl<'de> Visitor<'de> for ParamsSeed<'_> {
             let list = match &*key {
                 "name" => &mut self.0.names,
                 "uri" => &mut self.0.uris,
+                "ref" => {
+                    map.next_value_seed(RefSeed(&mut *self.0))?;
+                    continue;
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                     continue;

@@ -79,6 +79,7 @@ pin_project! {
     enum Kind<F, B, E> {
         Inner { #[pin] future: F },
         Peek { future: BoxFuture<Result<Response<B>, E>> },
+        Refused { response: Option<Response<B>> },
     }
 }
 
@@ -98,6 +99,9 @@ where
         match self.project().kind.project() {
             KindProj::Inner { future } => future.poll(cx),
             KindProj::Peek { future } => future.as_mut().poll(cx),
+            KindProj::Refused { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("ToolScopeFuture polled after completion"))),
         }
     }
 }
@@ -120,12 +124,25 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        // The streamable HTTP transport sends messages by POST only; GET
-        // (a server stream) and DELETE (end a session) carry none.
-        if req.method() != Method::POST {
+        // A request whose body is known to be empty carries no call: GET
+        // (the streamable HTTP transport's server stream) and DELETE (end
+        // a session) as MCP clients send them. Any other body is read and
+        // judged, whatever the method (a handler routed with `any` takes
+        // a call by PUT too).
+        if req.method() != Method::POST && req.body().is_end_stream() {
             return ToolScopeFuture {
                 kind: Kind::Inner {
                     future: self.inner.call(req),
+                },
+            };
+        }
+        // A body in an encoding the guard cannot read is a call it cannot
+        // judge (a decompression layer behind would hand the server what
+        // the guard never saw).
+        if encoded(req.headers()) {
+            return ToolScopeFuture {
+                kind: Kind::Refused {
+                    response: Some(status(StatusCode::UNSUPPORTED_MEDIA_TYPE)),
                 },
             };
         }
@@ -149,8 +166,10 @@ where
                 Err(code) => return Ok(status(code)),
             };
             let verdict = match messages(&bytes) {
-                // Not JSON: the service behind answers its parse error.
-                None => Ok(()),
+                // Not JSON to the guard: nothing it can judge, so nothing
+                // that may pass (a server that reads it another way would
+                // run a call no one judged).
+                None => return Ok(status(StatusCode::BAD_REQUEST)),
                 Some(messages) => match find_token_claims(&parts.extensions) {
                     Found::Claims(claims) => map.judge(Some(claims), &messages),
                     Found::Anonymous => map.judge(None, &messages),
@@ -193,6 +212,16 @@ fn refuse<R: OnRejection<B>, B>(
     headers: &http::HeaderMap,
 ) -> Response<B> {
     rejection.on_rejection(&Refusal::new(error).headers(headers))
+}
+
+/// Whether the body is sent in a `Content-Encoding` other than `identity`.
+fn encoded(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity"))
 }
 
 fn status<B: Default>(code: StatusCode) -> Response<B> {

@@ -236,21 +236,82 @@ async fn an_oversized_body_is_413_and_never_reaches_the_service() {
     assert_eq!(res.status(), 413);
 }
 
+/// A body the guard cannot read is one it cannot judge: refused (400),
+/// never passed to a server that might read it another way (a BOM, a
+/// trailing value, a lenient parser).
 #[tokio::test]
-async fn malformed_json_gets_the_services_own_error_and_get_passes() {
+async fn a_body_that_is_not_json_is_refused_by_the_guard_and_get_passes() {
     let app = app(guard());
     for bad in [
         r#"{"method":"tools/call","params":{"name":"admin_echo""#,
-        "\u{feff}{}",
+        "\u{feff}{\"method\":\"tools/call\",\"params\":{\"name\":\"admin_echo\"}}",
         r#"{"method":"tools/call"} trailing"#,
     ] {
         let a = send(&app, Some("openid"), bad).await;
         assert_eq!(a.status, 400, "{bad}");
-        assert_eq!(&a.body[..], b"parse error");
+        assert_ne!(&a.body[..], b"parse error", "the service was called: {bad}");
     }
     // GET (the server's event stream) carries no call: unchecked.
     let req = Request::get("/mcp")
         .header(AUTHORIZATION, format!("Bearer {}", token_with("openid")))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(app.clone().oneshot(req).await.unwrap().status(), 200);
+}
+
+/// A compressed body is one the guard cannot read as it is: a
+/// decompression layer behind it would hand the server a call the guard
+/// never saw. Refused with 415; `identity` is no encoding.
+#[tokio::test]
+async fn an_encoded_body_is_refused_with_415() {
+    let app = app(guard());
+    for encoding in ["gzip", "br", "deflate, gzip", "GZIP"] {
+        let req = Request::post("/mcp")
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .header(AUTHORIZATION, format!("Bearer {}", token_with("mcp:tools")))
+            .body(Body::from(call("whoami")))
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), 415, "{encoding}");
+    }
+    let req = Request::post("/mcp")
+        .header("content-type", "application/json")
+        .header("content-encoding", "identity")
+        .header(AUTHORIZATION, format!("Bearer {}", token_with("mcp:tools")))
+        .body(Body::from(call("whoami")))
+        .unwrap();
+    assert_eq!(app.clone().oneshot(req).await.unwrap().status(), 200);
+}
+
+/// A call sent with another method (a handler routed with `any`) is judged
+/// all the same: only a request whose body is known to be empty passes
+/// unread.
+#[tokio::test]
+async fn a_call_sent_with_another_method_is_judged() {
+    let echo = |body: Bytes| async move { (StatusCode::OK, body) };
+    let verifier = Verifier::builder()
+        .key(verify_key(Algorithm::ES256))
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/mcp", axum::routing::any(echo))
+        .route_layer(guard())
+        .route_layer(JwtAuthLayer::new(verifier));
+    for method in ["PUT", "PATCH", "DELETE", "GET"] {
+        let req = Request::builder()
+            .method(method)
+            .uri("/mcp")
+            .header(AUTHORIZATION, format!("Bearer {}", token_with("mcp:tools")))
+            .body(Body::from(call("admin_echo")))
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), 403, "{method}");
+    }
+    let req = Request::delete("/mcp")
+        .header(AUTHORIZATION, format!("Bearer {}", token_with("mcp:tools")))
         .body(Body::empty())
         .unwrap();
     assert_eq!(app.clone().oneshot(req).await.unwrap().status(), 200);
