@@ -24,7 +24,6 @@ use super::future::{ResponseFuture, render, rerender};
 use super::stages::{Now, Presented, Recheck, Replay};
 use crate::claims::{Anonymous, Claims, ReuseUntil, SharedClaims};
 use crate::error::AuthError;
-use crate::extract::find_token;
 use crate::observe;
 use crate::reject::{GrpcCall, OnRejection, Refusal, grpc_request};
 use crate::verify::Verified;
@@ -162,14 +161,7 @@ where
     /// Step 1: the token, into `req`.
     fn find<'r>(&self, req: &mut Presented<'r>) -> Step<C> {
         let s = &*self.settings;
-        let accepts_dpop = s.binding.accepts_dpop();
-        let found = match find_token(
-            &s.sources,
-            req.uri,
-            req.headers,
-            accepts_dpop,
-            s.max_token_len,
-        ) {
+        let found = match s.find(req.uri, req.headers) {
             Ok(Some(found)) => found,
             Ok(None) if s.optional => return Step::Done(Ok(None)),
             Ok(None) => return Step::Done(Err(AuthError::MissingToken)),
@@ -309,6 +301,34 @@ where
 }
 
 impl<C, R> JwtAuthLayer<C, R> {
+    /// The token this layer reads from a request: for a request it
+    /// admitted, the one it verified. Hand this on (to
+    /// [`TokenExchange`](crate::exchange::TokenExchange), say), never
+    /// `Authorization` read by hand: with other sources first (a cookie),
+    /// the header may hold another token than the one that was checked.
+    /// The same lookup as the layer's own (sources in order, the `DPoP`
+    /// scheme with a DPoP policy, the length limit), so it finds the same
+    /// token; `None` when there is none (or it is malformed).
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, Uri};
+    /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, TokenSource, Verifier};
+    /// # let verifier = Verifier::builder().key(Key::hmac(Algorithm::HS256, [7u8; 32]).unwrap()).any_audience().build().unwrap();
+    /// let auth = JwtAuthLayer::new(verifier).sources([TokenSource::cookie("at"), TokenSource::Bearer]);
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("cookie", HeaderValue::from_static("at=a.b.c"));
+    /// headers.insert("authorization", HeaderValue::from_static("Bearer d.e.f"));
+    /// let uri = Uri::from_static("/orders");
+    /// assert_eq!(auth.token_in(&uri, &headers).as_deref(), Some("a.b.c"));
+    /// ```
+    pub fn token_in<'r>(
+        &self,
+        uri: &'r http::Uri,
+        headers: &'r http::HeaderMap,
+    ) -> Option<std::borrow::Cow<'r, str>> {
+        Some(self.settings.find(uri, headers).ok()??.token)
+    }
+
     /// A refusal made in front of the request path (forward-auth cannot
     /// read the forwarded request), rendered as the layer renders its own.
     pub(crate) fn refuse<F, B, E>(

@@ -50,3 +50,22 @@ impl Settings {
         }
     }
 }
+
+impl Settings {
+    /// Step 1's lookup, the one [`JwtAuthLayer::token_in`](super::JwtAuthLayer::token_in)
+    /// repeats: the sources in order, the `DPoP` scheme when a DPoP policy
+    /// accepts it, the length limit.
+    pub(super) fn find<'r>(
+        &self,
+        uri: &'r http::Uri,
+        headers: &'r http::HeaderMap,
+    ) -> Result<Option<crate::extract::Located<'r>>, crate::error::AuthError> {
+        crate::extract::find_token(
+            &self.sources,
+            uri,
+            headers,
+            self.binding.accepts_dpop(),
+            self.max_token_len,
+        )
+    }
+}

@@ -367,3 +367,63 @@ async fn grpc_requests_get_grpc_status() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["grpc-status"], "16");
 }
+
+/// The token a handler hands on (to a token exchange, say) must be the one
+/// the layer verified, not whatever `Authorization` holds: with a cookie
+/// source first, a request carrying the attacker's own cookie token and a
+/// stolen bearer token is admitted on the cookie, and `token_in` names the
+/// cookie's token.
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn token_in_names_the_token_the_layer_verified() {
+    use axum::Router;
+    use axum::routing::get;
+    use tower_jwt_auth::TokenSource;
+
+    let verifier = Verifier::builder()
+        .key(verify_key(Algorithm::ES256))
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .unwrap();
+    let auth =
+        JwtAuthLayer::new(verifier).sources([TokenSource::cookie("at"), TokenSource::Bearer]);
+    let handler = {
+        let auth = auth.clone();
+        move |uri: http::Uri, headers: http::HeaderMap, claims: Claims| async move {
+            let token = auth.token_in(&uri, &headers).map(|t| t.into_owned());
+            format!(
+                "{}|{}",
+                claims.sub().unwrap_or_default(),
+                token.unwrap_or_default()
+            )
+        }
+    };
+    let app: Router = Router::new().route("/me", get(handler)).route_layer(auth);
+    let mint = |sub: &str| {
+        let mut c = claims();
+        c["sub"] = json!(sub);
+        token(Algorithm::ES256, &c)
+    };
+    let (mine, stolen) = (mint("attacker"), mint("victim"));
+    let req = Request::get("/me")
+        .header("cookie", format!("at={mine}"))
+        .header(AUTHORIZATION, format!("Bearer {stolen}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&body), format!("attacker|{mine}"));
+    // Bearer alone: that one.
+    let req = Request::get("/me")
+        .header(AUTHORIZATION, format!("Bearer {stolen}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let body = axum::body::to_bytes(app.oneshot(req).await.unwrap().into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&body), format!("victim|{stolen}"));
+}
