@@ -164,7 +164,7 @@ where
         let s = &*self.settings;
         let accepts_dpop = s.binding.accepts_dpop();
         let found = match find_token(
-            &s.sources,
+            s.token_sources(),
             req.uri,
             req.headers,
             accepts_dpop,
