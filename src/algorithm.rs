@@ -86,6 +86,13 @@ impl Curve {
     }
 }
 
+/// The JWS algorithms of the FAPI 2.0 Security Profile, §5.4: PS256, ES256
+/// and EdDSA (with Ed25519, the one EdDSA curve this crate verifies). The
+/// one list behind both presets: the verifier's algorithms
+/// (`VerifierBuilder::fapi2`) and the layer's DPoP proofs
+/// (`JwtAuthLayer::fapi2`).
+pub(crate) const FAPI2: [Algorithm; 3] = [Algorithm::PS256, Algorithm::ES256, Algorithm::EdDSA];
+
 impl Algorithm {
     /// Every algorithm, in a stable order. Prefer [`Algorithm::all`]: this
     /// array's length is part of its type and changes when an algorithm is

@@ -24,6 +24,12 @@
 //! request path, `layer::stages::Binding`), before the proof of any method
 //! it verifies. Each method the layer verifies is a flag in [`Verifies`],
 //! set by that stage, and a stage of its own there.
+//!
+//! [`read`] is the one reader of `cnf`: the rule, the mTLS check (the
+//! thumbprint) and the DPoP check (the key's `jkt`) all take what it read.
+//! It refuses a `cnf` that is repeated, or that repeats a member (two
+//! `x5t#S256`, two `jkt`), rather than pick one of them: two readers of
+//! the payload (this crate and a gateway, say) could pick different ones.
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -44,12 +50,20 @@ pub(crate) struct Verifies {
 /// Reads the confirmation methods a verified payload's `cnf` names.
 /// Cheap for unbound tokens: the payload read already noted whether a
 /// `cnf` member is there (`bound`).
+///
+/// # Errors
+/// [`AuthError::InvalidClaim`] when `cnf` is not an object, is repeated,
+/// repeats a member, or its `x5t#S256` or `jkt` is not a string.
 pub(crate) fn read(bound: bool, payload: &str) -> Result<Methods, AuthError> {
     if !bound {
         return Ok(Methods::default());
     }
     serde_json::from_str(payload).map_err(|_| {
-        AuthError::InvalidClaim("`cnf` must be a JSON object (and `x5t#S256` a string)".into())
+        AuthError::InvalidClaim(
+            "`cnf` must be one JSON object naming each method once \
+             (`x5t#S256` and `jkt` strings)"
+                .into(),
+        )
     })
 }
 
@@ -63,13 +77,12 @@ pub(crate) fn check(bound: bool, payload: &str, verifies: Verifies) -> Result<Me
     Ok(methods)
 }
 
-/// The confirmation methods a payload's `cnf` names (every `cnf` member,
-/// if the payload repeats it).
+/// The confirmation methods a payload's one `cnf` names.
 #[derive(Default)]
 pub(crate) struct Methods {
-    jkt: bool,
-    /// `x5t#S256`, the thumbprint of the certificate (the last one, if the
-    /// payload repeats `cnf`).
+    /// `jkt`, the thumbprint of the DPoP key.
+    jkt: Option<Box<str>>,
+    /// `x5t#S256`, the thumbprint of the certificate.
     x5t: Option<Box<str>>,
     /// The first method that is neither `jkt` nor `x5t#S256`, by its RFC
     /// name where it has one.
@@ -84,7 +97,7 @@ impl Methods {
         if self.x5t.is_some() && !verifies.mtls {
             return Some("x5t#S256");
         }
-        (self.jkt && !verifies.dpop).then_some("jkt")
+        (self.jkt.is_some() && !verifies.dpop).then_some("jkt")
     }
 
     /// The certificate thumbprint the token is bound to, if any.
@@ -92,18 +105,20 @@ impl Methods {
         self.x5t.as_deref()
     }
 
+    /// The DPoP key thumbprint the token is bound to, if any.
+    #[cfg_attr(not(feature = "dpop"), allow(dead_code))]
+    pub(crate) fn jkt(&self) -> Option<&str> {
+        self.jkt.as_deref()
+    }
+
     /// Whether the token is sender-constrained by a method the layer
     /// verifies (DPoP or mTLS).
     pub(crate) fn constrained(&self, verifies: Verifies) -> bool {
-        (self.jkt && verifies.dpop) || (self.x5t.is_some() && verifies.mtls)
+        (self.jkt.is_some() && verifies.dpop) || (self.x5t.is_some() && verifies.mtls)
     }
 
     fn note(&mut self, name: &str) {
         let method = match name {
-            "jkt" => {
-                self.jkt = true;
-                return;
-            }
             "jwk" => "jwk",
             "jku" => "jku",
             "kid" => "kid",
@@ -124,8 +139,12 @@ impl<'de> Deserialize<'de> for Methods {
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Methods, M::Error> {
                 let mut methods = Methods::default();
+                let mut seen = false;
                 while let Some(name) = map.next_key::<Text<'de>>()? {
                     if &*name == "cnf" {
+                        if std::mem::replace(&mut seen, true) {
+                            return Err(de::Error::custom("`cnf` is repeated"));
+                        }
                         map.next_value_seed(Cnf(&mut methods))?;
                     } else {
                         map.next_value::<de::IgnoredAny>()?;
@@ -154,14 +173,28 @@ impl<'de> Visitor<'de> for Cnf<'_> {
         f.write_str("a `cnf` object")
     }
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+        // A `cnf` names a handful of methods: a list is the right set.
+        let mut seen: Vec<Text<'de>> = Vec::new();
         while let Some(name) = map.next_key::<Text<'de>>()? {
-            if &*name == "x5t#S256" {
-                let x5t: Text<'de> = map.next_value()?;
-                self.0.x5t = Some(x5t.0.as_ref().into());
-                continue;
+            if seen.iter().any(|s| **s == *name) {
+                return Err(de::Error::custom("a `cnf` member is repeated"));
             }
-            self.0.note(&name);
-            map.next_value::<de::IgnoredAny>()?;
+            let slot = match &*name {
+                "x5t#S256" => Some(&mut self.0.x5t),
+                "jkt" => Some(&mut self.0.jkt),
+                _ => None,
+            };
+            match slot {
+                Some(slot) => {
+                    let value: Text<'de> = map.next_value()?;
+                    *slot = Some(value.0.as_ref().into());
+                }
+                None => {
+                    self.0.note(&name);
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+            seen.push(name);
         }
         Ok(())
     }
@@ -220,8 +253,6 @@ mod tests {
             (r#"{"cnf":{"jwk":{}}}"#, "jwk"),
             (r#"{"cnf":{"kid":"k"}}"#, "kid"),
             (r#"{"cnf":{"new":1}}"#, "an unknown method"),
-            // A repeated `cnf` (the strict read keeps every one here).
-            (r#"{"cnf":{"jkt":"t"},"cnf":{"x5t#S256":"t"}}"#, "x5t#S256"),
             (r#"{"c\u006ef":{"x5t\u0023S256":"t"}}"#, "x5t#S256"),
         ] {
             for v in [NONE, DPOP] {
@@ -231,6 +262,34 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_repeated_cnf_or_member_is_malformed_whatever_the_layer_verifies() {
+        for payload in [
+            r#"{"cnf":{"jkt":"t"},"cnf":{"x5t#S256":"t"}}"#,
+            r#"{"cnf":{"x5t#S256":"a"},"cnf":{"x5t#S256":"b"}}"#,
+            r#"{"cnf":{},"cnf":{}}"#,
+            r#"{"cnf":{"x5t#S256":"a"},"c\u006ef":{"x5t#S256":"b"}}"#,
+            r#"{"cnf":{"x5t#S256":"a","x5t#S256":"b"}}"#,
+            r#"{"cnf":{"x5t#S256":"a","x5t\u0023S256":"a"}}"#,
+            r#"{"cnf":{"jkt":"a","jkt":"b"}}"#,
+            r#"{"cnf":{"new":1,"new":2}}"#,
+        ] {
+            for v in [NONE, DPOP, MTLS] {
+                assert!(
+                    matches!(read(true, payload), Err(AuthError::InvalidClaim(_)))
+                        && matches!(judge(payload, v), Err(AuthError::InvalidClaim(_))),
+                    "{payload}"
+                );
+            }
+        }
+        let m = read(true, r#"{"cnf":{"jkt":"k","x5t#S256":"c"}}"#).unwrap();
+        assert_eq!((m.jkt(), m.x5t()), (Some("k"), Some("c")));
+        assert!(matches!(
+            read(true, r#"{"cnf":{"jkt":1}}"#),
+            Err(AuthError::InvalidClaim(_))
+        ));
     }
 
     #[test]

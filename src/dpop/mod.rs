@@ -23,10 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, Method, Uri};
-use serde::Deserialize;
 
 use crate::algorithm::{Algorithm, Family};
-use crate::claims::Text;
 use crate::error::{AuthError, BuildError};
 
 #[cfg(feature = "redis")]
@@ -119,7 +117,9 @@ impl fmt::Debug for DpopPolicyBuilder {
 
 impl DpopPolicy {
     /// A builder for `mode`. Defaults: algorithms `ES256`, `ES384`,
-    /// `EdDSA`, `PS256`, `RS256`; an `iat` window of
+    /// `EdDSA`, `PS256`, `RS256` (on a layer with
+    /// [`JwtAuthLayer::fapi2`](crate::JwtAuthLayer::fapi2), only those of
+    /// them FAPI 2.0 allows: `ES256`, `EdDSA`, `PS256`); an `iat` window of
     /// [`DEFAULT_PROOF_WINDOW`]; no nonce; an in-memory replay store of
     /// [`DEFAULT_REPLAY_CAPACITY`]; fail closed. The external base URL is
     /// required (see [`DpopPolicyBuilder::base_url`]).
@@ -152,6 +152,33 @@ impl DpopPolicy {
         &self.inner.algs
     }
 
+    /// This policy accepting proofs of `allowed` algorithms only (its own
+    /// order kept; none if it has none of them), with the same replay
+    /// store, nonces and window. For the FAPI 2.0 preset of the layer.
+    pub(crate) fn only(self, allowed: &[Algorithm]) -> DpopPolicy {
+        let i = &*self.inner;
+        if i.algs.iter().all(|a| allowed.contains(a)) {
+            return self;
+        }
+        DpopPolicy {
+            inner: Arc::new(Inner {
+                mode: i.mode,
+                algs: i
+                    .algs
+                    .iter()
+                    .copied()
+                    .filter(|a| allowed.contains(a))
+                    .collect(),
+                window: i.window,
+                base: i.base.clone(),
+                nonces: i.nonces.clone(),
+                replay: Arc::clone(&i.replay),
+                replay_ttl: i.replay_ttl,
+                fail_open: i.fail_open,
+            }),
+        }
+    }
+
     pub(crate) fn algs_param(&self) -> String {
         let names: Vec<&str> = self.inner.algs.iter().map(|a| a.as_str()).collect();
         names.join(" ")
@@ -170,7 +197,10 @@ impl DpopPolicyBuilder {
         self
     }
 
-    /// The proof algorithms accepted (asymmetric only).
+    /// The proof algorithms accepted (asymmetric only). A layer with
+    /// [`JwtAuthLayer::fapi2`](crate::JwtAuthLayer::fapi2) accepts and
+    /// advertises only those of them FAPI 2.0 allows (`PS256`, `ES256`,
+    /// `EdDSA`), whichever of `dpop` and `fapi2` is called first.
     #[must_use]
     pub fn algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
         self.algs = algs.into_iter().collect();
@@ -314,39 +344,19 @@ impl PendingReplay {
     }
 }
 
-#[derive(Deserialize)]
-struct Bound<'a> {
-    #[serde(borrow)]
-    cnf: Option<Cnf<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Cnf<'a> {
-    #[serde(borrow)]
-    jkt: Option<Text<'a>>,
-}
-
-/// The token's `cnf.jkt`, if it is bound to a key.
-fn bound_jkt(payload: &str) -> Result<Option<Text<'_>>, AuthError> {
-    let bound: Bound<'_> = serde_json::from_str(payload).map_err(|_| {
-        AuthError::InvalidClaim("`cnf` must be an object with a string `jkt`".into())
-    })?;
-    Ok(bound.cnf.and_then(|c| c.jkt))
-}
-
-/// The binding checks (RFC 9449 §4.3, §7.1) of a verified token: the
-/// scheme against the policy, then the proof. Returns the replay check to
-/// make last.
+/// The binding checks (RFC 9449 §4.3, §7.1) of a verified token bound to
+/// the key `jkt` (its `cnf.jkt`, as `crate::bind::read` read it: the one
+/// reader of `cnf`): the scheme against the policy, then the proof.
+/// Returns the replay check to make last.
 pub(crate) fn check(
     policy: &DpopPolicy,
     dpop_scheme: bool,
     token: &str,
-    payload: &str,
+    jkt: Option<&str>,
     (method, uri, headers): (&Method, &Uri, &HeaderMap),
     now: f64,
 ) -> Result<Option<PendingReplay>, AuthError> {
     let p = &*policy.inner;
-    let jkt = bound_jkt(payload)?;
     if !dpop_scheme {
         if p.mode == DpopMode::Required {
             return Err(AuthError::DpopRequired);
@@ -401,7 +411,7 @@ pub(crate) fn check(
         ));
     }
     // (12): the token is bound to the proof's key.
-    if jkt.as_deref() != Some(proof.jkt.as_str()) {
+    if jkt != Some(proof.jkt.as_str()) {
         return Err(AuthError::DpopKeyMismatch);
     }
     // (10): the server nonce.

@@ -73,7 +73,7 @@ impl<C, R: fmt::Debug> fmt::Debug for JwtAuthLayer<C, R> {
         let s = &self.settings;
         f.debug_struct("JwtAuthLayer")
             .field("verifier", &s.verifier)
-            .field("sources", &s.sources)
+            .field("sources", &s.token_sources())
             .field("max_token_len", &s.max_token_len)
             .field("optional", &s.optional)
             .field("rejection", &self.rejection)
@@ -127,12 +127,19 @@ impl<C, R> JwtAuthLayer<C, R> {
 
     /// Sets where the token is looked for, in order; the first source that
     /// has a token wins. An empty list keeps the default (`Bearer`).
+    ///
+    /// On a layer with [`fapi2`](Self::fapi2) the list is kept but not
+    /// read, whether it was set before or after the preset: tokens come
+    /// from the `Authorization` header alone, and a token anywhere else
+    /// (the query, a cookie, another header, a custom source, a WebSocket
+    /// subprotocol) is never read, so a request with no other is refused
+    /// as having none (401).
     pub fn sources(self, sources: impl IntoIterator<Item = TokenSource>) -> Self {
         let sources: Vec<TokenSource> = sources.into_iter().collect();
         if sources.is_empty() {
             return self;
         }
-        self.edit(|s| s.sources = Arc::from(sources))
+        self.edit(|s| s.set_sources(sources))
     }
 
     /// Refuses tokens longer than `bytes` before decoding anything
@@ -248,11 +255,7 @@ impl<C, R> JwtAuthLayer<C, R> {
     }
 
     fn edit_extras(self, f: impl FnOnce(&mut Extras)) -> Self {
-        self.edit(|s| {
-            let mut extras = s.extras.as_deref().cloned().unwrap_or_default();
-            f(&mut extras);
-            s.extras = Some(Arc::new(extras));
-        })
+        self.edit(|s| s.edit_extras(f))
     }
 
     /// Accepts DPoP-bound tokens (RFC 9449, feature `dpop`) as `policy`
@@ -261,7 +264,9 @@ impl<C, R> JwtAuthLayer<C, R> {
     /// revocation store. A bound token (`cnf.jkt`) sent as `Bearer` is
     /// refused. Refusals carry `WWW-Authenticate: DPoP algs="…"`, next to
     /// the `Bearer` challenge unless the policy is
-    /// [`Required`](crate::dpop::DpopMode::Required).
+    /// [`Required`](crate::dpop::DpopMode::Required). With
+    /// [`fapi2`](Self::fapi2), before or after, only the policy's proof
+    /// algorithms that FAPI 2.0 allows are accepted and advertised.
     ///
     /// ```
     /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
@@ -276,14 +281,7 @@ impl<C, R> JwtAuthLayer<C, R> {
     /// ```
     #[cfg(feature = "dpop")]
     pub fn dpop(self, policy: crate::dpop::DpopPolicy) -> Self {
-        use crate::dpop::DpopMode;
-        let algs = policy.algs_param();
-        let mode = policy.mode();
-        self.edit(|s| s.binding.dpop = super::stages::Dpop::new(policy))
-            .edit_extras(|e| {
-                e.dpop_algs = (mode != DpopMode::BearerOnly).then(|| algs.into());
-                e.no_bearer = mode == DpopMode::Required;
-            })
+        self.edit(|s| s.set_dpop(policy))
     }
 
     /// Verifies certificate-bound tokens (RFC 8705 §3, feature `mtls`) as
@@ -332,10 +330,21 @@ impl<C, R> JwtAuthLayer<C, R> {
     ///
     /// - §5.3.4 (requirements for resource servers): access tokens only in the
     ///   `Authorization` header (RFC 6750 §2.1), never in the query or the
-    ///   body: the token sources become `Bearer` alone (the `DPoP` scheme
-    ///   stays accepted with a DPoP policy);
+    ///   body: tokens are read from `Authorization` alone (`Bearer`, and
+    ///   `DPoP` with a DPoP policy), whatever [`sources`](Self::sources)
+    ///   says;
     /// - §5.3.4: only sender-constrained tokens, by mTLS (RFC 8705) or
-    ///   DPoP (RFC 9449): [`require_sender_constrained`](Self::require_sender_constrained).
+    ///   DPoP (RFC 9449): [`require_sender_constrained`](Self::require_sender_constrained);
+    /// - §5.4: DPoP proofs signed with `PS256`, `ES256` or `EdDSA` only: the
+    ///   [`dpop`](Self::dpop) policy keeps only those of its algorithms,
+    ///   and its challenge (`DPoP algs="…"`) lists only those. (List the
+    ///   same in [`ResourceMetadataBuilder::dpop_algorithms`](crate::metadata::ResourceMetadataBuilder::dpop_algorithms)
+    ///   if you publish metadata.)
+    ///
+    /// The preset is sticky: no builder call before or after it undoes any
+    /// of these. A later `sources` is kept but not read, a later `dpop`
+    /// policy is narrowed as an earlier one is, and nothing clears
+    /// `require_sender_constrained`.
     ///
     /// The verifier's part is [`VerifierBuilder::fapi2`](crate::VerifierBuilder::fapi2)
     /// (§5.4: PS256, ES256 or EdDSA only). Validity, integrity and expiry
@@ -344,7 +353,7 @@ impl<C, R> JwtAuthLayer<C, R> {
     /// whether the token's authorization suffices (§5.3.4) your guards.
     ///
     /// ```
-    /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, Verifier};
+    /// use tower_jwt_auth::{Algorithm, JwtAuthLayer, Key, TokenSource, Verifier};
     /// let jwk = r#"{"kty":"OKP","crv":"Ed25519","alg":"EdDSA",
     ///               "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
     /// let verifier = Verifier::builder()
@@ -353,15 +362,15 @@ impl<C, R> JwtAuthLayer<C, R> {
     ///     .audience("https://bank.example")
     ///     .build()?;
     /// // With `.dpop(..)` (feature `dpop`) or `.mtls(..)` (feature `mtls`).
-    /// let layer = JwtAuthLayer::new(verifier).fapi2();
-    /// # let _ = layer;
+    /// let layer = JwtAuthLayer::new(verifier)
+    ///     .fapi2()
+    ///     // Kept, but never read: the preset reads `Authorization` alone.
+    ///     .sources([TokenSource::Bearer, TokenSource::query("access_token")]);
+    /// assert!(format!("{layer:?}").contains("sources: [Bearer]"));
     /// # Ok::<(), tower_jwt_auth::BuildError>(())
     /// ```
     pub fn fapi2(self) -> Self {
-        self.edit(|s| {
-            s.sources = Arc::from([TokenSource::Bearer]);
-            s.binding.constrained = true;
-        })
+        self.edit(Settings::set_fapi2)
     }
 
     /// Accepts tokens bound to a key (`cnf`, RFC 7800) by a method this

@@ -17,7 +17,13 @@ pub const DEFAULT_MAX_TOKEN_LEN: usize = 16 * 1024;
 #[derive(Clone)]
 pub(super) struct Settings {
     pub(super) verifier: Arc<dyn TokenVerifier>,
-    pub(super) sources: Arc<[TokenSource]>,
+    /// The sources `JwtAuthLayer::sources` set; read only through
+    /// [`Settings::token_sources`] (so private to this file).
+    sources: Arc<[TokenSource]>,
+    /// The FAPI 2.0 preset (`JwtAuthLayer::fapi2`): set once, never
+    /// cleared, applied by the methods below whatever was set before or
+    /// after it. Private to this file, like the settings it rules.
+    fapi2: bool,
     pub(super) max_token_len: usize,
     pub(super) optional: bool,
     pub(super) grpc: GrpcMode,
@@ -39,6 +45,7 @@ impl Settings {
         Settings {
             verifier,
             sources: Arc::from([TokenSource::Bearer]),
+            fapi2: false,
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
             optional: false,
             grpc: GrpcMode::Auto,
@@ -48,6 +55,64 @@ impl Settings {
             revocation: Default::default(),
             extras: None,
         }
+    }
+
+    /// Where step 1 looks for the token, in order: the sources set, or
+    /// with the FAPI 2.0 preset the `Authorization` header alone (§5.3.4),
+    /// whatever `sources` set before or after it. The one place step 1
+    /// (and the layer's `Debug`) reads the sources from.
+    pub(super) fn token_sources(&self) -> &[TokenSource] {
+        const HEADER_ONLY: &[TokenSource] = &[TokenSource::Bearer];
+        match self.fapi2 {
+            true => HEADER_ONLY,
+            false => &self.sources,
+        }
+    }
+
+    /// Sets the sources (kept, but not read, under the FAPI 2.0 preset).
+    pub(super) fn set_sources(&mut self, sources: Vec<TokenSource>) {
+        self.sources = Arc::from(sources);
+    }
+
+    /// The FAPI 2.0 preset: tokens from the `Authorization` header only
+    /// ([`token_sources`](Settings::token_sources)), sender-constrained
+    /// tokens only, DPoP proofs of the profile's algorithms only (the
+    /// policy set before, narrowed now; one set after, by
+    /// [`set_dpop`](Settings::set_dpop)).
+    pub(super) fn set_fapi2(&mut self) {
+        self.fapi2 = true;
+        // Nothing sets it back to false.
+        self.binding.constrained = true;
+        #[cfg(feature = "dpop")]
+        if let Some(policy) = self.binding.dpop.policy().cloned() {
+            self.set_dpop(policy);
+        }
+    }
+
+    /// Sets the DPoP policy, and what challenges say of it; under the
+    /// FAPI 2.0 preset, narrowed to the profile's algorithms (§5.4), so
+    /// that the proofs accepted and the `algs` advertised are only those.
+    #[cfg(feature = "dpop")]
+    pub(super) fn set_dpop(&mut self, policy: crate::dpop::DpopPolicy) {
+        use crate::dpop::DpopMode;
+        let policy = match self.fapi2 {
+            true => policy.only(&crate::algorithm::FAPI2),
+            false => policy,
+        };
+        let algs = policy.algs_param();
+        let mode = policy.mode();
+        self.binding.dpop = super::stages::Dpop::new(policy);
+        self.edit_extras(|e| {
+            e.dpop_algs = (mode != DpopMode::BearerOnly).then(|| algs.into());
+            e.no_bearer = mode == DpopMode::Required;
+        });
+    }
+
+    /// Edits what challenges carry (a copy, when it is shared).
+    pub(super) fn edit_extras(&mut self, f: impl FnOnce(&mut Extras)) {
+        let mut extras = self.extras.as_deref().cloned().unwrap_or_default();
+        f(&mut extras);
+        self.extras = Some(Arc::new(extras));
     }
 }
 
@@ -61,7 +126,7 @@ impl Settings {
         headers: &'r http::HeaderMap,
     ) -> Result<Option<crate::extract::Located<'r>>, crate::error::AuthError> {
         crate::extract::find_token(
-            &self.sources,
+            self.token_sources(),
             uri,
             headers,
             self.binding.accepts_dpop(),

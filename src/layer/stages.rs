@@ -238,8 +238,11 @@ impl Binding {
         let methods = match self.unverified {
             false => bind::check(bound, token.json(), verifies),
             // The opt-out skips the `cnf` rule, not the checks of the
-            // methods the layer verifies.
-            true if verifies.mtls || self.constrained => bind::read(bound, token.json()),
+            // methods the layer verifies (which take what `bind::read`,
+            // the one reader of `cnf`, read).
+            true if verifies.mtls || verifies.dpop || self.constrained => {
+                bind::read(bound, token.json())
+            }
             true => Ok(bind::Methods::default()),
         };
         let methods = match methods {
@@ -252,7 +255,7 @@ impl Binding {
         if let Err(e) = self.mtls.check(req, methods.x5t()) {
             return Now::Ready(Err(e));
         }
-        self.dpop.now(req, token.json(), verifier)
+        self.dpop.now(req, methods.jkt(), verifier)
     }
 
     /// What [`now`](Binding::now) waited for.
@@ -318,6 +321,11 @@ impl Dpop {
         Dpop(Some(policy))
     }
 
+    /// The policy, if the layer has one.
+    pub(super) fn policy(&self) -> Option<&crate::dpop::DpopPolicy> {
+        self.0.as_ref()
+    }
+
     fn accepts_scheme(&self) -> bool {
         (self.0.as_ref()).is_some_and(|p| p.mode() != crate::dpop::DpopMode::BearerOnly)
     }
@@ -328,13 +336,18 @@ impl Dpop {
 
     /// The scheme against the policy, then the proof; its `jti` in the
     /// replay store last.
-    fn now(&self, req: &Presented<'_>, payload: &str, verifier: &dyn TokenVerifier) -> Now<Replay> {
+    fn now(
+        &self,
+        req: &Presented<'_>,
+        jkt: Option<&str>,
+        verifier: &dyn TokenVerifier,
+    ) -> Now<Replay> {
         let Some(policy) = &self.0 else {
             return Now::Ready(Ok(()));
         };
         let checked = verifier.now().and_then(|now| {
             let parts = (req.method, req.uri, req.headers);
-            crate::dpop::check(policy, req.dpop, &req.token, payload, parts, now)
+            crate::dpop::check(policy, req.dpop, &req.token, jkt, parts, now)
         });
         match checked {
             Err(e) => Now::Ready(Err(e)),
@@ -372,7 +385,7 @@ impl Dpop {
         false
     }
 
-    fn now(&self, _: &Presented<'_>, _: &str, _: &dyn TokenVerifier) -> Now<Replay> {
+    fn now(&self, _: &Presented<'_>, _: Option<&str>, _: &dyn TokenVerifier) -> Now<Replay> {
         Now::Ready(Ok(()))
     }
 

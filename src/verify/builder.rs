@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Config, DEFAULT_LEEWAY, Keys, Verifier};
-use crate::algorithm::{Algorithm, Family};
+use crate::algorithm::{Algorithm, FAPI2, Family};
 use crate::clock::{Clock, SystemClock};
 use crate::error::BuildError;
 use crate::key::{Key, KeySet, parse_jwk_set};
@@ -25,6 +25,9 @@ pub struct VerifierBuilder {
     keys: Vec<Key>,
     jwks: Vec<Vec<u8>>,
     algorithms: Option<Vec<Algorithm>>,
+    /// `fapi2`: every allowed algorithm must be a FAPI 2.0 one, whatever
+    /// `algorithms` says (checked by `finish`).
+    fapi2: bool,
     issuers: Vec<String>,
     tenants: Option<Vec<String>>,
     audiences: Vec<String>,
@@ -137,7 +140,9 @@ impl VerifierBuilder {
     }
 
     /// Restricts the allowed algorithms. Without it, the allowed algorithms
-    /// are those the keys are bound to.
+    /// are those the keys are bound to. After [`fapi2`](Self::fapi2) (in
+    /// either order) the list may only narrow the profile's algorithms:
+    /// [`build`](Self::build) refuses any other.
     pub fn algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
         self.algorithms = Some(algs.into_iter().collect());
         self
@@ -148,18 +153,36 @@ impl VerifierBuilder {
     /// `ES256` and `EdDSA` (Ed25519) signatures; `none` and HMAC never.
     /// (RSA keys under 2048 bits are refused by every verifier.) The
     /// layer's part is [`JwtAuthLayer::fapi2`](crate::JwtAuthLayer::fapi2).
-    /// A later [`algorithms`](Self::algorithms) replaces the list.
+    ///
+    /// The preset is sticky: nothing called after (or before) it widens
+    /// the list. Without [`algorithms`](Self::algorithms) the allowed
+    /// algorithms are the profile's three; with it, in either order, they
+    /// are that list, which may only narrow them: [`build`](Self::build)
+    /// fails ([`BuildError::InvalidConfig`], setting `algorithms`) when any
+    /// allowed algorithm is outside the profile, and so when a key or a
+    /// key set's algorithm is.
     ///
     /// ```
-    /// use tower_jwt_auth::{Algorithm, Key, Verifier};
+    /// use tower_jwt_auth::{Algorithm, BuildError, Key, Verifier};
     ///
     /// let hmac = Key::hmac(Algorithm::HS256, [7u8; 32])?;
     /// // An HMAC key fits no FAPI 2.0 algorithm.
-    /// assert!(Verifier::builder().fapi2().key(hmac).any_audience().build().is_err());
+    /// assert!(Verifier::builder().fapi2().key(hmac.clone()).any_audience().build().is_err());
+    /// // Nor does a later `algorithms` bring HMAC back.
+    /// let err = Verifier::builder()
+    ///     .fapi2()
+    ///     .algorithms([Algorithm::HS256])
+    ///     .key(hmac)
+    ///     .any_audience()
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(matches!(err, BuildError::InvalidConfig(e) if e.setting() == "algorithms"));
     /// # Ok::<(), tower_jwt_auth::BuildError>(())
     /// ```
-    pub fn fapi2(self) -> Self {
-        self.algorithms([Algorithm::PS256, Algorithm::ES256, Algorithm::EdDSA])
+    pub fn fapi2(mut self) -> Self {
+        self.fapi2 = true;
+        self.algorithms.get_or_insert_with(|| FAPI2.to_vec());
+        self
     }
 
     /// Requires `iss` to equal this issuer (call again to accept several).
@@ -270,7 +293,8 @@ impl VerifierBuilder {
     /// [`BuildError::NoKeys`] without usable keys; [`BuildError::InvalidKey`]
     /// for a JWKS that cannot be read; [`BuildError::InvalidConfig`] for a key
     /// outside the allowed algorithms, no audience policy, a leeway over 5
-    /// minutes, or tenants without an issuer template.
+    /// minutes, tenants without an issuer template, or after
+    /// [`fapi2`](Self::fapi2) an allowed algorithm outside the profile.
     pub fn build(mut self) -> Result<Verifier, BuildError> {
         self.check_encryption()?;
         let tenants = TenantIssuers::split(&mut self.issuers, self.tenants.take())?;
@@ -314,7 +338,7 @@ impl VerifierBuilder {
                     "none of the allowed algorithms is one the JwksCache accepts",
                 ));
             }
-            return Ok(self.finish(Keys::Remote(cache), allowed, leeway, clock, tenants));
+            return self.finish(Keys::Remote(cache), allowed, leeway, clock, tenants);
         }
         let mut keys = std::mem::take(&mut self.keys);
         if let Some(allowed) = &self.algorithms
@@ -379,16 +403,15 @@ impl VerifierBuilder {
                 ));
             }
         }
-        Ok(self.finish(
+        self.finish(
             Keys::Static(KeySet::new(keys)),
             allowed,
             leeway,
             clock,
             tenants,
-        ))
+        )
     }
 
-    /// The verifier, once its keys and allowed algorithms are settled.
     /// Decryption keys and mode fit together.
     fn check_encryption(&self) -> Result<(), BuildError> {
         use crate::jwe::EncryptionMode;
@@ -400,6 +423,9 @@ impl VerifierBuilder {
         }
     }
 
+    /// The verifier, from what every way of building it settled: its keys
+    /// and the algorithms it allows. The one place the FAPI 2.0 preset is
+    /// checked, so that no order of calls and no kind of keys escapes it.
     fn finish(
         self,
         keys: Keys,
@@ -407,8 +433,18 @@ impl VerifierBuilder {
         leeway: Duration,
         clock: Arc<dyn Clock>,
         tenants: Option<TenantIssuers>,
-    ) -> Verifier {
-        Verifier {
+    ) -> Result<Verifier, BuildError> {
+        if self.fapi2
+            && let Some(alg) = allowed.iter().find(|a| !FAPI2.contains(a))
+        {
+            return Err(BuildError::config(
+                "algorithms",
+                format!(
+                    "{alg} is allowed, but FAPI 2.0 (fapi2) allows only PS256, ES256 and EdDSA"
+                ),
+            ));
+        }
+        Ok(Verifier {
             inner: Arc::new(Config {
                 keys,
                 allowed,
@@ -429,6 +465,6 @@ impl VerifierBuilder {
                     )),
                 },
             }),
-        }
+        })
     }
 }

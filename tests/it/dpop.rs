@@ -402,6 +402,76 @@ async fn policies_decide_the_schemes_and_the_challenges() {
     assert_eq!(a.challenge, r#"Bearer realm="api""#);
 }
 
+/// A DPoP proof signed with RS256 by the test RSA key, and a token bound
+/// to that key.
+fn rs256_proof_and_token() -> (String, String) {
+    let (n, e) = rsa_n_e(&pem_der(&read("rsa.pkcs1.pub")));
+    let jwk = json!({"kty": "RSA", "n": b64(&n), "e": b64(&e)});
+    let canonical = format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, b64(&e), b64(&n));
+    let jkt =
+        b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()).as_ref());
+    let mut c = claims();
+    c["cnf"] = json!({"jkt": jkt});
+    let token = token(Algorithm::ES256, &c);
+    let header = json!({"typ": "dpop+jwt", "alg": "RS256", "jwk": jwk});
+    let payload = json!({
+        "jti": format!("jti-{}", JTI.fetch_add(1, Ordering::SeqCst)),
+        "htm": "GET",
+        "htu": format!("{BASE}/me"),
+        "iat": now(),
+        "ath": ath(&token),
+    });
+    let input = format!("{}.{}", b64(header.to_string()), b64(payload.to_string()));
+    let sig = sign_bytes(Algorithm::RS256, input.as_bytes(), false);
+    (format!("{input}.{}", b64(sig)), token)
+}
+
+#[tokio::test]
+async fn fapi2_refuses_an_rs256_dpop_proof() {
+    fn fapi2_app(policy: DpopPolicy, fapi2_first: bool) -> Router {
+        let verifier = Verifier::builder()
+            .key(verify_key(Algorithm::ES256))
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .build()
+            .unwrap();
+        async fn me(claims: Claims) -> String {
+            claims.payload()["sub"].as_str().unwrap_or("").to_owned()
+        }
+        let layer = match fapi2_first {
+            true => JwtAuthLayer::new(verifier).fapi2().dpop(policy),
+            false => JwtAuthLayer::new(verifier).dpop(policy).fapi2(),
+        };
+        Router::new().route("/me", get(me)).route_layer(layer)
+    }
+    // The default policy allows RS256 proofs: without the preset, one passes.
+    let plain = app(policy(DpopMode::Allowed).build().unwrap());
+    let (p, token) = rs256_proof_and_token();
+    assert_eq!(get_me(&plain, &token, &p).await.status, 200);
+    for fapi2_first in [true, false] {
+        let app = fapi2_app(policy(DpopMode::Allowed).build().unwrap(), fapi2_first);
+        // §5.4: PS256, ES256 and EdDSA only, for DPoP proofs too.
+        let (p, token) = rs256_proof_and_token();
+        let a = get_me(&app, &token, &p).await;
+        refused_proof(&a, "RS256 proof under fapi2");
+        // The challenge advertises only the profile's algorithms.
+        let algs = a
+            .challenge
+            .split("algs=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no algs: {}", a.challenge));
+        let mut algs: Vec<&str> = algs.split(' ').collect();
+        algs.sort_unstable();
+        assert_eq!(algs, ["ES256", "EdDSA", "PS256"], "{}", a.challenge);
+        // An ES256 proof still passes.
+        let key = ClientKey::new();
+        let token = bound_token(&key);
+        let p = proof(&key, "GET", "/me", &token);
+        assert_eq!(get_me(&app, &token, &p).await.status, 200, "{fapi2_first}");
+    }
+}
+
 #[tokio::test]
 async fn nonces_are_asked_for_and_then_accepted() {
     let app = app(policy(DpopMode::Allowed)

@@ -223,6 +223,150 @@ async fn fapi2_verifier_refuses_rs256() {
     assert!(verifier.verify::<serde_json::Value>(&plain()).is_ok());
 }
 
+#[tokio::test]
+async fn fapi2_then_sources_still_refuses_query_tokens() {
+    use tower_jwt_auth::TokenSource;
+    let ca = Ca::new("ca");
+    let a = ca.client("a");
+    // The preset first, the sources after: the preset still holds.
+    let layer = JwtAuthLayer::new(verifier())
+        .mtls(MtlsPolicy::new(MtlsMode::Allowed))
+        .fapi2()
+        .sources([
+            TokenSource::Bearer,
+            TokenSource::query("access_token"),
+            TokenSource::cookie("access_token"),
+        ]);
+    let app = app(layer);
+    let bound = bound_to(&a.x5t());
+    // The setup is sound: the bound token from the header, with its
+    // certificate, passes.
+    assert_eq!(
+        send(&app, &bound, Some(&a.der), None).await.0,
+        StatusCode::OK
+    );
+    // §5.3.4: the same token in the query (or a cookie) is never read.
+    for (uri, cookie) in [
+        (format!("/me?access_token={bound}"), None),
+        ("/me".to_owned(), Some(format!("access_token={bound}"))),
+    ] {
+        let mut req = Request::builder().uri(&uri);
+        if let Some(c) = &cookie {
+            req = req.header(http::header::COOKIE, c);
+        }
+        let mut req = req.body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(ClientCertificate::new(a.der.clone()));
+        let res = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{uri} {cookie:?}");
+    }
+    // And `require_sender_constrained` stays: an unbound token is refused.
+    let (status, challenge) = send(&app, &plain(), Some(&a.der), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+}
+
+#[test]
+fn fapi2_then_weaker_algorithms_fail_to_build() {
+    use tower_jwt_auth::{BuildError, Key};
+    let hmac = || Key::hmac(Algorithm::HS256, SECRET).unwrap();
+    let cases: [(&str, tower_jwt_auth::VerifierBuilder); 4] = [
+        (
+            "fapi2 then RS256",
+            Verifier::builder()
+                .fapi2()
+                .algorithms([Algorithm::RS256])
+                .key(verify_key(Algorithm::RS256)),
+        ),
+        (
+            "fapi2 then HS256",
+            Verifier::builder()
+                .fapi2()
+                .algorithms([Algorithm::HS256])
+                .key(hmac()),
+        ),
+        (
+            "RS256 then fapi2",
+            Verifier::builder()
+                .algorithms([Algorithm::RS256, Algorithm::ES256])
+                .fapi2()
+                .key(verify_key(Algorithm::ES256)),
+        ),
+        (
+            "fapi2 then ES256 and ES384",
+            Verifier::builder()
+                .fapi2()
+                .algorithms([Algorithm::ES256, Algorithm::ES384])
+                .key(verify_key(Algorithm::ES256)),
+        ),
+    ];
+    for (why, builder) in cases {
+        match builder.issuer(ISSUER).audience(AUDIENCE).build() {
+            Err(BuildError::InvalidConfig(e)) => assert_eq!(e.setting(), "algorithms", "{why}"),
+            other => panic!("{why}: {other:?}"),
+        }
+    }
+    // Narrowing within the profile is fine, in either order.
+    for builder in [
+        Verifier::builder().fapi2().algorithms([Algorithm::ES256]),
+        Verifier::builder().algorithms([Algorithm::ES256]).fapi2(),
+    ] {
+        let verifier = builder
+            .key(verify_key(Algorithm::ES256))
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .build()
+            .unwrap();
+        assert!(verifier.verify::<serde_json::Value>(&plain()).is_ok());
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_cnf_is_refused() {
+    let ca = Ca::new("ca");
+    let (a, b) = (ca.client("a"), ca.client("b"));
+    let app = app(JwtAuthLayer::new(verifier()).mtls(MtlsPolicy::new(MtlsMode::Allowed)));
+    let body = claims().to_string();
+    let body = body.trim_end_matches('}');
+    let header = r#"{"alg":"ES256","typ":"JWT","kid":"k1"}"#;
+    for cnf in [
+        // A repeated `cnf`: the certificate of either must not decide.
+        format!(
+            r#""cnf":{{"x5t#S256":"{}"}},"cnf":{{"x5t#S256":"{}"}}"#,
+            b.x5t(),
+            a.x5t()
+        ),
+        format!(
+            r#""cnf":{{"x5t#S256":"{}"}},"cnf":{{"x5t#S256":"{}"}}"#,
+            a.x5t(),
+            b.x5t()
+        ),
+        // A repeated member of one `cnf`.
+        format!(
+            r#""cnf":{{"x5t#S256":"{}","x5t#S256":"{}"}}"#,
+            b.x5t(),
+            a.x5t()
+        ),
+        format!(
+            r#""cnf":{{"x5t#S256":"{}","x5t#S256":"{}"}}"#,
+            a.x5t(),
+            b.x5t()
+        ),
+    ] {
+        let token = token_raw(Algorithm::ES256, header, &format!("{body},{cnf}}}"));
+        let (status, challenge) = send(&app, &token, Some(&a.der), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{cnf}");
+        assert!(challenge.contains("invalid_token"), "{challenge}");
+    }
+    // Once, it passes.
+    let once = format!(r#""cnf":{{"x5t#S256":"{}"}}"#, a.x5t());
+    let token = token_raw(Algorithm::ES256, header, &format!("{body},{once}}}"));
+    assert_eq!(
+        send(&app, &token, Some(&a.der), None).await.0,
+        StatusCode::OK
+    );
+}
+
 /// Serves `app` over TLS on 127.0.0.1:0 with `config`, each connection's
 /// client certificate put into its requests by `ClientCertificateLayer`.
 async fn serve_tls(
