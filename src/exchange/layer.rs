@@ -17,13 +17,16 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A tower layer for an HTTP *client* (a `Service<http::Request<B>>`, such
 /// as a hyper client or a reqwest-based service): it takes the subject
-/// token from the outgoing request's `Authorization: Bearer …` (the token
-/// the incoming request came with), exchanges it for a token to the
+/// token from the outgoing request's `Authorization: Bearer …` (put the
+/// token the auth layer verified there:
+/// [`JwtAuthLayer::token_in`](crate::JwtAuthLayer::token_in)), exchanges it for a token to the
 /// [`Target`] API ([`TokenExchange::exchange`], cached), and sends the
 /// request with that token instead. The incoming token itself never
 /// leaves: no passthrough. A request without a Bearer token, or whose
 /// exchange fails, is not sent; the error is the [`AuthError`] (through
-/// the service's boxed error).
+/// the service's boxed error). The exchanged token goes to whatever URI
+/// the request names: give each client this layer wraps the one API of
+/// its [`Target`].
 ///
 /// ```no_run
 /// use http::Request;
