@@ -139,7 +139,20 @@ impl<'de> Visitor<'de> for MessageVisitor {
                         m.methods.push(method);
                     }
                 }
-                "params" => map.next_value_seed(ParamsSeed(&mut m))?,
+                "params" => map.next_value_seed(NamedSeed {
+                    into: Named {
+                        names: &mut m.names,
+                        uris: &mut m.uris,
+                        unnamed: &mut m.unnamed,
+                    },
+                    refs: Some(Named {
+                        names: &mut m.ref_names,
+                        uris: &mut m.ref_uris,
+                        unnamed: &mut m.ref_unnamed,
+                    }),
+                    null_is_absent: true,
+                    must_name: false,
+                })?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -195,28 +208,73 @@ impl<'de> Deserialize<'de> for Scalar {
 }
 
 /// Reads a `params` value into the message.
-/// `params.ref` of `completion/complete`: `{"type": "ref/prompt", "name"}`
-/// or `{"type": "ref/resource", "uri"}`. Any other shape names nothing.
-struct RefSeed<'m>(&'m mut Message);
+/// What an object names: its string `name` and `uri` members, and whether
+/// it failed to name something.
+struct Named<'m> {
+    names: &'m mut Vec<String>,
+    uris: &'m mut Vec<String>,
+    unnamed: &'m mut bool,
+}
 
-impl<'de> de::DeserializeSeed<'de> for RefSeed<'_> {
+/// `params` (`ref: None`) or `params.ref` of `completion/complete`
+/// (`ref: Some(..)` is where a `ref` member inside goes): an object whose
+/// `name` and `uri` members are collected. Any other JSON value names
+/// nothing: unnamed, but for `"params": null`, which is as if absent. A
+/// `ref` that names neither a `name` nor a `uri` is unnamed too.
+struct NamedSeed<'m> {
+    into: Named<'m>,
+    /// Where `params.ref` goes (for `params` only).
+    refs: Option<Named<'m>>,
+    /// `null` is no value (true for `params`).
+    null_is_absent: bool,
+    /// A value must name something (true for `params.ref`).
+    must_name: bool,
+}
+
+impl<'de> de::DeserializeSeed<'de> for NamedSeed<'_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for RefSeed<'_> {
+impl NamedSeed<'_> {
+    fn names_nothing<E>(self) -> Result<(), E> {
+        *self.into.unnamed = true;
+        Ok(())
+    }
+}
+
+impl<'de> Visitor<'de> for NamedSeed<'_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a completion reference")
+        f.write_str("JSON-RPC params")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let NamedSeed {
+            into,
+            mut refs,
+            must_name,
+            ..
+        } = self;
         let mut named = false;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let list = match &*key {
-                "name" => &mut self.0.ref_names,
-                "uri" => &mut self.0.ref_uris,
+            let list = match (&*key, refs.as_mut()) {
+                ("name", _) => &mut *into.names,
+                ("uri", _) => &mut *into.uris,
+                ("ref", Some(refs)) => {
+                    map.next_value_seed(NamedSeed {
+                        into: Named {
+                            names: &mut *refs.names,
+                            uris: &mut *refs.uris,
+                            unnamed: &mut *refs.unnamed,
+                        },
+                        refs: None,
+                        null_is_absent: false,
+                        must_name: true,
+                    })?;
+                    continue;
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                     continue;
@@ -227,108 +285,38 @@ impl<'de> Visitor<'de> for RefSeed<'_> {
                     list.push(s);
                     named = true;
                 }
-                None => self.0.ref_unnamed = true,
+                None => *into.unnamed = true,
             }
         }
-        if !named {
-            self.0.ref_unnamed = true;
+        if must_name && !named {
+            *into.unnamed = true;
         }
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        self.0.ref_unnamed = true;
-        Ok(())
+        self.names_nothing()
     }
     fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        self.0.ref_unnamed = true;
-        Ok(())
+        self.names_nothing()
     }
     fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        self.0.ref_unnamed = true;
-        Ok(())
+        self.names_nothing()
     }
     fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        self.0.ref_unnamed = true;
-        Ok(())
+        self.names_nothing()
     }
     fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        self.0.ref_unnamed = true;
-        Ok(())
+        self.names_nothing()
     }
     fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        self.0.ref_unnamed = true;
-        Ok(())
+        self.names_nothing()
     }
     fn visit_unit<E>(self) -> Result<(), E> {
-        self.0.ref_unnamed = true;
-        Ok(())
-    }
-}
-
-struct ParamsSeed<'m>(&'m mut Message);
-
-impl<'de> de::DeserializeSeed<'de> for ParamsSeed<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ParamsSeed<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("JSON-RPC params")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let list = match &*key {
-                "name" => &mut self.0.names,
-                "uri" => &mut self.0.uris,
-                "ref" => {
-                    map.next_value_seed(RefSeed(&mut *self.0))?;
-                    continue;
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
-            };
-            match map.next_value::<Scalar>()?.0 {
-                Some(s) => list.push(s),
-                None => self.0.unnamed = true,
-            }
+        match self.null_is_absent {
+            true => Ok(()),
+            false => self.names_nothing(),
         }
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        self.0.unnamed = true;
-        Ok(())
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        self.0.unnamed = true;
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        self.0.unnamed = true;
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        self.0.unnamed = true;
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        self.0.unnamed = true;
-        Ok(())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        self.0.unnamed = true;
-        Ok(())
-    }
-    // `"params": null`: no params, as if absent.
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
     }
 }
 

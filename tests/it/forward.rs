@@ -20,15 +20,10 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use tower::ServiceExt;
 use tower_jwt_auth::forward::{ForwardAuth, Proxy};
-use tower_jwt_auth::{Algorithm, JwtAuthLayer, RequireRole, Verifier};
+use tower_jwt_auth::{Algorithm, JwtAuthLayer, RequireRole};
 
 fn forward_auth(proxy: Option<Proxy>) -> ForwardAuth {
-    let verifier = Verifier::builder()
-        .key(verify_key(Algorithm::ES256))
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .build()
-        .unwrap();
+    let verifier = es256_verifier();
     let auth = ForwardAuth::new(JwtAuthLayer::new(verifier).realm("fwd"))
         .guard(RequireRole::any(["admin"]).paths(["/admin"]).unwrap());
     match proxy {
@@ -393,12 +388,7 @@ async fn ask(auth: ForwardAuth, headers: &[(&str, &str)]) -> (u16, HeaderMap) {
 /// with HTTP statuses.
 #[tokio::test]
 async fn a_grpc_layer_still_refuses_proxies_with_http_statuses() {
-    let verifier = Verifier::builder()
-        .key(verify_key(Algorithm::ES256))
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .build()
-        .unwrap();
+    let verifier = es256_verifier();
     let auth = ForwardAuth::new(JwtAuthLayer::new(verifier).grpc())
         .trust(Proxy::Traefik)
         .guard(RequireRole::any(["admin"]).paths(["/admin"]).unwrap());
@@ -491,12 +481,7 @@ async fn the_original_request_is_read_only_from_the_declared_proxy() {
 /// GET).
 #[tokio::test]
 async fn an_undeclared_proxy_gets_the_cross_site_checks_for_cookie_tokens() {
-    let verifier = Verifier::builder()
-        .key(verify_key(Algorithm::ES256))
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .build()
-        .unwrap();
+    let verifier = es256_verifier();
     let layer = JwtAuthLayer::new(verifier).sources([tower_jwt_auth::TokenSource::cookie("at")]);
     let cookie = format!("at={}", user_token(&["user"], None));
     for (proxy, method_header) in [
@@ -566,12 +551,7 @@ async fn a_custom_rejection_answering_2xx_is_never_an_allow() {
             (http::StatusCode::OK, "{\"error\":\"no\"}").into_response()
         }
     }
-    let verifier = Verifier::builder()
-        .key(verify_key(Algorithm::ES256))
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .build()
-        .unwrap();
+    let verifier = es256_verifier();
     let auth = ForwardAuth::new(JwtAuthLayer::new(verifier).on_rejection(AlwaysOk))
         .trust(Proxy::Traefik)
         .guard(RequireRole::any(["admin"]).paths(["/admin"]).unwrap());

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use tower_jwt_auth::jsonrpc::{RequireToolScopes, Unmapped};
 use tower_jwt_auth::metadata::ResourceMetadata;
-use tower_jwt_auth::{Algorithm, JwtAuthLayer, Verifier};
+use tower_jwt_auth::{Algorithm, JwtAuthLayer};
 
 const RESOURCE: &str = "https://mcp.example.com/mcp";
 
@@ -38,12 +38,7 @@ fn app(guard: RequireToolScopes) -> Router {
         .scopes_supported(guard.scopes())
         .build()
         .unwrap();
-    let verifier = Verifier::builder()
-        .key(verify_key(Algorithm::ES256))
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .build()
-        .unwrap();
+    let verifier = es256_verifier();
     let echo = |body: Bytes| async move {
         if serde_json::from_slice::<Value>(&body).is_err() {
             return (StatusCode::BAD_REQUEST, Bytes::from_static(b"parse error"));
@@ -290,12 +285,7 @@ async fn an_encoded_body_is_refused_with_415() {
 #[tokio::test]
 async fn a_call_sent_with_another_method_is_judged() {
     let echo = |body: Bytes| async move { (StatusCode::OK, body) };
-    let verifier = Verifier::builder()
-        .key(verify_key(Algorithm::ES256))
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .build()
-        .unwrap();
+    let verifier = es256_verifier();
     let app = Router::new()
         .route("/mcp", axum::routing::any(echo))
         .route_layer(guard())

@@ -380,12 +380,7 @@ async fn token_in_names_the_token_the_layer_verified() {
     use axum::routing::get;
     use tower_jwt_auth::TokenSource;
 
-    let verifier = Verifier::builder()
-        .key(verify_key(Algorithm::ES256))
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .build()
-        .unwrap();
+    let verifier = es256_verifier();
     let auth =
         JwtAuthLayer::new(verifier).sources([TokenSource::cookie("at"), TokenSource::Bearer]);
     let handler = {

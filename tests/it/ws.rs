@@ -50,10 +50,12 @@ fn ws_url(addr: std::net::SocketAddr) -> String {
     format!("ws://{addr}/ws")
 }
 
-#[tokio::test]
-async fn an_open_socket_is_closed_with_1008_when_its_token_is_revoked() {
-    let revoked = MemoryRevocation::new();
-    let store = revoked.clone();
+/// An echo server whose sockets `store` watches (every 100 ms), behind the
+/// layer that checks `revoked`; its address.
+async fn echo_watched_by(
+    store: impl Revocation + Clone,
+    revoked: &MemoryRevocation,
+) -> std::net::SocketAddr {
     let app = Router::new()
         .route(
             "/ws",
@@ -72,8 +74,14 @@ async fn an_open_socket_is_closed_with_1008_when_its_token_is_revoked() {
                 }
             }),
         )
-        .route_layer(jwt_layer(&revoked));
-    let addr = raw_http::serve(app).await;
+        .route_layer(jwt_layer(revoked));
+    raw_http::serve(app).await
+}
+
+#[tokio::test]
+async fn an_open_socket_is_closed_with_1008_when_its_token_is_revoked() {
+    let revoked = MemoryRevocation::new();
+    let addr = echo_watched_by(revoked.clone(), &revoked).await;
     let (t, exp) = jwt("socket-1");
     let mut client = ws_client::session(&ws_url(addr), &t, "raw", Duration::ZERO);
     client.opened().await;
@@ -90,27 +98,7 @@ async fn a_token_without_jti_is_watched_by_its_token_id() {
     // The layer names a token without `jti` by its token id (what
     // `POST /logout` revokes); the socket's check must ask the same.
     let revoked = MemoryRevocation::new();
-    let store = revoked.clone();
-    let app = Router::new()
-        .route(
-            "/ws",
-            get(move |ws: ExpiringUpgrade| {
-                let store = store.clone();
-                async move {
-                    ws.protocols(["echo"])
-                        .revocation(store, Duration::from_millis(100))
-                        .on_upgrade(|mut socket| async move {
-                            while let Some(Ok(msg)) = socket.recv().await {
-                                if msg.to_text().is_ok() && socket.send(msg).await.is_err() {
-                                    break;
-                                }
-                            }
-                        })
-                }
-            }),
-        )
-        .route_layer(jwt_layer(&revoked));
-    let addr = raw_http::serve(app).await;
+    let addr = echo_watched_by(revoked.clone(), &revoked).await;
     let c = claims();
     assert!(c.get("jti").is_none());
     let t = token(Algorithm::ES256, &c);
@@ -159,27 +147,7 @@ async fn a_chatty_client_cannot_starve_the_revocation_check() {
         latency: Duration::from_millis(50),
         checks: Arc::default(),
     };
-    let store = slow.clone();
-    let app = Router::new()
-        .route(
-            "/ws",
-            get(move |ws: ExpiringUpgrade| {
-                let store = store.clone();
-                async move {
-                    ws.protocols(["echo"])
-                        .revocation(store, Duration::from_millis(100))
-                        .on_upgrade(|mut socket| async move {
-                            while let Some(Ok(msg)) = socket.recv().await {
-                                if msg.to_text().is_ok() && socket.send(msg).await.is_err() {
-                                    break;
-                                }
-                            }
-                        })
-                }
-            }),
-        )
-        .route_layer(jwt_layer(&revoked));
-    let addr = raw_http::serve(app).await;
+    let addr = echo_watched_by(slow.clone(), &revoked).await;
     let (t, exp) = jwt("chatty-1");
     // A message every 5 ms: ten of them during one check of the store.
     let mut client = ws_client::session(&ws_url(addr), &t, "raw", Duration::from_millis(5));

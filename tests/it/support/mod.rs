@@ -20,7 +20,7 @@ use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPa
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
-use tower_jwt_auth::{Algorithm, Key};
+use tower_jwt_auth::{Algorithm, Key, Verifier};
 
 pub const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 pub const ISSUER: &str = "https://issuer.test";
@@ -80,6 +80,16 @@ pub fn verify_key(alg: Algorithm) -> Key {
         _ => Key::from_pem(alg, read(&format!("{}.pub", stem(alg, false)))),
     };
     key.unwrap().with_kid("k1")
+}
+
+/// A verifier of our ES256 tokens for [`ISSUER`] and [`AUDIENCE`].
+pub fn es256_verifier() -> Verifier {
+    Verifier::builder()
+        .key(verify_key(Algorithm::ES256))
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .unwrap()
 }
 
 /// Signs `message` with the private key for `alg` (`other`: a different key).
